@@ -1,0 +1,97 @@
+"""What every command shares: the config, the store, consoles, and error handling."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.panel import Panel
+from rich.text import Text
+
+from mentionwatch.config import Config, load_config
+from mentionwatch.errors import MentionwatchError
+from mentionwatch.store import Store
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    # rich honours NO_COLOR and turns styling off when the stream is not a terminal.
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+@dataclass
+class AppContext:
+    config_path: str | None = None
+    verbosity: int = 0
+    out: Console = field(default_factory=make_console)
+    err: Console = field(default_factory=lambda: make_console(stderr=True))
+    _config: Config | None = None
+    _store: Store | None = None
+
+    def setup_logging(self) -> None:
+        level = {0: logging.WARNING, 1: logging.INFO}.get(self.verbosity, logging.DEBUG)
+        handler = RichHandler(console=self.err, show_path=False, markup=False,
+                              rich_tracebacks=False, show_time=self.err.is_terminal)
+        logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+        # Library chatter (HTTP request lines may carry query strings) stays out below -vv.
+        for noisy in ("httpx", "httpcore", "urllib3", "alembic", "prawcore", "tweepy"):
+            logging.getLogger(noisy).setLevel(logging.DEBUG if self.verbosity > 2
+                                              else logging.WARNING)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.config.database_url())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def print_error(console: Console, error: MentionwatchError) -> None:
+    body = Text(error.message)
+    if error.hint:
+        body.append("\n" + error.hint, style="dim")
+    if console.is_terminal:
+        console.print(Panel(body, title=error.title, title_align="left", border_style="red"))
+    else:
+        console.print(Text(f"{error.title}: ", style="bold red") + body)
+
+
+def run_guarded(command: Any) -> int:
+    """Run the click group and turn user-facing errors into messages and exit codes."""
+    try:
+        command.main(standalone_mode=False)
+    except MentionwatchError as error:
+        print_error(make_console(stderr=True), error)
+        return error.exit_code
+    except click.exceptions.Abort:
+        make_console(stderr=True).print("Aborted.")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"

@@ -1,0 +1,264 @@
+"""Core commands: init, poll, status, mentions list, db upgrade/current."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from mentionwatch import db
+from mentionwatch.cli.context import AppContext, pass_app, stdout_is_tty
+from mentionwatch.config import CONFIG_FILENAME, user_config_path
+from mentionwatch.durations import format_duration, parse_duration
+from mentionwatch.errors import ConfigError
+from mentionwatch.models import Mention, utcnow
+from mentionwatch.pipeline import SourceOutcome, poll as run_poll
+from mentionwatch.resources import example_config_path
+from mentionwatch.text import first_line
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return utcnow() - parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def ago(when: datetime | None, now: datetime | None = None) -> str:
+    if when is None:
+        return "never"
+    delta = (now or utcnow()) - when
+    if delta < timedelta(0):
+        return "in " + format_duration(-delta)
+    return format_duration(delta) + " ago"
+
+
+@click.command()
+@click.option("--path", "target", type=click.Path(dir_okay=False), default=None,
+              help=f"Where to write it. Default: ./{CONFIG_FILENAME}.")
+@click.option("--user", "user_dir", is_flag=True,
+              help=f"Write it to the user config dir ({user_config_path()}).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@pass_app
+def init(app: AppContext, target: str | None, user_dir: bool, force: bool) -> None:
+    """Write a starter config file with every setting explained.
+
+    Edit the [brand] terms and the [[sources]] list, then run `mentionwatch poll`.
+    """
+    path = user_config_path() if user_dir else Path(target or CONFIG_FILENAME)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists.", hint="Pass --force to overwrite it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(example_config_path().read_text(encoding="utf-8"), encoding="utf-8")
+    app.out.print(f"Wrote {path}. Edit the brand terms and sources, then run "
+                  "`mentionwatch poll`.")
+
+
+@click.command()
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Poll only this source (repeatable), even if it is not due yet.")
+@click.option("--since", "since", metavar="DURATION",
+              help="Backfill: read back this far (e.g. 2d) instead of from the cursor.")
+@click.option("--all", "force_all", is_flag=True, help="Poll every enabled source now.")
+@pass_app
+def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all: bool) -> None:
+    """One pass over the sources that are due, then exit (for cron and systemd timers).
+
+    Quiet when all is well unless run in a terminal; failures go to stderr.
+    Exit codes: 0 all polled sources fine, 1 a source failed, 2 bad config.
+    """
+    config = app.config
+    if not config.sources:
+        raise ConfigError(f"{config.path}: no [[sources]] configured.",
+                          hint="Add at least one source; see config.example.toml.")
+    judge = _load_judge(app)
+    report = run_poll(app.config, app.store, names=list(sources) or None, force=force_all,
+                      since=_since(since), judge=judge)
+    for outcome in report.failed:
+        app.err.print(Text(f"{outcome.name}: {outcome.message}", style="red"))
+    if stdout_is_tty() or app.verbosity:
+        app.out.print(_poll_table(report.outcomes))
+    if report.failed:
+        sys.exit(1)
+
+
+def _load_judge(app: AppContext) -> Any:
+    """The rules engine, when it is installed; None means mentions are stored unjudged."""
+    try:
+        from mentionwatch.rules_engine import load_judge
+    except ImportError:
+        return None
+    return load_judge(app.config)
+
+
+def _poll_table(outcomes: tuple[SourceOutcome, ...]) -> Table:
+    table = Table(title="Poll", title_justify="left")
+    for col in ("source", "result", "new", "duplicates", "note"):
+        table.add_column(col)
+    styles = {"ok": "green", "not_modified": "green", "failed": "red", "skipped": "dim"}
+    for o in outcomes:
+        table.add_row(
+            o.name, Text(o.status.replace("_", " "), style=styles.get(o.status, "")),
+            str(o.stored), str(o.duplicates), Text(o.message or ""),
+        )
+    return table
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Health of every source: last success, last error, failures, mentions stored."""
+    from mentionwatch.pipeline import source_interval, sync_sources
+
+    sync_sources(app.config, app.store)
+    configured = {s.name: s for s in app.config.sources}
+    rows = [r for r in app.store.source_statuses() if r.name in configured]
+    now = utcnow()
+    if as_json:
+        click.echo(json.dumps([
+            {
+                "source": r.name, "kind": r.kind, "enabled": configured[r.name].enabled,
+                "last_success_at": _iso(r.last_success_at), "last_error": r.last_error,
+                "last_error_at": _iso(r.last_error_at),
+                "consecutive_failures": r.consecutive_failures,
+                "rate_limited_until": _iso(r.rate_limited_until),
+                "disabled_reason": r.disabled_reason, "mentions": r.mentions,
+                "interval_s": source_interval(configured[r.name]).total_seconds(),
+            }
+            for r in rows
+        ], indent=2))
+        return
+    table = Table(title=f"Sources ({app.config.path})", title_justify="left")
+    for col in ("source", "kind", "last success", "failures", "last error", "mentions"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        if not configured[r.name].enabled:
+            state = Text("disabled in config", style="dim")
+        elif r.disabled_reason:
+            state = Text(r.disabled_reason, style="bold red")
+        elif r.rate_limited_until and r.rate_limited_until > now:
+            state = Text(f"rate limited until {r.rate_limited_until:%H:%M:%S} UTC",
+                         style="yellow")
+        else:
+            state = Text(r.last_error or "", style="red")
+        table.add_row(
+            r.name, r.kind, ago(r.last_success_at, now),
+            Text(str(r.consecutive_failures), style="red" if r.consecutive_failures else ""),
+            state, str(r.mentions),
+        )
+    app.out.print(table)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+@click.group("mentions")
+def mentions_group() -> None:
+    """Look at stored mentions."""
+
+
+@mentions_group.command("list")
+@click.option("--limit", default=50, show_default=True, help="How many to show.")
+@click.option("--source", help="Only this source.")
+@click.option("--flag", help="Only this flag (complaint, crisis, question, praise, spam).")
+@click.option("--status", "status_", help="Only this triage status (new, open, dismissed...).")
+@click.option("--since", metavar="DURATION", help="Only mentions created within, e.g. 24h.")
+@click.option("--search", metavar="TEXT", help="Only mentions whose text or author contains it.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array (source, external_id, url, author, text, created_at...).")
+@pass_app
+def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | None,
+                  status_: str | None, since: str | None, search: str | None,
+                  as_json: bool) -> None:
+    """Recent mentions, newest first."""
+    rows = app.store.list_mentions(limit=limit, source=source, flag=flag, status=status_,
+                                   since=_since(since), search=search)
+    if as_json:
+        click.echo(json.dumps([mention_json(m) for m in rows], indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        app.out.print("No mentions stored yet. Run `mentionwatch poll`.")
+        return
+    table = Table(title_justify="left", expand=False)
+    for col, kw in (("when", {}), ("source", {}), ("author", {}), ("flag", {}),
+                    ("text", {"overflow": "fold", "max_width": 70}), ("url", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    now = utcnow()
+    for m in rows:
+        # Text() keeps user text inert: brackets are not rich markup.
+        table.add_row(ago(m.created_at, now), m.source.name, Text(m.author_handle or ""),
+                      m.flag or "", Text(first_line(m.text, 140)), Text(m.url or ""))
+    app.out.print(table)
+
+
+def mention_json(m: Mention) -> dict[str, Any]:
+    author = m.author
+    return {
+        "id": m.id,
+        "source": m.source.name,
+        "source_kind": m.source.kind,
+        "external_id": m.external_id,
+        "url": m.url,
+        "canonical_url": m.canonical_url,
+        "author": m.author_handle,
+        "author_name": author.display_name if author else None,
+        "author_followers": author.followers if author else None,
+        "title": m.title,
+        "text": m.text,
+        "language": m.language,
+        "created_at": _iso(m.created_at),
+        "fetched_at": _iso(m.fetched_at),
+        "likes": m.likes,
+        "reposts": m.reposts,
+        "replies": m.replies,
+        "flag": m.flag,
+        "priority": m.priority,
+        "status": m.status,
+    }
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema: upgrade and inspect migrations."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app: AppContext) -> None:
+    """Apply pending migrations (also done automatically on start)."""
+    engine = db.make_engine(app.config.database_url())
+    try:
+        before = db.current_revision(engine)
+        db.upgrade(engine)
+        after = db.current_revision(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        app.out.print(f"Database is up to date (revision {after}).")
+    else:
+        app.out.print(f"Upgraded database from {before or 'empty'} to {after}.")
+
+
+@db_group.command("current")
+@pass_app
+def db_current(app: AppContext) -> None:
+    """Show the database URL (password hidden) and its schema revision."""
+    engine = db.make_engine(app.config.database_url())
+    try:
+        current = db.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = db.head_revision()
+    note = "up to date" if current == head else f"behind: latest is {head}; run `db upgrade`"
+    app.out.print(f"{db.redact_url(app.config.database_url())}: revision {current or 'none'} "
+                  f"({note})")

@@ -1,0 +1,289 @@
+"""Load and validate the one TOML configuration file.
+
+Search order: `--config PATH`, `$MENTIONWATCH_CONFIG`, `./mentionwatch.toml`, then the user
+config dir. Every problem becomes one `ConfigError` naming the file, the key and what is
+expected. Secrets are never in the file: keys ending in `_env` name environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mentionwatch.durations import parse_duration
+from mentionwatch.errors import ConfigError
+
+APP_NAME = "mentionwatch"
+CONFIG_FILENAME = "mentionwatch.toml"
+ENV_CONFIG = "MENTIONWATCH_CONFIG"
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors, values are not coerced loosely."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+class BrandConfig(StrictModel):
+    """What counts as a mention of the brand, and how the brand talks to customers."""
+
+    name: str = Field(min_length=1)
+    terms: list[str] = Field(min_length=1)
+    exclude: list[str] = []
+    own_accounts: dict[str, list[str]] = {}
+    support_email: str | None = None
+    support_phone: str | None = None
+    support_hours: str | None = None
+
+    @field_validator("terms", "exclude")
+    @classmethod
+    def _no_blank_terms(cls, value: list[str]) -> list[str]:
+        if any(not term.strip() for term in value):
+            raise ValueError("terms must not be empty strings")
+        return value
+
+    def own_handles(self, platform: str) -> set[str]:
+        """The brand's own account names on a platform, lower-cased and without '@'."""
+        return {h.lower().lstrip("@") for h in self.own_accounts.get(platform, [])}
+
+class DatabaseConfig(StrictModel):
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _looks_like_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(
+                "expected an SQLAlchemy URL such as 'sqlite:///mentionwatch.db' or "
+                "'postgresql+psycopg://user@host/db'"
+            )
+        return value
+
+class PollConfig(StrictModel):
+    """How one pass over the sources behaves."""
+
+    concurrency: int = Field(default=16, ge=1, le=256)
+    timeout: timedelta = Field(default=timedelta(seconds=20))
+    user_agent: str | None = None
+
+    _parse_timeout = field_validator("timeout", mode="before")(_duration)
+
+class RulesConfig(StrictModel):
+    defaults: bool = True
+    dirs: list[Path] = []
+
+class AlertsConfig(StrictModel):
+    on_call: list[str] = []
+
+class SourceConfig(StrictModel):
+    """One configured source. Kind-specific keys are validated by the connector's Settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    kind: str
+    enabled: bool = True
+    interval: timedelta | None = None
+
+    _parse_interval = field_validator("interval", mode="before")(
+        lambda v: None if v is None else _duration(v)
+    )
+
+    @property
+    def settings_data(self) -> dict[str, Any]:
+        """The kind-specific keys, as written in the file."""
+        return dict(self.model_extra or {})
+
+class Config(StrictModel):
+    brand: BrandConfig
+    database: DatabaseConfig = DatabaseConfig()
+    poll: PollConfig = PollConfig()
+    rules: RulesConfig = RulesConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    sources: list[SourceConfig] = []
+
+    #: Where the file was read from (not a key in the file).
+    path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> Config:
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.name in seen:
+                raise ValueError(f"two sources are named {source.name!r}; names must be unique")
+            seen.add(source.name)
+        return self
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"No source named {name!r} in {self.path} (sources: {known}).")
+
+    def database_url(self) -> str:
+        """The database URL, with a relative SQLite path resolved against the config's folder.
+
+        Cron runs commands from another directory; resolving against the config file keeps
+        `sqlite:///mentionwatch.db` pointing at one database whoever runs it.
+        """
+        url = self.database.url
+        if url is None:
+            data_dir = Path(platformdirs.user_data_dir(APP_NAME))
+            data_dir.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{data_dir / 'mentionwatch.db'}"
+        return resolve_sqlite_url(url, self.path.parent if self.path else Path.cwd())
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix):]
+        if rest and not rest.startswith(":memory:"):
+            path, _, query = rest.partition("?")
+            resolved = str((base / path).resolve())
+            return prefix + resolved + (f"?{query}" if query else "")
+    return url
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Return the config file to use, or raise ConfigError saying where we looked."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"Config file {path} does not exist.",
+                hint="Create one with `mentionwatch init --path PATH`.",
+            )
+        return path
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"${ENV_CONFIG} points at {path}, which does not exist.")
+        return path
+    candidates = [Path.cwd() / CONFIG_FILENAME, user_config_path()]
+    for path in candidates:
+        if path.is_file():
+            return path
+    looked = ", ".join(str(p) for p in candidates)
+    raise ConfigError(
+        f"No configuration file found (looked in {looked}).",
+        hint="Run `mentionwatch init` to write a starter config, or pass --config PATH.",
+    )
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / CONFIG_FILENAME
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    check_secrets: bool = True,
+) -> Config:
+    """Find, parse and validate the config; also validate each source's own settings.
+
+    Raises ConfigError naming the file and the key on any problem.
+    """
+    file = find_config_path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}.") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text.") from None
+    return parse_config(data, file, environ=environ, check_secrets=check_secrets)
+
+def parse_config(
+    data: dict[str, Any],
+    file: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    check_secrets: bool = True,
+) -> Config:
+    try:
+        config = Config.model_validate({**data, "path": file})
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation(file, exc, data)) from None
+    # Imported here: the registry imports connectors, which import this module's types.
+    from mentionwatch.registry import connector_class
+
+    env = os.environ if environ is None else environ
+    for index, source in enumerate(config.sources):
+        where = f"sources[{index}] ({source.name})"
+        try:
+            cls = connector_class(source.kind)
+        except KeyError as exc:
+            raise ConfigError(f"{file}: {where}.kind: {exc.args[0]}") from None
+        try:
+            settings = cls.Settings.model_validate(source.settings_data)
+        except ValidationError as exc:
+            raise ConfigError(_describe_validation(file, exc, data, prefix=where)) from None
+        if check_secrets and source.enabled:
+            for key, var in secret_env_names(settings).items():
+                if not env.get(var):
+                    raise ConfigError(
+                        f"{file}: {where}.{key}: environment variable ${var} is not set.",
+                        hint=f"Export {var} with the secret, or set enabled = false on this "
+                        "source.",
+                    )
+    return config
+
+def secret_env_names(settings: BaseModel) -> dict[str, str]:
+    """Map each `*_env` setting that is set to the environment variable it names."""
+    names: dict[str, str] = {}
+    for key in type(settings).model_fields:
+        if key.endswith("_env"):
+            value = getattr(settings, key)
+            if value:
+                names[key] = value
+    return names
+
+def read_secret(var: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The value of the environment variable a `*_env` setting names."""
+    if not var:
+        return None
+    return (os.environ if environ is None else environ).get(var)
+
+def _describe_validation(
+    file: Path, exc: ValidationError, data: dict[str, Any], *, prefix: str | None = None
+) -> str:
+    """One readable line per problem: file, dotted key, what is expected."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        if not prefix and len(loc) >= 2 and loc[0] == "sources" and loc[1].isdigit():
+            index = int(loc[1])
+            sources = data.get("sources") or []
+            name = sources[index].get("name") if index < len(sources) else None
+            loc = [f"sources[{index}]" + (f" ({name})" if name else ""), *loc[2:]]
+        key = ".".join(([prefix] if prefix else []) + loc) or "(top level)"
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key (check the spelling against config.example.toml)"
+        elif kind == "missing":
+            message = "required key is missing"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            if "input" in error and kind not in ("value_error",) and not key.endswith("_env"):
+                message += f" (got {error['input']!r})"
+        lines.append(f"{file}: {key}: {message}")
+    return "\n".join(lines)
+
+def validate_http_url(value: str) -> str:
+    """Accept only absolute http(s) URLs with a host (used by feed-like connectors)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value

@@ -1,0 +1,142 @@
+"""The contract between the core and every source connector.
+
+A connector knows its source's API and nothing of rules or storage. It takes a cursor and
+returns a `Batch` of normalised `MentionIn` records plus the next cursor; it takes approved
+text and posts it. It raises the typed `SourceError`s from `mentionwatch.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from mentionwatch.config import BrandConfig, PollConfig, SourceConfig
+
+
+class ConnectorSettings(BaseModel):
+    """Base for a connector's own settings in its `[[sources]]` entry: unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorIn:
+    """An author as the source describes them."""
+
+    handle: str
+    display_name: str | None = None
+    followers: int | None = None
+    verified: bool | None = None
+    profile_url: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(slots=True)
+class MentionIn:
+    """One normalised post from a source, before storage.
+
+    `text` must already be plain (see `mentionwatch.text.clean_text`); `raw` is the source's
+    payload as JSON-able data.
+    """
+
+    external_id: str
+    text: str
+    url: str | None = None
+    title: str | None = None
+    author: AuthorIn | None = None
+    created_at: datetime | None = None
+    language: str | None = None
+    likes: int = 0
+    reposts: int = 0
+    replies: int = 0
+    conversation_id: str | None = None
+    in_reply_to_id: str | None = None
+    is_reply_to_brand: bool = False
+    kind: str = "post"
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    #: Brand terms found in the text; filled by the pipeline.
+    matched_terms: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one fetch returns: new mentions and the cursor to store with them.
+
+    `next_cursor` is None when the cursor should stay as it was. `not_modified` is True when
+    the source said nothing changed (HTTP 304). `requests` counts calls made, for budgets.
+    """
+
+    mentions: list[MentionIn]
+    next_cursor: str | None = None
+    not_modified: bool = False
+    requests: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    """What a successful reply or private message created at the source."""
+
+    external_id: str
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorContext:
+    """Everything a connector may use besides its own settings."""
+
+    source: SourceConfig
+    brand: BrandConfig
+    poll: PollConfig
+    environ: Mapping[str, str]
+    http: httpx.Client | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMentionRef:
+    """What a connector needs to answer a stored mention."""
+
+    external_id: str
+    url: str | None
+    author_handle: str | None
+    author_external_id: str | None
+    conversation_id: str | None
+    kind: str
+    raw: Mapping[str, Any]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """Implemented by every module under `connectors/` and registered as an entry point."""
+
+    kind: ClassVar[str]
+    Settings: ClassVar[type[ConnectorSettings]]
+    #: Whether `reply` / `send_private` work for this kind (feeds: no).
+    can_reply: ClassVar[bool]
+    can_send_private: ClassVar[bool]
+    #: Public reply length limit, in the source's own counting; None when not applicable.
+    reply_limit: ClassVar[int | None]
+    #: Default poll interval in seconds when the source gives none.
+    default_interval: ClassVar[int]
+
+    def __init__(self, settings: Any, context: ConnectorContext) -> None: ...
+
+    def fetch(self, cursor: str | None) -> Batch:
+        """Read what is new since `cursor`. Raises SourceError subclasses on failure."""
+        ...
+
+    def reply(self, mention: StoredMentionRef, text: str) -> PostResult:
+        """Post a public reply. Raises SendError / SourceError."""
+        ...
+
+    def send_private(self, mention: StoredMentionRef, text: str) -> PostResult:
+        """Send a private follow-up to the author. Raises SendError / SourceError."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,80 @@
+"""One error tree for everything mentionwatch reports to a person.
+
+The CLI catches `MentionwatchError`, prints its message (and hint) without a traceback and
+exits with `exit_code`. Anything else that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class MentionwatchError(Exception):
+    """Base of all errors that are meant for a user, not a developer."""
+
+    exit_code = 1
+    title = "Error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class ConfigError(MentionwatchError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    exit_code = 2
+    title = "Configuration error"
+
+
+class StoreError(MentionwatchError):
+    """The database cannot be reached or is not at the expected schema."""
+
+    title = "Database error"
+
+
+class SourceError(MentionwatchError):
+    """A source could not be read (or written). Subclasses say how the scheduler should react."""
+
+    title = "Source error"
+    #: Whether trying again later can help without a person changing anything.
+    retryable = True
+
+
+class RateLimited(SourceError):
+    """The source asked us to wait. Skip it until `until` (UTC), never sleep the process."""
+
+    def __init__(self, message: str, *, until: datetime | None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.until = until
+
+
+class AuthFailed(SourceError):
+    """Credentials are missing, wrong or lack a permission. Retrying will not help."""
+
+    retryable = False
+
+
+class Transient(SourceError):
+    """A timeout, connection failure or server error: retry with backoff."""
+
+
+class BadResponse(SourceError):
+    """The source answered with something we cannot read (not a feed, invalid JSON...)."""
+
+
+class RuleError(MentionwatchError):
+    """A rule pack is invalid."""
+
+    exit_code = 2
+    title = "Rule error"
+
+
+class SendError(MentionwatchError):
+    """An approved reply or private message could not be sent."""
+
+    title = "Send error"

@@ -1,0 +1,241 @@
+"""One pass over the sources: fetch, normalise, filter, de-duplicate, judge, store.
+
+Each source pass runs in its own worker thread, so many slow feeds take about as long as the
+slowest few. Each pass is one transaction (see `Store.store_batch`); a failure is recorded on
+the source (last error, consecutive failures, backoff) and the other sources carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from mentionwatch import __version__
+from mentionwatch.brand import BrandMatcher
+from mentionwatch.config import Config, SourceConfig
+from mentionwatch.connector import Batch, Connector, ConnectorContext, MentionIn
+from mentionwatch.errors import AuthFailed, RateLimited, SourceError
+from mentionwatch.health import AUTH_FAILURES_TO_DISABLE, backoff, due_state
+from mentionwatch.judgement import Judge
+from mentionwatch.models import utcnow
+from mentionwatch.registry import connector_class
+from mentionwatch.store import Store, config_hash
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"mentionwatch/{__version__} (+self-hosted brand monitor)"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOutcome:
+    """What happened to one source in a pass."""
+
+    name: str
+    status: str  # "ok" | "not_modified" | "failed" | "skipped"
+    stored: int = 0
+    duplicates: int = 0
+    fetched: int = 0
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    outcomes: tuple[SourceOutcome, ...]
+
+    @property
+    def failed(self) -> list[SourceOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def stored(self) -> int:
+        return sum(o.stored for o in self.outcomes)
+
+
+def source_interval(source: SourceConfig) -> timedelta:
+    if source.interval is not None:
+        return source.interval
+    return timedelta(seconds=connector_class(source.kind).default_interval)
+
+
+def build_connector(
+    source: SourceConfig,
+    config: Config,
+    *,
+    http: httpx.Client | None = None,
+    environ: Mapping[str, str] | None = None,
+    since: datetime | None = None,
+) -> Connector:
+    cls = connector_class(source.kind)
+    settings = cls.Settings.model_validate(source.settings_data)
+    context = ConnectorContext(
+        source=source, brand=config.brand, poll=config.poll,
+        environ=os.environ if environ is None else environ, http=http, since=since,
+    )
+    connector: Connector = cls(settings, context)
+    return connector
+
+
+def make_http_client(config: Config) -> httpx.Client:
+    """One pooled client for all HTTP-based connectors: timeouts, redirects, gzip, a UA."""
+    timeout = config.poll.timeout.total_seconds()
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        follow_redirects=True,
+        headers={"User-Agent": config.poll.user_agent or USER_AGENT},
+        limits=httpx.Limits(max_connections=config.poll.concurrency * 2,
+                            max_keepalive_connections=config.poll.concurrency),
+    )
+
+
+def sync_sources(config: Config, store: Store) -> None:
+    store.sync_sources([
+        (s.name, s.kind, config_hash({"kind": s.kind, **s.settings_data}))
+        for s in config.sources
+    ])
+
+
+def filter_mentions(
+    mentions: Sequence[MentionIn], matcher: BrandMatcher, *, prefiltered: bool,
+    own_handles: set[str],
+) -> list[MentionIn]:
+    """Keep mentions that name the brand (unless the source already filtered) and that were
+    not written by the brand's own accounts; record the matched terms on each."""
+    kept = []
+    for mention in mentions:
+        if mention.author and mention.author.handle.lower().lstrip("@") in own_handles:
+            continue
+        terms = matcher.find(f"{mention.title or ''}\n{mention.text}")
+        if not terms and not prefiltered:
+            continue
+        kept.append(replace(mention, matched_terms=tuple(terms)))
+    return kept
+
+
+def poll_source(
+    source: SourceConfig,
+    config: Config,
+    store: Store,
+    *,
+    http: httpx.Client | None = None,
+    judge: Judge | None = None,
+    force: bool = False,
+    since: datetime | None = None,
+    environ: Mapping[str, str] | None = None,
+    matcher: BrandMatcher | None = None,
+    fail_after: int | None = None,
+) -> SourceOutcome:
+    """Poll one source if it is due; record the result on the source. Never raises
+    SourceError: failures become the outcome and the source's health."""
+    now = utcnow()
+    interval = source_interval(source)
+    row = store.source_row(source.name)
+    if row is None:
+        sync_sources(config, store)
+        row = store.source_row(source.name)
+        assert row is not None
+    due = due_state(
+        now=now, interval=interval, last_attempt_at=row.last_attempt_at,
+        next_attempt_at=row.next_attempt_at, rate_limited_until=row.rate_limited_until,
+        disabled_reason=row.disabled_reason, force=force or since is not None,
+    )
+    if not due.due:
+        when = f" until {due.at:%Y-%m-%d %H:%M:%S} UTC" if due.at else ""
+        return SourceOutcome(source.name, "skipped", message=f"{due.reason}{when}")
+
+    cls = connector_class(source.kind)
+    matcher = matcher or BrandMatcher(config.brand.terms, config.brand.exclude)
+    connector: Connector | None = None
+    try:
+        connector = build_connector(source, config, http=http, environ=environ, since=since)
+        batch: Batch = connector.fetch(None if since else row.cursor)
+        if batch.not_modified:
+            store.record_not_modified(source.name, now=now)
+            return SourceOutcome(source.name, "not_modified")
+        platform = getattr(cls, "platform", source.kind)
+        kept = filter_mentions(
+            batch.mentions, matcher, prefiltered=getattr(cls, "prefiltered", False),
+            own_handles=config.brand.own_handles(platform),
+        )
+        fetched = len(batch.mentions)
+        batch.mentions = kept
+        result = store.store_batch(source.name, batch, judge=judge, platform=platform,
+                                   now=now, fail_after=fail_after)
+        return SourceOutcome(source.name, "ok", stored=result.stored,
+                             duplicates=result.duplicates, fetched=fetched,
+                             message="; ".join(batch.notes) or None)
+    except SourceError as exc:
+        return _record_source_error(store, source, row.consecutive_failures, interval, exc, now)
+    except Exception as exc:  # a bug in a connector must not stop the other sources
+        log.exception("unexpected error while polling source %s", source.name)
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        store.record_failure(
+            source.name, message, now=now,
+            next_attempt_at=now + backoff(row.consecutive_failures + 1, interval),
+        )
+        return SourceOutcome(source.name, "failed", message=message)
+    finally:
+        if connector is not None:
+            connector.close()
+
+
+def _record_source_error(
+    store: Store, source: SourceConfig, failures: int, interval: timedelta,
+    exc: SourceError, now: datetime,
+) -> SourceOutcome:
+    message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
+    rate_limited_until = exc.until if isinstance(exc, RateLimited) else None
+    if isinstance(exc, RateLimited) and rate_limited_until is None:
+        rate_limited_until = now + max(interval, timedelta(minutes=1))
+    store.record_failure(
+        source.name, message, now=now,
+        next_attempt_at=rate_limited_until or now + backoff(failures + 1, interval),
+        rate_limited_until=rate_limited_until,
+        auth_failure=isinstance(exc, AuthFailed),
+        disable_after_auth_failures=AUTH_FAILURES_TO_DISABLE,
+    )
+    log.warning("source %s: %s", source.name, message)
+    return SourceOutcome(source.name, "failed", message=message)
+
+
+def poll(
+    config: Config,
+    store: Store,
+    *,
+    names: Sequence[str] | None = None,
+    force: bool = False,
+    since: datetime | None = None,
+    judge: Judge | None = None,
+    environ: Mapping[str, str] | None = None,
+    on_outcome: Callable[[SourceOutcome], Any] | None = None,
+) -> PollReport:
+    """Poll the enabled sources (or those named) concurrently; return what happened."""
+    sync_sources(config, store)
+    sources = [config.source(n) for n in names] if names else [
+        s for s in config.sources if s.enabled
+    ]
+    matcher = BrandMatcher(config.brand.terms, config.brand.exclude)
+    outcomes: list[SourceOutcome] = []
+    with make_http_client(config) as http, ThreadPoolExecutor(
+        max_workers=min(config.poll.concurrency, max(1, len(sources))),
+        thread_name_prefix="poll",
+    ) as pool:
+        futures = [
+            pool.submit(poll_source, s, config, store, http=http, judge=judge,
+                        force=force or bool(names), since=since, environ=environ,
+                        matcher=matcher)
+            for s in sources
+        ]
+        for future in as_completed(futures):
+            outcome = future.result()
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+    order = {s.name: i for i, s in enumerate(sources)}
+    return PollReport(tuple(sorted(outcomes, key=lambda o: order[o.name])))
