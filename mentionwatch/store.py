@@ -28,6 +28,7 @@ from mentionwatch.models import (
     Author,
     Draft,
     Mention,
+    OutboxAction,
     RuleMatch,
     Source,
     SourceUsage,
@@ -242,8 +243,11 @@ class Store:
             unique.setdefault(m.external_id, m)
         candidates = list(unique.values())
         canon = {m.external_id: canonical_url(m.url) for m in candidates}
-        known_ids = self._existing(conn, Mention.external_id, [m.external_id for m in candidates],
+        external_ids = [m.external_id for m in candidates]
+        known_ids = self._existing(conn, Mention.external_id, external_ids,
                                    Mention.source_id == source_id)
+        # Our own replies, posted through the outbox, must never come back as new mentions.
+        known_ids |= self._existing(conn, OutboxAction.posted_id, external_ids)
         known_urls = self._existing(conn, Mention.canonical_url,
                                     [u for u in canon.values() if u])
         seen_urls: set[str] = set()

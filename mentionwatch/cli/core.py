@@ -17,6 +17,7 @@ from mentionwatch.cli.context import AppContext, pass_app, stdout_is_tty
 from mentionwatch.config import CONFIG_FILENAME, user_config_path
 from mentionwatch.durations import format_duration, parse_duration
 from mentionwatch.errors import ConfigError
+from mentionwatch.hooks import after_poll
 from mentionwatch.models import Mention, utcnow
 from mentionwatch.pipeline import SourceOutcome, poll as run_poll
 from mentionwatch.resources import example_config_path
@@ -82,6 +83,7 @@ def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all
     judge = _load_judge(app)
     report = run_poll(app.config, app.store, names=list(sources) or None, force=force_all,
                       since=_since(since), judge=judge)
+    after_poll(app.config, app.store, report)
     for outcome in report.failed:
         app.err.print(Text(f"{outcome.name}: {outcome.message}", style="red"))
     if stdout_is_tty() or app.verbosity:
