@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import httpx
@@ -58,6 +58,7 @@ class RssConnector:
         self.settings = settings
         self.context = context
         self._own_client = context.http is None
+        self._base_url = settings.url
         self.http = context.http or httpx.Client(
             timeout=context.poll.timeout.total_seconds(), follow_redirects=True
         )
@@ -78,11 +79,13 @@ class RssConnector:
             return Batch([], not_modified=True)
         parsed = feedparser.parse(
             io.BytesIO(body),
+            # No content-location: feedparser would also turn a bare <guid>g1</guid> into
+            # a URL on our host, and a moved feed would then re-store every entry.
             response_headers={
                 "content-type": response.headers.get("content-type", "application/xml"),
-                "content-location": str(response.url),
             },
         )
+        self._base_url = str(response.url)
         entries = parsed.get("entries") or []
         notes: list[str] = []
         if parsed.get("bozo"):
@@ -152,7 +155,8 @@ class RssConnector:
         link = entry.get("link")
         if not link:
             return None
-        return unwrap_redirect(str(link))
+        # Relative links are resolved against the URL the feed was served from.
+        return unwrap_redirect(urljoin(self._base_url, str(link)))
 
     # ------------------------------------------------------------------ writing
 
@@ -245,8 +249,7 @@ def _entry_time(entry: Mapping[str, Any]) -> datetime | None:
                 when = datetime.fromtimestamp(calendar.timegm(value), UTC)
             except (OverflowError, ValueError, TypeError):
                 continue
-            # A date in the future is a publisher's mistake; do not let it sort on top forever.
-            return min(when, datetime.now(UTC))
+            return when
     return None
 
 

@@ -275,7 +275,8 @@ class Store:
                 "title": m.title,
                 "text": m.text,
                 "language": m.language,
-                "created_at": m.created_at or now,
+                # A date in the future is a publisher's mistake; it must not sort on top forever.
+                "created_at": min(m.created_at, now) if m.created_at else now,
                 "fetched_at": now,
                 "likes": m.likes,
                 "reposts": m.reposts,

@@ -91,3 +91,11 @@ def make_config(db_url: str, sources: list[dict[str, Any]], **sections: Any) -> 
     data: dict[str, Any] = {"brand": dict(BRAND), "database": {"url": db_url},
                             "sources": sources, **sections}
     return parse_config(data, Path("test-config.toml"))
+
+
+@pytest.fixture
+def feeds() -> Iterator[Any]:
+    """A real HTTP server on 127.0.0.1 serving feeds (see tests/feedserver.py)."""
+    from tests.feedserver import serve
+
+    yield from serve()

@@ -1,0 +1,5 @@
+"""`python -m mentionwatch` runs the CLI."""
+
+from mentionwatch.cli import main
+
+main()
