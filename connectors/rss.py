@@ -156,7 +156,10 @@ class RssConnector:
         if not link:
             return None
         # Relative links are resolved against the URL the feed was served from.
-        return unwrap_redirect(urljoin(self._base_url, str(link)))
+        try:
+            return unwrap_redirect(urljoin(self._base_url, str(link)))
+        except ValueError:  # a malformed link is kept as the feed wrote it
+            return str(link)
 
     # ------------------------------------------------------------------ writing
 

@@ -40,11 +40,11 @@ def canonical_url(url: str | None) -> str | None:
     """
     if not url:
         return None
-    url = unwrap_redirect(url.strip())
     try:
+        url = unwrap_redirect(url.strip())
         parts = urlsplit(url)
         port = parts.port
-    except ValueError:
+    except ValueError:  # malformed netloc or port
         return None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:

@@ -1,0 +1,134 @@
+"""The `mentionwatch` command as users and cron run it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.feedserver import FeedServer, rss
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MENTIONWATCH_")}
+    full_env.update({"NO_COLOR": "1", "XDG_CONFIG_HOME": str(cwd / "xdg-config"),
+                     "XDG_DATA_HOME": str(cwd / "xdg-data"), "COLUMNS": "200"})
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "mentionwatch", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def config_text(db_url: str, sources: str) -> str:
+    return f"""
+[brand]
+name = "Acme"
+terms = ["acme"]
+
+[database]
+url = "{db_url}"
+{sources}
+"""
+
+
+def feed_source(name: str, url: str) -> str:
+    return f'\n[[sources]]\nname = "{name}"\nkind = "rss"\nurl = "{url}"\n'
+
+
+@pytest.fixture
+def project(tmp_path: Path, feeds: FeedServer, db_url: str) -> Path:
+    good = feeds.add("/good.xml", rss([
+        {"title": "Acme is down", "guid": "1", "link": "http://x.example/1",
+         "description": "[bold red]Acme[/] is down \x1b[31m again"},
+        {"title": "Acme rocks", "guid": "2", "link": "http://x.example/2",
+         "description": "love acme"},
+    ]))
+    (tmp_path / "mentionwatch.toml").write_text(
+        config_text(db_url, feed_source("good", good)), encoding="utf-8")
+    return tmp_path
+
+
+def test_poll_is_quiet_for_cron_and_stores_mentions(project: Path) -> None:
+    result = run(["poll"], project)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    listed = run(["mentions", "list", "--json"], project)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert {r["external_id"] for r in rows} == {"1", "2"}
+    for row in rows:
+        assert {"source", "external_id", "url", "author", "text", "created_at"} <= row.keys()
+        assert row["source"] == "good"
+    down = next(r for r in rows if r["external_id"] == "1")
+    assert down["text"] == "[bold red]Acme[/] is down again"
+    # The table view prints the markup literally instead of styling it.
+    table = run(["mentions", "list"], project)
+    assert "[bold red]Acme[/]" in table.stdout
+
+
+def test_poll_exit_code_1_when_a_source_fails(project: Path, feeds: FeedServer) -> None:
+    config = project / "mentionwatch.toml"
+    config.write_text(config.read_text() + feed_source("broken", feeds.base_url + "/gone.xml"))
+    result = run(["poll"], project)
+    assert result.returncode == 1
+    assert "broken:" in result.stderr and "404" in result.stderr
+    assert "Traceback" not in result.stderr
+    status = run(["status", "--json"], project)
+    by_name = {s["source"]: s for s in json.loads(status.stdout)}
+    assert by_name["broken"]["consecutive_failures"] == 1
+    assert "404" in by_name["broken"]["last_error"]
+    assert by_name["good"]["mentions"] == 2 and by_name["good"]["last_error"] is None
+    human = run(["status"], project)
+    assert "broken" in human.stdout and "404" in human.stdout
+
+
+def test_bad_config_exits_2_with_one_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "mentionwatch.toml").write_text(
+        '[brand]\nname = "Acme"\nterms = ["acme"]\nbogus = 1\n', encoding="utf-8")
+    result = run(["poll"], tmp_path)
+    assert result.returncode == 2
+    assert "mentionwatch.toml: brand.bogus: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_config_exit_2_and_init_writes_one(tmp_path: Path) -> None:
+    result = run(["status"], tmp_path)
+    assert result.returncode == 2 and "mentionwatch init" in result.stderr
+    assert run(["init"], tmp_path).returncode == 0
+    assert (tmp_path / "mentionwatch.toml").read_text().startswith("# mentionwatch configuration")
+    again = run(["init"], tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_db_commands(project: Path) -> None:
+    upgraded = run(["db", "upgrade"], project)
+    assert upgraded.returncode == 0 and "0001" in upgraded.stdout
+    current = run(["db", "current"], project)
+    assert current.returncode == 0 and "up to date" in current.stdout
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "mentionwatch.toml").write_text(config_text(
+        "postgresql://nobody:hunter2@127.0.0.1:9/none", ""), encoding="utf-8")
+    result = run(["db", "current"], tmp_path)
+    assert result.returncode == 1
+    assert "Cannot use the database" in result.stderr
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["poll"], ["status"], ["init"], ["mentions", "list"],
+                                     ["db", "upgrade"], ["db", "current"], ["demo"]])
+def test_every_command_explains_itself(command: list[str], tmp_path: Path) -> None:
+    result = run([*command, "--help"], tmp_path)
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout and len(result.stdout.splitlines()) > 4
+
+
+def test_demo_runs_on_bundled_sample_without_keys(tmp_path: Path) -> None:
+    result = run(["demo", "--db", str(tmp_path / "demo.db")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "community-forum" in result.stdout and "ok" in result.stdout
+    assert "Acme" in result.stdout and "anvil" not in result.stdout.lower()

@@ -1,0 +1,135 @@
+"""Config loading: search order, validation messages naming file and key, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mentionwatch import registry
+from mentionwatch.config import load_config, resolve_sqlite_url
+from mentionwatch.connector import ConnectorSettings
+from mentionwatch.errors import ConfigError
+from mentionwatch.resources import example_config_path
+
+GOOD = """
+[brand]
+name = "Acme"
+terms = ["acme"]
+
+[[sources]]
+name = "blog"
+kind = "rss"
+url = "https://example.org/feed.xml"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "mentionwatch.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_for(path: Path, **kwargs: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **kwargs)  # type: ignore[arg-type]
+    assert info.value.exit_code == 2
+    return str(info.value)
+
+
+def test_example_config_is_valid_and_complete() -> None:
+    config = load_config(example_config_path(), environ={})
+    assert config.brand.name == "Acme"
+    assert {s.kind for s in config.sources} >= {"rss", "google_alerts"}
+    assert config.alerts.on_call
+
+
+def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cwd_file = write(tmp_path, GOOD)
+    other = write(tmp_path, GOOD.replace('"Acme"', '"Other"'), "other.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MENTIONWATCH_CONFIG", raising=False)
+    assert load_config().path == cwd_file
+    monkeypatch.setenv("MENTIONWATCH_CONFIG", str(other))
+    assert load_config().brand.name == "Other"
+    assert load_config(cwd_file).brand.name == "Acme"  # --config wins
+
+
+def test_missing_config_says_how_to_create_one(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MENTIONWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert "mentionwatch init" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD + "colour = 'red'\n", "sources[0] (blog).colour: unknown key"),
+        (GOOD.replace('terms = ["acme"]', 'terms = "acme"'), "brand.terms: "),
+        (GOOD.replace('terms = ["acme"]', ""), "brand.terms: required key is missing"),
+        (GOOD.replace("https://example.org/feed.xml", "ftp://x"),
+         "sources[0] (blog).url: expected an http:// or https:// URL"),
+        (GOOD.replace('kind = "rss"', 'kind = "myspace"'),
+         "sources[0] (blog).kind: unknown source kind 'myspace'"),
+        (GOOD + '\n[poll]\ntimeout = "soon"\n', "poll.timeout: 'soon' is not a duration"),
+        (GOOD + '\n[database]\nurl = "mentionwatch.db"\n', "database.url: expected an SQLAlchemy"),
+        (GOOD + GOOD.split("\n", 5)[-1].replace("[[sources]]", "[[sources]]"),
+         "two sources are named 'blog'"),
+        ("[brand\nname=1", "not valid TOML"),
+        (GOOD + "\n[brnad]\nname='x'\n", "brnad: unknown key"),
+    ],
+)
+def test_bad_config_names_file_key_and_expectation(tmp_path: Path, text: str,
+                                                   expected: str) -> None:
+    path = write(tmp_path, text)
+    message = error_for(path)
+    assert str(path) in message
+    assert expected in message
+
+
+class SecretSettings(ConnectorSettings):
+    token_env: str
+    optional_env: str | None = None
+
+
+class SecretConnector:
+    """A test-only kind whose settings name a secret."""
+
+    Settings = SecretSettings
+
+
+def test_missing_secret_for_enabled_source(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.BUILTIN, "secretive", f"{__name__}:SecretConnector")
+    registry.available_kinds.cache_clear()
+    registry.connector_class.cache_clear()
+    text = GOOD + """
+[[sources]]
+name = "x"
+kind = "secretive"
+token_env = "MW_TEST_TOKEN"
+"""
+    path = write(tmp_path, text)
+    message = error_for(path, environ={})
+    assert "sources[1] (x).token_env: environment variable $MW_TEST_TOKEN is not set" in message
+    config = load_config(path, environ={"MW_TEST_TOKEN": "s3cret-value"})
+    # The secret itself is never part of the config object.
+    assert "s3cret-value" not in repr(config)
+    disabled = write(tmp_path, text + "enabled = false\n", "disabled.toml")
+    assert load_config(disabled, environ={}).sources[1].enabled is False
+    registry.available_kinds.cache_clear()
+    registry.connector_class.cache_clear()
+
+
+def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    path = write(tmp_path, GOOD + '\n[database]\nurl = "sqlite:///data/mw.db"\n')
+    monkeypatch.chdir("/")
+    assert load_config(path).database_url() == f"sqlite:///{tmp_path / 'data' / 'mw.db'}"
+    assert resolve_sqlite_url("sqlite:////abs/x.db", tmp_path) == "sqlite:////abs/x.db"
+    assert resolve_sqlite_url("postgresql://h/db", tmp_path) == "postgresql://h/db"

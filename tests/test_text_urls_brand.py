@@ -1,0 +1,88 @@
+"""Pure helpers: text cleaning, canonical URLs, brand matching, durations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mentionwatch.brand import BrandMatcher
+from mentionwatch.durations import parse_duration
+from mentionwatch.text import clean_text
+from mentionwatch.urls import canonical_url
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("<p>Acme <b>down</b></p><p>again</p>", "Acme down\n\nagain"),
+        ("Acme &amp;amp; co &#39;x&#39;", "Acme & co 'x'"),
+        ("red \x1b[31mALERT\x1b[0m done", "red ALERT done"),
+        ("title\x1b]0;pwned\x07 set", "title set"),
+        ("bell\x07 and \x9b31m c1", "bell and c1"),
+        ("<script>alert(1)</script>safe", "safe"),
+        ("rtl \u202eevil\u202c", "rtl evil"),
+        ("[bold red]markup[/] stays", "[bold red]markup[/] stays"),
+        ("{{ brand }} and %s stay", "{{ brand }} and %s stay"),
+        ("a\r\nb\t\tc   d", "a\nb c d"),
+        (None, ""),
+    ],
+)
+def test_clean_text(raw: str | None, expected: str) -> None:
+    assert clean_text(raw) == expected
+
+
+@given(st.text())
+def test_clean_text_output_is_inert_and_stable(value: str) -> None:
+    cleaned = clean_text(value)
+    assert not any(ord(c) < 32 and c not in "\n" for c in cleaned)
+    assert not any(0x7F <= ord(c) <= 0x9F for c in cleaned)
+    assert clean_text(cleaned, is_html=False) == cleaned or "&" in cleaned
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://www.google.com/url?rct=j&sa=t&url=https://news.example.com/a?id=1&ct=ga",
+         "https://news.example.com/a?id=1"),
+        ("HTTPS://Example.COM:443/p?utm_source=x&b=2&a=1&fbclid=z#frag",
+         "https://example.com/p?a=1&b=2"),
+        ("http://example.com", "http://example.com/"),
+        ("http://example.com:8080/x", "http://example.com:8080/x"),
+        ("mailto:someone@example.com", None),
+        ("not a url", None),
+        ("http://[::1", None),
+        (None, None),
+    ],
+)
+def test_canonical_url(url: str | None, expected: str | None) -> None:
+    assert canonical_url(url) == expected
+
+
+def test_brand_matcher_word_boundaries_and_exclusions() -> None:
+    m = BrandMatcher(["acme", "@acme", "#acmefail", "acme fiber"], ["acme anvil"])
+    assert m.find("My ACME Fiber is down #AcmeFail") == ["acme fiber", "#acmefail"]
+    assert m.find("@acme help") == ["@acme"]
+    assert m.find("Acme's router") == ["acme"]
+    assert m.find("acmeville and acmes") == []
+    assert m.find("an old acme anvil") == []
+    assert m.find("acme anvil, and acme is down") == ["acme"]
+    assert BrandMatcher([]).find("acme") == []
+    assert BrandMatcher(["café"]).find("Café crème") == ["café"]
+    assert BrandMatcher(["🚀rocket"]).find("go 🚀rocket go") == ["🚀rocket"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("1h30m", 5400), ("2d", 172800), (30, 30), ("45", 45)],
+)
+def test_parse_duration(text: str | int, seconds: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("bad", ["soon", "15x", "", "-5", True, -1])
+def test_parse_duration_rejects(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)  # type: ignore[arg-type]
