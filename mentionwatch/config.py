@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -83,8 +83,102 @@ class RulesConfig(StrictModel):
     defaults: bool = True
     dirs: list[Path] = []
 
+def _email_address(value: str) -> str:
+    # Addresses go into headers: refuse anything that could start a new header line.
+    if any(c in value for c in "\r\n\0") or "@" not in value or len(value) > 254:
+        raise ValueError(f"{value!r} is not an email address")
+    return value.strip()
+
+
+class SmtpConfig(StrictModel):
+    """The mail server alerts go through. Secrets come from the environment."""
+
+    host: str = "localhost"
+    #: Default by security: 587 for starttls, 465 for tls, 25 for none.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username_env: str | None = None
+    password_env: str | None = None
+    timeout: timedelta = Field(default=timedelta(seconds=10))
+
+    _parse_timeout = field_validator("timeout", mode="before")(_duration)
+
+    def effective_port(self) -> int:
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class OnCallShift(StrictModel):
+    """Who is on call on which weekdays between which local times (end may pass midnight)."""
+
+    who: list[str] = Field(min_length=1)
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = [
+        "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    start: str = Field(default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+    _check_who = field_validator("who")(lambda v: [_email_address(a) for a in v])
+
+
 class AlertsConfig(StrictModel):
+    """Emails to on-call staff (see mentionwatch.alerts)."""
+
+    enabled: bool = True
     on_call: list[str] = []
+    from_address: str = "mentionwatch@localhost"
+    smtp: SmtpConfig = SmtpConfig()
+    #: A mention whose priority is at least this alerts (on the rules engine's scale).
+    priority_threshold: float = 0.8
+    #: Flags counted for spikes; "all" counts every mention.
+    spike_flags: list[str] = ["complaint", "crisis"]
+    spike_window: timedelta = Field(default=timedelta(hours=1))
+    spike_k: float = Field(default=3.0, gt=0)
+    spike_min_count: int = Field(default=5, ge=1)
+    spike_baseline_days: int = Field(default=7, ge=0, le=60)
+    #: How long an unanswered mention of a flag may wait before on-call is told.
+    response_targets: dict[str, timedelta] = Field(
+        default_factory=lambda: {"complaint": timedelta(minutes=60),
+                                 "crisis": timedelta(minutes=15)})
+    #: A source failing (or never succeeding) this long alerts; so does an auth disablement.
+    source_failing_after: timedelta = Field(default=timedelta(minutes=30))
+    #: A source with no new mention for this long alerts (unset: never).
+    source_quiet_after: timedelta | None = None
+    #: After an email, further alerts wait this long and go out together as one digest.
+    digest_window: timedelta = Field(default=timedelta(minutes=5))
+    #: Consecutive failed sends after which `mentionwatch status` reports the problem.
+    failures_to_report: int = Field(default=3, ge=1)
+    #: Only mentions fetched this recently are considered (keeps a backfill from paging).
+    lookback: timedelta = Field(default=timedelta(hours=24))
+    timezone: str = "UTC"
+    schedule: list[OnCallShift] = []
+
+    _parse_durations = field_validator(
+        "spike_window", "source_failing_after", "digest_window", "lookback", mode="before"
+    )(_duration)
+    _parse_quiet = field_validator("source_quiet_after", mode="before")(
+        lambda v: None if v is None else _duration(v)
+    )
+    _check_on_call = field_validator("on_call")(lambda v: [_email_address(a) for a in v])
+    _check_from = field_validator("from_address")(_email_address)
+
+    @field_validator("response_targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        # Setting one flag's target keeps the other defaults.
+        if isinstance(value, dict):
+            defaults = {"complaint": timedelta(minutes=60), "crisis": timedelta(minutes=15)}
+            return {**defaults, **{k: _duration(v) for k, v in value.items()}}
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use e.g. 'Europe/Berlin'") from None
+        return value
 
 class SourceConfig(StrictModel):
     """One configured source. Kind-specific keys are validated by the connector's Settings."""
