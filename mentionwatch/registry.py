@@ -11,6 +11,9 @@ from typing import Any
 BUILTIN = {
     "rss": "connectors.rss:RssConnector",
     "google_alerts": "connectors.google_alerts:GoogleAlertsConnector",
+    "hackernews": "connectors.hackernews:HackerNewsConnector",
+    "mastodon": "connectors.mastodon:MastodonConnector",
+    "bluesky": "connectors.bluesky:BlueskyConnector",
 }
 
 GROUP = "mentionwatch.connectors"

@@ -1,0 +1,243 @@
+"""Hacker News, read-only, through the public Algolia search API (hn.algolia.com/api).
+
+`search_by_date` returns stories and comments newest first, 0-based `page`s of `hitsPerPage`
+hits. Each configured query keeps its own cursor: the newest `created_at_i` seen plus the ids
+seen at that very second, so the next pass asks for `created_at_i>=N` and skips those ids
+(a strict `>` would lose a second post made in the same second on a later page).
+Nothing can be posted: the TUI offers "open link" and "mark replied elsewhere".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field, field_validator
+
+from mentionwatch.config import validate_http_url
+from mentionwatch.connector import (
+    AuthorIn,
+    Batch,
+    ConnectorContext,
+    ConnectorSettings,
+    MentionIn,
+    PostResult,
+    StoredMentionRef,
+)
+from mentionwatch.durations import parse_duration
+from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
+from mentionwatch.text import clean_text
+
+ITEM_URL = "https://news.ycombinator.com/item?id={id}"
+USER_URL = "https://news.ycombinator.com/user?id={id}"
+
+
+class HackerNewsSettings(ConnectorSettings):
+    """`queries` default to the brand terms (without '@'/'#'); `tags` is Algolia's filter."""
+
+    queries: list[str] = []
+    tags: str = "(story,comment)"
+    hits_per_page: int = Field(default=100, ge=1, le=1000)
+    #: Pages read per query per pass; more waits for the next pass (the cursor keeps up).
+    max_pages: int = Field(default=5, ge=1, le=50)
+    #: How far back the very first pass reads when there is no cursor yet.
+    first_lookback: str = "1d"
+    api_url: str = "https://hn.algolia.com/api/v1"
+
+    _check_url = field_validator("api_url")(validate_http_url)
+
+    @field_validator("first_lookback")
+    @classmethod
+    def _duration_ok(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class HackerNewsConnector:
+    """Stories and comments that name the brand, found with Algolia's HN search."""
+
+    kind: ClassVar[str] = "hackernews"
+    platform: ClassVar[str] = "hackernews"
+    Settings: ClassVar[type[ConnectorSettings]] = HackerNewsSettings
+    can_reply: ClassVar[bool] = False
+    can_send_private: ClassVar[bool] = False
+    reply_limit: ClassVar[int | None] = None
+    default_interval: ClassVar[int] = 10 * 60
+    # Algolia matches words anywhere (URL, author); the brand matcher still checks the text.
+    prefiltered: ClassVar[bool] = False
+
+    def __init__(self, settings: HackerNewsSettings, context: ConnectorContext) -> None:
+        self.settings = settings
+        self.context = context
+        self._own_client = context.http is None
+        self.http = context.http or httpx.Client(timeout=context.poll.timeout.total_seconds())
+
+    def queries(self) -> list[str]:
+        if self.settings.queries:
+            return list(dict.fromkeys(self.settings.queries))
+        terms = (t.strip().lstrip("@#").strip() for t in self.context.brand.terms)
+        return list(dict.fromkeys(t for t in terms if t))
+
+    # ------------------------------------------------------------------ reading
+
+    def fetch(self, cursor: str | None) -> Batch:
+        """Read every query's new hits. Raises RateLimited, Transient, BadResponse."""
+        state = _load_cursor(cursor)
+        mentions: dict[str, MentionIn] = {}
+        notes: list[str] = []
+        requests = 0
+        next_state: dict[str, Any] = {}
+        for query in self.queries():
+            since, seen = self._start(state.get(query))
+            newest, newest_ids = since, set(seen)
+            for page in range(self.settings.max_pages):
+                data = self._search(query, since, page)
+                requests += 1
+                hits = data["hits"]
+                for hit in hits:
+                    mention = self._to_mention(hit)
+                    if mention is None or (hit.get("created_at_i") == since
+                                           and mention.external_id in seen):
+                        continue
+                    mentions.setdefault(mention.external_id, mention)
+                    created = int(hit["created_at_i"])
+                    if created > newest:
+                        newest, newest_ids = created, {mention.external_id}
+                    elif created == newest:
+                        newest_ids.add(mention.external_id)
+                if page + 1 >= int(data.get("nbPages") or 0) or not hits:
+                    break
+            else:
+                notes.append(f"{query!r}: more than {self.settings.max_pages} pages of new "
+                             "hits; older ones in this gap were skipped")
+            next_state[query] = {"created_at_i": newest, "ids": sorted(newest_ids)}
+        return Batch(list(mentions.values()), next_cursor=json.dumps(next_state, sort_keys=True),
+                     requests=requests, notes=notes)
+
+    def _start(self, saved: Any) -> tuple[int, list[str]]:
+        if self.context.since is not None:
+            return int(self.context.since.timestamp()), []
+        if isinstance(saved, Mapping) and isinstance(saved.get("created_at_i"), int):
+            ids = saved.get("ids") or []
+            return saved["created_at_i"], [str(i) for i in ids]
+        start = datetime.now(UTC) - parse_duration(self.settings.first_lookback)
+        return int(start.timestamp()), []
+
+    def _search(self, query: str, since: int, page: int) -> dict[str, Any]:
+        url = self.settings.api_url.rstrip("/") + "/search_by_date"
+        params = {
+            "query": query,
+            "tags": self.settings.tags,
+            "numericFilters": f"created_at_i>={since}",
+            "hitsPerPage": str(self.settings.hits_per_page),
+            "page": str(page),
+        }
+        try:
+            response = self.http.get(url, params=params)
+        except httpx.TimeoutException:
+            raise Transient("Hacker News search timed out.") from None
+        except httpx.TransportError as exc:
+            raise Transient(f"Hacker News search: connection failed ({exc}).") from None
+        _raise_for_status(response)
+        try:
+            data = response.json()
+        except ValueError:
+            raise BadResponse("Hacker News search answered with invalid JSON.",
+                              hint="Check the api_url setting; retrying later may help.") from None
+        if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
+            raise BadResponse("Hacker News search answered without a 'hits' list.",
+                              hint="Check the api_url setting.")
+        return data
+
+    def _to_mention(self, hit: Mapping[str, Any]) -> MentionIn | None:
+        object_id = hit.get("objectID")
+        created_i = hit.get("created_at_i")
+        if not object_id or not isinstance(created_i, int):
+            return None
+        tags = hit.get("_tags") or []
+        is_comment = "comment" in tags or hit.get("comment_text") is not None
+        author = hit.get("author")
+        if is_comment:
+            story_title = clean_text(hit.get("story_title"), is_html=False)
+            title = f"Re: {story_title}" if story_title else None
+            text = clean_text(hit.get("comment_text"))
+        else:
+            title = clean_text(hit.get("title"), is_html=False) or None
+            text = clean_text(hit.get("story_text")) or (title or "")
+        story_id = hit.get("story_id")
+        parent_id = hit.get("parent_id")
+        return MentionIn(
+            external_id=str(object_id),
+            text=text,
+            title=title,
+            url=ITEM_URL.format(id=object_id),
+            author=AuthorIn(handle=str(author), profile_url=USER_URL.format(id=author))
+            if author else None,
+            created_at=datetime.fromtimestamp(created_i, UTC),
+            likes=int(hit.get("points") or 0),
+            replies=int(hit.get("num_comments") or 0),
+            conversation_id=str(story_id) if story_id else str(object_id),
+            in_reply_to_id=str(parent_id) if parent_id else None,
+            kind="comment" if is_comment else "story",
+            raw={k: v for k, v in hit.items() if k != "_highlightResult"},
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    def reply(self, mention: StoredMentionRef, text: str) -> PostResult:
+        raise SendError("Hacker News has no posting API; open the link, reply on "
+                        "news.ycombinator.com, then mark the mention replied elsewhere.")
+
+    def send_private(self, mention: StoredMentionRef, text: str) -> PostResult:
+        raise SendError("Hacker News has no private messages; contact the author another way "
+                        "and mark the mention replied elsewhere.")
+
+    def close(self) -> None:
+        if self._own_client:
+            self.http.close()
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 429:
+        raise RateLimited("Hacker News search: rate limited (429).",
+                          until=retry_after(response.headers.get("retry-after")),
+                          hint="Algolia allows 10,000 requests an hour per IP; poll less often.")
+    if status in (401, 403):
+        raise AuthFailed(f"Hacker News search refused the request ({status}).",
+                         hint="Check the api_url setting; the public API needs no key.")
+    if status >= 500:
+        raise Transient(f"Hacker News search: server error {status}.")
+    raise BadResponse(f"Hacker News search answered {status} {response.reason_phrase}.",
+                      hint="Check the queries and tags settings.")
+
+
+def retry_after(value: str | None) -> datetime | None:
+    """A Retry-After header (seconds or an HTTP date) as a UTC time; None when absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    now = datetime.now(UTC)
+    if value.isdigit():
+        return now + timedelta(seconds=int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _load_cursor(cursor: str | None) -> dict[str, Any]:
+    if not cursor:
+        return {}
+    try:
+        value = json.loads(cursor)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
