@@ -1,0 +1,140 @@
+"""Export stored mentions for spreadsheets and other tools: CSV or JSON Lines.
+
+Column names are part of the interface (people build sheets on them): add new columns at the
+end, never rename or reorder. Times are ISO 8601 in UTC; missing values are empty cells in CSV
+and null in JSON Lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import lazyload
+
+from mentionwatch.models import Author, Mention, Source
+from mentionwatch.store import Store
+
+#: The stable column order of `mentionwatch export mentions`.
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "id", "source", "source_kind", "external_id", "kind", "url", "canonical_url",
+    "created_at", "fetched_at", "author_handle", "author_name", "author_followers",
+    "author_verified", "author_profile_url", "title", "text", "language", "likes", "reposts",
+    "replies", "conversation_id", "in_reply_to_id", "is_reply_to_brand", "matched_terms",
+    "flag", "priority", "sentiment", "status", "assigned_to", "snoozed_until",
+    "first_response_at",
+)
+#: Columns holding text written by strangers: guarded against spreadsheet formulas.
+USER_TEXT_COLUMNS = frozenset({"author_handle", "author_name", "title", "text", "url",
+                               "canonical_url", "author_profile_url", "matched_terms"})
+# A cell starting with one of these is run as a formula by Excel/LibreOffice/Sheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Rows fetched per round trip while streaming a large export.
+_BATCH = 1000
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _terms(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def iter_mention_records(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sources: Sequence[str] = (),
+) -> Iterator[dict[str, Any]]:
+    """Yield one dict per mention (keys = EXPORT_COLUMNS), oldest first, streamed.
+
+    Raises StoreError if the database cannot be read.
+    """
+    query = (
+        select(Mention, Source.name, Source.kind, Author.display_name, Author.followers,
+               Author.verified, Author.profile_url)
+        .join(Source, Source.id == Mention.source_id)
+        .outerjoin(Author, Author.id == Mention.author_id)
+        # The author and source come from the explicit join; skip the model's eager joins.
+        .options(lazyload(Mention.source), lazyload(Mention.author))
+        .order_by(Mention.created_at, Mention.id)
+        .execution_options(yield_per=_BATCH)
+    )
+    if since is not None:
+        query = query.where(Mention.created_at >= since)
+    if until is not None:
+        query = query.where(Mention.created_at <= until)
+    if sources:
+        query = query.where(Source.name.in_(list(sources)))
+    with store.session(readonly=True) as session:
+        for m, source, kind, name, followers, verified, profile in session.execute(query):
+            yield {
+                "id": m.id, "source": source, "source_kind": kind,
+                "external_id": m.external_id, "kind": m.kind, "url": m.url,
+                "canonical_url": m.canonical_url, "created_at": _iso(m.created_at),
+                "fetched_at": _iso(m.fetched_at), "author_handle": m.author_handle,
+                "author_name": name, "author_followers": followers,
+                "author_verified": verified, "author_profile_url": profile,
+                "title": m.title, "text": m.text, "language": m.language, "likes": m.likes,
+                "reposts": m.reposts, "replies": m.replies,
+                "conversation_id": m.conversation_id, "in_reply_to_id": m.in_reply_to_id,
+                "is_reply_to_brand": m.is_reply_to_brand,
+                "matched_terms": _terms(m.matched_terms), "flag": m.flag,
+                "priority": m.priority, "sentiment": m.sentiment, "status": m.status,
+                "assigned_to": m.assigned_to, "snoozed_until": _iso(m.snoozed_until),
+                "first_response_at": _iso(m.first_response_at),
+            }
+            session.expunge(m)
+
+
+def csv_cell(column: str, value: Any, *, formula_guard: bool = True) -> str:
+    """The CSV text of one value: lists joined by "; ", booleans true/false, None empty.
+
+    With `formula_guard`, user text starting like a formula gets a leading apostrophe so a
+    spreadsheet shows it instead of running it (CSV injection).
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        value = "; ".join(value)
+    text = str(value)
+    if formula_guard and column in USER_TEXT_COLUMNS and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def write_csv(records: Iterator[dict[str, Any]], out: IO[str], *,
+              formula_guard: bool = True) -> int:
+    """Write a header and one row per record; returns the number of rows."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    n = 0
+    for record in records:
+        writer.writerow([csv_cell(c, record[c], formula_guard=formula_guard)
+                         for c in EXPORT_COLUMNS])
+        n += 1
+    return n
+
+
+def write_jsonl(records: Iterator[dict[str, Any]], out: IO[str]) -> int:
+    """Write one JSON object per line (keys in EXPORT_COLUMNS order); returns the count."""
+    n = 0
+    for record in records:
+        out.write(json.dumps({c: record[c] for c in EXPORT_COLUMNS}, ensure_ascii=False))
+        out.write("\n")
+        n += 1
+    return n
