@@ -12,6 +12,7 @@ from mentionwatch import __version__
 from mentionwatch.cli.context import AppContext, run_guarded
 from mentionwatch.cli.core import db_group, init, mentions_group, poll, status
 from mentionwatch.cli.demo import demo
+from mentionwatch.cli.report import export_group, report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -40,6 +41,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 
 
 for command in (init, poll, status, mentions_group, db_group, demo):
+    cli.add_command(command)
+for command in (report, export_group):
     cli.add_command(command)
 
 

@@ -1,0 +1,172 @@
+"""`mentionwatch report` and `mentionwatch export mentions`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+import click
+
+from mentionwatch.cli.context import AppContext, pass_app
+from mentionwatch.durations import parse_duration
+from mentionwatch.errors import ConfigError, MentionwatchError
+from mentionwatch.export import iter_mention_records, write_csv, write_jsonl
+from mentionwatch.models import utcnow
+from mentionwatch.report_render import (
+    SECTIONS,
+    digest_text,
+    render_csv,
+    render_html,
+    render_json,
+    render_terminal,
+)
+from mentionwatch.reports import Report, build_report
+
+
+def _parse_since(value: str, now: datetime) -> datetime:
+    """A duration back from now ("7d") or an ISO 8601 date/time (UTC when no offset)."""
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither a duration (e.g. 7d, 24h) nor an ISO date (2024-05-01)",
+            param_hint="--since",
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=now.tzinfo)
+
+
+def _check_sources(app: AppContext, sources: tuple[str, ...]) -> None:
+    for name in sources:
+        app.config.source(name)  # raises ConfigError listing the configured names
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    if path is None or path == "-":
+        yield sys.stdout
+        return
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as fp:
+            yield fp
+    except OSError as exc:
+        raise MentionwatchError(f"Cannot write {path}: {exc.strerror}.",
+                                hint="Check the folder exists and is writable.") from None
+
+
+@click.command()
+@click.option("--since", default="7d", show_default=True, metavar="DURATION|DATE",
+              help="Start of the window: a duration back from now (24h, 7d, 4w) or an ISO date.")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Only this source (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
+              show_default=True, help="Terminal report, JSON, or CSV.")
+@click.option("--section", type=click.Choice(SECTIONS), default=None,
+              help="With --format csv: one section as its own table (default: all sections "
+              "in one long table with columns section,row,column,value).")
+@click.option("--top", default=10, show_default=True, help="How many top authors and terms.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write a self-contained HTML report (opens offline) to this file.")
+@click.option("--email", "email", is_flag=True,
+              help="Email the report as the morning digest to the on-call addresses "
+              "(uses the [alerts] SMTP settings).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the json/csv output to this file instead of stdout.")
+@pass_app
+def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
+           section: str | None, top: int, html_path: str | None, email: bool,
+           output: str | None) -> None:
+    """Volume, flags, sentiment, top authors and terms, and how fast complaints are answered.
+
+    \b
+    Examples:
+      mentionwatch report                       last 7 days in the terminal
+      mentionwatch report --since 24h --html report.html
+      mentionwatch report --format csv --section mentions_per_day > per_day.csv
+      mentionwatch report --since 1d --email    the morning digest, from cron
+    """
+    if section and fmt != "csv":
+        raise click.BadParameter("--section needs --format csv", param_hint="--section")
+    _check_sources(app, sources)
+    now = utcnow()
+    result = build_report(app.store, since=_parse_since(since, now), now=now,
+                          sources=sources, top=top)
+    if html_path:
+        with _output(html_path) as fp:
+            fp.write(render_html(result))
+    if email:
+        _send_digest(app, result)
+    if fmt == "json":
+        with _output(output) as fp:
+            fp.write(render_json(result) + "\n")
+    elif fmt == "csv":
+        with _output(output) as fp:
+            fp.write(render_csv(result, section))
+    elif not (html_path or email) or app.out.is_terminal:
+        app.out.print(render_terminal(result))
+    if html_path:
+        app.err.print(f"Wrote the HTML report to {html_path}.")
+
+
+def _send_digest(app: AppContext, result: Report) -> None:
+    """Send the digest through the alerts module's SMTP function.
+
+    Raises ConfigError when the alerts module (or its SMTP sender) is not available yet.
+    """
+    try:
+        from mentionwatch import alerts
+    except ImportError:
+        alerts = None  # type: ignore[assignment]
+    send = getattr(alerts, "send_email", None) if alerts is not None else None
+    if send is None:
+        raise ConfigError(
+            "Emailing the report needs the alerts SMTP sender, which this install lacks.",
+            hint="Use `mentionwatch report --html FILE` and mail the file, or upgrade.",
+        )
+    recipients = list(getattr(app.config.alerts, "on_call", []) or [])
+    if not recipients:
+        raise ConfigError(f"{app.config.path}: [alerts] on_call lists no email addresses.",
+                          hint="Add the addresses that should get the digest.")
+    subject = (f"mentionwatch digest: {result.total} mentions, "
+               f"{result.response.complaints} complaints, {result.backlog_total} open")
+    send(app.config, recipients, subject, digest_text(result), html=render_html(result))
+
+
+@click.group("export")
+def export_group() -> None:
+    """Export stored data for spreadsheets and other tools."""
+
+
+@export_group.command("mentions")
+@click.option("--since", default=None, metavar="DURATION|DATE",
+              help="Only mentions created since (30d, or 2024-05-01). Default: all.")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Only this source (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file instead of stdout.")
+@click.option("--no-formula-guard", is_flag=True,
+              help="CSV: keep cells that start with = + - @ exactly as stored (by default "
+              "they get a leading ' so a spreadsheet does not run them as formulas).")
+@pass_app
+def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...], fmt: str,
+                    output: str | None, no_formula_guard: bool) -> None:
+    """Every stored field of each mention, oldest first: stable column names, ISO 8601 UTC
+    times, URLs. CSV opens in any spreadsheet; JSON Lines keeps lists and numbers typed."""
+    _check_sources(app, sources)
+    start = _parse_since(since, utcnow()) if since else None
+    records = iter_mention_records(app.store, since=start, sources=sources)
+    with _output(output) as fp:
+        count = (write_csv(records, fp, formula_guard=not no_formula_guard) if fmt == "csv"
+                 else write_jsonl(records, fp))
+    if output:
+        app.err.print(f"Exported {count} mentions to {Path(output)}.")
+

@@ -1,0 +1,260 @@
+"""Report figures on fixture rows with hand-worked answers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from mentionwatch.cli import cli
+from mentionwatch.errors import ConfigError
+from mentionwatch.export import EXPORT_COLUMNS, csv_cell, iter_mention_records
+from mentionwatch.report_render import render_csv, render_terminal, sparkline
+from mentionwatch.reports import (
+    MentionRow,
+    backlog_buckets,
+    build_report,
+    percentile,
+    response_performance,
+)
+from mentionwatch.store import Store
+from tests.reportdata import (
+    EXPECTED,
+    FORMULA_TEXT,
+    HOSTILE_NAME,
+    NOW,
+    SINCE,
+    TRICKY_TEXT,
+    at,
+    insert_fixture,
+)
+
+# --------------------------------------------------------------------------- pure figures
+
+
+def test_percentile_known_answers() -> None:
+    values = [float(v) for v in range(1, 11)]
+    assert percentile(values, 0.5) == 5.5
+    assert percentile(values, 0.9) == pytest.approx(9.1)
+    assert percentile(reversed(values), 0.0) == 1.0
+    assert percentile(values, 1.0) == 10.0
+    assert percentile([42.0], 0.9) == 42.0
+    assert percentile([], 0.5) is None
+    with pytest.raises(ValueError):
+        percentile(values, 1.5)
+
+
+def test_backlog_bucket_bounds_fall_in_the_older_bucket() -> None:
+    ages = [timedelta(0), timedelta(minutes=59), timedelta(hours=1), timedelta(hours=4),
+            timedelta(hours=23), timedelta(days=1), timedelta(days=3), timedelta(days=30)]
+    buckets = backlog_buckets([NOW - a for a in ages], NOW)
+    assert [(b.label, b.count) for b in buckets] == [
+        ("< 1h", 2), ("1-4h", 1), ("4-24h", 2), ("1-3d", 1), ("> 3d", 2)]
+
+
+def test_response_counts_unanswered_complaints_against_the_shares() -> None:
+    rows = [
+        MentionRow(id=1, source="s", created_at=NOW, flag="complaint",
+                   first_reply_at=NOW + timedelta(hours=1)),  # exactly 1 h counts as within
+        MentionRow(id=2, source="s", created_at=NOW, flag="complaint",
+                   first_reply_at=NOW - timedelta(minutes=5)),  # clock skew: clamped to 0
+        MentionRow(id=3, source="s", created_at=NOW, flag="complaint",
+                   private_at=NOW + timedelta(hours=2)),
+        MentionRow(id=4, source="s", created_at=NOW, flag="praise",
+                   first_reply_at=NOW + timedelta(days=1)),
+    ]
+    r = response_performance(rows)
+    assert (r.complaints, r.answered, r.unanswered) == (3, 2, 1)
+    assert (r.median_first_reply_s, r.answered_within_1h) == (1800.0, 2)
+    assert r.share_within_1h == pytest.approx(2 / 3)
+    assert r.share_private == pytest.approx(1 / 3)
+
+
+def test_sparkline_scales_and_leaves_gaps() -> None:
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([None, 1.0, 1.0]) == " ▁▁"
+    assert sparkline([]) == ""
+
+
+# --------------------------------------------------------------------------- on the store
+
+
+def test_report_figures_match_the_hand_worked_answers(store: Store) -> None:
+    insert_fixture(store)
+    report = build_report(store, since=SINCE, now=NOW)
+    assert report.total == EXPECTED["total"]
+    assert len(report.days) == 8 and report.days[0].isoformat() == "2024-05-01"
+    assert report.day_totals() == EXPECTED["per_day_totals"]
+    assert report.source_totals() == EXPECTED["source_totals"]
+    assert {f.flag: f.count for f in report.flags} == EXPECTED["flags"]
+    r = report.response
+    assert (r.complaints, r.answered, r.answered_within_1h, r.moved_private) == (
+        EXPECTED["complaints"], EXPECTED["answered"], EXPECTED["within_1h"],
+        EXPECTED["private"])
+    assert r.median_first_reply_s == EXPECTED["median_s"]
+    assert r.p90_first_reply_s == EXPECTED["p90_s"]
+    assert [b.count for b in report.backlog] == EXPECTED["backlog"]
+    assert report.backlog_oldest_s == timedelta(days=10).total_seconds()
+    assert [a.handle.lower() for a in report.top_authors] == EXPECTED["authors"]
+    alice = report.top_authors[0]
+    assert (alice.followers, alice.mentions, alice.engagement, alice.verified) == (
+        50_000, 3, 10, True)
+    assert [(t.term, t.count) for t in report.top_terms] == EXPECTED["terms"]
+    by_day = {s.day.isoformat(): s for s in report.sentiment}
+    assert by_day["2024-05-01"].mean is None
+    assert by_day["2024-05-03"].mean == pytest.approx(-0.3)
+    assert (by_day["2024-05-08"].negative, by_day["2024-05-08"].neutral,
+            by_day["2024-05-08"].positive) == (0, 1, 1)
+    assert by_day["2024-05-07"].scored == 2  # the unscored mention is left out
+
+
+def test_source_filter_narrows_every_figure(store: Store) -> None:
+    insert_fixture(store)
+    report = build_report(store, since=SINCE, now=NOW, sources=["rd"], top=2)
+    assert report.total == 5 and report.sources == ("rd",)
+    # rd complaints answered after 30 min (audit) and 90 min (outbox).
+    assert report.response.median_first_reply_s == 3600.0
+    assert report.response.p90_first_reply_s == pytest.approx(5040.0)
+    assert [b.count for b in report.backlog] == [0, 0, 1, 0, 0]
+    assert [a.handle for a in report.top_authors] == ["judy", "dave"]
+
+
+def test_window_edges_and_empty_store(store: Store) -> None:
+    empty = build_report(store, since=timedelta(days=1), now=NOW)
+    assert empty.total == 0 and empty.response.median_first_reply_s is None
+    assert empty.response.share_within_1h is None and empty.backlog_total == 0
+    insert_fixture(store)
+    # m8 at 11:30 is the only one in the last hour; m9 (07:00) is not.
+    last_hour = build_report(store, since=timedelta(hours=1), now=NOW)
+    assert last_hour.total == 1
+    with pytest.raises(ValueError):
+        build_report(store, since=NOW, until=at(5, 1, 0), now=NOW)
+
+
+# --------------------------------------------------------------------------- output formats
+
+
+def test_terminal_report_keeps_user_text_inert(store: Store) -> None:
+    insert_fixture(store)
+    console = Console(width=200, record=True, color_system=None)
+    console.print(render_terminal(build_report(store, since=SINCE, now=NOW)))
+    out = console.export_text()
+    assert "[bold red]boom[/]" in out  # printed literally, not styled
+    assert "40m 00s" in out and "2h 15m" in out and "57% (4)" in out
+
+
+def test_report_csv_sections_open_with_the_csv_module(store: Store) -> None:
+    insert_fixture(store)
+    report = build_report(store, since=SINCE, now=NOW)
+    rows = list(csv.DictReader(io.StringIO(render_csv(report, "mentions_per_day"))))
+    assert len(rows) == 16
+    assert {r["source"] for r in rows} == {"rd", "tw"}
+    assert sum(int(r["mentions"]) for r in rows) == 13
+    long = list(csv.DictReader(io.StringIO(render_csv(report))))
+    metrics = {r["value"] for r in long if r["section"] == "response"}
+    assert {"2400.0", "8100.0"} <= metrics
+    names = [r["value"] for r in long if r["section"] == "top_authors"
+             and r["column"] == "display_name"]
+    assert HOSTILE_NAME in names  # round-trips (starts with "<", not a formula)
+
+
+def _write_config(tmp_path: Path, db_url: str) -> Path:
+    path = tmp_path / "mentionwatch.toml"
+    path.write_text(f"""
+[brand]
+name = "Acme"
+terms = ["acme"]
+
+[database]
+url = "{db_url}"
+
+[[sources]]
+name = "tw"
+kind = "rss"
+url = "http://127.0.0.1:9/tw.xml"
+
+[[sources]]
+name = "rd"
+kind = "rss"
+url = "http://127.0.0.1:9/rd.xml"
+""", encoding="utf-8")
+    return path
+
+
+def test_cli_report_json_and_unknown_source(store: Store, db_url: str, tmp_path: Path) -> None:
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    since = SINCE.isoformat()
+    result = CliRunner().invoke(cli, ["--config", str(config), "report", "--since", since,
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    # "now" is the real clock here, so only window-independent totals are compared.
+    assert data["since"] == "2024-05-01T12:00:00+00:00"
+    assert data["response"]["median_first_reply_s"] == 2400.0
+    assert data["response"]["share_within_1h"] == pytest.approx(4 / 7, abs=1e-6)
+    assert data["total"] == 13
+    bad = CliRunner().invoke(cli, ["--config", str(config), "report", "--source", "nope"])
+    assert isinstance(bad.exception, ConfigError) and "tw, rd" in bad.exception.message
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_csv_round_trips_every_field(store: Store, db_url: str, tmp_path: Path) -> None:
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    out = tmp_path / "mentions.csv"
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions",
+                                      "--format", "csv", "--no-formula-guard", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open(newline="", encoding="utf-8") as fp:
+        reader = csv.DictReader(fp)
+        assert tuple(reader.fieldnames or ()) == EXPORT_COLUMNS
+        rows = list(reader)
+    expected = list(iter_mention_records(store))
+    assert len(rows) == len(expected) == 15
+    for got, want in zip(rows, expected, strict=True):
+        assert got == {c: csv_cell(c, want[c], formula_guard=False) for c in EXPORT_COLUMNS}
+    m1 = next(r for r in rows if r["external_id"] == "m1")
+    assert m1["text"] == TRICKY_TEXT
+    assert m1["created_at"] == "2024-05-02T09:00:00+00:00"
+    assert m1["first_response_at"] == "2024-05-02T09:10:00+00:00"
+    assert m1["url"] == "https://tw.example/m1" and m1["matched_terms"] == "acme; #acmefail"
+    assert m1["author_profile_url"] == "https://twitter.example/alice"
+    assert (m1["author_followers"], m1["author_verified"]) == ("50000", "true")
+
+
+def test_export_guards_formulas_and_filters(store: Store, db_url: str, tmp_path: Path) -> None:
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions",
+                                      "--since", "2024-05-03", "--source", "tw"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert {r["source"] for r in rows} == {"tw"}
+    assert min(r["created_at"] for r in rows) >= "2024-05-03"
+    m2 = next(r for r in rows if r["external_id"] == "m2")
+    assert m2["text"] == "'" + FORMULA_TEXT
+    m4 = next(r for r in rows if r["external_id"] == "m4")
+    assert m4["sentiment"] == "-0.8"  # numbers are never touched by the guard
+
+
+def test_export_jsonl_keeps_types(store: Store, db_url: str, tmp_path: Path) -> None:
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions",
+                                      "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert len(records) == 15 and list(records[0]) == list(EXPORT_COLUMNS)
+    m1 = next(r for r in records if r["external_id"] == "m1")
+    assert m1["matched_terms"] == ["acme", "#acmefail"] and m1["likes"] == 5
+    assert m1["text"] == TRICKY_TEXT and m1["sentiment"] == -0.6
+    assert m1["snoozed_until"] is None
