@@ -100,6 +100,8 @@ class SmtpConfig(StrictModel):
     username_env: str | None = None
     password_env: str | None = None
     timeout: timedelta = Field(default=timedelta(seconds=10))
+    #: Extra CA certificates to trust (a private mail relay); the system store is always used.
+    ca_file: Path | None = None
 
     _parse_timeout = field_validator("timeout", mode="before")(_duration)
 

@@ -1,0 +1,174 @@
+"""Write an alert email: a plain text part and a simple HTML part, built from stored values.
+
+User text (mention text, author names, rule explanations, drafts) is data: it is HTML-escaped
+in the HTML part, and a subject built from it is cleaned to one bounded line, so a mention
+cannot add headers or markup.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from typing import Any
+from urllib.parse import urlsplit
+
+from mentionwatch.alerts.rules import clean_header
+from mentionwatch.alerts.store import AlertRow, MentionView
+
+SUBJECT_PREFIX = "[mentionwatch] "
+#: How a person opens the mention in the terminal UI.
+TUI_COMMAND = "mentionwatch tui --mention {id}"
+TEXT_LIMIT = 2000
+
+
+def build_message(
+    rows: Sequence[AlertRow],
+    mentions: dict[int, MentionView],
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    now: datetime,
+) -> EmailMessage:
+    """One email for `rows` (a digest when there are several)."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = subject_for(rows, mentions)
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain="mentionwatch.local")
+    msg["X-Mentionwatch-Alerts"] = ",".join(str(r.id) for r in rows)
+    sections = [_section(r, mentions.get(r.mention_id) if r.mention_id else None) for r in rows]
+    intro = (f"{len(rows)} alerts from mentionwatch." if len(rows) > 1
+             else "An alert from mentionwatch.")
+    msg.set_content(_plain(intro, sections))
+    msg.add_alternative(_html(intro, sections), subtype="html")
+    return msg
+
+
+def subject_for(rows: Sequence[AlertRow], mentions: dict[int, MentionView]) -> str:
+    first = rows[0]
+    mention = mentions.get(first.mention_id) if first.mention_id else None
+    about = first.headline
+    if mention is not None:
+        who = f"@{mention.author_handle.lstrip('@')}" if mention.author_handle else "someone"
+        about += f" from {who}: {mention.title or mention.text}"
+    if len(rows) > 1:
+        about = f"{len(rows)} alerts: {about}"
+    return clean_header(SUBJECT_PREFIX + about)
+
+
+# A section is a title plus (label, value, kind) lines; kind "link" makes an <a> in HTML and
+# "block" a preformatted paragraph.
+Line = tuple[str, str, str]
+
+
+def _section(row: AlertRow, mention: MentionView | None) -> tuple[str, list[Line]]:
+    lines: list[Line] = [("What happened", row.headline, "text")]
+    if mention is not None:
+        lines.append(("Source", mention.source, "text"))
+        author = mention.author_handle or "unknown"
+        if mention.author_name and mention.author_name != mention.author_handle:
+            author += f" ({mention.author_name})"
+        lines.append(("Author", author, "text"))
+        reach = f"{mention.followers:,} followers" if mention.followers is not None else "unknown"
+        if mention.verified:
+            reach += ", verified"
+        lines.append(("Reach", reach, "text"))
+        lines.append(("Flag / priority",
+                      f"{mention.flag or 'none'} / {mention.priority:g}", "text"))
+        if mention.title:
+            lines.append(("Title", mention.title, "text"))
+        lines.append(("Mention", _cut(mention.text), "block"))
+        lines.append(("Why flagged", _why(row, mention), "block"))
+        if mention.public_draft:
+            lines.append(("Drafted reply", _cut(mention.public_draft), "block"))
+        if mention.private_draft:
+            lines.append(("Drafted follow-up", _cut(mention.private_draft), "block"))
+        if mention.url:
+            lines.append(("Link", mention.url, "link"))
+        lines.append(("Open in the TUI", TUI_COMMAND.format(id=mention.id), "code"))
+    else:
+        for key, value in row.details.items():
+            lines.append((key.replace("_", " ").capitalize(), _value(value), "text"))
+    if row.trigger == "escalation" and row.details.get("backlog"):
+        backlog = ", ".join(f"{n} {flag}" for flag, n in row.details["backlog"].items())
+        lines.append(("Overdue backlog", backlog, "text"))
+    return row.headline, lines
+
+
+def _why(row: AlertRow, mention: MentionView) -> str:
+    parts = [f"trigger: {row.trigger}"]
+    for rule, flag, alert, explanation in mention.reasons:
+        text = f"rule {rule} -> {flag or '-'}" + (" (alert)" if alert else "")
+        if explanation:
+            text += ": " + _value(explanation)
+        parts.append(text)
+    if "threshold" in row.details and row.trigger == "priority":
+        parts.append(f"priority {mention.priority:g} >= threshold {row.details['threshold']:g}")
+    return "\n".join(parts)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
+
+
+def _plain(intro: str, sections: list[tuple[str, list[Line]]]) -> str:
+    out = [intro, ""]
+    for index, (title, lines) in enumerate(sections, 1):
+        out.append(f"== {index}. {clean_header(title, 200)} ==")
+        for label, value, kind in lines:
+            if kind == "block":
+                out.append(f"{label}:")
+                out.extend("    " + line for line in value.splitlines() or [""])
+            else:
+                out.append(f"{label}: {value}")
+        out.append("")
+    out.append("-- mentionwatch (answer in the TUI; nothing is posted without approval)")
+    return "\n".join(out) + "\n"
+
+
+def _html(intro: str, sections: list[tuple[str, list[Line]]]) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html><html><body style=\"font-family: sans-serif\">", f"<p>{e(intro)}</p>"]
+    for index, (title, lines) in enumerate(sections, 1):
+        out.append(f"<h3>{index}. {e(title)}</h3><table cellpadding=\"4\">")
+        for label, value, kind in lines:
+            if kind == "block":
+                cell = f"<pre style=\"white-space: pre-wrap\">{e(value)}</pre>"
+            elif kind == "link" and urlsplit(value).scheme in ("http", "https"):
+                cell = f"<a href=\"{e(value, quote=True)}\">{e(value)}</a>"
+            elif kind == "code":
+                cell = f"<code>{e(value)}</code>"
+            else:
+                cell = e(value)
+            out.append(f"<tr><th align=\"left\" valign=\"top\">{e(label)}</th><td>{cell}</td></tr>")
+        out.append("</table>")
+    out.append("<p><small>mentionwatch: answer in the TUI; nothing is posted without "
+               "approval.</small></p></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def check_message(*, sender: str, recipients: Sequence[str], now: datetime) -> EmailMessage:
+    """The message `mentionwatch alerts test` sends."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = SUBJECT_PREFIX + "test alert"
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain="mentionwatch.local")
+    body = ("This is a test from `mentionwatch alerts test`. If you can read it, alert emails "
+            "reach you.")
+    msg.set_content(body + "\n")
+    msg.add_alternative(f"<p>{html.escape(body)}</p>\n", subtype="html")
+    return msg
