@@ -9,6 +9,7 @@ import sys
 import click
 
 from mentionwatch import __version__
+from mentionwatch.cli.alerts import alerts_group
 from mentionwatch.cli.context import AppContext, run_guarded
 from mentionwatch.cli.core import db_group, init, mentions_group, poll, status
 from mentionwatch.cli.demo import demo
@@ -44,6 +45,7 @@ for command in (init, poll, status, mentions_group, db_group, demo):
     cli.add_command(command)
 for command in (report, export_group):
     cli.add_command(command)
+cli.add_command(alerts_group)
 
 
 def main() -> None:

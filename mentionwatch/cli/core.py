@@ -125,6 +125,7 @@ def status(app: AppContext, as_json: bool) -> None:
     configured = {s.name: s for s in app.config.sources}
     rows = [r for r in app.store.source_statuses() if r.name in configured]
     now = utcnow()
+    _report_alert_delivery(app)
     if as_json:
         click.echo(json.dumps([
             {
@@ -158,6 +159,18 @@ def status(app: AppContext, as_json: bool) -> None:
             state, str(r.mentions),
         )
     app.out.print(table)
+
+
+def _report_alert_delivery(app: AppContext) -> None:
+    """Alert emails that keep failing are shown on stderr (both table and JSON modes)."""
+    from mentionwatch.alerts import delivery_problem
+
+    problem = delivery_problem(app.config, app.store)
+    if problem is not None:
+        app.err.print(Text(
+            f"Alert emails failing: {problem.pending} pending after {problem.attempts} "
+            f"attempts (oldest {ago(problem.oldest)}): {problem.last_error or 'unknown error'}",
+            style="bold red"))
 
 
 def _iso(value: datetime | None) -> str | None:
