@@ -319,7 +319,7 @@ def _num(value: float) -> str:
 
 
 def _svg_stacked_days(report: Report) -> str:
-    width, height, left, bottom, top = 900, 220, 40, 40, 10
+    width, height, left, bottom, top = 900, 230, 40, 40, 20
     days = report.days
     totals = report.day_totals()
     largest = max(totals, default=0) or 1
