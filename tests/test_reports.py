@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 import io
 import json
+import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -164,9 +168,9 @@ def test_report_csv_sections_open_with_the_csv_module(store: Store) -> None:
     assert HOSTILE_NAME in names  # round-trips (starts with "<", not a formula)
 
 
-def _write_config(tmp_path: Path, db_url: str) -> Path:
+def _write_config(tmp_path: Path, db_url: str, extra: str = "") -> Path:
     path = tmp_path / "mentionwatch.toml"
-    path.write_text(f"""
+    path.write_text(extra + f"""
 [brand]
 name = "Acme"
 terms = ["acme"]
@@ -258,3 +262,66 @@ def test_export_jsonl_keeps_types(store: Store, db_url: str, tmp_path: Path) -> 
     assert m1["matched_terms"] == ["acme", "#acmefail"] and m1["likes"] == 5
     assert m1["text"] == TRICKY_TEXT and m1["sentiment"] == -0.6
     assert m1["snoozed_until"] is None
+
+
+# --------------------------------------------------------------------------- digest email
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_report_email_sends_the_digest_over_smtp(store: Store, db_url: str,
+                                                 tmp_path: Path) -> None:
+    from aiosmtpd.controller import Controller
+
+    insert_fixture(store)
+    inbox = _Inbox()
+    port = _free_port()  # aiosmtpd cannot take port 0
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        config = _write_config(tmp_path, db_url, extra=f"""
+[alerts]
+on_call = ["lead@acme.example"]
+from_address = "mentionwatch@acme.example"
+[alerts.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+""")
+        result = CliRunner().invoke(cli, ["--config", str(config), "report", "--since",
+                                          SINCE.isoformat(), "--email"])
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # quiet for cron when not in a terminal
+    assert len(inbox.messages) == 1
+    rcpts, data = inbox.messages[0]
+    assert rcpts == ["lead@acme.example"]
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["Subject"] == "[mentionwatch] digest: 13 mentions, 7 complaints, 4 open"
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    assert "Median first reply: 40m 00s; 90th percentile: 2h 15m" in text
+    page = msg.get_body(preferencelist=("html",)).get_content()
+    assert 'id="kpi-within-1h"><div class="v">57%<' in page
+    assert "<script" not in page
+
+
+def test_report_email_without_recipients_says_what_to_do(store: Store, db_url: str,
+                                                          tmp_path: Path) -> None:
+    config = _write_config(tmp_path, db_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), "report", "--email"])
+    assert isinstance(result.exception, ConfigError)
+    assert "on_call" in (result.exception.hint or "")

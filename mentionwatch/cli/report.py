@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import IO
 
 import click
+from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
 from mentionwatch.durations import parse_duration
@@ -76,13 +80,15 @@ def _output(path: str | None) -> Iterator[IO[str]]:
               help="Also write a self-contained HTML report (opens offline) to this file.")
 @click.option("--email", "email", is_flag=True,
               help="Email the report as the morning digest to the on-call addresses "
-              "(uses the [alerts] SMTP settings).")
+              "(uses the [alerts] SMTP settings; for cron).")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS",
+              help="With --email: send to this address instead of on-call (repeatable).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write the json/csv output to this file instead of stdout.")
 @pass_app
 def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
            section: str | None, top: int, html_path: str | None, email: bool,
-           output: str | None) -> None:
+           to: tuple[str, ...], output: str | None) -> None:
     """Volume, flags, sentiment, top authors and terms, and how fast complaints are answered.
 
     \b
@@ -102,7 +108,7 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
         with _output(html_path) as fp:
             fp.write(render_html(result))
     if email:
-        _send_digest(app, result)
+        _send_digest(app, result, to, now)
     if fmt == "json":
         with _output(output) as fp:
             fp.write(render_json(result) + "\n")
@@ -115,28 +121,43 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
         app.err.print(f"Wrote the HTML report to {html_path}.")
 
 
-def _send_digest(app: AppContext, result: Report) -> None:
-    """Send the digest through the alerts module's SMTP function.
+def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: datetime) -> None:
+    """Email the report (plain text + the HTML report) through the [alerts.smtp] server.
 
-    Raises ConfigError when the alerts module (or its SMTP sender) is not available yet.
+    Raises ConfigError when nobody is named to receive it, SendError when the server
+    refuses or cannot be reached.
     """
-    try:
-        from mentionwatch import alerts
-    except ImportError:
-        alerts = None  # type: ignore[assignment]
-    send = getattr(alerts, "send_email", None) if alerts is not None else None
-    if send is None:
-        raise ConfigError(
-            "Emailing the report needs the alerts SMTP sender, which this install lacks.",
-            hint="Use `mentionwatch report --html FILE` and mail the file, or upgrade.",
-        )
-    recipients = list(getattr(app.config.alerts, "on_call", []) or [])
+    from mentionwatch.alerts.rules import clean_header, on_call
+    from mentionwatch.alerts.smtp import send
+
+    alerts = app.config.alerts
+    recipients = list(to) or on_call(alerts, now)
     if not recipients:
-        raise ConfigError(f"{app.config.path}: [alerts] on_call lists no email addresses.",
-                          hint="Add the addresses that should get the digest.")
-    subject = (f"mentionwatch digest: {result.total} mentions, "
-               f"{result.response.complaints} complaints, {result.backlog_total} open")
-    send(app.config, recipients, subject, digest_text(result), html=render_html(result))
+        raise ConfigError(f"{app.config.path}: nobody to send the digest to.",
+                          hint="Add addresses to [alerts] on_call, or pass --to ADDRESS.")
+    message = digest_message(result, sender=alerts.from_address, recipients=recipients,
+                             now=now, subject_clean=clean_header)
+    refused = send(alerts.smtp, message, recipients)
+    delivered = [r for r in recipients if r not in refused]
+    app.err.print(f"Sent the digest to {', '.join(delivered)}.")
+    if refused:
+        app.err.print(Text(f"Refused by the server: {', '.join(refused)}", style="red"))
+
+
+def digest_message(result: Report, *, sender: str, recipients: list[str], now: datetime,
+                   subject_clean: Callable[[str], str] = lambda s: s) -> EmailMessage:
+    """The morning digest: a plain text summary with the HTML report as the rich part."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = subject_clean(
+        f"[mentionwatch] digest: {result.total} mentions, {result.response.complaints} "
+        f"complaints, {result.backlog_total} open")
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain="mentionwatch.local")
+    msg.set_content(digest_text(result))
+    msg.add_alternative(render_html(result, title="mentionwatch digest"), subtype="html")
+    return msg
 
 
 @click.group("export")
