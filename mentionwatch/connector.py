@@ -76,6 +76,9 @@ class Batch:
     not_modified: bool = False
     requests: int = 1
     notes: list[str] = field(default_factory=list)
+    #: Items the source charged for (paid read budgets); None means `len(mentions)`. Set it
+    #: when the connector drops items it read (retweets, the brand's own posts).
+    items_read: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

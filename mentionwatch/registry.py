@@ -11,6 +11,7 @@ from typing import Any
 BUILTIN = {
     "rss": "connectors.rss:RssConnector",
     "google_alerts": "connectors.google_alerts:GoogleAlertsConnector",
+    "twitter": "connectors.twitter:TwitterConnector",
     "hackernews": "connectors.hackernews:HackerNewsConnector",
     "mastodon": "connectors.mastodon:MastodonConnector",
     "bluesky": "connectors.bluesky:BlueskyConnector",

@@ -208,7 +208,8 @@ class Store:
             if stored_ids:
                 values["last_new_mention_at"] = now
             conn.execute(update(Source).where(Source.id == source.id).values(**values))
-            self._count_usage(conn, source.id, now, batch.requests, len(batch.mentions))
+            items = batch.items_read if batch.items_read is not None else len(batch.mentions)
+            self._count_usage(conn, source.id, now, batch.requests, items)
         return StoreResult(len(stored_ids), duplicates, tuple(stored_ids))
 
     def _count_usage(
