@@ -33,8 +33,8 @@ def requests_to(server: HTTPServer, path: str, method: str | None = None) -> lis
             if req.path == path and (method is None or req.method == method)]
 
 
-@pytest.fixture
-def api() -> Iterator[HTTPServer]:
+@pytest.fixture(name="api")
+def api_fixture() -> Iterator[HTTPServer]:
     """A fresh fake API server bound to 127.0.0.1 on a free port."""
     server = HTTPServer(host="127.0.0.1", port=0)
     server.start()

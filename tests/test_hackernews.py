@@ -24,10 +24,8 @@ from mentionwatch.connector import ConnectorContext, StoredMentionRef
 from mentionwatch.errors import BadResponse, RateLimited, SendError, Transient
 from mentionwatch.models import Mention
 from mentionwatch.store import Store
-from tests.apiserver import json_response, load, requests_to
+from tests.apiserver import api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
 from tests.conftest import BRAND, make_config
-
-pytest_plugins = ["tests.apiserver"]  # the `api` fixture: a fake server on 127.0.0.1
 
 SEARCH = "/api/v1/search_by_date"
 

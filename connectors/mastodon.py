@@ -1,0 +1,453 @@
+"""Mastodon, through Mastodon.py: the brand account's mention notifications plus hashtag and
+full-text search timelines on one instance (one source per instance; configure several
+sources for several instances).
+
+Every stream keeps its own newest id in the cursor. A pass asks for `since_id=<cursor>` newest
+first and walks back with `max_id` until a short page, so no post between two passes is
+skipped (a plain `since_id` request returns only the newest page). Search has no `since_id`;
+`min_id` is its lower bound. The very first pass reads one page per stream, not the history.
+
+Writing: a public reply (`in_reply_to_id`, the configured visibility, the author @-mentioned
+so they are notified) and a private follow-up, a `direct` post that mentions only the author.
+Both carry an `Idempotency-Key`, so a retried call cannot post twice. Length is checked against
+the instance's own `max_characters`, counted as Mastodon counts (URLs as 23 characters,
+remote mentions by their local part).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from mastodon import Mastodon
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonError,
+    MastodonNetworkError,
+    MastodonNotFoundError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+)
+from pydantic import Field, field_validator
+
+from mentionwatch.config import read_secret, validate_http_url
+from mentionwatch.connector import (
+    AuthorIn,
+    Batch,
+    ConnectorContext,
+    ConnectorSettings,
+    MentionIn,
+    PostResult,
+    StoredMentionRef,
+)
+from mentionwatch.errors import (
+    AuthFailed,
+    BadResponse,
+    RateLimited,
+    SendError,
+    SourceError,
+    Transient,
+)
+from mentionwatch.text import clean_text
+
+#: Mastodon's default when the instance does not say (mainline since 1.0).
+DEFAULT_MAX_CHARACTERS = 500
+#: Mastodon counts every URL as this many characters, whatever its length.
+URL_LENGTH = 23
+_URL = re.compile(r"https?://\S+")
+_MENTION = re.compile(r"(?<![\w/])@([A-Za-z0-9_]+)(?:@([\w-]+(?:\.[\w-]+)*(?::\d+)?))?")
+
+
+class MastodonSettings(ConnectorSettings):
+    api_base_url: str
+    #: Names the environment variable holding the access token (scopes: read, write:statuses).
+    access_token_env: str = Field(min_length=1)
+    #: Read the brand account's mention notifications.
+    notifications: bool = True
+    #: Hashtag timelines to read, without '#'.
+    hashtags: list[str] = []
+    #: Full-text status searches (only finds posts the instance indexes for search).
+    search: list[str] = []
+    #: Visibility of public replies.
+    visibility: Literal["public", "unlisted", "private"] = "public"
+    page_size: int = Field(default=40, ge=1, le=40)
+    max_pages: int = Field(default=5, ge=1, le=50)
+
+    _check_url = field_validator("api_base_url")(validate_http_url)
+
+    @field_validator("hashtags")
+    @classmethod
+    def _bare_tags(cls, value: list[str]) -> list[str]:
+        return [tag.strip().lstrip("#") for tag in value if tag.strip().lstrip("#")]
+
+
+class MastodonConnector:
+    """Mentions of the brand account, hashtags and searches on one Mastodon instance."""
+
+    kind: ClassVar[str] = "mastodon"
+    platform: ClassVar[str] = "mastodon"
+    Settings: ClassVar[type[ConnectorSettings]] = MastodonSettings
+    can_reply: ClassVar[bool] = True
+    can_send_private: ClassVar[bool] = True
+    #: Mainline default; the real limit is read from the instance before posting.
+    reply_limit: ClassVar[int | None] = DEFAULT_MAX_CHARACTERS
+    default_interval: ClassVar[int] = 5 * 60
+    # Everything read is aimed at the brand: its notifications, its tags, its searches.
+    prefiltered: ClassVar[bool] = True
+
+    def __init__(self, settings: MastodonSettings, context: ConnectorContext) -> None:
+        self.settings = settings
+        self.context = context
+        self.host = urlsplit(settings.api_base_url).netloc
+        token = read_secret(settings.access_token_env, context.environ)
+        if not token:
+            raise AuthFailed(
+                f"Mastodon ({self.host}): no access token.",
+                hint=f"Set the environment variable named by access_token_env "
+                f"(${settings.access_token_env}).",
+            )
+        self.api = Mastodon(
+            access_token=token,
+            api_base_url=settings.api_base_url.rstrip("/"),
+            # Never sleep inside a poll worker: raise, and let the scheduler skip the source.
+            ratelimit_method="throw",
+            request_timeout=context.poll.timeout.total_seconds(),
+            version_check_mode="none",
+            user_agent=context.poll.user_agent or "mentionwatch",
+        )
+        self._me: Mapping[str, Any] | None = None
+        self._max_characters: int | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    def fetch(self, cursor: str | None) -> Batch:
+        """Read new mentions, hashtag posts and search hits.
+
+        Raises AuthFailed (token refused), RateLimited, Transient, BadResponse.
+        """
+        state = _load_cursor(cursor)
+        me = self._account()
+        requests = 1
+        found: dict[str, MentionIn] = {}
+        notes: list[str] = []
+        next_state: dict[str, str] = {}
+        size = self.settings.page_size
+        streams: list[tuple[str, str, Callable[..., Any]]] = []
+        if self.settings.notifications:
+            streams.append(("notifications", "mention", lambda since, max_id: self.api
+                            .notifications(types=["mention"], since_id=since, max_id=max_id,
+                                           limit=size)))
+        for tag in self.settings.hashtags:
+            streams.append((f"tag:{tag.lower()}", "post", lambda since, max_id, tag=tag: self.api
+                            .timeline_hashtag(tag, since_id=since, max_id=max_id, limit=size)))
+        for query in self.settings.search:
+            streams.append((f"search:{query}", "post", lambda since, max_id, q=query: self.api
+                            .search_v2(q, resolve=False, result_type="statuses", min_id=since,
+                                       max_id=max_id, exclude_unreviewed=False, limit=size)))
+        for key, kind, call in streams:
+            since = state.get(key)
+            items, newest, calls, complete = self._walk(call, since)
+            requests += calls
+            if not complete:
+                notes.append(f"{key}: more than {self.settings.max_pages} pages of new posts; "
+                             "older ones in this gap were skipped")
+            if newest is not None:
+                next_state[key] = newest
+            for item in items:
+                status = item.get("status") if kind == "mention" else item
+                if not isinstance(status, Mapping) or status.get("reblog"):
+                    continue  # a boost repeats a post; the original is what matters
+                mention = self._to_mention(status, kind, me)
+                if mention is not None:
+                    found.setdefault(mention.external_id, mention)
+        # Keep cursors of streams that were removed from or found nothing this pass.
+        merged = {k: v for k, v in state.items() if isinstance(v, str)} | next_state
+        return Batch(list(found.values()), next_cursor=json.dumps(merged, sort_keys=True),
+                     requests=requests, notes=notes)
+
+    def _walk(self, call: Callable[..., Any], since: str | None
+              ) -> tuple[list[Mapping[str, Any]], str | None, int, bool]:
+        """Page newest-first from the top down to `since`. Returns items, the newest id seen
+        (or `since`), the number of calls, and whether the gap was read completely."""
+        items: list[Mapping[str, Any]] = []
+        max_id: str | None = None
+        newest = since
+        for page in range(self.settings.max_pages):
+            result = self._call(call, since, max_id)
+            if isinstance(result, Mapping) and "statuses" in result:
+                result = result["statuses"]
+            if not isinstance(result, list) or not all(isinstance(i, Mapping) for i in result):
+                raise BadResponse(f"Mastodon ({self.host}): expected a list of posts, got "
+                                  f"{type(result).__name__}.",
+                                  hint="Check that api_base_url points at a Mastodon server.")
+            ids = [str(i["id"]) for i in result if i.get("id") is not None]
+            items.extend(result)
+            for ident in ids:
+                if newest is None or _id_key(ident) > _id_key(newest):
+                    newest = ident
+            # First pass (no cursor): one page is "now"; do not read the history.
+            if len(result) < self.settings.page_size or since is None or not ids:
+                return items, newest, page + 1, True
+            max_id = min(ids, key=_id_key)
+        return items, newest, self.settings.max_pages, False
+
+    def _account(self) -> Mapping[str, Any]:
+        if self._me is None:
+            me = self._call(lambda: self.api.account_verify_credentials())
+            if not isinstance(me, Mapping) or "id" not in me:
+                raise BadResponse(f"Mastodon ({self.host}): verify_credentials returned no "
+                                  "account.")
+            self._me = me
+        return self._me
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except MastodonError as exc:
+            raise self._source_error(exc) from None
+
+    def _source_error(self, exc: MastodonError) -> SourceError:
+        where = f"Mastodon ({self.host})"
+        if isinstance(exc, MastodonRatelimitError):
+            reset = getattr(self.api, "ratelimit_reset", None)
+            until = datetime.fromtimestamp(reset, UTC) if reset else None
+            return RateLimited(f"{where}: rate limited.", until=until)
+        if isinstance(exc, MastodonUnauthorizedError) or _status(exc) == 403:
+            return AuthFailed(
+                f"{where}: the access token was refused ({_status(exc)}: {_api_message(exc)}).",
+                hint=f"Check the token in ${self.settings.access_token_env} (setting "
+                "access_token_env) and that it has the read and write:statuses scopes.",
+            )
+        if isinstance(exc, MastodonServerError):
+            return Transient(f"{where}: server error {_status(exc)}.")
+        if isinstance(exc, MastodonNetworkError):
+            return Transient(f"{where}: connection failed.")
+        if isinstance(exc, MastodonAPIError) and _status(exc) is None:
+            return BadResponse(f"{where}: the answer was not valid JSON.",
+                               hint="Check that api_base_url points at a Mastodon server.")
+        return BadResponse(f"{where}: {_status(exc) or ''} {_api_message(exc)}".strip() + ".",
+                           hint="Check the hashtags and search settings.")
+
+    def _to_mention(self, status: Mapping[str, Any], kind: str,
+                    me: Mapping[str, Any]) -> MentionIn | None:
+        account = status.get("account") or {}
+        if not status.get("id") or not isinstance(account, Mapping):
+            return None
+        if str(account.get("id")) == str(me.get("id")):
+            return None  # our own posts, including replies sent from mentionwatch
+        handle = self._full_acct(str(account.get("acct") or account.get("username") or ""))
+        if handle.lower() in self._own_handles():
+            return None
+        spoiler = clean_text(status.get("spoiler_text"), is_html=False)
+        return MentionIn(
+            external_id=str(status["id"]),
+            text=clean_text(status.get("content")),
+            title=spoiler or None,
+            url=status.get("url") or status.get("uri"),
+            author=AuthorIn(
+                handle=handle,
+                display_name=clean_text(account.get("display_name"), is_html=False) or None,
+                followers=_int(account.get("followers_count")),
+                profile_url=account.get("url"),
+                external_id=str(account.get("id")) if account.get("id") else None,
+            ),
+            created_at=_when(status.get("created_at")),
+            language=status.get("language"),
+            likes=_int(status.get("favourites_count")) or 0,
+            reposts=_int(status.get("reblogs_count")) or 0,
+            replies=_int(status.get("replies_count")) or 0,
+            conversation_id=str(status.get("conversation_id") or status["id"]),
+            in_reply_to_id=str(status["in_reply_to_id"]) if status.get("in_reply_to_id")
+            else None,
+            is_reply_to_brand=str(status.get("in_reply_to_account_id")) == str(me.get("id")),
+            kind=kind,
+            raw=_jsonable(status),
+        )
+
+    def _full_acct(self, acct: str) -> str:
+        """`user` (local) becomes `user@this-instance`, so handles are unique across sources."""
+        return acct if "@" in acct else f"{acct}@{self.host}"
+
+    def _own_handles(self) -> set[str]:
+        own = self.context.brand.own_handles(self.platform)
+        return own | {self._full_acct(h) for h in own}
+
+    # ------------------------------------------------------------------ writing
+
+    def reply(self, mention: StoredMentionRef, text: str) -> PostResult:
+        """Post a public reply to `mention`, @-mentioning its author.
+
+        Raises SendError (too long, post gone, refused) or AuthFailed/RateLimited/Transient."""
+        acct = self._author_acct(mention)
+        body = _with_mention(text, acct)
+        self._check_length(body)
+        status = self._post(body, in_reply_to_id=mention.external_id,
+                            visibility=self.settings.visibility,
+                            idempotency_key=f"mentionwatch-reply-{mention.external_id}")
+        return PostResult(external_id=str(status["id"]), url=status.get("url"))
+
+    def send_private(self, mention: StoredMentionRef, text: str) -> PostResult:
+        """Send a `direct` post that mentions only the author (a direct post reaches
+        everyone it mentions, so any other @handle in the text is refused)."""
+        acct = self._author_acct(mention)
+        others = sorted({m for m in _mentioned(text) if not _same_acct(m, acct, self.host)})
+        if others:
+            raise SendError(
+                "The private follow-up mentions " + ", ".join("@" + o for o in others)
+                + "; a direct post is delivered to everyone it mentions.",
+                hint="Remove the other handles so only the author receives it.",
+            )
+        body = _with_mention(text, acct)
+        self._check_length(body)
+        status = self._post(body, visibility="direct",
+                            idempotency_key=f"mentionwatch-private-{mention.external_id}")
+        return PostResult(external_id=str(status["id"]), url=status.get("url"))
+
+    def max_characters(self) -> int:
+        """The instance's status length limit (v2 instance, then v1, then 500)."""
+        if self._max_characters is None:
+            limit: Any = None
+            for fetch in (self.api.instance_v2, self.api.instance_v1):
+                try:
+                    info = fetch()
+                except MastodonNotFoundError:
+                    continue
+                except MastodonError as exc:
+                    raise self._source_error(exc) from None
+                config = (info or {}).get("configuration") or {}
+                limit = ((config.get("statuses") or {}).get("max_characters")
+                         or (info or {}).get("max_toot_chars"))
+                if limit:
+                    break
+            self._max_characters = int(limit) if limit else DEFAULT_MAX_CHARACTERS
+        return self._max_characters
+
+    def _check_length(self, body: str) -> None:
+        limit = self.max_characters()
+        length = status_length(body)
+        if length > limit:
+            raise SendError(f"The text is {length} characters; {self.host} allows {limit}.",
+                            hint="Shorten the draft (links count as 23 characters).")
+
+    def _author_acct(self, mention: StoredMentionRef) -> str:
+        account = mention.raw.get("account") if mention.raw else None
+        acct = (account or {}).get("acct") if isinstance(account, Mapping) else None
+        acct = acct or mention.author_handle
+        if not acct:
+            raise SendError("This mention has no author to answer.")
+        # Stored handles carry our instance's domain; the API wants local accounts bare.
+        return str(acct).removesuffix(f"@{self.host}")
+
+    def _post(self, body: str, **kwargs: Any) -> Mapping[str, Any]:
+        try:
+            status = self.api.status_post(body, **kwargs)
+        except (MastodonRatelimitError, MastodonUnauthorizedError, MastodonServerError,
+                MastodonNetworkError) as exc:
+            raise self._source_error(exc) from None
+        except MastodonNotFoundError:
+            raise SendError(f"Mastodon ({self.host}): the post being answered no longer "
+                            "exists.") from None
+        except MastodonError as exc:
+            if _status(exc) == 403:
+                raise self._source_error(exc) from None
+            raise SendError(f"Mastodon ({self.host}) refused the post: "
+                            f"{_api_message(exc)}.") from None
+        if not isinstance(status, Mapping) or "id" not in status:
+            raise SendError(f"Mastodon ({self.host}) did not say which post it created; "
+                            "check the account before sending again.")
+        return status
+
+    def close(self) -> None:
+        session = getattr(self.api, "session", None)
+        if session is not None:
+            session.close()
+
+
+def status_length(text: str) -> int:
+    """Length as Mastodon counts it: each URL is 23, `@user@domain` counts as `@user`."""
+    text = _URL.sub("x" * URL_LENGTH, text)
+    text = _MENTION.sub(lambda m: "@" + m.group(1), text)
+    return len(text)
+
+
+def _mentioned(text: str) -> list[str]:
+    stripped = _URL.sub(" ", text)
+    return [m.group(1) + (f"@{m.group(2)}" if m.group(2) else "")
+            for m in _MENTION.finditer(stripped)]
+
+
+def _same_acct(mentioned: str, acct: str, host: str) -> bool:
+    a, b = mentioned.lower(), acct.lower()
+    return a == b or a == f"{b}@{host.lower()}" or b == f"{a}@{host.lower()}"
+
+
+def _with_mention(text: str, acct: str) -> str:
+    """Mastodon notifies only accounts named in the text: make sure the author is."""
+    if any(_same_acct(m, acct, "") for m in _mentioned(text)):
+        return text
+    return f"@{acct} {text}"
+
+
+def _status(exc: MastodonError) -> int | None:
+    args = exc.args
+    return args[1] if len(args) > 1 and isinstance(args[1], int) else None
+
+
+def _api_message(exc: MastodonError) -> str:
+    args = exc.args
+    if len(args) > 3 and args[3]:
+        return clean_text(str(args[3]), is_html=False)[:300]
+    if len(args) > 2 and args[2]:
+        return str(args[2])
+    return type(exc).__name__
+
+
+def _id_key(ident: str) -> tuple[int, str]:
+    # Mastodon ids are numeric strings of varying length: compare by length, then value.
+    return (len(ident), ident)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _load_cursor(cursor: str | None) -> dict[str, Any]:
+    if not cursor:
+        return {}
+    try:
+        value = json.loads(cursor)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

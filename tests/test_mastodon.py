@@ -1,0 +1,275 @@
+"""Mastodon connector (Mastodon.py) against a fake Mastodon server on 127.0.0.1.
+
+The fake answers the documented REST endpoints from fixture entities and applies
+`since_id` / `min_id` / `max_id` / `limit` the way Mastodon does (newest first)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from sqlalchemy import select
+from werkzeug import Request
+
+from connectors.mastodon import MastodonConnector, MastodonSettings, status_length
+from mentionwatch.config import SourceConfig
+from mentionwatch.connector import ConnectorContext, StoredMentionRef
+from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
+from mentionwatch.models import Mention
+from mentionwatch.pipeline import poll
+from mentionwatch.store import Store
+from tests.apiserver import api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
+from tests.conftest import BRAND, make_config
+
+TOKEN = "masto-secret-token"
+ENV = {"MASTO_TOKEN": TOKEN}
+BRAND_M = dict(BRAND, own_accounts={"mastodon": ["acmehelp"]})
+NOTIFS = "/api/v1/notifications"
+TAG = "/api/v1/timelines/tag/acmefail"
+SEARCH = "/api/v2/search"
+STATUSES = "/api/v1/statuses"
+
+
+def _id(value: str) -> tuple[int, str]:
+    return (len(value), value)
+
+
+def paged(items: list[dict[str, Any]], request: Request) -> list[dict[str, Any]]:
+    """Mastodon's id paging: newer than since_id/min_id, older than max_id, newest first."""
+    args = request.args
+    out = sorted(items, key=lambda i: _id(i["id"]), reverse=True)
+    if args.get("max_id"):
+        out = [i for i in out if _id(i["id"]) < _id(args["max_id"])]
+    if args.get("since_id"):
+        out = [i for i in out if _id(i["id"]) > _id(args["since_id"])]
+    if args.get("min_id"):
+        # min_id returns the page immediately newer than min_id (still newest first here).
+        out = [i for i in out if _id(i["id"]) > _id(args["min_id"])]
+        out = out[-int(args.get("limit", "20")):]
+    return out[:int(args.get("limit", "20"))]
+
+
+class FakeMastodon:
+    def __init__(self, api: HTTPServer) -> None:
+        self.notifications = load("mastodon", "notifications.json")
+        self.tag = load("mastodon", "tag_acmefail.json")
+        self.search = load("mastodon", "search_acme.json")
+        api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+            load("mastodon", "verify_credentials.json"))
+        api.expect_request(NOTIFS).respond_with_handler(
+            lambda r: json_response(paged(self.notifications, r)))
+        api.expect_request(TAG).respond_with_handler(lambda r: json_response(paged(self.tag, r)))
+        api.expect_request(SEARCH).respond_with_handler(
+            lambda r: json_response(dict(self.search, statuses=paged(self.search["statuses"], r))))
+        api.expect_request("/api/v2/instance/").respond_with_json(
+            load("mastodon", "instance_v2.json"))
+        api.expect_request(STATUSES, method="POST").respond_with_json(
+            load("mastodon", "status_created.json"))
+
+
+def _connector(api: HTTPServer, environ: dict[str, str] | None = None,
+               **settings: Any) -> MastodonConnector:
+    config = make_config("sqlite://", [], brand=BRAND_M)
+    data = {"api_base_url": api.url_for("/").rstrip("/"), "access_token_env": "MASTO_TOKEN",
+            "hashtags": ["#acmefail"], "search": ["acme"], **settings}
+    ctx = ConnectorContext(source=SourceConfig(name="masto", kind="mastodon"),
+                           brand=config.brand, poll=config.poll,
+                           environ=ENV if environ is None else environ)
+    return MastodonConnector(MastodonSettings.model_validate(data), ctx)
+
+
+def test_first_pass_reads_mentions_tags_and_search_and_skips_own_and_boosts(
+    api: HTTPServer,
+) -> None:
+    FakeMastodon(api)
+    masto = _connector(api)
+    batch = masto.fetch(None)
+    host = api.url_for("/").split("//")[1].rstrip("/")
+
+    [notif_req] = requests_to(api, NOTIFS)
+    assert notif_req.args.getlist("types[]") == ["mention"]
+    assert notif_req.args["limit"] == "40" and "since_id" not in notif_req.args
+    assert notif_req.headers["Authorization"] == f"Bearer {TOKEN}"
+    [search_req] = requests_to(api, SEARCH)
+    assert search_req.args["q"] == "acme" and search_req.args["type"] == "statuses"
+    assert "resolve" not in search_req.args
+
+    by_id = {m.external_id: m for m in batch.mentions}
+    # Own account (acme), own_accounts (acmehelp) and a boost are not mentions; s1 once.
+    assert sorted(by_id) == ["113500000000000010", "113500000000000020",
+                             "113500000000000025", "113500000000000030"]
+    first = by_id["113500000000000010"]
+    assert first.kind == "mention"
+    assert first.text == ("@acme my fiber has been down for 3 days & nobody answers the "
+                          "phone. #acmefail")
+    assert first.author is not None
+    assert first.author.handle == f"alice@{host}"
+    assert first.author.display_name == "Alice :verified:"
+    assert first.author.followers == 12000
+    assert first.url == "https://social.example/@alice/113500000000000010"
+    assert (first.likes, first.reposts, first.replies) == (4, 2, 1)
+    assert first.created_at == datetime(2026, 11, 19, 8, 10, tzinfo=UTC)
+    assert first.raw["account"]["acct"] == "alice"
+    bob = by_id["113500000000000020"]
+    assert bob.is_reply_to_brand and bob.author and bob.author.handle == "bob@other.example"
+    assert "<script>" not in bob.text
+    carol = by_id["113500000000000025"]
+    assert (carol.kind, carol.title, carol.language) == ("post", "ISP rant", "de")
+
+    import json
+    assert json.loads(batch.next_cursor or "") == {
+        "notifications": "400030", "search:acme": "113500000000000025",
+        "tag:acmefail": "113500000000000025"}
+
+
+def test_pages_back_to_the_cursor_then_resumes(api: HTTPServer) -> None:
+    fake = FakeMastodon(api)
+    masto = _connector(api, page_size=2, hashtags=[], search=[])
+    batch = masto.fetch('{"notifications": "400005"}')
+    reqs = requests_to(api, NOTIFS)
+    assert [(r.args.get("since_id"), r.args.get("max_id")) for r in reqs] == [
+        ("400005", None), ("400005", "400020")]
+    assert len(batch.mentions) == 3
+    assert batch.next_cursor == '{"notifications": "400030"}'
+
+    fake.notifications += load("mastodon", "notifications_later.json")
+    again = masto.fetch(batch.next_cursor)
+    assert requests_to(api, NOTIFS)[-1].args["since_id"] == "400030"
+    assert [m.external_id for m in again.mentions] == ["113500000000000040"]
+    assert again.next_cursor == '{"notifications": "400040"}'
+    # Nothing new: cursor unchanged.
+    assert masto.fetch(again.next_cursor).next_cursor == again.next_cursor
+
+
+def test_rate_limit_raises_with_reset_time(api: HTTPServer) -> None:
+    reset = datetime.now(UTC) + timedelta(minutes=5)
+    api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+        load("mastodon", "error_429.json"), status=429,
+        headers={"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "0",
+                 "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+    with pytest.raises(RateLimited) as info:
+        _connector(api).fetch(None)
+    assert info.value.until is not None
+    assert abs((info.value.until - reset).total_seconds()) < 5
+
+
+def test_auth_failure_names_the_setting_and_hides_the_token(api: HTTPServer) -> None:
+    api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+        load("mastodon", "error_401.json"), status=401)
+    with pytest.raises(AuthFailed) as info:
+        _connector(api).fetch(None)
+    assert "access_token_env" in str(info.value) and "$MASTO_TOKEN" in str(info.value)
+    assert "The access token is invalid" in str(info.value)
+    assert TOKEN not in str(info.value) and TOKEN not in repr(info.value)
+    with pytest.raises(AuthFailed, match="MASTO_TOKEN"):
+        _connector(api, environ={})
+
+
+@pytest.mark.parametrize(("status", "body", "error"), [
+    (200, b"[{\"id\": ", BadResponse),
+    (200, b"{\"id\": \"1\"}", BadResponse),
+    (503, b"<html>down</html>", Transient),
+])
+def test_bad_json_and_server_errors(api: HTTPServer, status: int, body: bytes,
+                                    error: type[Exception]) -> None:
+    api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+        load("mastodon", "verify_credentials.json"))
+    api.expect_request(NOTIFS).respond_with_data(body, status=status,
+                                                 content_type="application/json")
+    with pytest.raises(error):
+        _connector(api, hashtags=[], search=[]).fetch('{"notifications": "1"}')
+
+
+def _ref(mention_id: str = "113500000000000010") -> StoredMentionRef:
+    raw = next(n["status"] for n in load("mastodon", "notifications.json")
+               if n["status"]["id"] == mention_id)
+    return StoredMentionRef(mention_id, raw["url"], "alice@social.example", raw["account"]["id"],
+                            mention_id, "mention", raw)
+
+
+def test_reply_sends_exact_request(api: HTTPServer) -> None:
+    FakeMastodon(api)
+    result = _connector(api, visibility="unlisted").reply(_ref(), "Sorry about this.")
+    assert result.external_id == "113500000000000050"
+    assert result.url == "https://social.example/@acme/113500000000000050"
+    [post] = requests_to(api, STATUSES, "POST")
+    assert post.form.to_dict(flat=False) == {
+        "status": ["@alice Sorry about this."],
+        "in_reply_to_id": ["113500000000000010"],
+        "visibility": ["unlisted"],
+        "sensitive": ["0"],  # Mastodon.py always sends it; false is the documented default
+    }
+    assert post.headers["Idempotency-Key"] == "mentionwatch-reply-113500000000000010"
+    assert post.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_private_follow_up_is_direct_and_mentions_only_the_author(api: HTTPServer) -> None:
+    FakeMastodon(api)
+    masto = _connector(api)
+    masto.send_private(_ref(), "Could you send us your account number? help@acme.example")
+    [post] = requests_to(api, STATUSES, "POST")
+    assert post.form.to_dict(flat=False) == {
+        "status": ["@alice Could you send us your account number? help@acme.example"],
+        "visibility": ["direct"],
+        "sensitive": ["0"],
+    }
+    assert post.headers["Idempotency-Key"] == "mentionwatch-private-113500000000000010"
+    with pytest.raises(SendError, match=r"@bob@other\.example"):
+        masto.send_private(_ref(), "@alice cc @bob@other.example, please DM us")
+    assert len(requests_to(api, STATUSES, "POST")) == 1
+
+
+def test_length_is_checked_against_the_instance_limit(api: HTTPServer) -> None:
+    FakeMastodon(api)
+    masto = _connector(api)
+    assert masto.max_characters() == 120  # from configuration.statuses.max_characters
+    with pytest.raises(SendError, match="allows 120"):
+        masto.reply(_ref(), "x" * 120)
+    assert requests_to(api, STATUSES, "POST") == []
+    # A long link counts as 23 characters, as on Mastodon.
+    masto.reply(_ref(), "See https://status.acme.example/" + "a" * 200 + " " + "y" * 80)
+    assert len(requests_to(api, STATUSES, "POST")) == 1
+    assert status_length("@bob@other.example hi") == len("@bob hi")
+
+
+def test_refused_post_is_a_send_error_with_the_server_message(api: HTTPServer) -> None:
+    FakeMastodon(api)
+    api.clear_all_handlers()
+    api.expect_request("/api/v2/instance/").respond_with_json(load("mastodon", "instance_v2.json"))
+    api.expect_request(STATUSES, method="POST").respond_with_json(
+        load("mastodon", "error_422.json"), status=422)
+    with pytest.raises(SendError, match="character limit"):
+        _connector(api).reply(_ref(), "hello")
+
+
+def test_poll_stores_mentions_and_never_our_own_posts(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MASTO_TOKEN", TOKEN)
+    fake = FakeMastodon(api)
+    source = {"name": "masto", "kind": "mastodon", "api_base_url": api.url_for("/").rstrip("/"),
+              "access_token_env": "MASTO_TOKEN", "hashtags": ["acmefail"]}
+    config = make_config(db_url, [source], brand=BRAND_M)
+    store = Store.open(db_url)
+    try:
+        report = poll(config, store, environ=ENV)
+        assert [(o.status, o.stored) for o in report.outcomes] == [("ok", 4)]
+        # Our reply comes back in the hashtag timeline next pass: it is ours, so not stored.
+        ours = copy.deepcopy(load("mastodon", "status_created.json"))
+        ours["content"] += " #acmefail"
+        fake.tag.append(ours)
+        fake.notifications += load("mastodon", "notifications_later.json")
+        report = poll(config, store, environ=ENV, force=True)
+        assert [(o.status, o.stored) for o in report.outcomes] == [("ok", 1)]
+        with store.session(readonly=True) as s:
+            ids = sorted(s.scalars(select(Mention.external_id)))
+        assert "113500000000000050" not in ids and "113500000000000040" in ids
+        row = store.source_row("masto")
+        assert row is not None and row.cursor and '"notifications": "400040"' in row.cursor
+    finally:
+        store.close()
+
+
