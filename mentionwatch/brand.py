@@ -33,10 +33,10 @@ class BrandMatcher:
             return []
         if self._exclude is not None:
             text = self._exclude.sub(lambda m: " " * len(m.group(0)), text)
-        seen: dict[str, None] = {}
-        for match in self._terms.finditer(text):
-            seen.setdefault(match.group(0).lower(), None)
-        return list(seen)
+        found = self._terms.findall(text)
+        if not found:
+            return []
+        return list(dict.fromkeys(term.lower() for term in found))
 
     def mentions(self, text: str) -> bool:
         return bool(self.find(text))

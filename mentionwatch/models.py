@@ -200,6 +200,7 @@ class OutboxAction(Base):
     __table_args__ = (
         Index("ix_outbox_actions_state", "state"),
         Index("ix_outbox_actions_mention_id", "mention_id"),
+        Index("ix_outbox_actions_posted_id", "posted_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

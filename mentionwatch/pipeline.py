@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -114,7 +114,8 @@ def filter_mentions(
         terms = matcher.find(f"{mention.title or ''}\n{mention.text}")
         if not terms and not prefiltered:
             continue
-        kept.append(replace(mention, matched_terms=tuple(terms)))
+        mention.matched_terms = tuple(terms)
+        kept.append(mention)
     return kept
 
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from mentionwatch import db
-from mentionwatch.connector import Batch, MentionIn
+from mentionwatch.connector import AuthorIn, Batch, MentionIn
 from mentionwatch.judgement import Judge, Judgement, MentionFacts
 from mentionwatch.models import (
     Author,
@@ -37,6 +38,9 @@ from mentionwatch.models import (
 from mentionwatch.urls import canonical_url
 
 log = logging.getLogger(__name__)
+
+#: (id, followers, display name, verified) of an author as stored.
+AuthorFacts = tuple[int, int | None, str | None, bool | None]
 
 # Rows per statement: small enough for PostgreSQL's parameter limit and SQLite's variables.
 CHUNK = 500
@@ -83,6 +87,9 @@ class Store:
             engine.execution_options(readonly=True), expire_on_commit=False
         )
         self._dialect = engine.dialect.name
+        # Authors known to be stored, by (platform, handle key); filled only after commits.
+        self._authors: dict[tuple[str, str], AuthorFacts] = {}
+        self._authors_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -176,21 +183,25 @@ class Store:
         platform: str | None = None,
         now: datetime | None = None,
         fail_after: int | None = None,
+        want_ids: bool = False,
     ) -> StoreResult:
         """Store a fetched batch and advance the source's cursor, in one transaction.
 
         Duplicates (same source and external id, or a canonical URL already stored from any
-        source) are skipped. `fail_after` is for fault-injection tests: raise after that many
-        rows were written, inside the transaction.
+        source) are skipped. The ids of stored mentions are returned when a judge is given or
+        `want_ids` is set (looking them up costs time on large batches). `fail_after` is for
+        fault-injection tests: raise after that many rows were written, inside the transaction.
         """
         now = now or utcnow()
+        learned: dict[tuple[str, str], AuthorFacts] = {}
         with self.engine.begin() as conn:
             source = conn.execute(
                 select(Source.id, Source.kind).where(Source.name == source_name)
             ).one()
             plat = platform or source.kind
-            stored_ids, duplicates = self._insert_mentions(
-                conn, source.id, plat, batch.mentions, now, fail_after
+            stored, stored_ids = self._insert_mentions(
+                conn, source.id, plat, batch.mentions, now, fail_after, learned,
+                want_ids=judge is not None or want_ids,
             )
             if judge is not None and stored_ids:
                 self._apply_judge(conn, judge, source_name, source.kind, stored_ids)
@@ -205,12 +216,15 @@ class Store:
             }
             if batch.next_cursor is not None:
                 values["cursor"] = batch.next_cursor
-            if stored_ids:
+            if stored:
                 values["last_new_mention_at"] = now
             conn.execute(update(Source).where(Source.id == source.id).values(**values))
             items = batch.items_read if batch.items_read is not None else len(batch.mentions)
             self._count_usage(conn, source.id, now, batch.requests, items)
-        return StoreResult(len(stored_ids), duplicates, tuple(stored_ids))
+        if learned:  # committed: now they are safe to remember
+            with self._authors_lock:
+                self._authors.update(learned)
+        return StoreResult(stored, len(batch.mentions) - stored, tuple(stored_ids))
 
     def _count_usage(
         self, conn: Connection, source_id: int, now: datetime, requests: int, items: int
@@ -237,75 +251,111 @@ class Store:
         mentions: Sequence[MentionIn],
         now: datetime,
         fail_after: int | None,
-    ) -> tuple[list[int], int]:
-        # De-duplicate inside the batch first (a feed may list an entry twice).
-        unique: dict[str, MentionIn] = {}
-        for m in mentions:
-            unique.setdefault(m.external_id, m)
-        candidates = list(unique.values())
-        canon = {m.external_id: canonical_url(m.url) for m in candidates}
-        external_ids = [m.external_id for m in candidates]
-        known_ids = self._existing(conn, Mention.external_id, external_ids,
-                                   Mention.source_id == source_id)
-        # Our own replies, posted through the outbox, must never come back as new mentions.
-        known_ids |= self._existing(conn, OutboxAction.posted_id, external_ids)
-        known_urls = self._existing(conn, Mention.canonical_url,
-                                    [u for u in canon.values() if u])
-        seen_urls: set[str] = set()
-        fresh: list[MentionIn] = []
-        for m in candidates:
-            url = canon[m.external_id]
-            if m.external_id in known_ids or (url and (url in known_urls or url in seen_urls)):
-                continue
-            if url:
-                seen_urls.add(url)
-            fresh.append(m)
-        duplicates = len(mentions) - len(fresh)
+        learned: dict[tuple[str, str], AuthorFacts],
+        want_ids: bool,
+    ) -> tuple[int, list[int]]:
+        """Insert what is new; return how many were stored and (if wanted) their ids."""
+        # Duplicates (same source and external id, or a canonical URL stored from any source,
+        # also within this batch) are left to the unique indexes: ON CONFLICT DO NOTHING. Only
+        # our own posted replies need a look-up first: they must never come back as mentions.
+        own: set[str] = set()
+        if conn.execute(select(OutboxAction.id).where(OutboxAction.posted_id.is_not(None))
+                        .limit(1)).first():
+            own = self._existing(conn, OutboxAction.posted_id, [m.external_id for m in mentions])
+        fresh = [m for m in mentions if m.external_id not in own] if own else list(mentions)
         if not fresh:
-            return [], duplicates
-        author_ids = self._upsert_authors(conn, platform, fresh, now)
+            return 0, []
+        canon = {m.external_id: canonical_url(m.url) for m in fresh}
+        author_ids = self._upsert_authors(conn, platform, fresh, now, learned)
+        terms_json: dict[tuple[str, ...], str | None] = {(): None}
+
+        def terms(matched: tuple[str, ...]) -> str | None:
+            if matched not in terms_json:  # few distinct term sets per batch
+                terms_json[matched] = json.dumps(list(matched))
+            return terms_json[matched]
+
         rows = [
-            {
-                "source_id": source_id,
-                "external_id": m.external_id,
-                "kind": m.kind,
-                "url": m.url,
-                "canonical_url": canon[m.external_id],
-                "author_id": author_ids.get(m.author.handle.lower()) if m.author else None,
-                "author_handle": m.author.handle if m.author else None,
-                "title": m.title,
-                "text": m.text,
-                "language": m.language,
+            (
+                source_id, m.external_id, m.kind, m.url, canon[m.external_id],
+                author_ids.get(m.author.handle.lower()) if m.author else None,
+                m.author.handle if m.author else None,
+                m.title, m.text, m.language,
                 # A date in the future is a publisher's mistake; it must not sort on top forever.
-                "created_at": min(m.created_at, now) if m.created_at else now,
-                "fetched_at": now,
-                "likes": m.likes,
-                "reposts": m.reposts,
-                "replies": m.replies,
-                "conversation_id": m.conversation_id,
-                "in_reply_to_id": m.in_reply_to_id,
-                "is_reply_to_brand": m.is_reply_to_brand,
-                "matched_terms": json.dumps(list(m.matched_terms)) if m.matched_terms else None,
-                "raw": dict(m.raw) if m.raw else None,
-                "status": "new",
-                "priority": 0.0,
-            }
+                min(m.created_at, now) if m.created_at else now,
+                now, m.likes, m.reposts, m.replies, m.conversation_id, m.in_reply_to_id,
+                m.is_reply_to_brand,
+                terms(m.matched_terms),
+                json.dumps(m.raw, default=str) if m.raw else None,
+                "new", 0.0,
+            )
             for m in fresh
         ]
-        ids: list[int] = []
-        stmt = self._insert(Mention.__table__).on_conflict_do_nothing().returning(
-            Mention.__table__.c.id
-        )
-        written = 0
+        written = stored = 0
         for chunk in _chunks(rows):
             if fail_after is not None and written + len(chunk) > fail_after:
                 head = list(chunk[: max(0, fail_after - written)])
                 if head:
-                    conn.execute(stmt, head)
+                    self._bulk_insert_mentions(conn, head)
                 raise RuntimeError(f"injected failure after {fail_after} rows")
-            ids.extend(conn.execute(stmt, list(chunk)).scalars())
+            stored += self._bulk_insert_mentions(conn, chunk)
             written += len(chunk)
-        return ids, duplicates + (len(fresh) - len(ids))
+        if not want_ids or not stored:
+            return stored, []
+        # Rows written by this pass carry its fetched_at; earlier copies do not.
+        ids = sorted(self._ids_for(conn, source_id, [m.external_id for m in fresh], now))
+        return stored, ids
+
+    _MENTION_COLUMNS = (
+        "source_id", "external_id", "kind", "url", "canonical_url", "author_id",
+        "author_handle", "title", "text", "language", "created_at", "fetched_at", "likes",
+        "reposts", "replies", "conversation_id", "in_reply_to_id", "is_reply_to_brand",
+        "matched_terms", "raw", "status", "priority",
+    )
+
+    def _bulk_insert_mentions(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+        """executemany straight to the driver: the ORM's per-value processing cost more than
+        SQLite's own insert (see benchmarks/ingest.py). Values are prepared here instead:
+        naive-UTC times, JSON as text. Conflicts (a row stored meanwhile) are skipped."""
+        columns = ", ".join(self._MENTION_COLUMNS)
+        if self._dialect == "sqlite":
+            marks = ", ".join("?" * len(self._MENTION_COLUMNS))
+            prepare: Any = _sqlite_time
+        else:
+            marks = ", ".join(["%s"] * len(self._MENTION_COLUMNS))
+            prepare = _naive
+        fetched = prepare(rows[0][11])  # one pass, one fetched_at for every row
+        prepared = [(*r[:10], prepare(r[10]), fetched, *r[12:]) for r in rows]
+        result = conn.exec_driver_sql(
+            f"INSERT INTO mentions ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+            prepared,
+        )
+        return int(result.rowcount)
+
+    def _bulk_insert(self, conn: Connection, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """executemany of same-keyed dicts straight to the driver, conflicts skipped."""
+        columns = list(rows[0])
+        mark = "?" if self._dialect == "sqlite" else "%s"
+        prepare = _sqlite_time if self._dialect == "sqlite" else _naive
+        values = [
+            tuple(prepare(v) if isinstance(v, datetime) else v for v in row.values())
+            for row in rows
+        ]
+        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
+               f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING")
+        for chunk in _chunks(values):
+            conn.exec_driver_sql(sql, list(chunk))
+
+    def _ids_for(
+        self, conn: Connection, source_id: int, external_ids: Sequence[str], fetched_at: datetime
+    ) -> list[int]:
+        m = Mention.__table__
+        ids: list[int] = []
+        for chunk in _chunks(list(external_ids)):
+            ids.extend(conn.execute(
+                select(m.c.id).where(m.c.source_id == source_id, m.c.external_id.in_(chunk),
+                                     m.c.fetched_at == fetched_at)
+            ).scalars())
+        return ids
 
     def _existing(
         self, conn: Connection, column: Any, values: Sequence[str], *where: Any
@@ -316,51 +366,73 @@ class Store:
         return found
 
     def _upsert_authors(
-        self, conn: Connection, platform: str, mentions: Sequence[MentionIn], now: datetime
+        self, conn: Connection, platform: str, mentions: Sequence[MentionIn], now: datetime,
+        learned: dict[tuple[str, str], AuthorFacts],
     ) -> dict[str, int]:
-        """Insert new authors, refresh changed facts on known ones; return handle_key -> id."""
-        latest: dict[str, dict[str, Any]] = {}
+        """Insert new authors, refresh changed facts on known ones; return handle_key -> id.
+
+        Known authors are remembered per process (most mentions come from authors seen
+        before); what this transaction learns goes into `learned`, applied after commit.
+        """
+        latest: dict[str, AuthorIn] = {}
         for m in mentions:
-            if m.author is None or not m.author.handle:
-                continue
-            a = m.author
-            latest[a.handle.lower()] = {
-                "platform": platform, "handle": a.handle, "handle_key": a.handle.lower(),
-                "external_id": a.external_id, "display_name": a.display_name,
-                "followers": a.followers, "verified": a.verified,
-                "profile_url": a.profile_url, "updated_at": now,
-            }
+            if m.author is not None and m.author.handle:
+                latest[m.author.handle.lower()] = m.author
         if not latest:
             return {}
         table = Author.__table__
         ids: dict[str, int] = {}
         stale: list[dict[str, Any]] = []
-        for chunk in _chunks(list(latest)):
+        unknown: list[str] = []
+
+        def check(key: str, known: AuthorFacts) -> None:
+            author_id = known[0]
+            ids[key] = author_id
+            a = latest[key]
+            if a.followers is None:  # nothing new to say about this author
+                return
+            facts = (author_id, a.followers, a.display_name, a.verified)
+            if facts != known:
+                stale.append({"b_id": author_id, "followers": a.followers,
+                              "display_name": a.display_name, "verified": a.verified,
+                              "updated_at": now})
+                learned[(platform, key)] = facts
+
+        with self._authors_lock:
+            cached = {key: self._authors.get((platform, key)) for key in latest}
+        for key, facts in cached.items():
+            if facts is None:
+                unknown.append(key)
+            else:
+                check(key, facts)
+        for chunk in _chunks(unknown):
             for row in conn.execute(
                 select(table.c.id, table.c.handle_key, table.c.followers, table.c.display_name,
                        table.c.verified)
                 .where(table.c.platform == platform, table.c.handle_key.in_(chunk))
             ):
-                ids[row.handle_key] = row.id
-                new = latest[row.handle_key]
-                if (new["followers"], new["display_name"], new["verified"]) != (
-                    row.followers, row.display_name, row.verified
-                ) and new["followers"] is not None:
-                    stale.append({"b_id": row.id, **{k: new[k] for k in
-                                  ("followers", "display_name", "verified", "updated_at")}})
-        missing = [latest[k] for k in latest if k not in ids]
-        for chunk in _chunks(missing):
-            conn.execute(self._insert(table).on_conflict_do_nothing(), list(chunk))
+                facts = (row.id, row.followers, row.display_name, row.verified)
+                learned[(platform, row.handle_key)] = facts
+                check(row.handle_key, facts)
+        missing = [
+            {"platform": platform, "handle": a.handle, "handle_key": key,
+             "external_id": a.external_id, "display_name": a.display_name,
+             "followers": a.followers, "verified": a.verified, "profile_url": a.profile_url,
+             "updated_at": now}
+            for key in unknown if key not in ids for a in (latest[key],)
+        ]
         if missing:
+            self._bulk_insert(conn, "authors", missing)
             for chunk in _chunks([m["handle_key"] for m in missing]):
                 for row in conn.execute(
-                    select(table.c.id, table.c.handle_key)
+                    select(table.c.id, table.c.handle_key, table.c.followers,
+                           table.c.display_name, table.c.verified)
                     .where(table.c.platform == platform, table.c.handle_key.in_(chunk))
                 ):
                     ids[row.handle_key] = row.id
+                    learned[(platform, row.handle_key)] = (
+                        row.id, row.followers, row.display_name, row.verified)
         if stale:
-            from sqlalchemy import bindparam
-
             conn.execute(
                 update(table).where(table.c.id == bindparam("b_id")).values(
                     followers=bindparam("followers"), display_name=bindparam("display_name"),
@@ -437,8 +509,6 @@ class Store:
         self, conn: Connection, judged: Sequence[tuple[int, Judgement]]
     ) -> None:
         """Replace the matches, triage fields and (unedited) drafts of judged mentions."""
-        from sqlalchemy import bindparam, delete
-
         if not judged:
             return
         ids = [mid for mid, _ in judged]
@@ -567,6 +637,17 @@ class Store:
                 .where(and_(Source.name == source_name, SourceUsage.period == period))
             ).first()
         return (row.requests, row.items_read) if row else (0, 0)
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The same text form SQLAlchemy's SQLite DateTime writes, so comparisons stay consistent.
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def config_hash(data: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters that only track where a click came from; they never change the page.
@@ -14,10 +15,14 @@ _TRACKING_EXACT = frozenset(
 )
 _TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
 _GOOGLE_HOSTS = frozenset({"www.google.com", "google.com"})
+# Most URLs are plain (no query, fragment, port or user info): handled without urlsplit.
+_SIMPLE = re.compile(r"(?i)(https?)://([a-z0-9.-]+)(/[^?#\s]*)?")
 
 
 def unwrap_redirect(url: str) -> str:
     """The target of a Google redirect link (`https://www.google.com/url?...&url=REAL`)."""
+    if "google.com/url" not in url:
+        return url
     parts = urlsplit(url)
     if parts.hostname in _GOOGLE_HOSTS and parts.path == "/url":
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -40,6 +45,10 @@ def canonical_url(url: str | None) -> str | None:
     """
     if not url:
         return None
+    simple = _SIMPLE.fullmatch(url)
+    if simple:
+        scheme, host, path = simple.groups()
+        return f"{scheme.lower()}://{host.lower()}{path or '/'}"
     try:
         url = unwrap_redirect(url.strip())
         parts = urlsplit(url)

@@ -229,6 +229,7 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox_actions", schema=None) as batch_op:
         batch_op.create_index("ix_outbox_actions_mention_id", ["mention_id"], unique=False)
         batch_op.create_index("ix_outbox_actions_state", ["state"], unique=False)
+        batch_op.create_index("ix_outbox_actions_posted_id", ["posted_id"], unique=False)
 
     op.create_table(
         "rule_matches",
@@ -262,6 +263,7 @@ def downgrade() -> None:
 
     op.drop_table("rule_matches")
     with op.batch_alter_table("outbox_actions", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_actions_posted_id")
         batch_op.drop_index("ix_outbox_actions_state")
         batch_op.drop_index("ix_outbox_actions_mention_id")
 
