@@ -337,7 +337,7 @@ def _svg_stacked_days(report: Report) -> str:
     label_every = max(1, len(days) // 12)
     for i, day in enumerate(days):
         x = left + i * step + (step - bw) / 2
-        y = top + plot_h
+        y = float(top + plot_h)
         for j, source in enumerate(report.sources):
             n = counts.get((day, source), 0)
             if not n:

@@ -212,7 +212,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: ISO 8601 UTC times, ISO dates, seconds for durations."""
-        data = _jsonable(asdict(self))
+        data: dict[str, Any] = _jsonable(asdict(self))
         r = self.response
         data["response"].update(
             unanswered=r.unanswered,
