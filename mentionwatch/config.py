@@ -125,6 +125,9 @@ class AlertsConfig(StrictModel):
     """Emails to on-call staff (see mentionwatch.alerts)."""
 
     enabled: bool = True
+    #: Which kinds of alert are on.
+    triggers: list[Literal["mention", "spike", "source", "escalation"]] = [
+        "mention", "spike", "source", "escalation"]
     on_call: list[str] = []
     from_address: str = "mentionwatch@localhost"
     smtp: SmtpConfig = SmtpConfig()

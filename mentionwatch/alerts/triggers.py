@@ -25,10 +25,13 @@ def detect(config: Config, alerts: AlertStore, now: datetime) -> list[NewAlert]:
     A trigger that fails is logged and skipped; the others still run.
     """
     found: list[NewAlert] = []
-    steps: list[Callable[[Config, AlertStore, datetime], list[NewAlert]]] = [
-        urgent_mentions, spikes, source_health, escalations,
-    ]
-    for step in steps:
+    steps: dict[str, Callable[[Config, AlertStore, datetime], list[NewAlert]]] = {
+        "mention": urgent_mentions, "spike": spikes, "source": source_health,
+        "escalation": escalations,
+    }
+    for name, step in steps.items():
+        if name not in config.alerts.triggers:
+            continue
         try:
             found.extend(step(config, alerts, now))
         except Exception:
