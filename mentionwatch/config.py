@@ -73,7 +73,7 @@ class DatabaseConfig(StrictModel):
 class PollConfig(StrictModel):
     """How one pass over the sources behaves."""
 
-    concurrency: int = Field(default=16, ge=1, le=256)
+    concurrency: int = Field(default=32, ge=1, le=256)
     timeout: timedelta = Field(default=timedelta(seconds=20))
     user_agent: str | None = None
 

@@ -25,6 +25,8 @@ from mentionwatch.resources import migrations_dir
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Poll passes run in up to [poll] concurrency threads, each briefly holding a connection.
+POOL = {"pool_size": 10, "max_overflow": 30, "pool_timeout": 60}
 
 
 def redact_url(url: str) -> str:
@@ -47,7 +49,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, **kwargs)
-        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+        return create_engine(parsed, pool_pre_ping=True, **{**POOL, **kwargs})
     except NoSuchModuleError:
         raise StoreError(f"No database driver for {parsed.drivername!r}.") from None
     except ModuleNotFoundError as exc:
@@ -64,7 +66,7 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        **kwargs,
+        **{**(POOL if database not in (None, "", ":memory:") else {}), **kwargs},
     )
 
     @event.listens_for(engine, "connect")
