@@ -1,0 +1,230 @@
+"""Bluesky connector (atproto SDK) against a fake PDS/AppView on 127.0.0.1 serving XRPC
+responses shaped as the lexicons document them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from connectors.bluesky import BlueskyConnector, BlueskySettings, grapheme_count, post_url
+from mentionwatch.config import SourceConfig
+from mentionwatch.connector import ConnectorContext, StoredMentionRef
+from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
+from tests.apiserver import api_fixture, load, requests_to  # noqa: F401 (fixture `api`)
+from tests.conftest import BRAND, make_config
+
+PASSWORD = "abcd-efgh-ijkl-mnop"
+ENV = {"BSKY_PW": PASSWORD}
+ME = "did:plc:acmeacmeacmeacmeacmeacme"
+X = "/xrpc/"
+SESSION = X + "com.atproto.server.createSession"
+SEARCH = X + "app.bsky.feed.searchPosts"
+NOTIFS = X + "app.bsky.notification.listNotifications"
+PROFILES = X + "app.bsky.actor.getProfiles"
+CREATE = X + "com.atproto.repo.createRecord"
+CONVO = X + "chat.bsky.convo.getConvoForMembers"
+SEND = X + "chat.bsky.convo.sendMessage"
+
+
+def fake_bluesky(api: HTTPServer) -> None:
+    api.expect_request(SESSION, method="POST").respond_with_json(load("bluesky",
+                                                                      "createSession.json"))
+    api.expect_request(SEARCH, query_string={"q": "acme", "sort": "latest", "limit": "100",
+                                             "cursor": "2", "since": "2026-11-19T08:00:00.000Z"}
+                       ).respond_with_json(load("bluesky", "searchPosts_page2.json"))
+    api.expect_request(SEARCH).respond_with_json(load("bluesky", "searchPosts_page1.json"))
+    api.expect_request(NOTIFS).respond_with_json(load("bluesky", "listNotifications.json"))
+    api.expect_request(PROFILES).respond_with_json(load("bluesky", "getProfiles.json"))
+    api.expect_request(CREATE, method="POST").respond_with_json(load("bluesky",
+                                                                     "createRecord.json"))
+    api.expect_request(CONVO).respond_with_json(load("bluesky", "getConvoForMembers.json"))
+    api.expect_request(SEND, method="POST").respond_with_json(load("bluesky", "sendMessage.json"))
+
+
+def _connector(api: HTTPServer, environ: dict[str, str] | None = None,
+               **settings: Any) -> BlueskyConnector:
+    config = make_config("sqlite://", [], brand=dict(BRAND, own_accounts={}))
+    data = {"handle": "acme.bsky.social", "app_password_env": "BSKY_PW",
+            "service_url": api.url_for("/").rstrip("/"), "queries": ["acme"], **settings}
+    ctx = ConnectorContext(source=SourceConfig(name="bsky", kind="bluesky"), brand=config.brand,
+                           poll=config.poll, environ=ENV if environ is None else environ)
+    return BlueskyConnector(BlueskySettings.model_validate(data), ctx)
+
+
+def test_search_and_notifications_normalised_own_posts_skipped(api: HTTPServer) -> None:
+    fake_bluesky(api)
+    bsky = _connector(api)
+    batch = bsky.fetch(None)
+
+    [login] = requests_to(api, SESSION)
+    assert login.get_json() == {"identifier": "acme.bsky.social", "password": PASSWORD}
+    [search] = requests_to(api, SEARCH)
+    assert search.args.to_dict() == {"q": "acme", "sort": "latest", "limit": "100"}
+    assert search.headers["Authorization"].startswith("Bearer ")
+    [notifs] = requests_to(api, NOTIFS)
+    assert notifs.args.getlist("reasons") == ["mention", "reply", "quote"]
+    by_id = {m.external_id: m for m in batch.mentions}
+    assert sorted(by_id) == [
+        "at://did:plc:alicealicealicealicealic/app.bsky.feed.post/3lbaaaaaaaa2c",
+        "at://did:plc:alicealicealicealicealic/app.bsky.feed.post/3lbnotif00000",
+        "at://did:plc:bobbobbobbobbobbobbobbob/app.bsky.feed.post/3lbaaaaaaaa2b",
+        "at://did:plc:bobbobbobbobbobbobbobbob/app.bsky.feed.post/3lbnotif00001",
+    ]  # the brand's own post (3lbaaaaaaaa2a) is not on page 1 and never kept
+    first = by_id["at://did:plc:alicealicealicealicealic/app.bsky.feed.post/3lbaaaaaaaa2c"]
+    assert first.url == "https://bsky.app/profile/alice.bsky.social/post/3lbaaaaaaaa2c"
+    assert first.author is not None and first.author.followers == 15000
+    assert (first.likes, first.reposts, first.replies, first.language) == (7, 1, 2, "en")
+    assert first.created_at == datetime(2026, 11, 19, 8, 30, tzinfo=UTC)
+    reply = by_id["at://did:plc:bobbobbobbobbobbobbobbob/app.bsky.feed.post/3lbnotif00001"]
+    assert reply.is_reply_to_brand and reply.kind == "mention"
+    assert reply.conversation_id == f"at://{ME}/app.bsky.feed.post/3lbroot000000"
+    assert json.loads(batch.next_cursor or "") == {
+        "notifications": "2026-11-19T08:40:00.000Z", "search:acme": "2026-11-19T08:30:00.000Z"}
+
+
+def test_search_pages_with_cursor_and_since_from_the_stored_cursor(api: HTTPServer) -> None:
+    fake_bluesky(api)
+    bsky = _connector(api, notifications=False)
+    batch = bsky.fetch('{"search:acme": "2026-11-19T08:00:00.000Z"}')
+    reqs = requests_to(api, SEARCH)
+    assert [r.args.get("cursor") for r in reqs] == [None, "2"]
+    assert {r.args["since"] for r in reqs} == {"2026-11-19T08:00:00.000Z"}
+    # Page 2 held only the brand's own post: skipped.
+    assert len(batch.mentions) == 2
+    assert json.loads(batch.next_cursor or "")["search:acme"] == "2026-11-19T08:30:00.000Z"
+
+
+def test_notifications_stop_at_the_cursor(api: HTTPServer) -> None:
+    fake_bluesky(api)
+    batch = _connector(api, queries=["acme"], fetch_profiles=False).fetch(
+        '{"notifications": "2026-11-19T07:00:00.000Z", "search:acme": "2026-11-19T09:00:00.000Z"}')
+    notif_ids = [m.external_id for m in batch.mentions if m.kind == "mention"]
+    assert notif_ids == ["at://did:plc:bobbobbobbobbobbobbobbob/app.bsky.feed.post/3lbnotif00001"]
+    assert len(requests_to(api, NOTIFS)) == 1
+
+
+def _ref(notification: int = 0) -> StoredMentionRef:
+    item = load("bluesky", "listNotifications.json")["notifications"][notification]
+    return StoredMentionRef(item["uri"], None, item["author"]["handle"], item["author"]["did"],
+                            None, "mention", item)
+
+
+def test_reply_uses_thread_root_and_parent_strong_refs(api: HTTPServer) -> None:
+    fake_bluesky(api)
+    result = _connector(api).reply(_ref(0), "Sorry Bob, we are on it.")
+    assert result.external_id == f"at://{ME}/app.bsky.feed.post/3lbreply00001"
+    assert result.url == "https://bsky.app/profile/acme.bsky.social/post/3lbreply00001"
+    [create] = requests_to(api, CREATE, "POST")
+    body = create.get_json()
+    assert body["repo"] == ME and body["collection"] == "app.bsky.feed.post"
+    record = body["record"]
+    assert record["$type"] == "app.bsky.feed.post" and record["text"] == "Sorry Bob, we are on it."
+    ref = "com.atproto.repo.strongRef"  # the SDK types each ref, as the lexicon allows
+    assert record["reply"] == {
+        "$type": "app.bsky.feed.post#replyRef",
+        "root": {"$type": ref, "uri": f"at://{ME}/app.bsky.feed.post/3lbroot000000",
+                 "cid": "bafyreiroot"},
+        "parent": {"$type": ref,
+                   "uri": "at://did:plc:bobbobbobbobbobbobbobbob/app.bsky.feed.post/3lbnotif00001",
+                   "cid": "bafyreinotif1"},
+    }
+    # A top-level mention is both root and parent.
+    _connector(api).reply(_ref(1), "Hi Alice")
+    top = requests_to(api, CREATE, "POST")[-1].get_json()["record"]["reply"]
+    assert top["root"] == top["parent"] == {
+        "$type": "com.atproto.repo.strongRef",
+        "uri": "at://did:plc:alicealicealicealicealic/app.bsky.feed.post/3lbnotif00000",
+        "cid": "bafyreinotif0"}
+
+
+def test_reply_over_300_graphemes_is_refused_before_sending(api: HTTPServer) -> None:
+    fake_bluesky(api)
+    family = "\U0001F468\u200D\U0001F469\u200D\U0001F467"  # one grapheme, five code points
+    assert grapheme_count(family * 300) == 300
+    assert grapheme_count("e\u0301") == 1 and grapheme_count("\U0001F1E9\U0001F1EA") == 1
+    bsky = _connector(api)
+    accented = "e\u0301" * 300  # 600 code points, 900 bytes, 300 graphemes: allowed
+    bsky.reply(_ref(1), accented)
+    with pytest.raises(SendError, match="3000-byte"):
+        bsky.reply(_ref(1), family * 200)  # 200 graphemes but 3600 bytes
+    with pytest.raises(SendError, match="allows 300"):
+        bsky.reply(_ref(1), "a" * 301)
+    assert len(requests_to(api, CREATE, "POST")) == 1
+
+
+def test_private_follow_up_through_chat(api: HTTPServer) -> None:
+    fake_bluesky(api)
+    result = _connector(api).send_private(_ref(1), "Please DM us your account number.")
+    assert result.external_id == "3lbmsg000001"
+    [convo] = requests_to(api, CONVO)
+    assert convo.args.getlist("members") == ["did:plc:alicealicealicealicealic"]
+    assert convo.headers["atproto-proxy"] == "did:web:api.bsky.chat#bsky_chat"
+    [send] = requests_to(api, SEND, "POST")
+    assert send.get_json() == {"convoId": "3lbconvo00001",
+                               "message": {"$type": "chat.bsky.convo.defs#messageInput",
+                                           "text": "Please DM us your account number."}}
+
+
+def test_private_follow_up_refused_when_author_disallows_or_server_refuses(
+    api: HTTPServer,
+) -> None:
+    fake_bluesky(api)
+    with pytest.raises(SendError, match="does not accept direct messages"):
+        _connector(api).send_private(_ref(0), "hi")  # bob: allowIncoming = none
+    assert requests_to(api, SEND, "POST") == []
+    api.clear_all_handlers()
+    api.expect_request(SESSION, method="POST").respond_with_json(load("bluesky",
+                                                                      "createSession.json"))
+    api.expect_request(PROFILES).respond_with_json({"profiles": []})
+    api.expect_request(CONVO).respond_with_json(load("bluesky", "error_dm_disabled.json"),
+                                                status=400)
+    with pytest.raises(SendError, match="disabled incoming messages"):
+        _connector(api).send_private(_ref(1), "hi")
+
+
+def test_auth_failure_names_the_setting(api: HTTPServer) -> None:
+    api.expect_request(SESSION, method="POST").respond_with_json(
+        load("bluesky", "error_401.json"), status=401)
+    with pytest.raises(AuthFailed) as info:
+        _connector(api).fetch(None)
+    assert "app_password_env" in str(info.value) and "$BSKY_PW" in str(info.value)
+    assert PASSWORD not in str(info.value)
+    with pytest.raises(AuthFailed, match="BSKY_PW"):
+        _connector(api, environ={})
+
+
+def test_rate_limit_uses_ratelimit_reset(api: HTTPServer) -> None:
+    api.expect_request(SESSION, method="POST").respond_with_json(load("bluesky",
+                                                                      "createSession.json"))
+    api.expect_request(SEARCH).respond_with_json(
+        load("bluesky", "error_429.json"), status=429,
+        headers={"ratelimit-limit": "3000", "ratelimit-remaining": "0",
+                 "ratelimit-reset": "4102444000", "ratelimit-policy": "3000;w=300"})
+    with pytest.raises(RateLimited) as info:
+        _connector(api).fetch(None)
+    assert info.value.until == datetime.fromtimestamp(4102444000, UTC)
+
+
+@pytest.mark.parametrize(("status", "body", "error"), [
+    (200, b"{\"posts\": [", BadResponse),
+    (200, b"{\"cursor\": \"x\"}", BadResponse),
+    (500, b"{\"error\": \"InternalServerError\"}", Transient),
+    (502, b"bad gateway", Transient),
+])
+def test_bad_json_and_server_errors(api: HTTPServer, status: int, body: bytes,
+                                    error: type[Exception]) -> None:
+    api.expect_request(SESSION, method="POST").respond_with_json(load("bluesky",
+                                                                      "createSession.json"))
+    api.expect_request(SEARCH).respond_with_data(body, status=status,
+                                                 content_type="application/json")
+    with pytest.raises(error):
+        _connector(api, notifications=False).fetch(None)
+
+
+def test_post_url() -> None:
+    assert post_url("a.bsky.social", "at://did:plc:x/app.bsky.feed.post/3k") == \
+        "https://bsky.app/profile/a.bsky.social/post/3k"
