@@ -136,9 +136,10 @@ class RssConnector:
         title = clean_text(entry.get("title"))
         summary = _entry_body(entry)
         text = clean_text(summary) or title
-        author = clean_text(entry.get("author")) or clean_text(feed.get("title")) or (
-            host_of(link) if link else None
-        )
+        detail = entry.get("author_detail") or {}
+        # "jo@example.net (Jo)" in RSS: the name is what a person recognises.
+        author = (clean_text(detail.get("name")) or clean_text(entry.get("author"))
+                  or clean_text(feed.get("title")) or (host_of(link) if link else None))
         return MentionIn(
             external_id=_entry_id(entry, link, title),
             text=text,

@@ -204,16 +204,26 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
     if not rows:
         app.out.print("No mentions stored yet. Run `mentionwatch poll`.")
         return
-    table = Table(title_justify="left", expand=False)
-    for col, kw in (("when", {}), ("source", {}), ("author", {}), ("flag", {}),
-                    ("text", {"overflow": "fold", "max_width": 70}), ("url", {"overflow": "fold"})):
-        table.add_column(col, **kw)
+    table = Table(title_justify="left", expand=True)
+    table.add_column("when", no_wrap=True)
+    table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=18)
+    table.add_column("author", no_wrap=True, overflow="ellipsis", max_width=22)
+    table.add_column("flag", no_wrap=True)
+    table.add_column("text", no_wrap=True, overflow="ellipsis", ratio=3)
+    table.add_column("url", no_wrap=True, overflow="ellipsis", ratio=1)
     now = utcnow()
     for m in rows:
         # Text() keeps user text inert: brackets are not rich markup.
         table.add_row(ago(m.created_at, now), m.source.name, Text(m.author_handle or ""),
-                      m.flag or "", Text(first_line(m.text, 140)), Text(m.url or ""))
+                      m.flag or "", Text(first_line(_headline(m), 200)), Text(m.url or ""))
     app.out.print(table)
+
+
+def _headline(m: Mention) -> str:
+    """Title and text on one line: an article's title says more than its first sentence."""
+    if m.title and not m.text.startswith(m.title):
+        return f"{m.title} — {m.text}"
+    return m.text
 
 
 def mention_json(m: Mention) -> dict[str, Any]:
