@@ -162,9 +162,9 @@ class BlueskyConnector:
         next_state = {k: v for k, v in state.items() if isinstance(v, str)}
         for query in self.queries():
             key = f"search:{query}"
-            found, newest, calls, complete = self._search(query, state.get(key))
+            hits, newest, calls, complete = self._search(query, state.get(key))
             requests += calls
-            for post in found:
+            for post in hits:
                 posts.setdefault(post["uri"], (post, "post"))
             if newest:
                 next_state[key] = newest
@@ -172,9 +172,9 @@ class BlueskyConnector:
                 notes.append(f"{key}: more than {self.settings.max_pages} pages; older posts in "
                              "this gap were skipped")
         if self.settings.notifications:
-            found, newest, calls, complete = self._notifications(state.get("notifications"))
+            notified, newest, calls, complete = self._notifications(state.get("notifications"))
             requests += calls
-            for post, reason in found:
+            for post, reason in notified:
                 posts[post["uri"]] = (post, reason)
             if newest:
                 next_state["notifications"] = newest
@@ -202,7 +202,8 @@ class BlueskyConnector:
                 params["since"] = since
             if page_cursor:
                 params["cursor"] = page_cursor
-            response = self._call(lambda p=params: self.client.app.bsky.feed.search_posts(p))
+            response: Any = self._call(
+                lambda p=params: self.client.app.bsky.feed.search_posts(p))  # type: ignore[misc]
             data = _as_dict(response)
             batch = data.get("posts")
             if not isinstance(batch, list):
@@ -225,8 +226,9 @@ class BlueskyConnector:
                                       "reasons": list(NOTIFICATION_REASONS)}
             if page_cursor:
                 params["cursor"] = page_cursor
-            response = self._call(
-                lambda p=params: self.client.app.bsky.notification.list_notifications(p))
+            response: Any = self._call(
+                lambda p=params: self.client.app.bsky.notification  # type: ignore[misc]
+                .list_notifications(p))
             data = _as_dict(response)
             batch = data.get("notifications")
             if not isinstance(batch, list):
@@ -250,8 +252,9 @@ class BlueskyConnector:
         calls = 0
         for start in range(0, len(missing), 25):
             chunk = missing[start:start + 25]
-            response = self._call(
-                lambda c=chunk: self.client.app.bsky.actor.get_profiles({"actors": c}))
+            response: Any = self._call(
+                lambda c=chunk: self.client.app.bsky.actor  # type: ignore[misc]
+                .get_profiles({"actors": c}))
             calls += 1
             for profile in _as_dict(response).get("profiles") or []:
                 self._profiles[profile.get("did")] = profile
@@ -261,7 +264,7 @@ class BlueskyConnector:
         author = post.get("author") or {}
         record = post.get("record") or {}
         handle = str(author.get("handle") or author.get("did"))
-        profile = self._profiles.get(author.get("did"), {})
+        profile = self._profiles.get(str(author.get("did")), {})
         reply = record.get("reply") or {}
         root = (reply.get("root") or {}).get("uri")
         parent = (reply.get("parent") or {}).get("uri")

@@ -33,9 +33,9 @@ def requests_to(server: HTTPServer, path: str, method: str | None = None) -> lis
             if req.path == path and (method is None or req.method == method)]
 
 
-@pytest.fixture(name="api")
-def api_fixture() -> Iterator[HTTPServer]:
-    """A fresh fake API server bound to 127.0.0.1 on a free port."""
+@pytest.fixture(scope="session")
+def _api_server() -> Iterator[HTTPServer]:
+    # One server for the session: stopping a werkzeug server takes about half a second.
     server = HTTPServer(host="127.0.0.1", port=0)
     server.start()
     try:
@@ -44,3 +44,11 @@ def api_fixture() -> Iterator[HTTPServer]:
         server.clear()
         if server.is_running():
             server.stop()
+
+
+@pytest.fixture(name="api")
+def api_fixture(_api_server: HTTPServer) -> Iterator[HTTPServer]:
+    """The fake API server on 127.0.0.1, with no handlers and an empty request log."""
+    _api_server.clear()
+    yield _api_server
+    _api_server.clear()

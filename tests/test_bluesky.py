@@ -14,7 +14,7 @@ from connectors.bluesky import BlueskyConnector, BlueskySettings, grapheme_count
 from mentionwatch.config import SourceConfig
 from mentionwatch.connector import ConnectorContext, StoredMentionRef
 from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
-from tests.apiserver import api_fixture, load, requests_to  # noqa: F401 (fixture `api`)
+from tests.apiserver import _api_server, api_fixture, load, requests_to  # noqa: F401 (fixture `api`)
 from tests.conftest import BRAND, make_config
 
 PASSWORD = "abcd-efgh-ijkl-mnop"

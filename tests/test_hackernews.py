@@ -24,7 +24,7 @@ from mentionwatch.connector import ConnectorContext, StoredMentionRef
 from mentionwatch.errors import BadResponse, RateLimited, SendError, Transient
 from mentionwatch.models import Mention
 from mentionwatch.store import Store
-from tests.apiserver import api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
+from tests.apiserver import _api_server, api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
 from tests.conftest import BRAND, make_config
 
 SEARCH = "/api/v1/search_by_date"

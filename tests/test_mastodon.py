@@ -21,7 +21,7 @@ from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError,
 from mentionwatch.models import Mention
 from mentionwatch.pipeline import poll
 from mentionwatch.store import Store
-from tests.apiserver import api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
+from tests.apiserver import _api_server, api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
 from tests.conftest import BRAND, make_config
 
 TOKEN = "masto-secret-token"
