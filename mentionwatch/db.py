@@ -42,7 +42,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"Database URL {redact_url(url)!r} is not a valid SQLAlchemy URL.") from None
+        raise StoreError(
+            f"Database URL {redact_url(url)!r} is not a valid SQLAlchemy URL."
+        ) from None
     if parsed.drivername == "postgresql":
         # Prefer psycopg 3, which the `postgres` extra installs.
         parsed = parsed.set(drivername="postgresql+psycopg")

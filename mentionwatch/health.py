@@ -18,7 +18,8 @@ def backoff(consecutive_failures: int, interval: timedelta) -> timedelta:
         return timedelta(0)
     base = min(BACKOFF_BASE, interval)
     cap = max(BACKOFF_CAP, interval)
-    return min(base * (2 ** (consecutive_failures - 1)), cap)
+    delay: timedelta = base * (2 ** (consecutive_failures - 1))
+    return min(delay, cap)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +38,13 @@ from mentionwatch.models import (
 from mentionwatch.urls import canonical_url
 
 log = logging.getLogger(__name__)
+
+MENTIONS: Table = cast(Table, Mention.__table__)
+AUTHORS: Table = cast(Table, Author.__table__)
+SOURCES: Table = cast(Table, Source.__table__)
+USAGE: Table = cast(Table, SourceUsage.__table__)
+MATCHES: Table = cast(Table, RuleMatch.__table__)
+DRAFTS: Table = cast(Table, Draft.__table__)
 
 #: (id, followers, display name, verified) of an author as stored.
 AuthorFacts = tuple[int, int | None, str | None, bool | None]
@@ -129,7 +136,7 @@ class Store:
                 row = existing.get(name)
                 if row is None:
                     conn.execute(
-                        self._insert(Source.__table__)
+                        self._insert(SOURCES)
                         .values(name=name, kind=kind, config_hash=config_hash,
                                 consecutive_failures=0, auth_failures=0, created_at=utcnow())
                         .on_conflict_do_nothing()
@@ -230,7 +237,7 @@ class Store:
         self, conn: Connection, source_id: int, now: datetime, requests: int, items: int
     ) -> None:
         period = now.strftime("%Y-%m")
-        table = SourceUsage.__table__
+        table = USAGE
         stmt = self._insert(table).values(
             source_id=source_id, period=period, requests=requests, items_read=items
         )
@@ -348,7 +355,7 @@ class Store:
     def _ids_for(
         self, conn: Connection, source_id: int, external_ids: Sequence[str], fetched_at: datetime
     ) -> list[int]:
-        m = Mention.__table__
+        m = MENTIONS
         ids: list[int] = []
         for chunk in _chunks(list(external_ids)):
             ids.extend(conn.execute(
@@ -380,7 +387,7 @@ class Store:
                 latest[m.author.handle.lower()] = m.author
         if not latest:
             return {}
-        table = Author.__table__
+        table = AUTHORS
         ids: dict[str, int] = {}
         stale: list[dict[str, Any]] = []
         unknown: list[str] = []
@@ -454,8 +461,8 @@ class Store:
         self, conn: Connection, source_name: str, source_kind: str,
         mention_ids: Sequence[int], history_days: int,
     ) -> tuple[list[MentionFacts], list[int]]:
-        m, a = Mention.__table__, Author.__table__
-        rows = []
+        m, a = MENTIONS, AUTHORS
+        rows: list[Any] = []
         for chunk in _chunks(list(mention_ids)):
             rows.extend(conn.execute(
                 select(m, a.c.display_name, a.c.followers, a.c.verified)
@@ -488,7 +495,7 @@ class Store:
             return {}
         since = utcnow() - timedelta(days=days)
         earlier: dict[int, list[tuple[int, datetime, str]]] = {}
-        m = Mention.__table__
+        m = MENTIONS
         for chunk in _chunks(author_ids):
             for row in conn.execute(
                 select(m.c.id, m.c.author_id, m.c.created_at, m.c.flag).where(
@@ -522,8 +529,8 @@ class Store:
             for mid, j in judged for h in j.hits
         ]
         for chunk in _chunks(matches):
-            conn.execute(RuleMatch.__table__.insert(), list(chunk))
-        m = Mention.__table__
+            conn.execute(MATCHES.insert(), list(chunk))
+        m = MENTIONS
         conn.execute(
             update(m).where(m.c.id == bindparam("b_id")).values(
                 flag=bindparam("flag"), priority=bindparam("priority"),
@@ -537,7 +544,7 @@ class Store:
              "private_channel": j.private_channel, "rule": j.draft_rule, "updated_at": now}
             for mid, j in judged if j.public_draft or j.private_draft
         ]
-        d = Draft.__table__
+        d = DRAFTS
         for chunk in _chunks(drafts):
             stmt = self._insert(d)
             # A person's edit wins over a re-scored draft.

@@ -26,7 +26,8 @@ _ANSI = re.compile(
 # make text display in a different order than it is stored.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
 _BLOCK_TAGS = frozenset(
-    ["p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "section", "article", "hr"]
+    ("p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6",
+     "blockquote", "pre", "section", "article", "hr")
 )
 _TAG_HINT = re.compile(r"<[A-Za-z/!]")
 

@@ -1,4 +1,6 @@
-"""Initial schema: sources, authors, mentions, rule matches, drafts, outbox, audit, alerts, heartbeats, usage
+"""Initial schema.
+
+Sources, authors, mentions, rule matches, drafts, outbox, audit, alerts, heartbeats, usage.
 
 Revision ID: 0001
 Revises:
