@@ -228,3 +228,36 @@ def test_bad_json_and_server_errors(api: HTTPServer, status: int, body: bytes,
 def test_post_url() -> None:
     assert post_url("a.bsky.social", "at://did:plc:x/app.bsky.feed.post/3k") == \
         "https://bsky.app/profile/a.bsky.social/post/3k"
+
+
+def test_poll_stores_bluesky_mentions_on_both_databases(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy import select
+
+    from mentionwatch.models import Mention
+    from mentionwatch.pipeline import poll
+    from mentionwatch.store import Store
+
+    monkeypatch.setenv("BSKY_PW", PASSWORD)
+    fake_bluesky(api)
+    source = {"name": "bsky", "kind": "bluesky", "handle": "acme.bsky.social",
+              "app_password_env": "BSKY_PW", "service_url": api.url_for("/").rstrip("/"),
+              "queries": ["acme"]}
+    config = make_config(db_url, [source], brand=dict(BRAND, own_accounts={"bluesky": [
+        "bob.example.com"]}))
+    store = Store.open(db_url)
+    try:
+        report = poll(config, store, environ=ENV)
+        # bob.example.com is listed as one of the brand's own accounts: not a mention.
+        assert [(o.status, o.stored) for o in report.outcomes] == [("ok", 2)]
+        with store.session(readonly=True) as s:
+            rows = list(s.scalars(select(Mention).order_by(Mention.external_id)).unique())
+        assert [m.url for m in rows] == [
+            "https://bsky.app/profile/alice.bsky.social/post/3lbaaaaaaaa2c",
+            "https://bsky.app/profile/alice.bsky.social/post/3lbnotif00000"]
+        row = store.source_row("bsky")
+        assert row is not None and json.loads(row.cursor or "")["search:acme"] == \
+            "2026-11-19T08:30:00.000Z"
+    finally:
+        store.close()
