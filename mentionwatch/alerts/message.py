@@ -42,12 +42,22 @@ def build_message(
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain="mentionwatch.local")
     msg["X-Mentionwatch-Alerts"] = ",".join(str(r.id) for r in rows)
-    sections = [_section(r, mentions.get(r.mention_id) if r.mention_id else None) for r in rows]
-    intro = (f"{len(rows)} alerts from mentionwatch." if len(rows) > 1
+    sections = [_section(group, mentions.get(group[0].mention_id)
+                         if group[0].mention_id else None) for group in _by_mention(rows)]
+    intro = (f"{len(sections)} alerts from mentionwatch." if len(sections) > 1
              else "An alert from mentionwatch.")
     msg.set_content(_plain(intro, sections))
     msg.add_alternative(_html(intro, sections), subtype="html")
     return msg
+
+
+def _by_mention(rows: Sequence[AlertRow]) -> list[list[AlertRow]]:
+    """Several triggers for one mention (rule, priority, escalation) make one section."""
+    groups: dict[object, list[AlertRow]] = {}
+    for row in rows:
+        groups.setdefault(row.mention_id if row.mention_id is not None else ("a", row.id),
+                          []).append(row)
+    return list(groups.values())
 
 
 def subject_for(rows: Sequence[AlertRow], mentions: dict[int, MentionView]) -> str:
@@ -57,8 +67,9 @@ def subject_for(rows: Sequence[AlertRow], mentions: dict[int, MentionView]) -> s
     if mention is not None:
         who = f"@{mention.author_handle.lstrip('@')}" if mention.author_handle else "someone"
         about += f" from {who}: {mention.title or mention.text}"
-    if len(rows) > 1:
-        about = f"{len(rows)} alerts: {about}"
+    count = len(_by_mention(rows))
+    if count > 1:
+        about = f"{count} alerts: {about}"
     return clean_header(SUBJECT_PREFIX + about)
 
 
@@ -67,8 +78,9 @@ def subject_for(rows: Sequence[AlertRow], mentions: dict[int, MentionView]) -> s
 Line = tuple[str, str, str]
 
 
-def _section(row: AlertRow, mention: MentionView | None) -> tuple[str, list[Line]]:
-    lines: list[Line] = [("What happened", row.headline, "text")]
+def _section(group: list[AlertRow], mention: MentionView | None) -> tuple[str, list[Line]]:
+    row = group[0]
+    lines: list[Line] = [("What happened", "\n".join(r.headline for r in group), "block")]
     if mention is not None:
         lines.append(("Source", mention.source, "text"))
         author = mention.author_handle or "unknown"
@@ -84,7 +96,7 @@ def _section(row: AlertRow, mention: MentionView | None) -> tuple[str, list[Line
         if mention.title:
             lines.append(("Title", mention.title, "text"))
         lines.append(("Mention", _cut(mention.text), "block"))
-        lines.append(("Why flagged", _why(row, mention), "block"))
+        lines.append(("Why flagged", _why(group, mention), "block"))
         if mention.public_draft:
             lines.append(("Drafted reply", _cut(mention.public_draft), "block"))
         if mention.private_draft:
@@ -95,21 +107,24 @@ def _section(row: AlertRow, mention: MentionView | None) -> tuple[str, list[Line
     else:
         for key, value in row.details.items():
             lines.append((key.replace("_", " ").capitalize(), _value(value), "text"))
-    if row.trigger == "escalation" and row.details.get("backlog"):
-        backlog = ", ".join(f"{n} {flag}" for flag, n in row.details["backlog"].items())
-        lines.append(("Overdue backlog", backlog, "text"))
+    for r in group:
+        if r.trigger == "escalation" and r.details.get("backlog"):
+            backlog = ", ".join(f"{n} {flag}" for flag, n in r.details["backlog"].items())
+            lines.append(("Overdue backlog", backlog, "text"))
     return row.headline, lines
 
 
-def _why(row: AlertRow, mention: MentionView) -> str:
-    parts = [f"trigger: {row.trigger}"]
+def _why(group: list[AlertRow], mention: MentionView) -> str:
+    parts = ["trigger: " + ", ".join(r.trigger for r in group)]
     for rule, flag, alert, explanation in mention.reasons:
         text = f"rule {rule} -> {flag or '-'}" + (" (alert)" if alert else "")
         if explanation:
             text += ": " + _value(explanation)
         parts.append(text)
-    if "threshold" in row.details and row.trigger == "priority":
-        parts.append(f"priority {mention.priority:g} >= threshold {row.details['threshold']:g}")
+    for row in group:
+        if row.trigger == "priority" and "threshold" in row.details:
+            parts.append(f"priority {mention.priority:g} >= threshold "
+                         f"{row.details['threshold']:g}")
     return "\n".join(parts)
 
 

@@ -1,0 +1,122 @@
+"""End to end: a local feed serves an angry post by an author with 50,000 followers; one
+`mentionwatch poll` later the alert email is in the local SMTP server.
+
+The real rules engine (`mentionwatch.rules_engine`) is used when it is installed; until then
+a tiny test-only judge stands in for it, so this test proves the wiring poll -> judge ->
+after-poll hook -> alert email.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
+from mentionwatch.models import Author
+from mentionwatch.store import Store
+from tests.feedserver import FeedServer, rss
+from tests.smtpsink import SmtpServer
+
+HAS_ENGINE = importlib.util.find_spec("mentionwatch.rules_engine") is not None
+
+
+class TinyJudge:
+    """Angry words make a complaint; a large audience makes it alert."""
+
+    history_days = 0
+
+    def judge(self, mentions: Sequence[MentionFacts]) -> Sequence[Judgement]:
+        out = []
+        for m in mentions:
+            angry = any(w in m.text.lower() for w in ("furious", "worst", "refund"))
+            big = (m.followers or 0) >= 10_000
+            hits = (RuleHit("angry-customer", "test", "complaint", 0.9, alert=big,
+                            explanation={"terms": ["furious"], "followers": m.followers}),
+                    ) if angry else ()
+            out.append(Judgement(
+                flag="complaint" if angry else None, priority=0.9 if angry and big else 0.2,
+                sentiment=-0.8 if angry else 0.0, hits=hits,
+                public_draft=f"Hi {m.author_handle}, we're sorry. Please DM us." if angry
+                else None,
+            ))
+        return out
+
+
+def test_angry_post_reaches_on_call_after_one_poll(
+    tmp_path: Path, feeds: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp = SmtpServer().start()
+    try:
+        url = feeds.add("/forum.xml", rss([{
+            "title": "Acme fiber: furious",
+            "link": "https://forum.example/t/42",
+            "guid": "post-42",
+            "author": "angry_ann",
+            "description": "I am furious with Acme. Three days offline, worst support ever, "
+                           "AT&amp;amp;T-level service, I want a refund",
+            "pubDate": "Sun, 22 Nov 2026 08:00:00 GMT",
+        }]))
+        db = tmp_path / "mw.db"
+        config = tmp_path / "mentionwatch.toml"
+        config.write_text(f"""
+[brand]
+name = "Acme"
+terms = ["acme"]
+
+[database]
+url = "sqlite:///{db}"
+
+[alerts]
+on_call = ["oncall@acme.example"]
+priority_threshold = 0.8
+
+[alerts.smtp]
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+
+[[sources]]
+name = "forum"
+kind = "rss"
+url = "{url}"
+""", encoding="utf-8")
+        # The author is known from another platform with a large audience (feeds carry no
+        # follower counts); the feed's author resolves to the same record.
+        store = Store.open(f"sqlite:///{db}")
+        with store.session() as s:
+            s.add(Author(platform="web", handle="angry_ann", handle_key="angry_ann",
+                         followers=50_000))
+        store.close()
+        if not HAS_ENGINE:
+            monkeypatch.setattr("mentionwatch.cli.core._load_judge", lambda app: TinyJudge())
+
+        result = CliRunner().invoke(cli_main(), ["--config", str(config), "poll"])
+
+        assert result.exit_code == 0, result.output
+        assert smtp.sink.arrived.wait(5)
+        (mail,) = smtp.messages
+        assert mail.rcpt_tos == ["oncall@acme.example"]
+        assert "Acme fiber: furious" in mail.message["Subject"]
+        plain, html = mail.part("plain"), mail.part("html")
+        assert "50,000 followers" in plain and "50,000 followers" in html
+        assert "https://forum.example/t/42" in plain
+        assert "mentionwatch tui --mention 1" in plain
+        assert "AT&T-level" in plain and "AT&amp;T-level" in html
+        if not HAS_ENGINE:
+            assert "angry-customer" in plain and "we're sorry. Please DM us." in plain
+        # A second poll: nothing new, no second email.
+        again = CliRunner().invoke(cli_main(), ["--config", str(config), "poll", "--all"])
+        assert again.exit_code == 0, again.output
+        assert len(smtp.messages) == 1
+    finally:
+        smtp.stop()
+
+
+def cli_main():  # type: ignore[no-untyped-def]
+    from mentionwatch.cli import cli
+
+    return cli
