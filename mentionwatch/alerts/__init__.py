@@ -98,10 +98,10 @@ def deliver(
         return Delivery(held=len(claimed))
     recipients = on_call(cfg, now)
     if not recipients:
-        error = "no on-call recipients: set [alerts] on_call or a schedule"
-        alerts.mark_failed(claimed, error, now, retry_delay)
-        log.warning("alerts not sent: %s", error)
-        return Delivery(error=error)
+        nobody = "no on-call recipients: set [alerts] on_call or a schedule"
+        alerts.mark_failed(claimed, nobody, now, retry_delay)
+        log.warning("alerts not sent: %s", nobody)
+        return Delivery(error=nobody)
     sent = emails = 0
     error: str | None = None
     for start in range(0, len(claimed), MAX_PER_EMAIL):

@@ -93,7 +93,8 @@ def retry_delay(attempts: int) -> timedelta:
     """Backoff after `attempts` failed sends: 30 s, 1 m, 2 m, ... capped at 30 minutes."""
     if attempts <= 0:
         return timedelta(0)
-    return min(RETRY_BASE * (2 ** min(attempts - 1, 16)), RETRY_CAP)
+    delay: timedelta = RETRY_BASE * 2 ** min(attempts - 1, 16)
+    return min(delay, RETRY_CAP)
 
 
 # Every character that can end a line somewhere: CR, LF, VT, FF, NEL, LS, PS, and any other

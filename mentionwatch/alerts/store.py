@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 
 from mentionwatch.models import (
     Alert,
@@ -324,7 +324,7 @@ class AlertStore:
                     attempts=Alert.attempts + 1, last_error=note, next_attempt_at=None,
                 )
             )
-            conn.execute(AuditEvent.__table__.insert(), [
+            conn.execute(insert(AuditEvent), [
                 {"at": now, "actor": "mentionwatch", "event": "alert_sent",
                  "mention_id": r.mention_id,
                  "details": {"alert_id": r.id, "trigger": r.trigger,
