@@ -68,14 +68,18 @@ EXPANSIONS = ["author_id"]
 
 class _DropCredentialDumps(logging.Filter):
     """tweepy logs every request's headers (the bearer token) and oauthlib its signing input
-    at DEBUG; those records must never reach a log file, whatever level a person picks."""
+    (consumer key, access token) at DEBUG; those records must never reach a log, whatever
+    level a person picks (`-vvv` turns the `tweepy` logger up to DEBUG)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno > logging.DEBUG
 
 
+# Levels on the loggers (children inherit them: oauthlib logs from oauthlib.oauth1.rfc5849...)
+# plus a filter on the one that formats headers, in case someone lowers its level again.
 for _name in ("tweepy.client", "oauthlib", "requests_oauthlib"):
-    logging.getLogger(_name).addFilter(_DropCredentialDumps())
+    logging.getLogger(_name).setLevel(logging.INFO)
+logging.getLogger("tweepy.client").addFilter(_DropCredentialDumps())
 
 
 # ------------------------------------------------------------------------------ settings
@@ -633,9 +637,9 @@ class TwitterConnector:
             raise RateLimited(f"Source {self.name}: X rate limit reached{when}.",
                               until=until) from None
         except tweepy.Unauthorized:
-            raise AuthFailed(*self._auth_message(purpose, 401, "")) from None
+            raise self._auth_error(purpose, 401, "") from None
         except tweepy.Forbidden as exc:
-            raise AuthFailed(*self._auth_message(purpose, 403, _api_detail(exc))) from None
+            raise self._auth_error(purpose, 403, _api_detail(exc)) from None
         except tweepy.TwitterServerError as exc:
             raise Transient(f"Source {self.name}: X server error "
                             f"({exc.response.status_code}); will retry.") from None
@@ -663,7 +667,7 @@ class TwitterConnector:
             raise Transient(f"Source {self.name}: request to X failed: "
                             f"{type(exc).__name__}; will retry.") from None
 
-    def _auth_message(self, purpose: str, status: int, detail: str) -> tuple[str, str]:
+    def _auth_error(self, purpose: str, status: int, detail: str) -> AuthFailed:
         s = self.settings
         if purpose == "reading":
             setting = f"bearer_token_env (${s.bearer_token_env})"
@@ -674,9 +678,11 @@ class TwitterConnector:
             setting = f"oauth2_user_token_env (${s.oauth2_user_token_env})"
         what = "rejected the credentials" if status == 401 else "refused access"
         extra = f": {detail}" if detail else ""
-        return (f"Source {self.name}: X {what} ({status}){extra}.",
-                f"Fix the token named by {setting}; for 403 also check the app's access level "
-                "and permissions in the X developer portal.")
+        return AuthFailed(
+            f"Source {self.name}: X {what} ({status}){extra}.",
+            hint=f"Fix the token named by {setting}; for 403 also check the app's access "
+            "level and permissions in the X developer portal.",
+        )
 
     # ------------------------------------------------------------------ normalising
 
@@ -795,7 +801,7 @@ class TwitterConnector:
             except tweepy.Forbidden as exc:
                 detail = _api_detail(exc)
                 if _is_permission_problem(detail):
-                    raise AuthFailed(*self._auth_message("posting", 403, detail)) from None
+                    raise self._auth_error("posting", 403, detail) from None
                 if dm:
                     raise SendError(
                         f"X refused {what}: their direct messages are closed to this account "

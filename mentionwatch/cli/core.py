@@ -136,12 +136,15 @@ def status(app: AppContext, as_json: bool) -> None:
                 "rate_limited_until": _iso(r.rate_limited_until),
                 "disabled_reason": r.disabled_reason, "mentions": r.mentions,
                 "interval_s": source_interval(configured[r.name]).total_seconds(),
+                "reads_this_month": _reads(app, configured[r.name], now)[0],
+                "monthly_read_cap": _reads(app, configured[r.name], now)[1],
             }
             for r in rows
         ], indent=2))
         return
     table = Table(title=f"Sources ({app.config.path})", title_justify="left")
-    for col in ("source", "kind", "last success", "failures", "last error", "mentions"):
+    for col in ("source", "kind", "last success", "failures", "last error", "mentions",
+                "reads this month"):
         table.add_column(col, overflow="fold")
     for r in rows:
         if not configured[r.name].enabled:
@@ -156,9 +159,22 @@ def status(app: AppContext, as_json: bool) -> None:
         table.add_row(
             r.name, r.kind, ago(r.last_success_at, now),
             Text(str(r.consecutive_failures), style="red" if r.consecutive_failures else ""),
-            state, str(r.mentions),
+            state, str(r.mentions), _reads_cell(*_reads(app, configured[r.name], now)),
         )
     app.out.print(table)
+
+
+def _reads(app: AppContext, source: Any, now: datetime) -> tuple[int, int | None]:
+    """Items read from a source this month, and its `monthly_read_cap` (paid APIs: X)."""
+    cap = source.settings_data.get("monthly_read_cap")
+    read = app.store.usage(source.name, now.strftime("%Y-%m"))[1]
+    return read, cap if isinstance(cap, int) and not isinstance(cap, bool) else None
+
+
+def _reads_cell(read: int, cap: int | None) -> Text:
+    if cap is None:
+        return Text(f"{read:,}")
+    return Text(f"{read:,} / {cap:,}", style="yellow" if read >= 0.9 * cap else "")
 
 
 def _report_alert_delivery(app: AppContext) -> None:
