@@ -1,0 +1,191 @@
+"""The X connector through the pipeline and the CLI, on SQLite and PostgreSQL: `mentionwatch
+poll` stores mentions with authors and metrics, resumes from its cursor, and survives 429,
+5xx, 401 and invalid JSON as the source's health, never as lost or duplicated rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+from sqlalchemy import select
+
+from mentionwatch.cli import cli
+from mentionwatch.models import Author, Mention, Source
+from mentionwatch.pipeline import poll_source
+from mentionwatch.store import Store
+from tests.conftest import make_config
+from tests.twitter_api import BRAND_ID, DM_PERSON_ID, FakeX, fake_x, problem, serve
+
+SEARCH = "/2/tweets/search/recent"
+MENTIONS = f"/2/users/{BRAND_ID}/mentions"
+ENV = {"X_TEST_BEARER": "bearer-SECRET-1234"}
+
+
+@pytest.fixture(scope="module")
+def x_server() -> Iterator[HTTPServer]:
+    yield from serve()
+
+
+@pytest.fixture
+def fakex(x_server: HTTPServer) -> Iterator[FakeX]:
+    yield from fake_x(x_server)
+
+
+def x_source(fakex: FakeX, **extra: Any) -> dict[str, Any]:
+    return {"name": "x", "kind": "twitter", "base_url": fakex.base_url,
+            "bearer_token_env": "X_TEST_BEARER", "account": "Twitter",
+            "account_user_id": BRAND_ID, **extra}
+
+
+def utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def write_config(tmp_path: Path, db_url: str, fakex: FakeX) -> Path:
+    path = tmp_path / "mentionwatch.toml"
+    path.write_text(f"""
+[brand]
+name = "Acme"
+terms = ["acme", "@Twitter"]
+own_accounts = {{ twitter = ["acmehelp"] }}
+
+[database]
+url = "{db_url}"
+
+[[sources]]
+name = "x"
+kind = "twitter"
+base_url = "{fakex.base_url}"
+bearer_token_env = "X_TEST_BEARER"
+account = "Twitter"
+account_user_id = "{BRAND_ID}"
+monthly_read_cap = 10000
+""", encoding="utf-8")
+    return path
+
+
+def test_cli_poll_stores_mentions_and_resumes(tmp_path: Path, db_url: str, fakex: FakeX
+                                              ) -> None:
+    config = write_config(tmp_path, db_url, fakex)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(config), "poll"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert ENV["X_TEST_BEARER"] not in result.output
+
+    store = Store.open(db_url)
+    try:
+        with store.session(readonly=True) as session:
+            mentions = {m.external_id: m for m in session.scalars(select(Mention))}
+            authors = {a.handle: a for a in session.scalars(select(Author))}
+            cursor = session.scalar(select(Source.cursor).where(Source.name == "x"))
+        assert len(mentions) == 27  # 10 mentions + 17 search results (3 reposts, 2 own dropped)
+        reply = mentions["1578516295611748353"]
+        assert reply.author_handle == "feed_person"
+        assert (reply.likes, reply.reposts, reply.replies) == (7, 2, 1)
+        assert reply.is_reply_to_brand and reply.kind == "reply"
+        assert reply.url == "https://x.com/feed_person/status/1578516295611748353"
+        assert reply.raw is not None and reply.raw["tweet"]["author_id"] == DM_PERSON_ID
+        assert "https://example.com/expanded/" in reply.text
+        person = authors["feed_person"]
+        assert (person.followers, person.verified, person.external_id) == (
+            48_200, False, DM_PERSON_ID)
+        assert "Twitter" not in authors  # the brand account's own posts are not mentions
+        assert json.loads(cursor or "")["queries"]["mentions"]["since_id"] == (
+            "1578516295611748353")
+
+        status = runner.invoke(cli, ["--config", str(config), "status", "--json"], env=ENV)
+        assert status.exit_code == 0, status.output
+        (row,) = json.loads(status.output)
+        assert (row["reads_this_month"], row["monthly_read_cap"]) == (32, 10_000)
+        table = runner.invoke(cli, ["--config", str(config), "status"],
+                              env={**ENV, "COLUMNS": "200"})
+        assert "32 / 10,000" in table.output
+
+        # Later, after a restart: two newer mentions; only they are read and stored.
+        fakex.seen.clear()
+        fakex.add_newer_mentions()
+        again = runner.invoke(cli, ["--config", str(config), "poll", "--all"], env=ENV)
+        assert again.exit_code == 0, again.output
+        assert fakex.requests_to(MENTIONS)[0].args["since_id"] == "1578516295611748353"
+        assert fakex.requests_to(SEARCH)[0].args["since_id"] == "1578522194770296832"
+        assert store.count_mentions("x") == 29
+        assert store.usage("x", datetime.now(UTC).strftime("%Y-%m"))[1] == 34
+    finally:
+        store.close()
+
+
+def run_once(store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch, *,
+             force: bool = True) -> Any:
+    monkeypatch.setenv("X_TEST_BEARER", ENV["X_TEST_BEARER"])
+    config = make_config(store.engine.url.render_as_string(hide_password=False),
+                         [x_source(fakex)])
+    return poll_source(config.sources[0], config, store, force=force, environ=ENV)
+
+
+def test_429_records_the_reset_and_skips_until_then(store: Store, fakex: FakeX,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    fakex.script("GET", MENTIONS, 429, problem(429, "Too Many Requests", "Too Many Requests"),
+                 headers={"x-rate-limit-reset": "1893456000"})
+    outcome = run_once(store, fakex, monkeypatch)
+    assert outcome.status == "failed" and "rate limit" in (outcome.message or "")
+    row = store.source_row("x")
+    assert row is not None
+    assert utc(row.rate_limited_until) == datetime(2030, 1, 1, tzinfo=UTC)
+    assert row.cursor is None and store.count_mentions("x") == 0
+    seen = len(fakex.seen)
+    skipped = run_once(store, fakex, monkeypatch, force=False)
+    assert skipped.status == "skipped" and "2030-01-01" in (skipped.message or "")
+    assert len(fakex.seen) == seen  # no request while rate limited
+
+
+def test_503_then_success_loses_nothing(store: Store, fakex: FakeX,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The mentions pages are read, then search fails: the whole pass is retried later.
+    fakex.script("GET", SEARCH, 503, problem(503, "Service Unavailable", "Service Unavailable"))
+    failed = run_once(store, fakex, monkeypatch)
+    assert failed.status == "failed" and "503" in (failed.message or "")
+    row = store.source_row("x")
+    assert row is not None and row.cursor is None and row.consecutive_failures == 1
+    assert utc(row.next_attempt_at) is not None and store.count_mentions("x") == 0
+    ok = run_once(store, fakex, monkeypatch)
+    assert (ok.status, ok.stored) == ("ok", 27)
+    row = store.source_row("x")
+    assert row is not None and row.consecutive_failures == 0 and row.cursor
+    # Re-reading from the same cursor stores nothing twice.
+    fakex.seen.clear()
+    assert run_once(store, fakex, monkeypatch).stored == 0
+
+
+def test_401_is_an_auth_failure_without_retry_storm(store: Store, fakex: FakeX,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    fakex.script("GET", MENTIONS, 401, problem(401, "Unauthorized", "Unauthorized"))
+    outcome = run_once(store, fakex, monkeypatch)
+    assert outcome.status == "failed"
+    assert "bearer_token_env" in (outcome.message or "")
+    assert ENV["X_TEST_BEARER"] not in (outcome.message or "")
+    assert len(fakex.seen) == 1
+    row = store.source_row("x")
+    assert row is not None and row.auth_failures == 1
+    assert ENV["X_TEST_BEARER"] not in (row.last_error or "")
+
+
+def test_invalid_json_keeps_the_cursor(store: Store, fakex: FakeX,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_once(store, fakex, monkeypatch).stored == 27
+    before = store.source_row("x")
+    assert before is not None
+    fakex.add_newer_mentions()
+    fakex.script("GET", MENTIONS, 200, raw=b'{"data": [')
+    outcome = run_once(store, fakex, monkeypatch)
+    assert outcome.status == "failed" and "invalid JSON" in (outcome.message or "")
+    after = store.source_row("x")
+    assert after is not None and after.cursor == before.cursor
+    assert run_once(store, fakex, monkeypatch).stored == 2
