@@ -12,6 +12,7 @@ It advances only through the returned `Batch`, which the store commits with the 
 from __future__ import annotations
 
 import calendar
+import functools
 import json
 import logging
 import re
@@ -323,14 +324,18 @@ class _BaseUrlAdapter(HTTPAdapter):
         self.timeout = timeout
         self.sent = 0
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True, cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
         url = request.url or ""
         if url.startswith(PUBLIC_API):
             request.url = self.base_url + url[len(PUBLIC_API):]
-        if not kwargs.get("timeout"):
-            kwargs["timeout"] = self.timeout
         self.sent += 1
-        return super().send(request, **kwargs)
+        return super().send(request, stream=stream, timeout=timeout or self.timeout,
+                            verify=verify, cert=cert, proxies=proxies)
 
 
 def _api_detail(exc: tweepy.HTTPException) -> str:
@@ -589,13 +594,15 @@ class TwitterConnector:
             if name == "search":
                 if token:
                     params["next_token"] = token
-                body = self._call(lambda p=params: self.reader.search_recent_tweets(query, **p),
-                                  "reading")
+                body = self._call(
+                    functools.partial(self.reader.search_recent_tweets, query, **params),
+                    "reading")
             else:
                 if token:
                     params["pagination_token"] = token
                 body = self._call(
-                    lambda p=params: self.reader.get_users_mentions(user_id, **p), "reading")
+                    functools.partial(self.reader.get_users_mentions, user_id, **params),
+                    "reading")
             page, meta = self._page(body)
             pages += 1
             read += len(page)
@@ -699,7 +706,7 @@ class TwitterConnector:
             handle = str(user.get("username") or "")
             if handle.lower() in own or (user_id and tweet.get("author_id") == user_id):
                 continue  # the brand's own posts (and our replies) are never mentions
-            refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or []
+            refs = {str(r.get("type")): r.get("id") for r in tweet.get("referenced_tweets") or []
                     if isinstance(r, dict)}
             if "retweeted" in refs and not self.settings.include_retweets:
                 continue

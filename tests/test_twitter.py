@@ -37,6 +37,8 @@ from tests.twitter_api import (
     BRAND_ID,
     DM_PERSON_ID,
     FakeX,
+    body,
+    enrich,
     fake_x,
     problem,
     recording,
@@ -498,3 +500,26 @@ def test_missing_secret_is_a_config_error(fakex: FakeX, monkeypatch: pytest.Monk
     monkeypatch.delenv("TW_BEARER", raising=False)
     with pytest.raises(ConfigError, match=r"\$TW_BEARER is not set"):
         make_config("sqlite:///unused.db", [source(fakex)])
+
+
+def _quote_and_repost_page() -> dict[str, Any]:
+    page = enrich(body("v2_users_mentions__async"), "newer")
+    page["meta"].pop("next_token")
+    quote, repost = page["data"]
+    quote["referenced_tweets"] = [{"type": "quoted", "id": "1577730467436138524"}]
+    repost["referenced_tweets"] = [{"type": "retweeted", "id": "1577730467436138524"}]
+    return page
+
+
+@pytest.mark.parametrize(("include_retweets", "kinds"), [
+    (False, ["quote"]),
+    (True, ["quote", "repost"]),
+])
+def test_quote_posts_are_kept_and_reposts_only_on_request(
+    fakex: FakeX, monkeypatch: pytest.MonkeyPatch, include_retweets: bool, kinds: list[str],
+) -> None:
+    fakex.script("GET", MENTIONS, 200, _quote_and_repost_page())
+    conn = connector(fakex, monkeypatch, search=False, include_retweets=include_retweets)
+    batch = conn.fetch(None)
+    assert [m.kind for m in batch.mentions] == kinds
+    assert batch.items_read == 2
