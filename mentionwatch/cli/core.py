@@ -19,7 +19,8 @@ from mentionwatch.durations import format_duration, parse_duration
 from mentionwatch.errors import ConfigError
 from mentionwatch.hooks import after_poll
 from mentionwatch.models import Mention, utcnow
-from mentionwatch.pipeline import SourceOutcome, poll as run_poll
+from mentionwatch.pipeline import SourceOutcome
+from mentionwatch.pipeline import poll as run_poll
 from mentionwatch.resources import example_config_path
 from mentionwatch.text import first_line
 
@@ -226,12 +227,15 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
     table.add_column("author", no_wrap=True, overflow="ellipsis", max_width=22)
     table.add_column("flag", no_wrap=True)
     table.add_column("text", no_wrap=True, overflow="ellipsis", ratio=3)
-    table.add_column("url", no_wrap=True, overflow="ellipsis", ratio=1)
+    show_url = app.out.width >= 110  # on a narrow terminal the text matters more
+    if show_url:
+        table.add_column("url", no_wrap=True, overflow="ellipsis", ratio=1)
     now = utcnow()
     for m in rows:
         # Text() keeps user text inert: brackets are not rich markup.
-        table.add_row(ago(m.created_at, now), m.source.name, Text(m.author_handle or ""),
-                      m.flag or "", Text(first_line(_headline(m), 200)), Text(m.url or ""))
+        cells = [ago(m.created_at, now), m.source.name, Text(m.author_handle or ""),
+                 m.flag or "", Text(first_line(_headline(m), 200))]
+        table.add_row(*cells, *([Text(m.url or "")] if show_url else []))
     app.out.print(table)
 
 
