@@ -15,6 +15,7 @@ BUILTIN = {
     "hackernews": "connectors.hackernews:HackerNewsConnector",
     "mastodon": "connectors.mastodon:MastodonConnector",
     "bluesky": "connectors.bluesky:BlueskyConnector",
+    "reddit": "connectors.reddit:RedditConnector",
 }
 
 GROUP = "mentionwatch.connectors"
