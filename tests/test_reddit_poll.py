@@ -1,0 +1,129 @@
+"""`mentionwatch poll` with a Reddit source against the fake Reddit on 127.0.0.1, on SQLite
+and PostgreSQL: mentions stored, own accounts and deleted items left out, cursor kept across a
+failure, resumed afterwards, a 429 recorded as "rate limited until"."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+from sqlalchemy import select
+
+from mentionwatch.cli import cli
+from mentionwatch.models import Mention
+from mentionwatch.store import Store
+from tests.apiserver import _api_server, api_fixture, requests_to  # noqa: F401 (fixture `api`)
+from tests.reddit_api import COMMENTS, SEARCH, TOKEN_PATH, FakeReddit, replay
+from tests.test_reddit import BRAND_R, ENV
+
+
+def write_config(path: Path, db_url: str, api: HTTPServer) -> Path:
+    base = api.url_for("/").rstrip("/")
+    lines = [
+        "[brand]",
+        f"name = {json.dumps(BRAND_R['name'])}",
+        f"terms = {json.dumps(BRAND_R['terms'])}",
+        'own_accounts = { reddit = ["MC_Kloppedie", "u/acme_bot"] }',
+        "[database]",
+        f"url = {json.dumps(db_url)}",
+        "[[sources]]",
+        'name = "reddit"',
+        'kind = "reddit"',
+        f"base_url = {json.dumps(base)}",
+        f"oauth_url = {json.dumps(base)}",
+        'client_id_env = "RD_ID"',
+        'client_secret_env = "RD_SECRET"',
+        'username_env = "RD_USER"',
+        'password_env = "RD_PASS"',
+        'user_agent = "python:mentionwatch-tests:1.0 (by /u/acme_bot)"',
+        'search = ["praw"]',
+        'subreddits = ["kakapo"]',
+        "watch_submissions = false",
+        "page_size = 3",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_poll_stores_reddit_mentions_resumes_and_survives_failures(
+    api: HTTPServer, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    fake = FakeReddit(api)
+    search = sorted(fake.search, key=lambda c: c["data"]["created_utc"])
+    comments = sorted(fake.comments, key=lambda c: c["data"]["created_utc"])
+    # The first pass sees the three oldest hits and the comments up to acme_bot's reply.
+    fake.search, fake.comments = search[:3], comments[:8]
+    # A comment written from mentionwatch's own account (acme_bot) is never a new mention.
+    own_reply = next(c for c in comments if c["data"]["name"] == "t1_dfkuf3q")
+    own_reply["data"].update(author="acme_bot", body="Sirocco says hi")
+    config = write_config(tmp_path / "mentionwatch.toml", db_url, api)
+    runner = CliRunner()
+    store = Store.open(db_url)
+    try:
+        result = runner.invoke(cli, ["--config", str(config), "poll", "--all"])
+        assert result.exit_code == 0, result.output
+        with store.session(readonly=True) as s:
+            rows = list(s.scalars(select(Mention).order_by(Mention.external_id)).unique())
+        # Search: the three hits; comments: the newest page (3) holds acme_bot's reply (our
+        # own account), Surgeon-San's (names Sirocco) and one by MC_Kloppedie (own account).
+        assert [m.external_id for m in rows] == [
+            "t1_dfktga0", "t3_1qvzkd", "t3_3b4erh", "t3_3gpbiu"]
+        assert "sirocco" in (rows[0].text or "").lower()
+        assert "secret" not in result.output and "hunter2" not in result.output
+        row = store.source_row("reddit")
+        assert row is not None and row.cursor
+        cursor = json.loads(row.cursor)
+        assert set(cursor) == {"search:praw", "comments:kakapo"}
+
+        # Malformed JSON: the pass fails, the cursor stays, the error is recorded.
+        api.clear_all_handlers()
+        api.expect_request(TOKEN_PATH).respond_with_handler(
+            lambda r: replay("oauth_access_token__client_credentials.json"))
+        api.expect_request(SEARCH).respond_with_data("{not json", content_type="application/json")
+        result = runner.invoke(cli, ["--config", str(config), "poll", "--all"])
+        assert result.exit_code == 1
+        row = store.source_row("reddit")
+        assert row is not None and json.loads(row.cursor or "") == cursor
+        assert row.last_error and "valid JSON" in row.last_error
+        assert store.count_mentions("reddit") == 4
+
+        # Back to normal with newer items: only those are added, from the stored cursor.
+        api.clear_all_handlers()
+        fake = FakeReddit(api)
+        fake.search, fake.comments = search, comments
+        api.clear_log()
+        result = runner.invoke(cli, ["--config", str(config), "poll", "--all"])
+        assert result.exit_code == 0, result.output
+        with store.session(readonly=True) as s:
+            names = set(s.scalars(select(Mention.external_id)))
+        assert names == {"t1_dfktga0", "t3_1qvzkd", "t3_3b4erh", "t3_3gpbiu",
+                         "t3_3qc02b", "t3_3x4kt2", "t3_4at068", "t1_dg8ievl"}
+        assert [r.args.get("after") for r in requests_to(api, SEARCH)] == [None, "t3_3qc02b"]
+        # Comments: three pages of new ones, the fourth reaches the cursor.
+        assert len(requests_to(api, COMMENTS)) == 4
+
+        # 429: the source is marked rate limited until retry-after, and skipped until then.
+        api.clear_all_handlers()
+        api.expect_request(TOKEN_PATH).respond_with_handler(
+            lambda r: replay("oauth_access_token__client_credentials.json"))
+        api.expect_request(SEARCH).respond_with_handler(
+            lambda r: replay("error_429_too_many_requests__html_retry_after.json"))
+        before = datetime.now(UTC)
+        result = runner.invoke(cli, ["--config", str(config), "poll", "--all"])
+        assert result.exit_code == 1
+        row = store.source_row("reddit")
+        assert row is not None and row.rate_limited_until is not None
+        until = row.rate_limited_until.replace(tzinfo=row.rate_limited_until.tzinfo or UTC)
+        assert before + timedelta(seconds=3) <= until <= before + timedelta(seconds=10)
+        api.clear_log()
+        result = runner.invoke(cli, ["--config", str(config), "poll", "--all"])
+        assert requests_to(api, SEARCH) == []  # skipped while rate limited
+        assert store.count_mentions("reddit") == 8
+    finally:
+        store.close()
