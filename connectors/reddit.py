@@ -180,7 +180,7 @@ class RedditConnector:
             oauth_url=settings.oauth_url.rstrip("/"),
             check_for_updates=False,
             check_for_async=False,
-            timeout=context.poll.timeout.total_seconds(),
+            timeout=max(1, round(context.poll.timeout.total_seconds())),
             # Never sleep on a RATELIMIT answer: raise, and let the outbox retry later.
             ratelimit_seconds=0,
         )
@@ -308,6 +308,8 @@ class RedditConnector:
         name = str(data["name"])
         author = str(data.get("author") or "")
         base = self.settings.base_url.rstrip("/")
+        conversation: str | None
+        parent: str | None
         if kind == "t3":
             body = data.get("selftext") or ("" if data.get("is_self") else data.get("url"))
             text = clean_text(markdown_to_text(str(body or "")), is_html=False)
@@ -633,7 +635,7 @@ def _check_length(what: str, text: str, limit: int) -> None:
 def _brand_queries(terms: list[str]) -> list[str]:
     """One search for all brand terms: '"acme" OR "acme fiber"' (Reddit search ignores
     '@' and '#', so those terms are searched as words)."""
-    words = []
+    words: list[str] = []
     for term in terms:
         word = term.strip().lstrip("@#").replace('"', "")
         if word and word.lower() not in {w.lower() for w in words}:
