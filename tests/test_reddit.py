@@ -202,6 +202,7 @@ def test_401_names_the_settings(api: HTTPServer) -> None:
     assert "app-secret" not in str(err.value) and "hunter2" not in str(err.value)
 
     api.clear_all_handlers()
+    api.clear_log()
     api.expect_request(TOKEN_PATH).respond_with_handler(
         lambda r: replay("oauth_access_token__client_credentials.json"))
     api.expect_request(SEARCH).respond_with_handler(
@@ -211,6 +212,8 @@ def test_401_names_the_settings(api: HTTPServer) -> None:
         reddit.fetch(None)
     reddit.close()
     assert "username_env / password_env" in str(err.value)
+    # prawcore treats an API 401 as an expired token: new token, retried twice, then fails.
+    assert len(requests_to(api, SEARCH)) == 3 and len(requests_to(api, TOKEN_PATH)) == 3
 
     # A wrong password: Reddit answers 200 {"error": "invalid_grant"}.
     api.clear_all_handlers()
