@@ -291,3 +291,43 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="Extra inputs"):
         RedditSettings.model_validate(dict(base, client_secret="inline-secret"))
     assert RedditSettings.model_validate(base).oauth_url == "https://oauth.reddit.com"
+
+
+def test_refresh_token_login(api: HTTPServer) -> None:
+    fake = FakeReddit(api)
+    api.clear_all_handlers()
+    api.expect_request(TOKEN_PATH).respond_with_handler(
+        lambda r: replay("oauth_access_token__refresh_token.json"))
+    fake.serve_listings()
+    reddit = connector(api, environ={"RD_ID": "app-id", "RD_SECRET": "app-secret",
+                                     "RD_REFRESH": "refresh-me"},
+                       username_env=None, password_env=None, refresh_token_env="RD_REFRESH")
+    try:
+        assert len(reddit.fetch(None).mentions) == 6
+    finally:
+        reddit.close()
+    [token] = requests_to(api, TOKEN_PATH)
+    assert token.form.to_dict() == {"grant_type": "refresh_token",
+                                    "refresh_token": "refresh-me"}
+
+
+def test_used_up_request_budget_is_rate_limited_not_slept(api: HTTPServer) -> None:
+    fake = FakeReddit(api)
+    api.clear_all_handlers()
+    api.expect_request(TOKEN_PATH).respond_with_handler(
+        lambda r: replay("oauth_access_token__client_credentials.json"))
+    # Reddit says the window's requests are used up for 300 s: prawcore would sleep that long.
+    api.expect_request(SEARCH).respond_with_handler(lambda r: json_response(
+        {"kind": "Listing", "data": {"after": None, "children": fake.search}},
+        headers={"x-ratelimit-remaining": "0.0", "x-ratelimit-used": "600",
+                 "x-ratelimit-reset": "300"}))
+    fake.serve_listings()
+    reddit = connector(api, subreddits=["kakapo"])
+    started = time.monotonic()
+    with pytest.raises(RateLimited, match="used up") as err:
+        reddit.fetch(None)
+    reddit.close()
+    assert time.monotonic() - started < 3
+    assert err.value.until is not None
+    assert err.value.until >= datetime.now(UTC) + timedelta(seconds=290)
+    assert requests_to(api, COMMENTS) == []
