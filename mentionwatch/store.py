@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -499,18 +499,44 @@ class Store:
         for chunk in _chunks(author_ids):
             for row in conn.execute(
                 select(m.c.id, m.c.author_id, m.c.created_at, m.c.flag).where(
-                    m.c.author_id.in_(chunk), m.c.created_at >= since.replace(tzinfo=None),
+                    m.c.author_id.in_(chunk), m.c.created_at >= since,
                     m.c.flag.in_(("complaint", "crisis")),
                 )
             ):
                 earlier.setdefault(row.author_id, []).append(
                     (row.id, row.created_at.replace(tzinfo=UTC), row.flag)
                 )
+        # Only what the author said before this mention counts as "already complained".
         return {
             (r.author_id, r.id): [(at, flag) for mid, at, flag in earlier.get(r.author_id, [])
-                                  if mid != r.id]
+                                  if mid != r.id and at <= r.created_at]
             for r in rows if r.author_id is not None
         }
+
+    def rescore(self, judge: Judge, *, chunk: int = CHUNK,
+                on_progress: Callable[[int], Any] | None = None) -> int:
+        """Re-run the rules over every stored mention (after a rule change), a chunk per
+        transaction. Drafts a person edited are kept. Returns how many were judged."""
+        done = 0
+        with self.engine.connect() as conn:
+            sources = list(conn.execute(select(SOURCES.c.id, SOURCES.c.name, SOURCES.c.kind)))
+        for source in sources:
+            last_id = 0
+            while True:
+                with self.engine.begin() as conn:
+                    ids = list(conn.execute(
+                        select(MENTIONS.c.id)
+                        .where(MENTIONS.c.source_id == source.id, MENTIONS.c.id > last_id)
+                        .order_by(MENTIONS.c.id).limit(chunk)
+                    ).scalars())
+                    if not ids:
+                        break
+                    self._apply_judge(conn, judge, source.name, source.kind, ids)
+                last_id = ids[-1]
+                done += len(ids)
+                if on_progress:
+                    on_progress(len(ids))
+        return done
 
     def write_judgements(
         self, conn: Connection, judged: Sequence[tuple[int, Judgement]]

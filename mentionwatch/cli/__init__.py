@@ -14,6 +14,7 @@ from mentionwatch.cli.context import AppContext, run_guarded
 from mentionwatch.cli.core import db_group, init, mentions_group, poll, status
 from mentionwatch.cli.demo import demo
 from mentionwatch.cli.report import export_group, report
+from mentionwatch.cli.rules import rules_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -46,6 +47,7 @@ for command in (init, poll, status, mentions_group, db_group, demo):
 for command in (report, export_group):
     cli.add_command(command)
 cli.add_command(alerts_group)
+cli.add_command(rules_group)
 
 
 def main() -> None:

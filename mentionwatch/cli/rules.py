@@ -1,0 +1,139 @@
+"""`mentionwatch rules test|check|rescore`: see what the rules would do, check packs, re-run."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from mentionwatch.cli.context import AppContext, pass_app
+from mentionwatch.errors import RuleError
+from mentionwatch.judgement import Judgement, MentionFacts
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Rule packs: try a text, check packs, re-score stored mentions."""
+
+
+def _engine(app: AppContext) -> Any:
+    from mentionwatch.rules_engine import load_judge
+
+    return load_judge(app.config)
+
+
+@rules_group.command("test")
+@click.argument("text")
+@click.option("--source", "source_kind", default="twitter", show_default=True,
+              help="Source kind the text came from (sets the reply length limit).")
+@click.option("--author", default="customer", show_default=True, help="Author handle.")
+@click.option("--name", "author_name", default=None, help="Author display name.")
+@click.option("--followers", type=int, default=0, show_default=True)
+@click.option("--verified", is_flag=True)
+@click.option("--likes", type=int, default=0)
+@click.option("--reposts", type=int, default=0)
+@click.option("--replies", type=int, default=0)
+@click.option("--age", "age_minutes", type=int, default=5, show_default=True,
+              help="Minutes since it was posted.")
+@click.option("--reply-to-brand", is_flag=True, help="The post answers the brand account.")
+@click.option("--language", default="en", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the judgement as JSON.")
+@pass_app
+def rules_test(app: AppContext, text: str, source_kind: str, author: str,
+               author_name: str | None, followers: int, verified: bool, likes: int,
+               reposts: int, replies: int, age_minutes: int, reply_to_brand: bool,
+               language: str, as_json: bool) -> None:
+    """Show the flags, priority (with why) and both drafts the rules give TEXT.
+
+    Example: mentionwatch rules test "@acme down again, 3rd time this week" --followers 12000
+    """
+    engine = _engine(app)
+    facts = MentionFacts(
+        source=source_kind, source_kind=source_kind, text=text, title=None, url=None,
+        author_handle=author, author_name=author_name, followers=followers,
+        verified=verified, language=language,
+        created_at=datetime.now(UTC) - timedelta(minutes=age_minutes),
+        likes=likes, reposts=reposts, replies=replies, is_reply_to_brand=reply_to_brand,
+    )
+    judgement: Judgement = engine.judge_one(facts)
+    if as_json:
+        click.echo(json.dumps(judgement_json(judgement), indent=2, ensure_ascii=False))
+        return
+    out = app.out
+    out.print(Text.assemble(("flag: ", "bold"), judgement.flag or "none (a plain mention)",
+                            ("   priority: ", "bold"), f"{judgement.priority:.3f}",
+                            ("   sentiment: ", "bold"), f"{judgement.sentiment:+.3f}"))
+    if judgement.hits:
+        table = Table(title="Rules that matched", title_justify="left")
+        for col in ("rule", "pack", "flag", "severity", "alert", "why"):
+            table.add_column(col, overflow="fold")
+        for hit in judgement.hits:
+            table.add_row(hit.rule, hit.pack or "", hit.flag, f"{hit.severity:.2f}",
+                          "yes" if hit.alert else "", Text(_why(hit.explanation)))
+        out.print(table)
+    parts = judgement.explanation.get("components", {})
+    weights = judgement.explanation.get("weights", {})
+    formula = " + ".join(f"{weights[k]:.2f}×{k} {parts[k]:.3f}" for k in weights if k in parts)
+    if formula:
+        out.print(Text(f"priority = ({formula}) × (0.5 + 0.5×freshness "
+                       f"{parts.get('freshness', 1):.3f}) = {judgement.priority:.3f}"))
+    for title, draft in (("public reply", judgement.public_draft),
+                         (f"private follow-up ({judgement.private_channel})",
+                          judgement.private_draft)):
+        if draft:
+            out.print(Panel(Text(draft), title=title, title_align="left"))
+
+
+def _why(explanation: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                     for k, v in explanation.items())
+
+
+def judgement_json(j: Judgement) -> dict[str, Any]:
+    return {
+        "flag": j.flag, "priority": j.priority, "sentiment": j.sentiment,
+        "hits": [{"rule": h.rule, "pack": h.pack, "flag": h.flag, "severity": h.severity,
+                  "alert": h.alert, "why": h.explanation} for h in j.hits],
+        "explanation": j.explanation, "public_draft": j.public_draft,
+        "private_draft": j.private_draft, "private_channel": j.private_channel,
+    }
+
+
+@rules_group.command("check")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@pass_app
+def rules_check(app: AppContext, directory: Path | None) -> None:
+    """Validate rule packs: unknown keys, bad regexes, unknown template fields, duplicate
+    names. Without DIRECTORY, checks the packs the config uses. Exit code 2 on a problem."""
+    from mentionwatch.rules_engine import load_packs, pack_dirs
+
+    dirs = [directory] if directory else pack_dirs(app.config)
+    packs = load_packs(dirs)
+    if not packs:
+        raise RuleError(f"No rule packs (*.toml) in {', '.join(map(str, dirs))}.")
+    rules = sum(len(p.rules) for p in packs)
+    app.out.print(f"{len(packs)} packs, {rules} rules: OK "
+                  f"({', '.join(p.name for p in packs)})")
+
+
+@rules_group.command("rescore")
+@pass_app
+def rules_rescore(app: AppContext) -> None:
+    """Re-run the rules over every stored mention after a rule change. Drafts a person has
+    edited are kept."""
+    from rich.progress import Progress
+
+    engine = _engine(app)
+    store = app.store
+    total = store.count_mentions()
+    with Progress(console=app.err, disable=not app.err.is_terminal) as progress:
+        task = progress.add_task("Re-scoring", total=total)
+        done = store.rescore(engine, on_progress=lambda n: progress.advance(task, n))
+    app.out.print(f"Re-scored {done} mentions.")
+

@@ -1,0 +1,49 @@
+"""The rules engine: rule packs in, flags, explainable priorities and drafted replies out.
+
+Pure evaluation (no I/O) lives in `engine.py`; `load_judge` reads the packs a config names.
+Nothing here imports the TUI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mentionwatch.config import Config
+from mentionwatch.errors import RuleError
+from mentionwatch.registry import available_kinds, connector_class
+from mentionwatch.resources import rules_dir
+from mentionwatch.rules_engine.engine import BrandFacts, Engine
+from mentionwatch.rules_engine.packs import RulePack, load_pack, load_packs
+
+__all__ = ["BrandFacts", "Engine", "RulePack", "load_judge", "load_pack", "load_packs",
+           "pack_dirs"]
+
+
+def pack_dirs(config: Config) -> list[Path]:
+    """The default pack folder (unless switched off) and the user's folders."""
+    base = config.path.parent if config.path else Path.cwd()
+    dirs = [rules_dir()] if config.rules.defaults else []
+    dirs += [d if d.is_absolute() else base / d for d in config.rules.dirs]
+    return dirs
+
+
+def reply_limits() -> dict[str, int | None]:
+    """Public reply length limit per source kind, from the connectors themselves."""
+    limits: dict[str, int | None] = {}
+    for kind in available_kinds():
+        try:
+            limits[kind] = getattr(connector_class(kind), "reply_limit", None)
+        except ImportError:  # a third-party connector that cannot load is not our concern here
+            continue
+    return limits
+
+
+def load_judge(config: Config) -> Engine:
+    """Load and check the configured packs. Raises RuleError naming the file and rule."""
+    packs = load_packs(pack_dirs(config))
+    if not packs:
+        raise RuleError("No rule packs found.",
+                        hint="Enable [rules] defaults or add a folder to [rules] dirs.")
+    brand = config.brand
+    return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
+                                    brand.support_hours), reply_limits())

@@ -1,0 +1,214 @@
+"""Rule packs: TOML files of rules, validated with messages naming the file and the rule.
+
+A pack file:
+
+    [pack]
+    name = "complaints"
+    description = "..."
+
+    [[rules]]
+    name = "outage"
+    flag = "complaint"          # complaint, crisis, question, praise, spam, ignore
+    severity = 0.6              # 0..1, the rule's weight in the priority
+    alert = false               # email on-call when it matches
+    [rules.when]                # every condition given must hold
+    any = ["down", "outage"]    # at least one term or phrase
+    sentiment_below = 0.3       # VADER compound score
+    [rules.reply]
+    public = "Sorry {first_name}, ..."
+    private = "..."
+    channel = "dm"              # dm, email or phone
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mentionwatch.errors import RuleError
+
+Flag = Literal["crisis", "complaint", "question", "praise", "spam", "ignore"]
+
+#: Fields a template may use. Mention text is never one of them: it is data, not template.
+TEMPLATE_FIELDS = frozenset(
+    {"author", "first_name", "brand", "case_ref", "support_email", "support_phone",
+     "support_hours", "source"}
+)
+_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Strict):
+    """Conditions on one mention; every one that is set must hold (AND)."""
+
+    any: list[str] = []
+    all: list[str] = []
+    none: list[str] = []
+    regex: list[str] = []
+    sentiment_below: float | None = Field(default=None, ge=-1, le=1)
+    sentiment_above: float | None = Field(default=None, ge=-1, le=1)
+    source: list[str] = []
+    language: list[str] = []
+    followers_at_least: int | None = Field(default=None, ge=0)
+    verified: bool | None = None
+    engagement_at_least: int | None = Field(default=None, ge=0)
+    reply_to_brand: bool | None = None
+    complained_within_days: int | None = Field(default=None, ge=1, le=365)
+    any_of: list[Condition] = []
+    all_of: list[Condition] = []
+    not_: Condition | None = Field(default=None, alias="not")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+        return value
+
+    @field_validator("any", "all", "none")
+    @classmethod
+    def _no_blank(cls, value: list[str]) -> list[str]:
+        if any(not t.strip() for t in value):
+            raise ValueError("terms must not be empty strings")
+        return value
+
+    def is_empty(self) -> bool:
+        return not any(
+            getattr(self, name) not in (None, [])
+            for name in type(self).model_fields
+        )
+
+    def terms(self) -> set[str]:
+        """Every term and phrase used here or in nested conditions."""
+        out = set(self.any) | set(self.all) | set(self.none)
+        for sub in [*self.any_of, *self.all_of, *([self.not_] if self.not_ else [])]:
+            out |= sub.terms()
+        return out
+
+    def history_days(self) -> int:
+        days = self.complained_within_days or 0
+        for sub in [*self.any_of, *self.all_of, *([self.not_] if self.not_ else [])]:
+            days = max(days, sub.history_days())
+        return days
+
+
+class Reply(_Strict):
+    public: str | None = None
+    private: str | None = None
+    channel: Literal["dm", "email", "phone"] = "dm"
+
+    @field_validator("public", "private")
+    @classmethod
+    def _known_fields(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        unknown = sorted({f for f in _FIELD.findall(value) if f not in TEMPLATE_FIELDS})
+        if unknown:
+            allowed = ", ".join(sorted(TEMPLATE_FIELDS))
+            raise ValueError(
+                f"unknown template field(s) {', '.join('{' + u + '}' for u in unknown)}; "
+                f"allowed: {allowed}"
+            )
+        return value
+
+
+class Rule(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    flag: Flag
+    severity: float = Field(default=0.5, ge=0, le=1)
+    alert: bool = False
+    description: str | None = None
+    when: Condition
+    reply: Reply | None = None
+
+
+class PackInfo(_Strict):
+    name: str = Field(min_length=1)
+    description: str | None = None
+
+
+class PackFile(_Strict):
+    pack: PackInfo
+    rules: list[Rule] = Field(min_length=1)
+
+
+class RulePack(BaseModel):
+    """A validated pack and where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    path: Path
+    rules: tuple[Rule, ...]
+
+
+def load_pack(path: Path) -> RulePack:
+    """Read and validate one pack file. Raises RuleError naming the file and the rule."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"{path}: not valid TOML: {exc}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(f"{path}: cannot read: {exc}.") from None
+    try:
+        parsed = PackFile.model_validate(data)
+    except ValidationError as exc:
+        raise RuleError(_describe(path, exc, data)) from None
+    for rule in parsed.rules:
+        if rule.when.is_empty():
+            raise RuleError(f"{path}: rule {rule.name!r}: `when` has no condition; "
+                            "a rule that matches everything is almost always a mistake.")
+    return RulePack(name=parsed.pack.name, path=path, rules=tuple(parsed.rules))
+
+
+def load_packs(dirs: list[Path]) -> list[RulePack]:
+    """Load every `*.toml` in the folders, in name order; rule names must be unique."""
+    packs: list[RulePack] = []
+    seen: dict[str, Path] = {}
+    for folder in dirs:
+        if not folder.is_dir():
+            raise RuleError(f"Rule folder {folder} does not exist.",
+                            hint="Fix [rules] dirs in the config.")
+        for path in sorted(folder.glob("*.toml")):
+            pack = load_pack(path)
+            for rule in pack.rules:
+                if rule.name in seen:
+                    raise RuleError(f"{path}: rule {rule.name!r} is also defined in "
+                                    f"{seen[rule.name]}; rule names must be unique.")
+                seen[rule.name] = path
+            packs.append(pack)
+    return packs
+
+
+def _describe(path: Path, exc: ValidationError, data: dict[str, Any]) -> str:
+    lines = []
+    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        where = ".".join(loc)
+        if len(loc) >= 2 and loc[0] == "rules" and loc[1].isdigit():
+            index = int(loc[1])
+            name = rules[index].get("name") if index < len(rules) and isinstance(
+                rules[index], dict) else None
+            where = f"rule {name!r}" if name else f"rules[{index}]"
+            if loc[2:]:
+                where += ": " + ".".join(loc[2:])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "missing":
+            message = "required key is missing"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {where}: {message}")
+    return "\n".join(lines)
