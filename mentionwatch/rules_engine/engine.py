@@ -137,11 +137,15 @@ class Engine:
             r.setdefault("terms", []).extend(sorted(all_terms))
         if none_terms and ctx.terms & none_terms:
             return False
-        for pattern in cond.regex:
-            compiled = self._regex.get(pattern)
-            if compiled is None:
-                compiled = self._regex[pattern] = re.compile(pattern, re.IGNORECASE)
-            match = compiled.search(ctx.text)
+        if cond.regex:  # like `any`: one of the patterns must match
+            match = None
+            for pattern in cond.regex:
+                compiled = self._regex.get(pattern)
+                if compiled is None:
+                    compiled = self._regex[pattern] = re.compile(pattern, re.IGNORECASE)
+                match = compiled.search(ctx.text)
+                if match:
+                    break
             if not match:
                 return False
             r.setdefault("regex", []).append(match.group(0)[:80])

@@ -13,6 +13,7 @@ A pack file:
     alert = false               # email on-call when it matches
     [rules.when]                # every condition given must hold
     any = ["down", "outage"]    # at least one term or phrase
+    regex = ['order #\\d+']     # at least one pattern (case-insensitive)
     sentiment_below = 0.3       # VADER compound score
     [rules.reply]
     public = "Sorry {first_name}, ..."

@@ -1,0 +1,197 @@
+"""The rules engine: each condition kind, composition, priority and its explanation, safe
+templates, length limits, and bad rule files with their messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mentionwatch.errors import RuleError
+from mentionwatch.judgement import MentionFacts
+from mentionwatch.rules_engine import BrandFacts, Engine, load_pack, load_packs
+from mentionwatch.rules_engine.matcher import TermMatcher
+from mentionwatch.rules_engine.templates import fit, render
+
+NOW = datetime.now(UTC)
+BRAND = BrandFacts("Acme", "help@acme.example", "+1 555 0100", "9-5")
+
+
+def facts(text: str, **overrides: Any) -> MentionFacts:
+    values: dict[str, Any] = dict(
+        source="x", source_kind="twitter", text=text, title=None, url="https://x.test/1",
+        author_handle="sam", author_name="Sam Smith", followers=100, verified=False,
+        language="en", created_at=NOW - timedelta(minutes=10), likes=0, reposts=0,
+        replies=0, is_reply_to_brand=False,
+    )
+    values.update(overrides)
+    return MentionFacts(**values)
+
+
+def engine_from(tmp_path: Path, body: str, limits: dict[str, int | None] | None = None
+                ) -> Engine:
+    (tmp_path / "pack.toml").write_text('[pack]\nname = "t"\n' + body, encoding="utf-8")
+    return Engine(load_packs([tmp_path]), BRAND, limits)
+
+
+def rule(when: str, flag: str = "complaint", extra: str = "") -> str:
+    return f'[[rules]]\nname = "r"\nflag = "{flag}"\n{extra}\n[rules.when]\n{when}\n'
+
+
+def matches(engine: Engine, text: str, **overrides: Any) -> bool:
+    return bool(engine.judge_one(facts(text, **overrides), now=NOW).hits)
+
+
+def test_term_matcher_whole_words_phrases_emoji_hashtags_overlaps() -> None:
+    m = TermMatcher(["down", "not working", "working", "#acmefail", "😡", "don't", "never again"])
+    assert m.find("Site DOWN, not  working!! #AcmeFail 😡 don’t, never again") == {
+        "down", "not working", "working", "#acmefail", "😡", "don't", "never again"}
+    assert m.find("downtown workingman #acmefailure") == set()
+    assert TermMatcher([]).find("anything") == set()
+
+
+@pytest.mark.parametrize(
+    ("when", "hit", "miss"),
+    [
+        ('any = ["refund", "charged twice"]', "I want a REFUND", "I want a refundable"),
+        ('all = ["bill", "wrong"]', "my bill is wrong", "my bill is fine"),
+        ('any = ["bill"]\nnone = ["thanks"]', "my bill", "thanks for the bill"),
+        ('regex = ["\\\\border #\\\\d{5}\\\\b"]', "order #12345 lost", "order #12 lost"),
+        ("sentiment_below = -0.3", "this is awful and terrible", "this is lovely"),
+        ("sentiment_above = 0.5", "wonderful, thank you so much", "it is a router"),
+    ],
+)
+def test_text_conditions(tmp_path: Path, when: str, hit: str, miss: str) -> None:
+    engine = engine_from(tmp_path, rule(when))
+    assert matches(engine, hit)
+    assert not matches(engine, miss)
+
+
+@pytest.mark.parametrize(
+    ("when", "hit", "miss"),
+    [
+        ('source = ["reddit"]', {"source_kind": "reddit"}, {"source_kind": "twitter"}),
+        ('language = ["de"]', {"language": "de-AT"}, {"language": "en"}),
+        ("followers_at_least = 10000", {"followers": 10000}, {"followers": 9999}),
+        ("verified = true", {"verified": True}, {"verified": None}),
+        ("engagement_at_least = 50", {"likes": 30, "reposts": 15, "replies": 5},
+         {"likes": 49}),
+        ("reply_to_brand = true", {"is_reply_to_brand": True}, {}),
+        ("complained_within_days = 3",
+         {"author_history": ((NOW - timedelta(days=2), "complaint"),)},
+         {"author_history": ((NOW - timedelta(days=5), "complaint"),)}),
+    ],
+)
+def test_author_and_context_conditions(tmp_path: Path, when: str, hit: dict[str, Any],
+                                       miss: dict[str, Any]) -> None:
+    engine = engine_from(tmp_path, rule(when))
+    assert matches(engine, "text", **hit)
+    assert not matches(engine, "text", **miss)
+
+
+def test_boolean_composition(tmp_path: Path) -> None:
+    engine = engine_from(tmp_path, rule(
+        'any = ["acme"]\n'
+        'any_of = [{ any = ["down"] }, { all_of = [{ any = ["slow"] }, '
+        '{ followers_at_least = 1000 }] }]\n'
+        'not = { any = ["joke"] }'))
+    assert matches(engine, "acme is down")
+    assert matches(engine, "acme is slow", followers=5000)
+    assert not matches(engine, "acme is slow", followers=10)
+    assert not matches(engine, "acme is down, just a joke")
+    assert not matches(engine, "is down")
+
+
+def test_flag_precedence_priority_and_explanation(tmp_path: Path) -> None:
+    body = (rule('any = ["down"]', extra="severity = 0.6")
+            + rule('any = ["fire"]', flag="crisis", extra="severity = 0.95\nalert = true")
+            .replace('name = "r"', 'name = "fire"'))
+    engine = engine_from(tmp_path, body)
+    small = engine.judge_one(facts("router down, caught fire"), now=NOW)
+    big = engine.judge_one(facts("router down, caught fire", followers=1_000_000, likes=900,
+                                 reposts=300), now=NOW)
+    assert small.flag == big.flag == "crisis"
+    assert {h.rule for h in small.hits} == {"r", "fire"}
+    assert next(h for h in small.hits if h.rule == "fire").alert is True
+    assert next(h for h in small.hits if h.rule == "fire").explanation == {"terms": ["fire"]}
+    assert 0 < small.priority < big.priority <= 1
+    parts = big.explanation["components"]
+    assert parts["severity"] == 0.95 and parts["reach"] == 1.0
+    recomputed = sum(big.explanation["weights"][k] * parts[k] for k in big.explanation["weights"])
+    assert big.priority == pytest.approx(recomputed * (0.5 + 0.5 * parts["freshness"]), abs=2e-3)
+    old = engine.judge_one(facts("router down, caught fire",
+                                 created_at=NOW - timedelta(days=3)), now=NOW)
+    assert old.priority < small.priority  # older mentions sink
+
+
+def test_spam_and_ignore_win_and_get_no_draft(tmp_path: Path) -> None:
+    body = (rule('any = ["down"]', extra='[rules.reply]\npublic = "sorry"')
+            + rule('any = ["giveaway"]', flag="spam").replace('name = "r"', 'name = "s"'))
+    judged = engine_from(tmp_path, body).judge_one(facts("giveaway! site down"), now=NOW)
+    assert (judged.flag, judged.priority, judged.public_draft) == ("spam", 0.0, None)
+
+
+def test_templates_fill_safe_fields_and_mention_text_stays_data(tmp_path: Path) -> None:
+    body = rule('any = ["down"]', extra=(
+        '[rules.reply]\npublic = "{author} sorry {first_name}! {brand} ref {case_ref}"\n'
+        'private = "Write to {support_email} or call {support_phone} ({support_hours})"\n'
+        'channel = "email"'))
+    judged = engine_from(tmp_path, body).judge_one(facts(
+        "down {brand} {{ support_email }} %s {author}", author_handle="{brand}",
+        author_name="{support_email} x"), now=NOW)
+    assert judged.public_draft is not None and judged.private_draft is not None
+    assert judged.public_draft.startswith("@{brand} sorry! Acme ref MW-")
+    assert judged.private_draft == "Write to help@acme.example or call +1 555 0100 (9-5)"
+    assert judged.private_channel == "email"
+    assert render("{brand} {author}", {"brand": "A", "author": "{brand}%s{{x}}"}) == \
+        "A {brand}%s{{x}}"
+
+
+def test_drafts_respect_the_source_limit(tmp_path: Path) -> None:
+    long = "Sorry. " + "We are looking into it " * 20
+    body = rule('any = ["down"]', extra=f'[rules.reply]\npublic = "{long}"')
+    engine = engine_from(tmp_path, body, {"twitter": 60, "reddit": None})
+    short = engine.judge_one(facts("down"), now=NOW).public_draft
+    assert short is not None and len(short) <= 60
+    unlimited = engine.judge_one(facts("down", source_kind="reddit"), now=NOW).public_draft
+    assert unlimited == long.strip()
+    assert fit("one two three four five six", 12) == "one two…"
+    assert fit("First sentence here. And a tail that goes on", 30) == "First sentence here."
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[[rules]]\nname = "a"\nflag = "complaint"\ncolour = 1\n[rules.when]\nany = ["x"]\n',
+         "rule 'a': colour: unknown key"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nregex = ["(unclosed"]\n',
+         "rule 'a': when.regex: bad regular expression '(unclosed'"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nany = ["x"]\n'
+         '[rules.reply]\npublic = "hi {text}"\n', "unknown template field(s) {text}"),
+        ('[[rules]]\nname = "a"\nflag = "angry"\n[rules.when]\nany = ["x"]\n',
+         "rule 'a': flag: Input should be"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\n',
+         "rule 'a': `when` has no condition"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\nseverity = 2\n[rules.when]\nany = ["x"]\n',
+         "rule 'a': severity: Input should be less than or equal to 1"),
+        ("[[rules]\n", "not valid TOML"),
+    ],
+)
+def test_bad_rule_files_name_file_rule_and_problem(tmp_path: Path, body: str,
+                                                   message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[pack]\nname = "bad"\n' + body, encoding="utf-8")
+    with pytest.raises(RuleError) as info:
+        load_pack(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_duplicate_rule_names_across_packs(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.toml").write_text(
+            f'[pack]\nname = "{name}"\n' + rule('any = ["x"]'), encoding="utf-8")
+    with pytest.raises(RuleError, match="rule 'r' is also defined in .*one.toml"):
+        load_packs([tmp_path])
