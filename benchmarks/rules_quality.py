@@ -5,7 +5,8 @@
 The data (Preotiuc-Pietro et al., ACL 2019: CSV rows `tweet_id,text,label,domain`, no header,
 label 1 = complaint) has no licence for redistribution, so it is never copied into this
 repository: pass its path. Rows are split deterministically by a hash of the tweet id (even
-first byte = "tune", odd = "report"); the figures below are for the REPORT half, which the packs were not tuned on.
+first byte = "tune", odd = "report"); the figures below are for the REPORT half, which the
+packs were not tuned on.
 "complaint" or "crisis" counts as predicted complaint.
 
 Last line: {"precision", "recall", "f1", "macro_f1", "n", "split"}.

@@ -193,5 +193,5 @@ def test_duplicate_rule_names_across_packs(tmp_path: Path) -> None:
     for name in ("one", "two"):
         (tmp_path / f"{name}.toml").write_text(
             f'[pack]\nname = "{name}"\n' + rule('any = ["x"]'), encoding="utf-8")
-    with pytest.raises(RuleError, match="rule 'r' is also defined in .*one.toml"):
+    with pytest.raises(RuleError, match=r"rule 'r' is also defined in .*one\.toml"):
         load_packs([tmp_path])

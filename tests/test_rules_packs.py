@@ -92,10 +92,10 @@ def test_rules_check_command(tmp_path: Path) -> None:
     bad.mkdir()
     (bad / "x.toml").write_text('[pack]\nname = "x"\n[[rules]]\nname = "a"\nflag = "complaint"'
                                 '\n[rules.when]\nregex = ["("]\n')
+    import sys
+
     from mentionwatch.cli import main  # noqa: F401  (the real entry point maps errors to codes)
     from mentionwatch.cli.context import run_guarded
-
-    import sys
 
     argv = sys.argv
     sys.argv = ["mentionwatch", "--config", str(config), "rules", "check", str(bad)]

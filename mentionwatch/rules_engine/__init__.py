@@ -6,6 +6,7 @@ Nothing here imports the TUI.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from mentionwatch.config import Config
@@ -27,15 +28,15 @@ def pack_dirs(config: Config) -> list[Path]:
     return dirs
 
 
-def reply_limits() -> dict[str, int | None]:
-    """Public reply length limit per source kind, from the connectors themselves."""
-    limits: dict[str, int | None] = {}
-    for kind in available_kinds():
-        try:
-            limits[kind] = getattr(connector_class(kind), "reply_limit", None)
-        except ImportError:  # a third-party connector that cannot load is not our concern here
-            continue
-    return limits
+@functools.cache
+def reply_limit(kind: str) -> int | None:
+    """Public reply length limit of a source kind, from its connector (None: unknown)."""
+    if kind not in available_kinds():
+        return None
+    try:
+        return getattr(connector_class(kind), "reply_limit", None)
+    except ImportError:  # a third-party connector that cannot load is not our concern here
+        return None
 
 
 def load_judge(config: Config) -> Engine:
@@ -46,4 +47,4 @@ def load_judge(config: Config) -> Engine:
                         hint="Enable [rules] defaults or add a folder to [rules] dirs.")
     brand = config.brand
     return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
-                                    brand.support_hours), reply_limits())
+                                    brand.support_hours), reply_limit)

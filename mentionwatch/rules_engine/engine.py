@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,11 +61,17 @@ class Engine:
     """Evaluates rule packs. Build once (compiles one term matcher), call `judge` often."""
 
     def __init__(self, packs: Sequence[RulePack], brand: BrandFacts,
-                 reply_limits: Mapping[str, int | None] | None = None) -> None:
+                 reply_limits: Mapping[str, int | None] | Callable[[str], int | None] | None
+                 = None) -> None:
         self.packs = list(packs)
         self.rules: list[tuple[str, Rule]] = [(p.name, r) for p in packs for r in p.rules]
         self.brand = brand
-        self.reply_limits = dict(reply_limits or {})
+        # A mapping, or a function of the source kind (looked up lazily: importing every
+        # connector just to read its limit costs seconds at start-up).
+        limits = reply_limits or {}
+        self._limit_for: Callable[[str], int | None] = (
+            limits if callable(limits) else dict(limits).get
+        )
         all_terms: set[str] = set()
         for _, rule in self.rules:
             all_terms |= rule.when.terms()
@@ -74,6 +80,8 @@ class Engine:
         # Normalised term sets per condition (conditions are frozen and live with the engine).
         self._sets: dict[int, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
         self.history_days = max((r.when.history_days() for _, r in self.rules), default=0)
+        # A rule with `any` terms cannot match a text that has none of them: skip it early.
+        self._required = [frozenset(normalise_term(t) for t in r.when.any) for _, r in self.rules]
         self._vader = SentimentIntensityAnalyzer()
 
     # ------------------------------------------------------------------ public
@@ -88,7 +96,9 @@ class Engine:
         sentiment = self._vader.polarity_scores(text)["compound"]
         terms = self.matcher.find(text)
         hits: list[RuleHit] = []
-        for pack, rule in self.rules:
+        for (pack, rule), required in zip(self.rules, self._required, strict=True):
+            if required and not (required & terms):
+                continue
             ctx = _Context(facts, terms, text, sentiment, now, {})
             if self._holds(rule.when, ctx):
                 hits.append(RuleHit(rule=rule.name, pack=pack, flag=rule.flag,
@@ -101,24 +111,28 @@ class Engine:
             "components": parts, "weights": WEIGHTS,
             "rules": [h.rule for h in hits],
         }
-        public = private = channel = draft_rule = None
-        rule = self._draft_rule(flag, hits)
-        if rule is not None and rule.reply is not None:
+        public: str | None = None
+        private: str | None = None
+        channel: str | None = None
+        draft_rule: str | None = None
+        chosen = self._draft_rule(flag, hits)
+        if chosen is not None and chosen.reply is not None:
+            reply = chosen.reply
             fields = self._fields(facts)
-            limit = self.reply_limits.get(facts.source_kind)
-            if rule.reply.public:
-                public = fit(render(rule.reply.public, fields), limit)
-            if rule.reply.private:
-                private = render(rule.reply.private, fields)
-            channel = rule.reply.channel
-            draft_rule = rule.name
+            limit = self._limit_for(facts.source_kind)
+            if reply.public:
+                public = fit(render(reply.public, fields), limit)
+            if reply.private:
+                private = render(reply.private, fields)
+            channel = reply.channel
+            draft_rule = chosen.name
         return Judgement(flag=flag, priority=priority, sentiment=sentiment, hits=tuple(hits),
                          public_draft=public, private_draft=private, private_channel=channel,
                          draft_rule=draft_rule, explanation=explanation)
 
     # ------------------------------------------------------------------ conditions
 
-    def _holds(self, cond: Condition, ctx: _Context) -> bool:  # noqa: C901 - one check a line
+    def _holds(self, cond: Condition, ctx: _Context) -> bool:
         f, r = ctx.facts, ctx.reasons
         sets = self._sets.get(id(cond))
         if sets is None:

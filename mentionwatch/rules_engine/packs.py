@@ -193,7 +193,8 @@ def load_packs(dirs: list[Path]) -> list[RulePack]:
 
 def _describe(path: Path, exc: ValidationError, data: dict[str, Any]) -> str:
     lines = []
-    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    raw_rules = data.get("rules")
+    rules: list[Any] = raw_rules if isinstance(raw_rules, list) else []
     for error in exc.errors():
         loc = [str(p) for p in error["loc"]]
         where = ".".join(loc)
