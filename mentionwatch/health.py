@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from datetime import datetime, timedelta
 
 BACKOFF_BASE = timedelta(seconds=60)
@@ -38,8 +39,13 @@ def due_state(
     rate_limited_until: datetime | None,
     disabled_reason: str | None,
     force: bool = False,
+    scheduled: bool = False,
 ) -> Due:
-    """Whether a source should be polled now, and if not, why and when it will be."""
+    """Whether a source should be polled now, and if not, why and when it will be.
+
+    `force` (a person asked) skips the interval and the backoff; `scheduled` (the daemon's
+    timer fired) skips only the interval, which the timer keeps. Neither overrides a rate
+    limit or a disabled source."""
     if disabled_reason:
         return Due(False, disabled_reason)
     if rate_limited_until and now < rate_limited_until:
@@ -48,6 +54,34 @@ def due_state(
         return Due(True, "requested")
     if next_attempt_at and now < next_attempt_at:
         return Due(False, "backing off after failures", next_attempt_at)
+    if scheduled:
+        return Due(True, "scheduled")
     if last_attempt_at and now < last_attempt_at + interval:
         return Due(False, "not due yet", last_attempt_at + interval)
     return Due(True, "due")
+
+
+def typical_gap(arrivals: list[datetime]) -> timedelta | None:
+    """The median time between successive passes that brought new mentions (None: too few)."""
+    times = sorted(set(arrivals))
+    if len(times) < 4:
+        return None
+    gaps = sorted(b - a for a, b in pairwise(times))
+    return gaps[len(gaps) // 2]
+
+
+def quiet_for(*, now: datetime, last_new: datetime | None, last_success: datetime | None,
+              gap: timedelta | None, interval: timedelta) -> timedelta | None:
+    """How long a source that keeps succeeding has brought nothing new, when that is far
+    beyond its usual rhythm (5x its typical gap, and at least a day); else None.
+
+    Silent failure (a feed that moved, a query that broke) looks like success with nothing
+    new; this is how it becomes visible."""
+    if gap is None or last_new is None or last_success is None:
+        return None
+    if last_success < now - 3 * interval:  # failing, not quiet: the error says why
+        return None
+    silent = now - last_new
+    if silent > max(5 * gap, timedelta(days=1), 3 * interval):
+        return silent
+    return None

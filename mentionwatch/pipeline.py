@@ -131,9 +131,38 @@ def poll_source(
     environ: Mapping[str, str] | None = None,
     matcher: BrandMatcher | None = None,
     fail_after: int | None = None,
+    scheduled: bool = False,
 ) -> SourceOutcome:
     """Poll one source if it is due; record the result on the source. Never raises
-    SourceError: failures become the outcome and the source's health."""
+    SourceError: failures become the outcome and the source's health. `scheduled` is for the
+    daemon, whose timer keeps the interval (backoff and rate limits still apply)."""
+    from mentionwatch.locks import source_lock
+
+    with source_lock(store, source.name) as taken:
+        if not taken:
+            return SourceOutcome(source.name, "skipped",
+                                 message="being polled by another mentionwatch process")
+        return _poll_locked(source, config, store, http=http, judge=judge, force=force,
+                            since=since, environ=environ, matcher=matcher,
+                            fail_after=fail_after, scheduled=scheduled)
+
+
+def _poll_locked(
+    source: SourceConfig,
+    config: Config,
+    store: Store,
+    *,
+    http: httpx.Client | None,
+    judge: Judge | None,
+    force: bool,
+    since: datetime | None,
+    environ: Mapping[str, str] | None,
+    matcher: BrandMatcher | None,
+    fail_after: int | None,
+    scheduled: bool,
+) -> SourceOutcome:
+    # Read the source's state only once the lock is held: another process may just have
+    # polled it, and then it is not due any more.
     now = utcnow()
     interval = source_interval(source)
     row = store.source_row(source.name)
@@ -145,6 +174,7 @@ def poll_source(
         now=now, interval=interval, last_attempt_at=row.last_attempt_at,
         next_attempt_at=row.next_attempt_at, rate_limited_until=row.rate_limited_until,
         disabled_reason=row.disabled_reason, force=force or since is not None,
+        scheduled=scheduled,
     )
     if not due.due:
         when = f" until {due.at:%Y-%m-%d %H:%M:%S} UTC" if due.at else ""

@@ -28,6 +28,7 @@ from mentionwatch.judgement import Judge, Judgement, MentionFacts
 from mentionwatch.models import (
     Author,
     Draft,
+    Heartbeat,
     Mention,
     OutboxAction,
     RuleMatch,
@@ -660,6 +661,32 @@ class Store:
             query = query.join(Mention.source).where(Source.name == source)
         with self.session(readonly=True) as session:
             return int(session.scalar(query) or 0)
+
+    def arrivals(self, source_name: str, limit: int = 200) -> list[datetime]:
+        """When the source's most recent mentions were stored (pass times), newest first."""
+        query = (select(MENTIONS.c.fetched_at).join(SOURCES, SOURCES.c.id == MENTIONS.c.source_id)
+                 .where(SOURCES.c.name == source_name)
+                 .order_by(MENTIONS.c.fetched_at.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def write_heartbeat(self, name: str, *, pid: int | None, host: str | None,
+                        details: dict[str, Any] | None = None) -> None:
+        """Record that a long-running process is alive (upsert by name)."""
+        table = cast(Table, Heartbeat.__table__)
+        stmt = self._insert(table).values(name=name, at=utcnow(), pid=pid, host=host,
+                                          details=details)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"at": stmt.excluded.at, "pid": stmt.excluded.pid,
+                  "host": stmt.excluded.host, "details": stmt.excluded.details},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def heartbeat(self, name: str) -> Heartbeat | None:
+        with self.session(readonly=True) as session:
+            return session.get(Heartbeat, name)
 
     def usage(self, source_name: str, period: str) -> tuple[int, int]:
         """(requests, items read) for a source in a "YYYY-MM" period."""

@@ -15,6 +15,7 @@ from mentionwatch.cli.core import db_group, init, mentions_group, poll, status
 from mentionwatch.cli.demo import demo
 from mentionwatch.cli.report import export_group, report
 from mentionwatch.cli.rules import rules_group
+from mentionwatch.cli.run import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,6 +35,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
       mentionwatch demo          see it work on bundled sample data, no keys needed
       mentionwatch init          write a starter config (mentionwatch.toml)
       mentionwatch poll          one pass over the sources that are due (for cron)
+      mentionwatch run           keep polling on schedule (as a service)
       mentionwatch status        health of every source
       mentionwatch mentions list what was found
     """
@@ -48,6 +50,7 @@ for command in (report, export_group):
     cli.add_command(command)
 cli.add_command(alerts_group)
 cli.add_command(rules_group)
+cli.add_command(run)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from mentionwatch.cli.context import AppContext, pass_app, stdout_is_tty
 from mentionwatch.config import CONFIG_FILENAME, user_config_path
 from mentionwatch.durations import format_duration, parse_duration
 from mentionwatch.errors import ConfigError
+from mentionwatch.health import due_state, quiet_for, typical_gap
 from mentionwatch.hooks import after_poll
 from mentionwatch.models import Mention, utcnow
 from mentionwatch.pipeline import SourceOutcome
@@ -143,26 +144,74 @@ def status(app: AppContext, as_json: bool) -> None:
             for r in rows
         ], indent=2))
         return
+    app.out.print(_daemon_line(app, now))
     table = Table(title=f"Sources ({app.config.path})", title_justify="left")
-    for col in ("source", "kind", "last success", "failures", "last error", "mentions",
-                "reads this month"):
-        table.add_column(col, overflow="fold")
+    capped = any(_reads(app, configured[r.name], now)[1] is not None for r in rows)
+    for col in ("source", "kind", "last ok", "next", "fails"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("state / last error", overflow="fold", ratio=1, min_width=16)
+    table.add_column("mentions", no_wrap=True, justify="right")
+    if capped:
+        table.add_column("reads this month", no_wrap=True, justify="right")
     for r in rows:
-        if not configured[r.name].enabled:
+        source = configured[r.name]
+        interval = source_interval(source)
+        quiet = quiet_for(now=now, last_new=r.last_new_mention_at,
+                          last_success=r.last_success_at,
+                          gap=typical_gap(app.store.arrivals(r.name)), interval=interval)
+        if not source.enabled:
             state = Text("disabled in config", style="dim")
         elif r.disabled_reason:
             state = Text(r.disabled_reason, style="bold red")
         elif r.rate_limited_until and r.rate_limited_until > now:
             state = Text(f"rate limited until {r.rate_limited_until:%H:%M:%S} UTC",
                          style="yellow")
+        elif r.last_error:
+            state = Text(r.last_error, style="red")
+        elif quiet is not None:
+            state = Text(f"quiet for {format_duration(quiet)}, far longer than usual: "
+                         "check it", style="yellow")
         else:
-            state = Text(r.last_error or "", style="red")
+            state = Text("ok", style="green")
         table.add_row(
-            r.name, r.kind, ago(r.last_success_at, now),
+            r.name, r.kind, ago(r.last_success_at, now), _next_cell(r, interval, now),
             Text(str(r.consecutive_failures), style="red" if r.consecutive_failures else ""),
-            state, str(r.mentions), _reads_cell(*_reads(app, configured[r.name], now)),
+            state, str(r.mentions),
+            *([_reads_cell(*_reads(app, source, now))] if capped else []),
         )
     app.out.print(table)
+
+
+def _daemon_line(app: AppContext, now: datetime) -> Text:
+    from mentionwatch.scheduler import HEARTBEAT_EVERY, HEARTBEAT_NAME
+
+    beat = app.store.heartbeat(HEARTBEAT_NAME)
+    if beat is None:
+        return Text("mentionwatch run: never started here (cron mode, or not running)",
+                    style="dim")
+    details = beat.details or {}
+    if details.get("stopped"):
+        return Text(f"mentionwatch run: stopped {ago(beat.at, now)}", style="yellow")
+    every = timedelta(seconds=details.get("interval_s", HEARTBEAT_EVERY.total_seconds()))
+    if now - beat.at > 3 * every:
+        return Text(f"mentionwatch run: NOT RESPONDING, last heartbeat {ago(beat.at, now)} "
+                    f"(pid {beat.pid} on {beat.host})", style="bold red")
+    return Text(f"mentionwatch run: alive, pid {beat.pid} on {beat.host}, "
+                f"heartbeat {ago(beat.at, now)}", style="green")
+
+
+def _next_cell(r: Any, interval: timedelta, now: datetime) -> Text:
+    due = due_state(now=now, interval=interval, last_attempt_at=r.last_attempt_at,
+                    next_attempt_at=r.next_attempt_at, rate_limited_until=r.rate_limited_until,
+                    disabled_reason=r.disabled_reason)
+    if due.due:
+        # Due for longer than an interval (plus a minute's grace) means nobody is polling.
+        late = r.last_attempt_at is not None and now - r.last_attempt_at > 2 * interval + \
+            timedelta(minutes=1)
+        return Text("late" if late else "due now", style="bold yellow" if late else "")
+    if due.at is None:
+        return Text("-")
+    return Text("in " + format_duration(due.at - now))
 
 
 def _reads(app: AppContext, source: Any, now: datetime) -> tuple[int, int | None]:
@@ -233,8 +282,9 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
     now = utcnow()
     for m in rows:
         # Text() keeps user text inert: brackets are not rich markup.
-        cells = [ago(m.created_at, now), m.source.name, Text(m.author_handle or ""),
-                 m.flag or "", Text(first_line(_headline(m), 200))]
+        cells: list[str | Text] = [ago(m.created_at, now), m.source.name,
+                                   Text(m.author_handle or ""), m.flag or "",
+                                   Text(first_line(_headline(m), 200))]
         table.add_row(*cells, *([Text(m.url or "")] if show_url else []))
     app.out.print(table)
 

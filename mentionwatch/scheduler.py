@@ -1,0 +1,141 @@
+"""`mentionwatch run`: a long-lived scheduler that keeps every source polled.
+
+APScheduler 3.x (a BlockingScheduler): one job per enabled source at its own interval with
+jitter, coalescing (a backlog of missed runs becomes one), `max_instances=1` (a slow pass is
+never overlapped by the next) and a misfire grace of one interval. Each job is one
+`poll_source` pass (its own transaction) followed by the after-poll steps (alerts...). A
+heartbeat row says the daemon is alive. SIGINT/SIGTERM stop the scheduler and wait for the
+passes in flight, which commit or roll back as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from mentionwatch.config import Config, SourceConfig
+from mentionwatch.hooks import after_poll
+from mentionwatch.judgement import Judge
+from mentionwatch.models import utcnow
+from mentionwatch.pipeline import (
+    PollReport,
+    make_http_client,
+    poll_source,
+    source_interval,
+    sync_sources,
+)
+from mentionwatch.store import Store
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_NAME = "run"
+HEARTBEAT_EVERY = timedelta(seconds=30)
+
+
+def jitter_for(interval: timedelta) -> int:
+    """Up to 10% of the interval (at most 30 s), so sources do not all fire at once."""
+    return int(min(30.0, interval.total_seconds() * 0.1))
+
+
+class Daemon:
+    """Owns the scheduler, the shared HTTP client and the heartbeat."""
+
+    def __init__(self, config: Config, store: Store, *, judge: Judge | None = None,
+                 heartbeat_every: timedelta = HEARTBEAT_EVERY) -> None:
+        self.config = config
+        self.store = store
+        self.judge = judge
+        self.heartbeat_every = heartbeat_every
+        self.http = make_http_client(config)
+        self.scheduler = BlockingScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=config.poll.concurrency)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone="UTC",
+        )
+        self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
+        self.passes = 0
+        self._lock = threading.Lock()
+
+    def schedule(self) -> None:
+        sync_sources(self.config, self.store)
+        for source in self.config.sources:
+            if not source.enabled:
+                continue
+            interval = source_interval(source)
+            self.scheduler.add_job(
+                self.poll_one, IntervalTrigger(seconds=max(1, int(interval.total_seconds())),
+                                               jitter=jitter_for(interval)),
+                args=[source], id=f"source:{source.name}", name=source.name,
+                misfire_grace_time=max(1, int(interval.total_seconds())),
+                next_run_time=utcnow(), replace_existing=True,
+            )
+        self.scheduler.add_job(
+            self.beat, IntervalTrigger(seconds=int(self.heartbeat_every.total_seconds())),
+            id="heartbeat", next_run_time=utcnow(), replace_existing=True,
+        )
+
+    def poll_one(self, source: SourceConfig) -> None:
+        """One pass of one source. The timer keeps the interval; a source backing off after
+        failures or rate limited is skipped until its time."""
+        outcome = poll_source(source, self.config, self.store, http=self.http,
+                              judge=self.judge, scheduled=True)
+        if outcome.status == "skipped":
+            log.debug("source %s skipped: %s", source.name, outcome.message)
+            return
+        if outcome.status == "failed":
+            log.warning("source %s: %s", source.name, outcome.message)
+        else:
+            log.info("source %s: %s, %d new", source.name, outcome.status, outcome.stored)
+        with self._lock:
+            self.passes += 1
+        after_poll(self.config, self.store, PollReport((outcome,)))
+
+    def beat(self) -> None:
+        """Write the heartbeat with each source's next run."""
+        next_runs = {
+            job.name: job.next_run_time.isoformat() if job.next_run_time else None
+            for job in self.scheduler.get_jobs() if job.id.startswith("source:")
+        }
+        self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(), host=socket.gethostname(),
+                                   details={"next_runs": next_runs, "passes": self.passes,
+                                            "interval_s": self.heartbeat_every.total_seconds()})
+
+    def _on_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            log.info("job %s still running; this run is skipped", event.job_id)
+        elif event.exception is not None:
+            log.error("job %s failed: %s", event.job_id, event.exception)
+
+    def run(self) -> None:
+        """Schedule and block until SIGINT/SIGTERM; passes in flight finish first."""
+        self.schedule()
+        previous: dict[signal.Signals, Any] = {}
+
+        def stop(signum: int, _frame: Any) -> None:
+            log.warning("received %s; finishing the passes in flight",
+                        signal.Signals(signum).name)
+            # Not from inside the handler: shutdown(wait=True) joins worker threads.
+            threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+                             daemon=True).start()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, stop)
+        try:
+            self.scheduler.start()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(),
+                                       host=socket.gethostname(),
+                                       details={"stopped": True, "passes": self.passes})
+            self.http.close()

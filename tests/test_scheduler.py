@@ -1,0 +1,160 @@
+"""`mentionwatch run` and safe overlapping `poll`: real processes, real servers, both
+databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mentionwatch.health import due_state, quiet_for, typical_gap
+from mentionwatch.locks import source_lock
+from mentionwatch.store import Store
+from tests.feedserver import FeedServer, rss
+
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+
+
+def env_for(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MENTIONWATCH_")}
+    env.update(NO_COLOR="1", XDG_CONFIG_HOME=str(tmp / "cfg"), XDG_DATA_HOME=str(tmp / "data"))
+    return env
+
+
+def write_config(tmp: Path, db_url: str, sources: list[tuple[str, str]],
+                 interval: str = "1s") -> Path:
+    body = f'[brand]\nname = "Acme"\nterms = ["acme"]\n[database]\nurl = "{db_url}"\n'
+    for name, url in sources:
+        body += (f'\n[[sources]]\nname = "{name}"\nkind = "rss"\nurl = "{url}"\n'
+                 f'interval = "{interval}"\n')
+    path = tmp / "mentionwatch.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def items(n: int, prefix: str) -> list[dict[str, str]]:
+    return [{"title": f"Acme {prefix} {i}", "guid": f"{prefix}-{i}",
+             "link": f"http://{prefix}.example/{i}", "description": "acme is down"}
+            for i in range(n)]
+
+
+def count(db_url: str) -> int:
+    store = Store.open(db_url)
+    try:
+        return store.count_mentions()
+    finally:
+        store.close()
+
+
+def test_run_polls_on_schedule_keeps_a_heartbeat_and_stops_cleanly(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    url = feeds.add("/f.xml", rss(items(3, "a")))
+    config = write_config(tmp_path, db_url, [("forum", url)])
+    cmd = [sys.executable, "-m", "mentionwatch", "--config", str(config), "run"]
+    proc = subprocess.Popen(cmd, env=env_for(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(feeds.seen("/f.xml")) < 3:
+            time.sleep(0.2)
+        assert len(feeds.seen("/f.xml")) >= 3, "the source was not polled on its interval"
+        feeds.add("/f.xml", rss(items(5, "a")))  # two new entries appear
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and count(db_url) < 5:
+            time.sleep(0.2)
+        status = subprocess.run([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                                 "status"], env=env_for(tmp_path), capture_output=True,
+                                text=True, timeout=60)
+        assert "mentionwatch run: alive" in status.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Stopped after" in err
+    assert count(db_url) == 5  # each entry once, across many passes
+    # Conditional GET: later passes asked with the ETag.
+    assert any("If-None-Match" in r.headers for r in feeds.seen("/f.xml")[1:])
+    status = subprocess.run([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             "status"], env=env_for(tmp_path), capture_output=True, text=True,
+                            timeout=60)
+    assert "mentionwatch run: stopped" in status.stdout
+
+
+def test_two_overlapping_polls_poll_each_source_once(tmp_path: Path, feeds: FeedServer,
+                                                     db_url: str) -> None:
+    sources = [(f"s{i}", feeds.add(f"/s{i}.xml", rss(items(4, f"s{i}")), delay=1.0))
+               for i in range(3)]
+    config = write_config(tmp_path, db_url, sources, interval="1h")
+    cmd = [sys.executable, "-m", "mentionwatch", "--config", str(config), "poll"]
+    Store.open(db_url).close()  # migrate first, so both start on an upgraded schema
+    procs = [subprocess.Popen(cmd, env=env_for(tmp_path), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for proc, (_, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert "locked" not in err.lower()
+    for i in range(3):
+        assert len(feeds.seen(f"/s{i}.xml")) == 1, f"s{i} was polled twice"
+    assert count(db_url) == 12
+
+
+def test_source_lock_excludes_a_second_holder(db_url: str) -> None:
+    a, b = Store.open(db_url), Store.open(db_url)
+    try:
+        with source_lock(a, "x") as first:
+            assert first
+            with source_lock(b, "x") as second:
+                assert not second
+            with source_lock(b, "y") as other:
+                assert other
+        with source_lock(b, "x") as again:
+            assert again
+    finally:
+        a.close()
+        b.close()
+
+
+def test_scheduled_passes_respect_backoff_and_rate_limits() -> None:
+    common = {"now": NOW, "interval": timedelta(minutes=5), "disabled_reason": None,
+              "last_attempt_at": NOW - timedelta(seconds=10)}
+    assert due_state(**common, next_attempt_at=None, rate_limited_until=None,
+                     scheduled=True).due
+    assert not due_state(**common, next_attempt_at=None, rate_limited_until=None).due
+    backing_off = due_state(**common, next_attempt_at=NOW + timedelta(minutes=2),
+                            rate_limited_until=None, scheduled=True)
+    assert not backing_off.due and backing_off.reason == "backing off after failures"
+    limited = due_state(**common, next_attempt_at=None,
+                        rate_limited_until=NOW + timedelta(minutes=9), force=True)
+    assert not limited.due and limited.at == NOW + timedelta(minutes=9)
+
+
+def test_quiet_source_is_learned_from_its_rhythm() -> None:
+    hourly = [NOW - timedelta(hours=h) for h in range(30, 60)]
+    gap = typical_gap(hourly)
+    assert gap == timedelta(hours=1)
+    assert typical_gap(hourly[:3]) is None  # too little history to judge
+    interval = timedelta(minutes=15)
+    quiet = quiet_for(now=NOW, last_new=NOW - timedelta(hours=30), last_success=NOW,
+                      gap=gap, interval=interval)
+    assert quiet == timedelta(hours=30)
+    assert quiet_for(now=NOW, last_new=NOW - timedelta(hours=3), last_success=NOW, gap=gap,
+                     interval=interval) is None  # within a day: not alarming
+    # A failing source is reported by its error, not as quiet.
+    assert quiet_for(now=NOW, last_new=NOW - timedelta(days=3),
+                     last_success=NOW - timedelta(days=2), gap=gap, interval=interval) is None
+
+
+def test_status_json_is_unchanged_by_the_daemon_columns(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path, db_url, [("forum", "http://127.0.0.1:9/x.xml")])
+    result = subprocess.run([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             "status", "--json"], env=env_for(tmp_path), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["source"] == "forum"
