@@ -12,8 +12,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from mentionwatch.health import due_state, quiet_for, typical_gap
 from mentionwatch.locks import source_lock
 from mentionwatch.store import Store
@@ -75,7 +73,7 @@ def test_run_polls_on_schedule_keeps_a_heartbeat_and_stops_cleanly(
         assert "mentionwatch run: alive" in status.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Stopped after" in err
     assert count(db_url) == 5  # each entry once, across many passes
