@@ -15,12 +15,17 @@ from us gets a clear SendError).
 
 from __future__ import annotations
 
+import hashlib
 import json
-import unicodedata
+import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import platformdirs
+import regex
 from atproto import Client
 from atproto_client import exceptions as atx
 from atproto_core.exceptions import AtProtocolError
@@ -50,6 +55,10 @@ from mentionwatch.text import clean_text
 MAX_GRAPHEMES = 300
 NOTIFICATION_REASONS = ("mention", "reply", "quote")
 T = TypeVar("T")
+
+
+_GRAPHEME = regex.compile(r"\X")
+log = logging.getLogger(__name__)
 
 
 class BlueskySettings(ConnectorSettings):
@@ -93,7 +102,10 @@ class BlueskyConnector:
                              hint="Set the environment variable named by app_password_env "
                              f"(${settings.app_password_env}).")
         self._did: str | None = None
+        self._from_cache = False
         self._profiles: dict[str, dict[str, Any]] = {}
+        # Tokens refreshed during calls are saved for the next pass or process.
+        self.client.on_session_change(self._save_session)
 
     def __repr__(self) -> str:  # never show the password
         return f"BlueskyConnector(handle={self.settings.handle!r})"
@@ -101,22 +113,60 @@ class BlueskyConnector:
     # ------------------------------------------------------------------ session
 
     def _login(self) -> str:
-        if self._did is None:
+        """Sign in once per connector, reusing a saved session when there is one.
+
+        Bluesky rate-limits createSession hard (about 30 per 5 minutes, 300 a day), so a
+        poller that signed in on every pass would lock itself out: the session (access and
+        refresh tokens) is kept in a 0600 file in the user cache dir, never in the database
+        or logs, and refreshed sessions are saved again."""
+        if self._did is not None:
+            return self._did
+        cached = session_cache_read(self.settings.service_url, self.settings.handle)
+        if cached:
             try:
-                self.client.login(self.settings.handle, self._password, fetch_bsky_profile=False)
-            except atx.UnauthorizedError as exc:
-                raise AuthFailed(
-                    f"Bluesky refused the login for {self.settings.handle} ({_detail(exc)}).",
-                    hint=f"Check the app password in ${self.settings.app_password_env} "
-                    "(setting app_password_env) and the handle.",
-                ) from None
-            except (AtProtocolError, ValueError) as exc:
-                raise self._source_error(exc) from None
-            session = self.client._session
-            self._did = str(session.did) if session is not None else self.settings.handle
+                self.client.login(session_string=cached, fetch_bsky_profile=False)
+                self._from_cache = True
+            except (AtProtocolError, ValueError):
+                cached = None
+        if not cached:
+            self._password_login()
+        session = self.client._session
+        self._did = str(session.did) if session is not None else self.settings.handle
         return self._did
 
+    def _password_login(self) -> None:
+        try:
+            self.client.login(self.settings.handle, self._password, fetch_bsky_profile=False)
+        except atx.UnauthorizedError as exc:
+            raise AuthFailed(
+                f"Bluesky refused the login for {self.settings.handle} ({_detail(exc)}).",
+                hint=f"Check the app password in ${self.settings.app_password_env} "
+                "(setting app_password_env) and the handle.",
+            ) from None
+        except (AtProtocolError, ValueError) as exc:
+            raise self._source_error(exc) from None
+        self._from_cache = False
+        self._save_session()
+
+    def _save_session(self, *_event: Any) -> None:
+        try:
+            session_cache_write(self.settings.service_url, self.settings.handle,
+                                self.client.export_session_string())
+        except (OSError, ValueError, AttributeError):
+            # Only a cache: without it we sign in again next time.
+            log.debug("could not save the Bluesky session", exc_info=False)
+
     def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (atx.UnauthorizedError, atx.BadRequestError) as exc:
+            if not self._from_cache or not _is_expired_session(exc):
+                raise self._source_error(exc) from None
+        except (AtProtocolError, ValueError) as exc:
+            raise self._source_error(exc) from None
+        # The saved session ran out (refresh token expired or revoked): sign in once more.
+        session_cache_forget(self.settings.service_url, self.settings.handle)
+        self._password_login()
         try:
             return fn()
         except (AtProtocolError, ValueError) as exc:
@@ -369,33 +419,43 @@ class BlueskyConnector:
             http.close()
 
 
+def _session_file(service_url: str, handle: str) -> Path:
+    key = hashlib.sha256(f"{service_url.rstrip('/')}|{handle.lower()}".encode()).hexdigest()
+    return Path(platformdirs.user_cache_dir("mentionwatch")) / "bluesky" / f"{key[:24]}.session"
+
+
+def session_cache_read(service_url: str, handle: str) -> str | None:
+    path = _session_file(service_url, handle)
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def session_cache_write(service_url: str, handle: str, session: str) -> None:
+    """Save a session string readable by this user only (0600, folder 0700)."""
+    path = _session_file(service_url, handle)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle_:
+        handle_.write(session)
+    os.replace(tmp, path)
+
+
+def session_cache_forget(service_url: str, handle: str) -> None:
+    _session_file(service_url, handle).unlink(missing_ok=True)
+
+
+def _is_expired_session(exc: Exception) -> bool:
+    text = _detail(exc).lower()
+    return isinstance(exc, atx.UnauthorizedError) or "expired" in text or "token" in text
+
+
 def grapheme_count(text: str) -> int:
-    """Approximate user-perceived characters (UAX #29 extended clusters) without a third-party
-    package: combining marks, variation selectors, skin tones and ZWJ-joined emoji extend the
-    previous cluster; a regional-indicator pair is one flag."""
-    count = 0
-    join_next = False
-    pending_ri = False
-    for char in text:
-        code = ord(char)
-        extends = (unicodedata.combining(char) or 0xFE00 <= code <= 0xFE0F
-                   or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F
-                   or unicodedata.category(char) in ("Me", "Mn"))
-        if code == 0x200D:
-            join_next = True
-            continue
-        if extends or join_next:
-            join_next = False
-            continue
-        if 0x1F1E6 <= code <= 0x1F1FF:
-            if pending_ri:
-                pending_ri = False
-                continue
-            pending_ri = True
-        else:
-            pending_ri = False
-        count += 1
-    return count
+    """User-perceived characters as Bluesky counts them: Unicode extended grapheme clusters
+    (UAX #29), so a family emoji, a flag or "e" plus a combining accent is one."""
+    return len(_GRAPHEME.findall(text))
 
 
 def check_length(text: str) -> None:

@@ -99,3 +99,9 @@ def feeds() -> Iterator[Any]:
     from tests.feedserver import serve
 
     yield from serve()
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own user cache dir (connectors keep login sessions there)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -146,6 +146,10 @@ def test_reply_over_300_graphemes_is_refused_before_sending(api: HTTPServer) -> 
     family = "\U0001F468\u200D\U0001F469\u200D\U0001F467"  # one grapheme, five code points
     assert grapheme_count(family * 300) == 300
     assert grapheme_count("e\u0301") == 1 and grapheme_count("\U0001F1E9\U0001F1EA") == 1
+    # Scripts whose clusters join several code points (Devanagari, Hangul jamo), skin tones.
+    assert grapheme_count("नमस्ते") == 3
+    assert grapheme_count("\u1100\u1161\u11a8") == 1
+    assert grapheme_count("\U0001F44D\U0001F3FD ok") == 4
     bsky = _connector(api)
     accented = "e\u0301" * 300  # 600 code points, 900 bytes, 300 graphemes: allowed
     bsky.reply(_ref(1), accented)
@@ -261,3 +265,28 @@ def test_poll_stores_bluesky_mentions_on_both_databases(
             "2026-11-19T08:30:00.000Z"
     finally:
         store.close()
+
+
+def test_session_is_reused_across_passes_and_processes(api: HTTPServer, tmp_path: Any) -> None:
+    import stat
+
+    from connectors.bluesky import _session_file
+
+    fake_bluesky(api)
+    first = _connector(api)
+    first.fetch(None)
+    first.fetch(None)
+    first.close()
+    # A new connector (as in the next `mentionwatch poll` process) signs in from the file.
+    second = _connector(api)
+    second.fetch(None)
+    second.close()
+    assert len(requests_to(api, SESSION)) == 1
+    path = _session_file(api.url_for("/").rstrip("/"), "acme.bsky.social")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert PASSWORD not in path.read_text()
+    # A broken or unusable saved session falls back to one password sign-in.
+    path.write_text("not a session")
+    third = _connector(api)
+    third.fetch(None)
+    assert len(requests_to(api, SESSION)) == 2
