@@ -92,29 +92,56 @@ class HackerNewsConnector:
         requests = 0
         next_state: dict[str, Any] = {}
         for query in self.queries():
-            since, seen = self._start(state.get(query))
+            saved = state.get(query)
+            since, seen = self._start(saved)
+            budget = self.settings.max_pages
+            # 1. What is new since the cursor, newest first.
+            page_hits, exhausted, oldest, used = self._read(query, since, None, budget)
+            requests += used
+            budget -= used
             newest, newest_ids = since, set(seen)
-            for page in range(self.settings.max_pages):
-                data = self._search(query, since, page)
-                requests += 1
-                hits = data["hits"]
-                for hit in hits:
+            for hit in page_hits:
+                mention = self._to_mention(hit)
+                if mention is None or (hit.get("created_at_i") == since
+                                       and mention.external_id in seen):
+                    continue
+                mentions.setdefault(mention.external_id, mention)
+                created = int(hit["created_at_i"])
+                if created > newest:
+                    newest, newest_ids = created, {mention.external_id}
+                elif created == newest:
+                    newest_ids.add(mention.external_id)
+            # A backlog longer than the page budget leaves a gap [since, oldest read]: it is
+            # remembered and read in later passes, never skipped.
+            gaps: list[list[int]] = []
+            if not exhausted and oldest is not None:
+                gaps.extend(_split_gap(since, oldest))
+            old_gaps = saved.get("gaps", []) if isinstance(saved, Mapping) else []
+            for gap in old_gaps:
+                lower, upper = gap[0], gap[1]
+                first = gap[2] if len(gap) > 2 else 0
+                if budget <= 0:
+                    gaps.append(list(gap))
+                    continue
+                gap_hits, done, gap_oldest, used = self._read(query, lower, upper, budget,
+                                                              first_page=first)
+                requests += used
+                budget -= used
+                for hit in gap_hits:
                     mention = self._to_mention(hit)
-                    if mention is None or (hit.get("created_at_i") == since
-                                           and mention.external_id in seen):
-                        continue
-                    mentions.setdefault(mention.external_id, mention)
-                    created = int(hit["created_at_i"])
-                    if created > newest:
-                        newest, newest_ids = created, {mention.external_id}
-                    elif created == newest:
-                        newest_ids.add(mention.external_id)
-                if page + 1 >= int(data.get("nbPages") or 0) or not hits:
-                    break
-            else:
-                notes.append(f"{query!r}: more than {self.settings.max_pages} pages of new "
-                             "hits; older ones in this gap were skipped")
+                    if mention is not None:
+                        mentions.setdefault(mention.external_id, mention)
+                if not done and gap_oldest is not None:
+                    if gap_oldest > lower:
+                        gaps.extend(_split_gap(lower, gap_oldest))
+                    else:  # one second with more hits than a pass reads: page on
+                        gaps.append([lower, upper, first + used])
+            if gaps:
+                notes.append(f"{query!r}: backlog longer than {self.settings.max_pages} pages; "
+                             "the rest is read in the next passes")
             next_state[query] = {"created_at_i": newest, "ids": sorted(newest_ids)}
+            if gaps:
+                next_state[query]["gaps"] = gaps
         return Batch(list(mentions.values()), next_cursor=json.dumps(next_state, sort_keys=True),
                      requests=requests, notes=notes)
 
@@ -127,12 +154,33 @@ class HackerNewsConnector:
         start = datetime.now(UTC) - parse_duration(self.settings.first_lookback)
         return int(start.timestamp()), []
 
-    def _search(self, query: str, since: int, page: int) -> dict[str, Any]:
+    def _read(self, query: str, lower: int, upper: int | None, budget: int,
+              first_page: int = 0) -> tuple[list[dict[str, Any]], bool, int | None, int]:
+        """Hits with lower <= created_at_i (< upper), newest first, up to `budget` pages.
+        Returns the hits, whether the range was read to its end, the oldest time read, and
+        the number of requests made."""
+        hits: list[dict[str, Any]] = []
+        oldest: int | None = None
+        for used, page in enumerate(range(first_page, first_page + budget), start=1):
+            data = self._search(query, lower, page, upper)
+            page_hits = [h for h in data["hits"] if isinstance(h, dict)]
+            hits.extend(page_hits)
+            times = [h["created_at_i"] for h in page_hits
+                     if isinstance(h.get("created_at_i"), int)]
+            if times:
+                oldest = min(times) if oldest is None else min(oldest, *times)
+            if page + 1 >= int(data.get("nbPages") or 0) or not page_hits:
+                return hits, True, oldest, used
+        return hits, False, oldest, budget
+
+    def _search(self, query: str, since: int, page: int, before: int | None = None
+                ) -> dict[str, Any]:
         url = self.settings.api_url.rstrip("/") + "/search_by_date"
+        numeric = f"created_at_i>={since}" + (f",created_at_i<{before}" if before else "")
         params = {
             "query": query,
             "tags": self.settings.tags,
-            "numericFilters": f"created_at_i>={since}",
+            "numericFilters": numeric,
             "hitsPerPage": str(self.settings.hits_per_page),
             "page": str(page),
         }
@@ -231,6 +279,13 @@ def retry_after(value: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _split_gap(lower: int, oldest: int) -> list[list[int]]:
+    """What is left after reading a range newest-first down to second `oldest`: everything
+    before that second, and that second itself (a page may have ended inside it)."""
+    rest = [[lower, oldest]] if lower < oldest else []
+    return [*rest, [oldest, oldest + 1]]
 
 
 def _load_cursor(cursor: str | None) -> dict[str, Any]:

@@ -133,12 +133,29 @@ def test_cursor_resume_reads_only_new_hits_including_same_second(api: HTTPServer
         second.next_cursor or "")
 
 
-def test_max_pages_caps_a_pass_and_says_so(api: HTTPServer) -> None:
-    api.expect_request(SEARCH).respond_with_handler(FakeAlgolia(load("hackernews", "hits.json")))
-    batch = _connector(api, hits_per_page=1, max_pages=2).fetch(None)
+def test_a_backlog_longer_than_max_pages_is_read_in_later_passes(api: HTTPServer) -> None:
+    hits = load("hackernews", "hits.json")
+    api.expect_request(SEARCH).respond_with_handler(FakeAlgolia(hits))
+    hn = _connector(api, hits_per_page=1, max_pages=2, first_lookback="3650d")
+    batch = hn.fetch(None)
     assert len(requests_to(api, SEARCH)) == 2
     assert len(batch.mentions) == 2
-    assert batch.notes and "more than 2 pages" in batch.notes[0]
+    assert batch.notes and "backlog longer than 2 pages" in batch.notes[0]
+    assert json.loads(batch.next_cursor or "")["acme"]["gaps"]
+    # Later passes read the gap (bounded below and above) until nothing is left: nothing of
+    # the backlog is skipped.
+    seen = {m.external_id for m in batch.mentions}
+    cursor = batch.next_cursor
+    for _ in range(10):
+        later = hn.fetch(cursor)
+        seen |= {m.external_id for m in later.mentions}
+        cursor = later.next_cursor
+        if "gaps" not in json.loads(cursor or "")["acme"]:
+            break
+    expected = {str(h["objectID"]) for h in FakeAlgolia(hits).hits
+                if all(w in _searchable(h) for w in ["acme"])}
+    assert expected and seen >= expected
+    assert any("<" in r.args["numericFilters"] for r in requests_to(api, SEARCH))
 
 
 def test_rate_limit_maps_to_rate_limited_with_retry_after(api: HTTPServer) -> None:
