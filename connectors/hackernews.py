@@ -152,7 +152,7 @@ class HackerNewsConnector:
             ids = saved.get("ids") or []
             return saved["created_at_i"], [str(i) for i in ids]
         start = datetime.now(UTC) - parse_duration(self.settings.first_lookback)
-        return int(start.timestamp()), []
+        return max(0, int(start.timestamp())), []
 
     def _read(self, query: str, lower: int, upper: int | None, budget: int,
               first_page: int = 0) -> tuple[list[dict[str, Any]], bool, int | None, int]:

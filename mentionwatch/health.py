@@ -19,7 +19,8 @@ def backoff(consecutive_failures: int, interval: timedelta) -> timedelta:
         return timedelta(0)
     base = min(BACKOFF_BASE, interval)
     cap = max(BACKOFF_CAP, interval)
-    delay: timedelta = base * (2 ** (consecutive_failures - 1))
+    # The exponent is capped before multiplying: after many failures 2**n overflows timedelta.
+    delay: timedelta = base * (2 ** min(consecutive_failures - 1, 20))
     return min(delay, cap)
 
 

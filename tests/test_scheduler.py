@@ -156,3 +156,14 @@ def test_status_json_is_unchanged_by_the_daemon_columns(tmp_path: Path, db_url: 
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["source"] == "forum"
+
+
+def test_backoff_grows_then_caps_even_after_very_many_failures() -> None:
+    from mentionwatch.health import backoff
+
+    interval = timedelta(minutes=15)
+    assert backoff(0, interval) == timedelta(0)
+    assert backoff(1, interval) == timedelta(minutes=1)
+    assert backoff(3, interval) == timedelta(minutes=4)
+    assert backoff(1000, interval) == timedelta(hours=1)  # no overflow, the cap holds
+    assert backoff(2, timedelta(seconds=2)) == timedelta(seconds=4)
