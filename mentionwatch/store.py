@@ -146,7 +146,10 @@ class Store:
                     values: dict[str, Any] = {"config_hash": config_hash, "kind": kind}
                     if row.kind != kind:
                         values["cursor"] = None
-                    values.update(disabled_reason=None, auth_failures=0, next_attempt_at=None)
+                    # Changed settings are tried at the next pass, without waiting out the
+                    # interval or a backoff earned with the old ones.
+                    values.update(disabled_reason=None, auth_failures=0, next_attempt_at=None,
+                                  last_attempt_at=None)
                     conn.execute(update(Source).where(Source.name == name).values(**values))
 
     def source_row(self, name: str) -> Source | None:

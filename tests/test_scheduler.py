@@ -167,3 +167,41 @@ def test_backoff_grows_then_caps_even_after_very_many_failures() -> None:
     assert backoff(3, interval) == timedelta(minutes=4)
     assert backoff(1000, interval) == timedelta(hours=1)  # no overflow, the cap holds
     assert backoff(2, timedelta(seconds=2)) == timedelta(seconds=4)
+
+
+def test_a_hanging_source_does_not_hold_up_the_others(feeds: FeedServer, store: Store,
+                                                      db_url: str) -> None:
+    from mentionwatch.pipeline import poll
+    from tests.conftest import make_config
+
+    hang = feeds.add("/hang.xml", rss(items(1, "h")), delay=8)
+    good = feeds.add("/good.xml", rss(items(2, "g")))
+    config = make_config(db_url, [{"name": "hang", "kind": "rss", "url": hang},
+                                  {"name": "good", "kind": "rss", "url": good}],
+                         poll={"timeout": "1s"})
+    started = time.monotonic()
+    report = poll(config, store)
+    elapsed = time.monotonic() - started
+    by_name = {o.name: o for o in report.outcomes}
+    assert by_name["good"].stored == 2
+    assert by_name["hang"].status == "failed" and "timed out" in (by_name["hang"].message or "")
+    assert elapsed < 5
+
+
+def test_repeated_auth_failures_disable_a_source_until_its_config_changes(
+        feeds: FeedServer, store: Store, db_url: str) -> None:
+    from mentionwatch.pipeline import poll
+    from tests.conftest import make_config
+
+    url = feeds.add("/private.xml", "no", status=401)
+    config = make_config(db_url, [{"name": "p", "kind": "rss", "url": url}])
+    for _ in range(3):
+        poll(config, store, force=True)
+    row = store.source_row("p")
+    assert row is not None and row.disabled_reason
+    assert "authentication failures" in row.disabled_reason
+    assert poll(config, store, force=True).outcomes[0].status == "skipped"
+    # The person fixes the setting: a changed config re-enables the source.
+    fixed = feeds.add("/public.xml", rss(items(1, "p")))
+    config = make_config(db_url, [{"name": "p", "kind": "rss", "url": fixed}])
+    assert poll(config, store).outcomes[0].stored == 1

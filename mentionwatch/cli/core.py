@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -83,8 +90,24 @@ def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all
         raise ConfigError(f"{config.path}: no [[sources]] configured.",
                           hint="Add at least one source; see config.example.toml.")
     judge = _load_judge(app)
-    report = run_poll(app.config, app.store, names=list(sources) or None, force=force_all,
-                      since=_since(since), judge=judge)
+    names = list(sources) or None
+    count = len(names) if names else sum(s.enabled for s in config.sources)
+    # Long work (a backfill, many sources) gets a progress bar on a terminal; cron sees none.
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stored]} new mentions"), TimeElapsedColumn(),
+        console=app.err, transient=True,
+        disable=not app.err.is_terminal or (since is None and count < 5),
+    ) as progress:
+        task = progress.add_task("Backfilling" if since else "Polling", total=count,
+                                 stored=0)
+
+        def advance(outcome: SourceOutcome) -> None:
+            stored = progress.tasks[0].fields["stored"] + outcome.stored
+            progress.update(task, advance=1, stored=stored)
+
+        report = run_poll(app.config, app.store, names=names, force=force_all,
+                          since=_since(since), judge=judge, on_outcome=advance)
     after_poll(app.config, app.store, report)
     for outcome in report.failed:
         app.err.print(Text(f"{outcome.name}: {outcome.message}", style="red"))
