@@ -658,6 +658,20 @@ class Store:
         with self.session(readonly=True) as session:
             return list(session.scalars(query).unique())
 
+    def mention_detail(
+        self, mention_id: int
+    ) -> tuple[Mention, list[RuleMatch], Draft | None] | None:
+        """A mention with its rule matches and draft, or None."""
+        with self.session(readonly=True) as session:
+            mention = session.get(Mention, mention_id)
+            if mention is None:
+                return None
+            matches = list(session.scalars(
+                select(RuleMatch).where(RuleMatch.mention_id == mention_id)
+                .order_by(RuleMatch.severity.desc())))
+            draft = session.scalar(select(Draft).where(Draft.mention_id == mention_id))
+            return mention, matches, draft
+
     def count_mentions(self, source: str | None = None) -> int:
         query = select(func.count()).select_from(Mention)
         if source:

@@ -132,3 +132,17 @@ def test_demo_runs_on_bundled_sample_without_keys(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "community-forum" in result.stdout and "ok" in result.stdout
     assert "Acme" in result.stdout and "anvil" not in result.stdout.lower()
+
+
+def test_mentions_show_explains_one_mention(project: Path) -> None:
+    assert run(["poll"], project).returncode == 0
+    rows = json.loads(run(["mentions", "list", "--json"], project).stdout)
+    down = next(r for r in rows if r["external_id"] == "1")
+    shown = run(["mentions", "show", str(down["id"])], project)
+    assert shown.returncode == 0, shown.stderr
+    assert "[bold red]Acme[/] is down again" in shown.stdout  # literal, not styled
+    assert "complaint" in shown.stdout and "public reply" in shown.stdout
+    data = json.loads(run(["mentions", "show", str(down["id"]), "--json"], project).stdout)
+    assert data["flag"] == "complaint" and data["matches"] and data["draft"]["public"]
+    missing = run(["mentions", "show", "99999"], project)
+    assert missing.returncode == 1 and "No mention with id 99999" in missing.stderr

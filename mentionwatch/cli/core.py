@@ -312,6 +312,55 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
     app.out.print(table)
 
 
+@mentions_group.command("show")
+@click.argument("mention_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
+    """Everything about one mention: text, author, why it was flagged, and the drafts.
+
+    The alert emails name this command with the mention's id.
+    """
+    from rich.panel import Panel
+
+    found = app.store.mention_detail(mention_id)
+    if found is None:
+        raise click.ClickException(f"No mention with id {mention_id}.")
+    mention, matches, draft = found
+    if as_json:
+        data = mention_json(mention)
+        data["matches"] = [{"rule": r.rule, "pack": r.pack, "flag": r.flag,
+                            "severity": r.severity, "alert": r.alert, "why": r.explanation}
+                           for r in matches]
+        data["draft"] = ({"public": draft.public_text, "private": draft.private_text,
+                          "channel": draft.private_channel} if draft else None)
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    author = mention.author
+    who = mention.author_handle or "unknown author"
+    if author and author.followers is not None:
+        who += f" ({author.followers:,} followers)"
+    out = app.out
+    out.print(Text.assemble((f"#{mention.id} ", "bold"), (mention.flag or "unflagged", "bold"),
+                            f"  priority {mention.priority:.2f}  ", mention.source.name,
+                            "  ", Text(who), f"  {ago(mention.created_at)}"))
+    if mention.url:
+        out.print(Text(mention.url))
+    body = Text(f"{mention.title}\n\n" if mention.title else "") + Text(mention.text)
+    out.print(Panel(body, title="mention", title_align="left"))
+    for r in matches:
+        out.print(Text(f"{r.flag} · {r.pack}/{r.rule} · severity {r.severity:.2f}"
+                       f"{' · alerts on-call' if r.alert else ''}: "
+                       f"{json.dumps(r.explanation or {}, ensure_ascii=False)}"))
+    if draft:
+        if draft.public_text:
+            out.print(Panel(Text(draft.public_text), title="public reply", title_align="left"))
+        if draft.private_text:
+            out.print(Panel(Text(draft.private_text),
+                            title=f"private follow-up ({draft.private_channel})",
+                            title_align="left"))
+
+
 def _headline(m: Mention) -> str:
     """Title and text on one line: an article's title says more than its first sentence."""
     if m.title and not m.text.startswith(m.title):
