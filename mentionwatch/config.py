@@ -204,12 +204,46 @@ class SourceConfig(StrictModel):
         """The kind-specific keys, as written in the file."""
         return dict(self.model_extra or {})
 
+class ReportsConfig(StrictModel):
+    """The morning digest email that `mentionwatch run` sends (uses [alerts.smtp])."""
+
+    #: "HH:MM" local time in `timezone`; unset means no scheduled digest.
+    digest_at: str | None = None
+    timezone: str = "UTC"
+    #: How far back the digest looks.
+    digest_since: timedelta = Field(default=timedelta(days=1))
+
+    _parse_since = field_validator("digest_since", mode="before")(_duration)
+
+    @field_validator("digest_at")
+    @classmethod
+    def _clock(cls, value: str | None) -> str | None:
+        if value is not None:
+            hour, _, minute = value.partition(":")
+            if not (hour.isdigit() and minute.isdigit() and int(hour) < 24
+                    and int(minute) < 60 and len(minute) == 2):
+                raise ValueError(f"expected a time like '08:00', got {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use e.g. 'Europe/Berlin')") from None
+        return value
+
+
 class Config(StrictModel):
     brand: BrandConfig
     database: DatabaseConfig = DatabaseConfig()
     poll: PollConfig = PollConfig()
     rules: RulesConfig = RulesConfig()
     alerts: AlertsConfig = AlertsConfig()
+    reports: ReportsConfig = ReportsConfig()
     sources: list[SourceConfig] = []
 
     #: Where the file was read from (not a key in the file).

@@ -21,6 +21,7 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mentionwatch.config import Config, SourceConfig
@@ -83,6 +84,14 @@ class Daemon:
             self.beat, IntervalTrigger(seconds=int(self.heartbeat_every.total_seconds())),
             id="heartbeat", next_run_time=utcnow(), replace_existing=True,
         )
+        digest = self.config.reports
+        if digest.digest_at:
+            hour, minute = (int(x) for x in digest.digest_at.split(":"))
+            self.scheduler.add_job(
+                self.send_digest, CronTrigger(hour=hour, minute=minute,
+                                              timezone=digest.timezone),
+                id="digest", misfire_grace_time=3600, replace_existing=True,
+            )
 
     def poll_one(self, source: SourceConfig) -> None:
         """One pass of one source. The timer keeps the interval; a source backing off after
@@ -99,6 +108,24 @@ class Daemon:
         with self._lock:
             self.passes += 1
         after_poll(self.config, self.store, PollReport((outcome,)))
+
+    def send_digest(self) -> None:
+        """The morning digest: the report of the last `digest_since`, emailed to on-call."""
+        from mentionwatch.cli.report import send_digest
+        from mentionwatch.errors import MentionwatchError
+        from mentionwatch.reports import build_report
+
+        now = utcnow()
+        try:
+            report = build_report(self.store, since=now - self.config.reports.digest_since,
+                                  now=now)
+            delivered, refused = send_digest(self.config, report, [], now)
+        except MentionwatchError as exc:
+            log.error("morning digest not sent: %s", exc)
+            return
+        log.info("morning digest sent to %s", ", ".join(delivered))
+        if refused:
+            log.warning("morning digest refused for %s", ", ".join(refused))
 
     def beat(self) -> None:
         """Write the heartbeat with each source's next run."""

@@ -12,6 +12,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from mentionwatch.health import due_state, quiet_for, typical_gap
 from mentionwatch.locks import source_lock
 from mentionwatch.store import Store
@@ -205,3 +207,45 @@ def test_repeated_auth_failures_disable_a_source_until_its_config_changes(
     fixed = feeds.add("/public.xml", rss(items(1, "p")))
     config = make_config(db_url, [{"name": "p", "kind": "rss", "url": fixed}])
     assert poll(config, store).outcomes[0].stored == 1
+
+
+def test_run_schedules_the_morning_digest_and_sends_it(tmp_path: Path, store: Store,
+                                                       db_url: str) -> None:
+    from mentionwatch.scheduler import Daemon
+    from tests.conftest import make_config
+    from tests.smtpsink import SmtpServer
+
+    smtp = SmtpServer().start()
+    try:
+        config = make_config(
+            db_url, [], alerts={"on_call": ["lead@acme.example"],
+                                "smtp": {"host": "127.0.0.1", "port": smtp.port,
+                                         "security": "none"}},
+            reports={"digest_at": "08:30", "timezone": "Europe/Berlin", "digest_since": "1d"})
+        daemon = Daemon(config, store)
+        daemon.schedule()
+        job = daemon.scheduler.get_job("digest")
+        assert job is not None
+        fields = {f.name: str(f) for f in job.trigger.fields}
+        assert (fields["hour"], fields["minute"]) == ("8", "30")
+        assert str(job.trigger.timezone) == "Europe/Berlin"
+        daemon.send_digest()
+        (mail,) = smtp.messages
+        assert mail.rcpt_tos == ["lead@acme.example"]
+        assert mail.message["Subject"].startswith("[mentionwatch] digest:")
+        assert "<html" in mail.part("html").lower()
+        daemon.http.close()
+    finally:
+        smtp.stop()
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("digest_at", "8am", "expected a time like '08:00'"),
+    ("timezone", "Mars/Olympus", "unknown time zone"),
+])
+def test_digest_settings_are_checked(db_url: str, key: str, value: str, message: str) -> None:
+    from mentionwatch.errors import ConfigError
+    from tests.conftest import make_config
+
+    with pytest.raises(ConfigError, match=message):
+        make_config(db_url, [], reports={key: value})

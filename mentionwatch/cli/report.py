@@ -16,6 +16,7 @@ import click
 from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
+from mentionwatch.config import Config
 from mentionwatch.durations import parse_duration
 from mentionwatch.errors import ConfigError, MentionwatchError
 from mentionwatch.export import iter_mention_records, write_csv, write_jsonl
@@ -122,7 +123,16 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
 
 
 def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: datetime) -> None:
-    """Email the report (plain text + the HTML report) through the [alerts.smtp] server.
+    delivered, refused = send_digest(app.config, result, list(to), now)
+    app.err.print(f"Sent the digest to {', '.join(delivered)}.")
+    if refused:
+        app.err.print(Text(f"Refused by the server: {', '.join(refused)}", style="red"))
+
+
+def send_digest(config: Config, result: Report, to: list[str], now: datetime
+                ) -> tuple[list[str], list[str]]:
+    """Email the report (plain text + the HTML report) through the [alerts.smtp] server to
+    `to` or the on-call list. Returns (delivered, refused) addresses.
 
     Raises ConfigError when nobody is named to receive it, SendError when the server
     refuses or cannot be reached.
@@ -130,18 +140,15 @@ def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: date
     from mentionwatch.alerts.rules import clean_header, on_call
     from mentionwatch.alerts.smtp import send
 
-    alerts = app.config.alerts
+    alerts = config.alerts
     recipients = list(to) or on_call(alerts, now)
     if not recipients:
-        raise ConfigError(f"{app.config.path}: nobody to send the digest to.",
+        raise ConfigError(f"{config.path}: nobody to send the digest to.",
                           hint="Add addresses to [alerts] on_call, or pass --to ADDRESS.")
     message = digest_message(result, sender=alerts.from_address, recipients=recipients,
                              now=now, subject_clean=clean_header)
-    refused = send(alerts.smtp, message, recipients)
-    delivered = [r for r in recipients if r not in refused]
-    app.err.print(f"Sent the digest to {', '.join(delivered)}.")
-    if refused:
-        app.err.print(Text(f"Refused by the server: {', '.join(refused)}", style="red"))
+    refused = list(send(alerts.smtp, message, recipients))
+    return [r for r in recipients if r not in refused], refused
 
 
 def digest_message(result: Report, *, sender: str, recipients: list[str], now: datetime,
