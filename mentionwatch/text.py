@@ -30,6 +30,7 @@ _BLOCK_TAGS = frozenset(
      "blockquote", "pre", "section", "article", "hr")
 )
 _TAG_HINT = re.compile(r"<[A-Za-z/!]")
+_ANY_TAG = re.compile(r"<[^>]*>?")
 
 
 class _TextExtractor(HTMLParser):
@@ -60,8 +61,13 @@ def strip_html(value: str) -> str:
     if not _TAG_HINT.search(value):
         return html.unescape(value)
     parser = _TextExtractor()
-    parser.feed(value)
-    parser.close()
+    try:
+        parser.feed(value)
+        parser.close()
+    except (AssertionError, ValueError):
+        # The stdlib parser gives up on some malformed declarations ("<![0"); hostile input
+        # must not stop ingestion, so fall back to dropping anything tag-shaped.
+        return html.unescape(_ANY_TAG.sub(" ", value))
     return "".join(parser.parts)
 
 
