@@ -30,7 +30,7 @@ _BLOCK_TAGS = frozenset(
      "blockquote", "pre", "section", "article", "hr")
 )
 _TAG_HINT = re.compile(r"<[A-Za-z/!]")
-_ANY_TAG = re.compile(r"<[^>]*>?")
+_ANY_TAG = re.compile(r"<[^<>]*>")
 
 
 class _TextExtractor(HTMLParser):

@@ -27,7 +27,7 @@ from mentionwatch.urls import canonical_url
         ("[bold red]markup[/] stays", "[bold red]markup[/] stays"),
         ("{{ brand }} and %s stay", "{{ brand }} and %s stay"),
         ("a\r\nb\t\tc   d", "a\nb c d"),
-        ("Acme <![0 broken declaration", "Acme broken declaration"),
+        ("Acme <![0 broken <b>declaration</b>", "Acme <![0 broken declaration"),
         (None, ""),
     ],
 )
