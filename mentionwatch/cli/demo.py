@@ -22,7 +22,7 @@ SAMPLE_FEEDS = {"community-forum": ("rss", "forum.xml"),
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
