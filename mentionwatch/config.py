@@ -30,6 +30,17 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+def _time_zone(value: str) -> str:
+    """Accept only IANA time zone names the system knows."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use e.g. 'Europe/Berlin'") from None
+    return value
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
@@ -174,16 +185,7 @@ class AlertsConfig(StrictModel):
             return {**defaults, **{k: _duration(v) for k, v in value.items()}}
         return value
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use e.g. 'Europe/Berlin'") from None
-        return value
+    _known_zone = field_validator("timezone")(lambda v: _time_zone(v))
 
 class SourceConfig(StrictModel):
     """One configured source. Kind-specific keys are validated by the connector's Settings."""
@@ -225,16 +227,7 @@ class ReportsConfig(StrictModel):
                 raise ValueError(f"expected a time like '08:00', got {value!r}")
         return value
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use e.g. 'Europe/Berlin')") from None
-        return value
+    _zone = field_validator("timezone")(lambda v: _time_zone(v))
 
 
 class Config(StrictModel):
