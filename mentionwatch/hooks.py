@@ -27,7 +27,9 @@ def after_poll(config: Config, store: Store, report: PollReport) -> None:
 
 
 def _steps() -> list[Callable[[Config, Store, PollReport], None]]:
-    steps: list[Callable[[Config, Store, PollReport], None]] = []
+    from mentionwatch.outbox import after_poll as send_approved
+
+    steps: list[Callable[[Config, Store, PollReport], None]] = [send_approved]
     try:
         from mentionwatch.alerts import after_poll as alerts_step
     except ImportError:

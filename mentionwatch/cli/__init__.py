@@ -13,6 +13,13 @@ from mentionwatch.cli.alerts import alerts_group
 from mentionwatch.cli.context import AppContext, run_guarded
 from mentionwatch.cli.core import db_group, init, mentions_group, poll, status
 from mentionwatch.cli.demo import demo
+from mentionwatch.cli.outbox import (
+    approve,
+    audit_command,
+    dismiss,
+    outbox_group,
+    replied_elsewhere,
+)
 from mentionwatch.cli.report import export_group, report
 from mentionwatch.cli.rules import rules_group
 from mentionwatch.cli.run import run
@@ -51,6 +58,8 @@ for command in (report, export_group):
 cli.add_command(alerts_group)
 cli.add_command(rules_group)
 cli.add_command(run)
+for command in (approve, dismiss, replied_elsewhere, outbox_group, audit_command):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,126 @@
+"""Approve, send and audit from the command line (the TUI will do the same through these)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from mentionwatch import audit, outbox
+from mentionwatch.cli.context import AppContext, pass_app
+
+
+@click.command()
+@click.argument("mention_id", type=int)
+@click.option("--public/--no-public", "public", default=True, show_default=True,
+              help="Approve the public reply.")
+@click.option("--private/--no-private", "private", default=False, show_default=True,
+              help="Approve the private follow-up.")
+@click.option("--text", help="Send this instead of the draft (recorded as an edit).")
+@click.option("--send", "send_now", is_flag=True, help="Send right away instead of at the "
+              "next poll/run pass.")
+@pass_app
+def approve(app: AppContext, mention_id: int, public: bool, private: bool, text: str | None,
+            send_now: bool) -> None:
+    """Approve the drafted reply (and/or private follow-up) of a mention for sending.
+
+    Nothing is posted without this; nothing is posted twice. See the drafts with
+    `mentionwatch mentions show ID`.
+    """
+    operator = audit.operator_name()
+    ids = []
+    for action, wanted in (("reply", public), ("private", private)):
+        if wanted:
+            ids.append(outbox.approve(app.store, mention_id, action, operator=operator,
+                                      text=text))
+    if not ids:
+        raise click.UsageError("Nothing to approve: pass --public and/or --private.")
+    app.out.print(f"Approved {len(ids)} action(s) for mention {mention_id} as {operator}.")
+    if send_now:
+        _send(app)
+
+
+@click.command("dismiss")
+@click.argument("mention_id", type=int)
+@click.option("--reason", type=click.Choice(["not relevant", "handled elsewhere", "spam"]),
+              required=True, help="Why it needs no answer.")
+@pass_app
+def dismiss(app: AppContext, mention_id: int, reason: str) -> None:
+    """Take a mention off the queue without answering."""
+    outbox.mark(app.store, mention_id, "dismissed", operator=audit.operator_name(),
+                reason=reason)
+    app.out.print(f"Dismissed mention {mention_id} ({reason}).")
+
+
+@click.command("replied-elsewhere")
+@click.argument("mention_id", type=int)
+@pass_app
+def replied_elsewhere(app: AppContext, mention_id: int) -> None:
+    """Record that a mention was answered at the source by hand (feeds, Hacker News)."""
+    outbox.mark(app.store, mention_id, "replied_elsewhere", operator=audit.operator_name())
+    app.out.print(f"Marked mention {mention_id} as replied elsewhere.")
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """Approved replies on their way out: list them, send them."""
+
+
+def _send(app: AppContext) -> None:
+    from mentionwatch.pipeline import build_connector
+
+    results = outbox.send_pending(
+        app.config, app.store, connector_for=lambda source: build_connector(source, app.config))
+    for r in results:
+        style = {"sent": "green", "failed": "red", "unknown": "bold yellow"}.get(r.state, "")
+        app.out.print(Text(f"action {r.action_id} ({r.action} to mention {r.mention_id}): "
+                           f"{r.state}" + (f": {r.message}" if r.message else "")
+                           + (f" {r.url}" if r.url else ""), style=style))
+    if not results:
+        app.out.print("Nothing approved is waiting.")
+
+
+@outbox_group.command("send")
+@pass_app
+def outbox_send(app: AppContext) -> None:
+    """Send every approved action once (also done after each poll/run pass)."""
+    _send(app)
+
+
+@outbox_group.command("list")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice(["approved", "sending", "sent", "failed", "unknown"]))
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def outbox_list(app: AppContext, states: tuple[str, ...], as_json: bool) -> None:
+    """Recent outbox actions. `unknown` ones may have been posted: check at the source."""
+    rows = outbox.actions(app.store, states=states or None)
+    if as_json:
+        click.echo(json.dumps([{"id": a.id, "mention_id": a.mention_id, "action": a.action,
+                                "state": a.state, "text": a.text, "error": a.last_error,
+                                "posted_url": a.posted_url} for a in rows], indent=2))
+        return
+    table = Table(title="Outbox", title_justify="left")
+    for col in ("id", "mention", "action", "state", "by", "text / error"):
+        table.add_column(col, overflow="fold")
+    for a in rows:
+        table.add_row(str(a.id), str(a.mention_id), a.action, a.state, a.approved_by or "",
+                      Text(a.last_error or a.text))
+    app.out.print(table)
+
+
+@click.command("audit")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--mention", "mention_id", type=int, help="Only events about this mention.")
+@pass_app
+def audit_command(app: AppContext, limit: int, mention_id: int | None) -> None:
+    """Who approved, edited, dismissed and sent what, and when."""
+    table = Table(title="Audit", title_justify="left")
+    for col in ("when (UTC)", "who", "event", "mention", "details"):
+        table.add_column(col, overflow="fold")
+    for e in audit.recent(app.store, limit=limit, mention_id=mention_id):
+        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", Text(e.actor), e.event,
+                      str(e.mention_id or ""), Text(json.dumps(e.details or {})))
+    app.out.print(table)
