@@ -107,7 +107,9 @@ def _check_can_post(kind: str, action: str, mention_id: int) -> None:
     try:
         cls = connector_class(kind)
     except KeyError:
-        raise OutboxError(f"Mention {mention_id} comes from an unknown source kind {kind!r}.") from None
+        raise OutboxError(
+            f"Mention {mention_id} comes from an unknown source kind {kind!r}."
+        ) from None
     able = cls.can_reply if action == "reply" else cls.can_send_private
     if not able:
         raise OutboxError(
