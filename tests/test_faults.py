@@ -184,8 +184,10 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         try:
             for name, size in (("big", TOTAL), ("small", 50)):
                 row = store.source_row(name)
-                assert row is not None
                 stored = store.count_mentions(name)
+                if row is None:  # killed before the sources were even registered
+                    assert stored == 0
+                    continue
                 # The cursor and the rows commit together: a cursor means all rows are there.
                 assert stored in (0, size), f"{name}: {stored} rows, a pass was half-written"
                 assert (row.cursor is not None) == (stored == size)
