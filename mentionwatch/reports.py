@@ -47,7 +47,8 @@ ACTIONABLE_FLAGS: tuple[str, ...] = ("complaint", "crisis", "question")
 REPORTED_FLAGS: tuple[str, ...] = ("complaint", "crisis", "question", "praise", "spam")
 #: Triage statuses that take a mention out of the backlog.
 CLOSED_STATUSES: frozenset[str] = frozenset(
-    {"dismissed", "resolved", "replied", "done", "closed", "spam", "handled"}
+    {"dismissed", "resolved", "replied", "replied_elsewhere", "done", "closed", "spam",
+     "handled"}
 )
 #: Audit events that count as a first reply given outside mentionwatch.
 REPLY_AUDIT_EVENTS: frozenset[str] = frozenset(
