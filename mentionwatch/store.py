@@ -672,6 +672,15 @@ class Store:
             draft = session.scalar(select(Draft).where(Draft.mention_id == mention_id))
             return mention, matches, draft
 
+    def set_status(self, mention_id: int, status: str, *, actor: str, event: str) -> None:
+        """Set a mention's triage status and record who did it."""
+        from mentionwatch.audit import record
+
+        with self.engine.begin() as conn:
+            conn.execute(update(MENTIONS).where(MENTIONS.c.id == mention_id)
+                         .values(status=status))
+            record(conn, actor, event, mention_id, status=status)
+
     def count_mentions(self, source: str | None = None) -> int:
         query = select(func.count()).select_from(Mention)
         if source:

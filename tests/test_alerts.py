@@ -96,7 +96,7 @@ def test_urgent_mention_email_has_everything(store: Store, db_url: str,
         assert "50,000 followers" in part
         assert "complaint-outage" in part
         assert "https://forum.example/t/m1" in part
-        assert f"mentionwatch mentions show {mid}" in part
+        assert f"mentionwatch tui --mention {mid}" in part
         assert "Ann Example" in part
     assert "we're sorry. Could you DM us" in plain
     assert "<b>and</b> nobody answers" in plain

@@ -104,7 +104,7 @@ url = "{url}"
         plain, html = mail.part("plain"), mail.part("html")
         assert "50,000 followers" in plain and "50,000 followers" in html
         assert "https://forum.example/t/42" in plain
-        assert "mentionwatch mentions show 1" in plain
+        assert "mentionwatch tui --mention 1" in plain
         assert "AT&T-level" in plain and "AT&amp;T-level" in html
         if not HAS_ENGINE:
             assert "angry-customer" in plain and "we're sorry. Please DM us." in plain

@@ -37,6 +37,7 @@ def test_wheel_contains_data_folders(wheel: Path) -> None:
     assert "mentionwatch/_bundled/config.example.toml" in names
     assert any(n.startswith("connectors/rss.py") for n in names)
     assert any(n.startswith("mentionwatch/sample/") for n in names)
+    assert "mentionwatch/tui/app.tcss" in names
     assert not any(n.startswith("tests/") for n in names)
 
 

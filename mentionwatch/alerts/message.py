@@ -21,8 +21,8 @@ from mentionwatch.alerts.rules import clean_header
 from mentionwatch.alerts.store import AlertRow, MentionView
 
 SUBJECT_PREFIX = "[mentionwatch] "
-#: How a person looks at the whole mention, its flags and drafts from a terminal.
-TUI_COMMAND = "mentionwatch mentions show {id}"
+#: How a person opens the mention in the triage TUI.
+TUI_COMMAND = "mentionwatch tui --mention {id}"
 TEXT_LIMIT = 2000
 
 
@@ -103,7 +103,7 @@ def _section(group: list[AlertRow], mention: MentionView | None) -> tuple[str, l
             lines.append(("Drafted follow-up", _cut(mention.private_draft), "block"))
         if mention.url:
             lines.append(("Link", mention.url, "link"))
-        lines.append(("See it all", TUI_COMMAND.format(id=mention.id), "code"))
+        lines.append(("Open in the TUI", TUI_COMMAND.format(id=mention.id), "code"))
     else:
         for key, value in row.details.items():
             lines.append((key.replace("_", " ").capitalize(), _value(value), "text"))

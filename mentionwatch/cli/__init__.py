@@ -23,6 +23,7 @@ from mentionwatch.cli.outbox import (
 from mentionwatch.cli.report import export_group, report
 from mentionwatch.cli.rules import rules_group
 from mentionwatch.cli.run import run
+from mentionwatch.cli.tui import tui
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -43,6 +44,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
       mentionwatch init          write a starter config (mentionwatch.toml)
       mentionwatch poll          one pass over the sources that are due (for cron)
       mentionwatch run           keep polling on schedule (as a service)
+      mentionwatch tui           the approval queue: read, edit, approve
       mentionwatch status        health of every source
       mentionwatch mentions list what was found
     """
@@ -58,6 +60,7 @@ for command in (report, export_group):
 cli.add_command(alerts_group)
 cli.add_command(rules_group)
 cli.add_command(run)
+cli.add_command(tui)
 for command in (approve, dismiss, replied_elsewhere, outbox_group, audit_command):
     cli.add_command(command)
 

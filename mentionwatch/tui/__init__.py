@@ -1,0 +1,1 @@
+"""The triage TUI (Textual). The core never imports this package."""
