@@ -3,6 +3,7 @@ HTTP server on 127.0.0.1 receiving what is approved."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,3 +149,22 @@ async def test_dismiss_undo_filter_search_and_a_poller_writing(postbox: None, re
         assert [r.id for r in app.rows] == [ids["ask"]]
         table = app.query_one("#queue", DataTable)
         assert table.row_count == 1
+
+
+async def test_stats_view_shows_the_report_figures(postbox: None, receiver: Receiver,
+                                                   store: Store, db_url: str) -> None:
+    from mentionwatch.tui.stats import StatsScreen
+
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])
+    seed(store, config)
+    app = make_app(config, store)
+    async with app.run_test(size=(160, 60)) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.pause()
+        assert isinstance(app.screen, StatsScreen)
+        screen = re.sub(r"<[^>]+>", "", app.export_screenshot()).replace("&#160;", " ")
+        assert "Mentions report" in screen and "Total 4" in screen
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, StatsScreen)

@@ -64,6 +64,7 @@ class TriageApp(App[None]):
         Binding("f", "cycle_filter", "Filter"),
         Binding("slash", "search", "Search"),
         Binding("r", "refresh", "Refresh"),
+        Binding("t", "stats", "Stats"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "back_to_queue", "Back to queue", show=False),
@@ -273,6 +274,11 @@ class TriageApp(App[None]):
         box.display = True
         box.focus()
 
+    def action_stats(self) -> None:
+        from mentionwatch.tui.stats import StatsScreen
+
+        self.push_screen(StatsScreen(self.store))
+
     def action_back_to_queue(self) -> None:
         """Leave the draft editor (edits are kept) or the search box."""
         self.query_one("#search", Input).display = False
@@ -284,7 +290,8 @@ class TriageApp(App[None]):
     def action_help(self) -> None:
         self.notify("a approve reply · p approve private · b both · e edit draft (Esc back) · "
                     "d dismiss · s spam · h handled elsewhere · u undo dismiss · o open link · "
-                    "f filter by flag · / search · r refresh · q quit", timeout=15, markup=False)
+                    "f filter by flag · / search · r refresh · t stats · q quit",
+                    timeout=15, markup=False)
 
 
 def render_detail(d: Detail) -> Text:
