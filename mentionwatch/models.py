@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -35,6 +36,12 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+#: The mentions the triage queue holds, as SQL with literal values: the partial index
+#: `ix_mentions_queue` has this condition and the queue's queries repeat it word for word.
+WAITING_STATUSES = ("new", "open")
+WAITING_SQL = "status IN ('new', 'open') AND flag IS NOT NULL"
 
 
 def utcnow() -> datetime:
@@ -119,6 +126,11 @@ class Mention(Base):
         Index("ix_mentions_fetched_at", "fetched_at"),
         Index("ix_mentions_author_id", "author_id"),
         Index("ix_mentions_conversation", "source_id", "conversation_id"),
+        # The triage queue: only mentions waiting for a person, in queue order (migration
+        # 0002_tui_indexes explains why it is partial and why its condition is literal).
+        Index("ix_mentions_queue", text("priority DESC"), "created_at", "id", "flag", "status",
+              "snoozed_until", sqlite_where=text(WAITING_SQL),
+              postgresql_where=text(WAITING_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

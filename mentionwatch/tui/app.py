@@ -8,7 +8,8 @@ text is always rendered as inert `rich.text.Text`: markup and escapes show liter
 from __future__ import annotations
 
 import webbrowser
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -18,14 +19,26 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
 
-from mentionwatch import outbox
+from mentionwatch import outbox, triage
 from mentionwatch.audit import operator_name
 from mentionwatch.config import Config
 from mentionwatch.durations import format_duration
 from mentionwatch.models import utcnow
 from mentionwatch.store import Store
 from mentionwatch.text import first_line, strip_terminal_escapes
-from mentionwatch.tui.queries import Detail, QueueRow, detail, flag_counts, queue
+from mentionwatch.tui.prompt import PromptScreen
+from mentionwatch.tui.queries import (
+    PAGE_SIZE,
+    VIEWS,
+    Detail,
+    QueueFilter,
+    QueueKey,
+    QueueRow,
+    detail,
+    flag_counts,
+    queue,
+    source_names,
+)
 
 FLAG_STYLE = {"crisis": "bold white on red", "complaint": "bold red", "question": "cyan",
               "praise": "green"}
@@ -52,26 +65,34 @@ class TriageApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "mentionwatch"
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
-        Binding("a", "approve('reply')", "Approve reply"),
-        Binding("p", "approve('private')", "Approve private"),
-        Binding("b", "approve('both')", "Approve both"),
-        Binding("e", "edit", "Edit draft"),
+        Binding("a", "approve('reply')", "Approve"),
+        Binding("p", "approve('private')", "Private"),
+        Binding("b", "approve('both')", "Both"),
+        Binding("e", "edit", "Edit"),
         Binding("d", "dismiss('not relevant')", "Dismiss"),
         Binding("s", "dismiss('spam')", "Spam"),
         Binding("h", "dismiss('handled elsewhere')", "Handled elsewhere", show=False),
-        Binding("u", "undo", "Undo dismiss"),
-        Binding("o", "open_link", "Open link"),
-        Binding("f", "cycle_filter", "Filter"),
+        Binding("u", "undo", "Undo"),
+        Binding("o", "open_link", "Open"),
+        Binding("f", "cycle_filter", "Flag"),
         Binding("slash", "search", "Search"),
         Binding("r", "refresh", "Refresh"),
         Binding("t", "stats", "Stats"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "back_to_queue", "Back to queue", show=False),
+        Binding("z", "snooze", "Snooze"),
+        Binding("w", "assign", "Assign"),
+        Binding("x", "resolve", "Resolve"),
+        Binding("ctrl+o", "external_edit", "$EDITOR"),
+        Binding("c", "cycle_source", "Source"),
+        Binding("v", "cycle_view", "Status"),
+        Binding("m", "toggle_mine", "Mine"),
     ]
 
     def __init__(self, config: Config, store: Store, *, mention_id: int | None = None,
-                 refresh_every: float = 10.0, connector_for: Any = None) -> None:
+                 refresh_every: float = 10.0, connector_for: Any = None,
+                 page_size: int = PAGE_SIZE, clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__()
         self.config = config
         self.store = store
@@ -84,6 +105,17 @@ class TriageApp(App[None]):
         self.focus_mention = mention_id
         self.last_dismissed: tuple[int, str] | None = None
         self.connector_for = connector_for
+        self.page_size = page_size
+        #: What "now" is for snoozes; tests move it instead of sleeping.
+        self.clock = clock
+        self.more = False  # the queue has rows past the loaded pages
+        self.source_index = 0
+        self.view_index = 0
+        self.only_mine = False
+        #: Drafts changed here and not yet approved, by mention id and kind, so moving
+        #: around and refreshing never lose an edit in progress.
+        self.edits: dict[int, dict[str, str]] = {}
+        self.sources: list[str | None] = [None]
 
     # ------------------------------------------------------------------ layout
 
@@ -103,13 +135,14 @@ class TriageApp(App[None]):
                     with Vertical():
                         yield Label(id="private-label")
                         yield TextArea(id="private")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#queue", DataTable)
-        for name in ("flag", "prio", "source", "author", "age", "text"):
+        for name in ("flag", "prio", "source", "author", "age", "who", "text"):
             table.add_column(name, key=name)
         self.query_one("#search", Input).display = False
+        self.sources = [None, *source_names(self.store)]
         self.reload()
         table.focus()
         self.set_interval(self.refresh_every, self.reload)
@@ -120,19 +153,15 @@ class TriageApp(App[None]):
         """Re-read the queue, keeping the selected mention and any draft being edited."""
         table = self.query_one("#queue", DataTable)
         selected = self.selected_id()
-        self.rows = queue(self.store, flag=FILTERS[self.filter_index], search=self.search_text)
+        old_index = table.cursor_row if self.rows else 0
+        self.rows = self.read_queue(selected)
         table.clear()
-        for row in self.rows:
-            who = Text(safe(row.author) or "?")
-            if row.followers is not None:
-                who.append(f" ({row.followers:,})", style="dim")
-            table.add_row(Text(row.flag or "", style=FLAG_STYLE.get(row.flag or "", "")),
-                          Text(f"{row.priority:.2f}"), Text(row.source), who, age_text(row),
-                          Text(first_line(safe(row.title or row.text), 80)),
-                          key=str(row.id))
+        self.add_rows(self.rows)
         wanted = self.focus_mention or selected
         self.focus_mention = None
-        index = next((i for i, r in enumerate(self.rows) if r.id == wanted), 0)
+        # A row that left (resolved, snoozed) hands the cursor to the one after it.
+        index = next((i for i, r in enumerate(self.rows) if r.id == wanted),
+                     min(old_index, max(len(self.rows) - 1, 0)))
         if self.rows:
             table.move_cursor(row=index)
         self.update_counts()
@@ -140,11 +169,12 @@ class TriageApp(App[None]):
                   keep_edits=wanted == selected and selected is not None)
 
     def update_counts(self) -> None:
-        counts = flag_counts(self.store)
+        counts = flag_counts(self.store, self.clock())
         line = Text()
         for flag in FILTERS[1:]:
             line.append(f" {flag} {counts.get(flag or '', 0)} ", style=FLAG_STYLE.get(flag or ""))
         line.append(f"   filter: {FILTERS[self.filter_index] or 'all'}")
+        self.describe_filters(line)
         if self.search_text:
             line.append("   search: ")
             line.append(safe(self.search_text))
@@ -167,12 +197,14 @@ class TriageApp(App[None]):
                             "are polled."))
             public.text = private.text = ""
             return
-        box.update(render_detail(self.current))
+        box.update(render_detail(self.current, self.clock()))
         editing = keep_edits and (public.has_focus or private.has_focus)
         if not editing:
-            draft = self.current.draft
-            public.text = safe(draft.public_text if draft else "")
-            private.text = safe(draft.private_text if draft else "")
+            kept = self.edits.get(self.current.mention.id, {})
+            for area, kind in ((public, "reply"), (private, "private")):
+                wanted = kept.get(kind, self.drafted(kind))
+                if area.text != wanted:  # re-setting the same text would move the cursor
+                    area.text = wanted
         self.update_lengths()
 
     def update_lengths(self) -> None:
@@ -185,6 +217,8 @@ class TriageApp(App[None]):
         label = Text(f"public reply  {len(public)}" + (f"/{limit}" if limit else ""))
         if limit and len(public) > limit:
             label.stylize("bold red")
+        if self.current.mention.id in self.edits:
+            label.append("  edited, not approved yet", style="yellow")
         self.query_one("#public-label", Label).update(label)
         channel = self.current.draft.private_channel if self.current.draft else None
         self.query_one("#private-label", Label).update(
@@ -195,8 +229,11 @@ class TriageApp(App[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key is not None and event.row_key.value is not None:
             self.show(int(event.row_key.value))
+        if event.cursor_row >= len(self.rows) - 1:
+            self.load_more()
 
     def on_text_area_changed(self, _event: TextArea.Changed) -> None:
+        self.remember_edits()
         self.update_lengths()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -220,8 +257,11 @@ class TriageApp(App[None]):
                 outbox.approve(self.store, mention_id, kind, operator=self.operator,
                                text=edited[kind])
                 approved.append(kind)
+                self.edits.get(mention_id, {}).pop(kind, None)
             except outbox.OutboxError as exc:
                 self.notify(str(exc), severity="error", markup=False)
+        if not self.edits.get(mention_id):
+            self.edits.pop(mention_id, None)
         if approved:
             self.notify(f"Approved {' and '.join(approved)} for #{mention_id}.", markup=False)
             self.send_approved()
@@ -288,13 +328,200 @@ class TriageApp(App[None]):
         self.reload()
 
     def action_help(self) -> None:
-        self.notify("a approve reply · p approve private · b both · e edit draft (Esc back) · "
-                    "d dismiss · s spam · h handled elsewhere · u undo dismiss · o open link · "
-                    "f filter by flag · / search · r refresh · t stats · q quit",
-                    timeout=15, markup=False)
+        from mentionwatch.tui.help import HelpScreen
+
+        self.push_screen(HelpScreen(self.BINDINGS))
 
 
-def render_detail(d: Detail) -> Text:
+    # ------------------------------------------------- paging, filters, triage keys
+
+    def current_filter(self) -> QueueFilter:
+        return QueueFilter(flag=FILTERS[self.filter_index], source=self.sources[self.source_index],
+                           view=VIEWS[self.view_index], search=self.search_text,
+                           assigned_to=self.operator if self.only_mine else None)
+
+    def read_queue(self, selected: int | None) -> list[QueueRow]:
+        """As many rows as are loaded now (at least a page), and on until the selected
+        mention if new arrivals pushed it further down: a refresh never loses the cursor."""
+        where, now = self.current_filter(), self.clock()
+        limit = max(self.page_size, len(self.rows))
+        old = {r.id: r.key for r in self.rows}
+        rows = queue(self.store, where=where, limit=limit, now=now)
+        self.more = len(rows) == limit
+        target = old.get(selected) if selected is not None else None
+        while (self.more and target is not None and rows
+               and queue_order(rows[-1].key) < queue_order(target)):
+            page = queue(self.store, where=where, after=rows[-1].key, limit=self.page_size,
+                         now=now)
+            rows.extend(page)
+            self.more = len(page) == self.page_size
+        return rows
+
+    def add_rows(self, rows: list[QueueRow]) -> None:
+        table = self.query_one("#queue", DataTable)
+        now = self.clock()
+        for row in rows:
+            who = Text(safe(row.author) or "?")
+            if row.followers is not None:
+                who.append(f" ({row.followers:,})", style="dim")
+            owner = Text(safe(row.assigned_to))
+            if row.snoozed_until and row.snoozed_until > now:
+                owner.append(f" until {row.snoozed_until.astimezone():%a %H:%M}", style="dim")
+            table.add_row(Text(row.flag or "", style=FLAG_STYLE.get(row.flag or "", "")),
+                          Text(f"{row.priority:.2f}"), Text(row.source), who, age_text(row),
+                          owner, Text(first_line(safe(row.title or row.text), 80)),
+                          key=str(row.id))
+
+    def load_more(self) -> None:
+        """The cursor reached the last loaded row: read the next page after it."""
+        if not self.more or not self.rows:
+            return
+        page = queue(self.store, where=self.current_filter(), after=self.rows[-1].key,
+                     limit=self.page_size, now=self.clock())
+        self.more = len(page) == self.page_size
+        known = {r.id for r in self.rows}
+        page = [r for r in page if r.id not in known]  # moved since the last read
+        self.rows.extend(page)
+        self.add_rows(page)
+
+    def describe_filters(self, line: Text) -> None:
+        source = self.sources[self.source_index]
+        if source:
+            line.append("   source: ")
+            line.append(safe(source))
+        line.append(f"   status: {VIEWS[self.view_index]}")
+        if self.only_mine:
+            line.append("   assigned to me")
+
+    def drafted(self, kind: str) -> str:
+        draft = self.current.draft if self.current else None
+        if draft is None:
+            return ""
+        return safe(draft.public_text if kind == "reply" else draft.private_text)
+
+    def remember_edits(self) -> None:
+        """Keep the drafts as edited here (until approved) so nothing typed is lost."""
+        if self.current is None:
+            return
+        edited = {kind: area.text for kind, area in self.draft_areas()
+                  if area.text != self.drafted(kind)}
+        if edited:
+            self.edits[self.current.mention.id] = edited
+        else:
+            self.edits.pop(self.current.mention.id, None)
+
+    def draft_areas(self) -> tuple[tuple[str, TextArea], tuple[str, TextArea]]:
+        return (("reply", self.query_one("#public", TextArea)),
+                ("private", self.query_one("#private", TextArea)))
+
+    def after_triage(self, mention_id: int, message: str) -> None:
+        self.notify(message, markup=False)
+        self.reload()
+        self.query_one("#queue", DataTable).focus()
+
+    def action_snooze(self) -> None:
+        if self.current is None:
+            return
+        mention_id = self.current.mention.id
+
+        def check(value: str) -> str | None:
+            try:
+                triage.parse_snooze_until(value, now=self.clock())
+            except ValueError as exc:
+                return str(exc)
+            return None
+
+        def done(value: str | None) -> None:
+            if value is None:
+                return
+            until = triage.parse_snooze_until(value, now=self.clock())
+            triage.snooze(self.store, mention_id, until, operator=self.operator)
+            self.after_triage(mention_id, f"#{mention_id} is back in the queue." if until is None
+                              else f"Snoozed #{mention_id} until "
+                              f"{triage.describe_until(until, now=self.clock())}.")
+
+        self.push_screen(PromptScreen(
+            f"Snooze #{mention_id} until when?", placeholder="30m, 2h, tomorrow 9:00, ...",
+            hint=triage.SNOOZE_HELP, check=check), done)
+
+    def action_assign(self) -> None:
+        if self.current is None:
+            return
+        mention_id = self.current.mention.id
+
+        def done(value: str | None) -> None:
+            if value is None:
+                return
+            try:
+                name = triage.assign(self.store, mention_id, value, operator=self.operator)
+            except triage.TriageError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.after_triage(mention_id, f"Assigned #{mention_id} to {name}." if name
+                              else f"#{mention_id} is assigned to nobody.")
+
+        self.push_screen(PromptScreen(
+            f"Assign #{mention_id} to whom?",
+            value=self.current.mention.assigned_to or self.operator,
+            hint="A name (Enter). Empty: assigned to nobody. Esc: cancel."), done)
+
+    def action_resolve(self) -> None:
+        if self.current is None:
+            return
+        mention_id = self.current.mention.id
+        triage.resolve(self.store, mention_id, operator=self.operator)
+        self.edits.pop(mention_id, None)
+        self.after_triage(mention_id, f"Resolved #{mention_id}.")
+
+    def action_external_edit(self) -> None:
+        """The focused draft (the public one from the queue) in $EDITOR, else $VISUAL."""
+        from mentionwatch.tui.editor import NO_EDITOR, edit_text, editor_command
+
+        if self.current is None:
+            return
+        kind, area = next(((k, a) for k, a in self.draft_areas() if a.has_focus),
+                          self.draft_areas()[0])
+        command = editor_command()
+        if command is None:
+            self.notify(NO_EDITOR, severity="error", markup=False, timeout=10)
+            return
+        mention_id = self.current.mention.id
+        result = edit_text(self, area.text, command)
+        self.refresh()  # the editor had the terminal: draw everything again
+        if result.text is None:
+            self.notify(result.message or "The draft is unchanged.", severity="warning",
+                        markup=False)
+            return
+        if result.text == area.text:
+            self.notify("No change to the draft.", markup=False)
+            return
+        # Focus stays where it was: a key pressed next must not land in the draft. The edit
+        # is kept (self.edits) however the queue moves or refreshes.
+        area.text = safe(result.text)
+        self.remember_edits()
+        self.update_lengths()
+        triage.record_edit(self.store, mention_id, kind, operator=self.operator,
+                           via="editor")
+
+    def action_cycle_source(self) -> None:
+        self.sources = [None, *source_names(self.store)]
+        self.source_index = (self.source_index + 1) % len(self.sources)
+        self.reload()
+
+    def action_cycle_view(self) -> None:
+        self.view_index = (self.view_index + 1) % len(VIEWS)
+        self.reload()
+
+    def action_toggle_mine(self) -> None:
+        self.only_mine = not self.only_mine
+        self.reload()
+
+
+def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
+    """Sort key of the queue order: priority descending, then oldest first, then id."""
+    return (-key.priority, key.created_at, key.id)
+
+def render_detail(d: Detail, now: datetime | None = None) -> Text:
     """The whole mention as inert text: body, link, author, engagement, why, history."""
     m = d.mention
     out = Text()
@@ -319,6 +546,7 @@ def render_detail(d: Detail) -> Text:
             out.append(", verified")
     out.append(f"\nengagement: {m.likes} likes, {m.reposts} reposts, {m.replies} replies\n",
                style="dim")
+    out.append_text(triage_line(m, now or utcnow()))
     if d.matches:
         out.append("why flagged:\n", style="bold")
         for r in d.matches:
@@ -339,3 +567,16 @@ def render_detail(d: Detail) -> Text:
                 out.append("    we said: ", style="dim")
                 out.append(first_line(safe(s.text), 70) + "\n")
     return out
+
+
+def triage_line(m: Any, now: datetime) -> Text:
+    """Status, who has it and until when it sleeps."""
+    line = Text(f"status: {m.status}", style="dim")
+    if m.assigned_to:
+        line.append("  assigned to: ", style="dim")
+        line.append(safe(m.assigned_to), style="bold")
+    if m.snoozed_until and m.snoozed_until > now:
+        line.append(f"  snoozed until {m.snoozed_until.astimezone():%a %Y-%m-%d %H:%M}",
+                    style="yellow")
+    line.append("\n")
+    return line

@@ -1,17 +1,36 @@
-"""What the TUI reads: an indexed, paged queue and one mention's detail. Read-only sessions."""
+"""What the TUI reads: an indexed, paged queue and one mention's detail. Read-only sessions.
+
+The queue is read a page at a time with a keyset on its order (priority descending, then
+oldest first, then id), so the thousandth page costs what the first does. Open views repeat
+the partial index's condition literally (`WAITING_SQL`) so both SQLite and PostgreSQL walk
+`ix_mentions_queue` instead of the table; see migration 0002_tui_indexes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, text
 
-from mentionwatch.models import Author, Draft, Mention, OutboxAction, RuleMatch, Source
+from mentionwatch.models import (
+    WAITING_SQL,
+    Author,
+    Draft,
+    Mention,
+    OutboxAction,
+    RuleMatch,
+    Source,
+    utcnow,
+)
 from mentionwatch.store import Store
 
 OPEN_STATUSES = ("new", "open")
 ACTIONABLE_FLAGS = ("crisis", "complaint", "question", "praise")
+#: Status views: waiting (awake), snoozed, waiting and assigned, then the closed ones.
+VIEWS = ("open", "snoozed", "assigned", "resolved", "dismissed")
+PAGE_SIZE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,36 +45,121 @@ class QueueRow:
     created_at: datetime
     text: str
     title: str | None
+    status: str = "new"
+    assigned_to: str | None = None
+    snoozed_until: datetime | None = None
+
+    @property
+    def key(self) -> QueueKey:
+        return QueueKey(self.priority, self.created_at, self.id)
 
 
-def queue(store: Store, *, flag: str | None = None, search: str | None = None,
-          limit: int = 200) -> list[QueueRow]:
-    """Flagged mentions needing action, most urgent first (priority, then age)."""
+@dataclass(frozen=True, slots=True)
+class QueueKey:
+    """A row's place in queue order; the next page starts after it."""
+
+    priority: float
+    created_at: datetime
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """What the queue shows. Every field narrows; all of them combine."""
+
+    flag: str | None = None
+    source: str | None = None
+    view: str = "open"
+    assigned_to: str | None = None
+    search: str | None = None
+
+
+def _waiting() -> ColumnElement[bool]:
+    # Literal, not bound: a planner cannot match a parameter against a partial index.
+    return text(WAITING_SQL)  # type: ignore[return-value]
+
+
+def _awake(now: datetime) -> ColumnElement[bool]:
+    return or_(Mention.snoozed_until.is_(None), Mention.snoozed_until <= now)
+
+
+def _view(view: str, now: datetime) -> list[ColumnElement[bool]]:
+    if view == "open":
+        return [_waiting(), _awake(now)]
+    if view == "snoozed":
+        return [_waiting(), Mention.snoozed_until > now]
+    if view == "assigned":
+        return [_waiting(), _awake(now), Mention.assigned_to.is_not(None)]
+    if view in ("resolved", "dismissed"):
+        return [Mention.status == view]
+    raise ValueError(f"unknown queue view {view!r}; use one of {', '.join(VIEWS)}")
+
+
+def _after(key: QueueKey) -> ColumnElement[bool]:
+    """Rows after `key` in (priority desc, created_at asc, id asc) order. The leading
+    `priority <= p` bounds the index range; the rest breaks ties."""
+    return and_(Mention.priority <= key.priority, or_(
+        Mention.priority < key.priority,
+        and_(Mention.priority == key.priority, or_(
+            Mention.created_at > key.created_at,
+            and_(Mention.created_at == key.created_at, Mention.id > key.id)))))
+
+
+def queue_statement(where: QueueFilter, *, now: datetime, after: QueueKey | None = None,
+                    limit: int = PAGE_SIZE) -> Any:
+    """The SELECT for one page of the queue (exposed for EXPLAIN checks)."""
     query = (
         select(Mention.id, Mention.flag, Mention.priority, Source.name, Source.kind,
                Mention.author_handle, Author.followers, Mention.created_at, Mention.text,
-               Mention.title)
+               Mention.title, Mention.status, Mention.assigned_to, Mention.snoozed_until)
         .join(Source, Source.id == Mention.source_id)
         .outerjoin(Author, Author.id == Mention.author_id)
-        .where(Mention.status.in_(OPEN_STATUSES))
-        .where(Mention.flag.in_([flag] if flag else ACTIONABLE_FLAGS))
-        .order_by(Mention.priority.desc(), Mention.created_at.asc())
+        .where(*_view(where.view, now))
+        .where(Mention.flag == where.flag if where.flag else Mention.flag.in_(ACTIONABLE_FLAGS))
+        .order_by(Mention.priority.desc(), Mention.created_at.asc(), Mention.id.asc())
         .limit(limit)
     )
-    if search:
-        pattern = f"%{search.lower()}%"
+    if where.source:
+        query = query.where(Source.name == where.source)
+    if where.assigned_to:
+        query = query.where(Mention.assigned_to == where.assigned_to)
+    if where.search:
+        pattern = f"%{where.search.lower()}%"
         query = query.where(func.lower(Mention.text).like(pattern)
                             | func.lower(Mention.author_handle).like(pattern))
-    with store.session(readonly=True) as session:
-        return [QueueRow(*row) for row in session.execute(query)]  # type: ignore[call-arg]
+    if after is not None:
+        query = query.where(_after(after))
+    return query
 
 
-def flag_counts(store: Store) -> dict[str, int]:
-    query = (select(Mention.flag, func.count()).where(Mention.status.in_(OPEN_STATUSES),
-                                                      Mention.flag.in_(ACTIONABLE_FLAGS))
-             .group_by(Mention.flag))
+def queue(store: Store, *, flag: str | None = None, search: str | None = None,
+          limit: int = PAGE_SIZE, where: QueueFilter | None = None,
+          after: QueueKey | None = None, now: datetime | None = None) -> list[QueueRow]:
+    """One page of flagged mentions needing action, most urgent first (priority, then age),
+    starting after `after` (None: the first page)."""
+    where = where or QueueFilter(flag=flag, search=search)
+    statement = queue_statement(where, now=now or utcnow(), after=after, limit=limit)
     with store.session(readonly=True) as session:
-        return {flag or "": int(n) for flag, n in session.execute(query)}
+        return [QueueRow(*row) for row in session.execute(statement)]
+
+
+def flag_counts_statement(now: datetime) -> Any:
+    return (select(Mention.flag, func.count())
+            .where(_waiting(), _awake(now), Mention.flag.in_(ACTIONABLE_FLAGS))
+            .group_by(Mention.flag))
+
+
+def flag_counts(store: Store, now: datetime | None = None) -> dict[str, int]:
+    """Waiting (not snoozed) mentions per flag, read from the queue index alone."""
+    with store.session(readonly=True) as session:
+        return {flag or "": int(n) for flag, n in
+                session.execute(flag_counts_statement(now or utcnow()))}
+
+
+def source_names(store: Store) -> list[str]:
+    """The configured sources, for the source filter."""
+    with store.session(readonly=True) as session:
+        return list(session.scalars(select(Source.name).order_by(Source.name)))
 
 
 @dataclass(frozen=True, slots=True)

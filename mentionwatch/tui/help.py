@@ -1,0 +1,80 @@
+"""The `?` screen: every key of the queue, read from the app's own bindings so it cannot drift
+from the footer, with a line on what each one does."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+#: Longer explanations by action; a key without one shows its footer description.
+DETAILS = {
+    "approve('reply')": "Approve the public reply as it stands in the draft; it is sent at "
+                        "once, never twice.",
+    "approve('private')": "Approve the private follow-up (DM or e-mail) as drafted.",
+    "approve('both')": "Approve the public reply and the private follow-up.",
+    "dismiss('not relevant')": "Not relevant: off the queue (u brings it back).",
+    "dismiss('spam')": "Dismiss as spam.",
+    "dismiss('handled elsewhere')": "Dismiss: someone answered it elsewhere.",
+    "stats": "Response times, volume and flags of the last 7 days (as `mentionwatch report`).",
+    "back_to_queue": "Leave the draft or the search box (edits are kept).",
+    "undo": "Bring back the last dismissed mention.",
+    "open_link": "Open the mention's link in the browser.",
+    "edit": "Move into the public draft to edit it in place (Tab to the private one, "
+            "Esc back to the queue). Edits are kept while you move around and on refresh.",
+    "external_edit": "Edit the focused draft (the public one from the queue) in $EDITOR, "
+                     "else $VISUAL. Quit the editor without saving to keep the draft as it "
+                     "was.",
+    "snooze": "Hide the mention until a time: '30m', '2h', '9:00', 'tomorrow 9:00', "
+              "'fri 14:30' or an ISO time. It comes back by itself; 'now' wakes it.",
+    "assign": "Give the mention to a named person (empty: nobody). Shown in the queue.",
+    "resolve": "The case is closed: it leaves the queue, recorded as resolved by you.",
+    "cycle_source": "Show one source at a time, then all.",
+    "cycle_view": "open (waiting, awake) / snoozed / assigned / resolved / dismissed.",
+    "toggle_mine": "Only mentions assigned to you (the operator at the top right).",
+    "cycle_filter": "Show one flag at a time, then all.",
+    "search": "Search text and author handles (Enter; empty Enter clears). Combines with "
+              "the filters.",
+    "refresh": "Re-read the queue (also every 10 s), keeping the selection and any edit.",
+}
+
+
+def _key_names(key: str) -> str:
+    names = {"slash": "/", "question_mark": "?", "escape": "Esc"}
+    return ", ".join(names.get(k, k) for k in key.split(","))
+
+
+def help_table(bindings: list[BindingType]) -> Table:
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("key", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("what it does")
+    for binding in Binding.make_bindings(bindings):
+        action = binding.action.split("(")[0]
+        detail = DETAILS.get(binding.action) or DETAILS.get(action)
+        what = binding.description or action.replace("_", " ")
+        table.add_row(Text(_key_names(binding.key), style="bold"), Text(what),
+                      Text(detail or ""))
+    return table
+
+
+class HelpScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "app.pop_screen", "Back to the queue"),
+    ]
+
+    def __init__(self, bindings: list[BindingType]) -> None:
+        super().__init__()
+        self.keys = bindings
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text("Keys of the triage queue", style="bold"))
+            yield Static(help_table(self.keys), id="help")
+        yield Footer()
