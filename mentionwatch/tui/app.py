@@ -151,6 +151,8 @@ class TriageApp(App[None]):
 
     def reload(self) -> None:
         """Re-read the queue, keeping the selected mention and any draft being edited."""
+        if not self.on_queue_screen():
+            return  # help, stats or a prompt is on top; the next refresh catches up
         table = self.query_one("#queue", DataTable)
         selected = self.selected_id()
         old_index = table.cursor_row if self.rows else 0
@@ -233,6 +235,8 @@ class TriageApp(App[None]):
             self.load_more()
 
     def on_text_area_changed(self, _event: TextArea.Changed) -> None:
+        if not self.on_queue_screen():
+            return
         self.remember_edits()
         self.update_lengths()
 
@@ -334,6 +338,18 @@ class TriageApp(App[None]):
 
 
     # ------------------------------------------------- paging, filters, triage keys
+
+    def on_queue_screen(self) -> bool:
+        """Whether the queue is the active screen. `query_one` looks at the active screen
+        only: under the help, the stats or a prompt (or while closing) the queue is not
+        there to update, and its keys must wait."""
+        return (bool(self.screen_stack) and self.screen is self.screen_stack[0]
+                and bool(self.screen.query("#queue")))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in QUEUE_ACTIONS:
+            return self.on_queue_screen()
+        return True
 
     def current_filter(self) -> QueueFilter:
         return QueueFilter(flag=FILTERS[self.filter_index], source=self.sources[self.source_index],
@@ -515,6 +531,11 @@ class TriageApp(App[None]):
     def action_toggle_mine(self) -> None:
         self.only_mine = not self.only_mine
         self.reload()
+
+
+#: The app's own keys that act on the queue (all but quit): off while another screen is up.
+QUEUE_ACTIONS = frozenset(
+    b.action.split("(")[0] for b in Binding.make_bindings(TriageApp.BINDINGS)) - {"quit"}
 
 
 def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
