@@ -163,7 +163,11 @@ def assign(store: Store, mention_id: int, person: str | None, *, operator: str) 
 
 def resolve(store: Store, mention_id: int, *, operator: str) -> None:
     """The case is closed: off the queue, recorded as resolved by `operator`."""
-    outbox.mark(store, mention_id, "resolved", operator=operator)
+    try:
+        outbox.mark(store, mention_id, "resolved", operator=operator)
+    except outbox.OutboxError as exc:
+        raise TriageError(exc.message, hint="See the ids with `mentionwatch mentions list`."
+                          ) from None
 
 
 def _update(conn: Connection, mention_id: int, **values: object) -> None:

@@ -23,6 +23,7 @@ from mentionwatch.cli.outbox import (
 from mentionwatch.cli.report import export_group, report
 from mentionwatch.cli.rules import rules_group
 from mentionwatch.cli.run import run
+from mentionwatch.cli.triage import assign, resolve, snooze
 from mentionwatch.cli.tui import tui
 
 
@@ -62,6 +63,8 @@ cli.add_command(rules_group)
 cli.add_command(run)
 cli.add_command(tui)
 for command in (approve, dismiss, replied_elsewhere, outbox_group, audit_command):
+    cli.add_command(command)
+for command in (snooze, assign, resolve):
     cli.add_command(command)
 
 
