@@ -116,6 +116,7 @@ class TriageApp(App[None]):
         #: around and refreshing never lose an edit in progress.
         self.edits: dict[int, dict[str, str]] = {}
         self.sources: list[str | None] = [None]
+        self.shown_filter: QueueFilter | None = None
 
     # ------------------------------------------------------------------ layout
 
@@ -155,7 +156,7 @@ class TriageApp(App[None]):
             return  # help, stats or a prompt is on top; the next refresh catches up
         table = self.query_one("#queue", DataTable)
         selected = self.selected_id()
-        old_index = table.cursor_row if self.rows else 0
+        old_index = self.kept_index(table)
         self.rows = self.read_queue(selected)
         table.clear()
         self.add_rows(self.rows)
@@ -355,6 +356,16 @@ class TriageApp(App[None]):
         return QueueFilter(flag=FILTERS[self.filter_index], source=self.sources[self.source_index],
                            view=VIEWS[self.view_index], search=self.search_text,
                            assigned_to=self.operator if self.only_mine else None)
+
+    def kept_index(self, table: DataTable[Any]) -> int:
+        """Where the cursor stays when its row leaves: the same place, so the next row
+        takes over; at the top when a filter or search changed what the queue shows."""
+        where = self.current_filter()
+        if where != self.shown_filter:
+            self.shown_filter = where
+            self.rows = []  # read one page of the new view, not as many as were loaded
+            return 0
+        return table.cursor_row if self.rows else 0
 
     def read_queue(self, selected: int | None) -> list[QueueRow]:
         """As many rows as are loaded now (at least a page), and on until the selected
