@@ -227,6 +227,39 @@ async def test_resolve_leaves_the_queue_and_is_audited(
     assert abs(event.at - utcnow()) < timedelta(minutes=1)
 
 
+# ----------------------------------------------------------------------------- help
+
+
+async def test_help_lists_every_key_and_queue_keys_wait_under_it(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+    from textual.binding import Binding
+
+    from mentionwatch.tui.help import HelpScreen
+
+    config = box_config(db_url, receiver)
+    ids = seed(store, config)
+    app = make_app(config, store)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for binding in Binding.make_bindings(TriageApp.BINDINGS):
+            assert binding.description in text, binding
+        assert "ctrl+o" in text and "'tomorrow 9:00'" in text
+        app.reload()  # the 10 s refresh fires while the help is up: no crash, no change
+        await pilot.press("a", "x", "z")  # queue keys do nothing here
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.rows[0].id == ids["urgent"]
+    with store.session(readonly=True) as s:
+        assert s.query(OutboxAction).count() == 0
+    assert events(store, ids["urgent"]) == []
+
+
 # ----------------------------------------------------------------------------- $EDITOR
 
 

@@ -391,7 +391,7 @@ class TriageApp(App[None]):
             who = Text(safe(row.author) or "?")
             if row.followers is not None:
                 who.append(f" ({row.followers:,})", style="dim")
-            owner = Text(safe(row.assigned_to))
+            owner = Text(first_line(safe(row.assigned_to), 20))
             if row.snoozed_until and row.snoozed_until > now:
                 owner.append(f" until {row.snoozed_until.astimezone():%a %H:%M}", style="dim")
             table.add_row(Text(row.flag or "", style=FLAG_STYLE.get(row.flag or "", "")),
