@@ -149,7 +149,7 @@ def snooze(store: Store, mention_id: int, until: datetime | None, *, operator: s
 
 def assign(store: Store, mention_id: int, person: str | None, *, operator: str) -> str | None:
     """Give a mention to a named person (None or blank: nobody). Returns the stored name."""
-    name = " ".join((person or "").split()) or None
+    name = clean_name(person)
     if name is not None and len(name) > MAX_NAME:
         raise TriageError(f"The name {name[:20]!r}... is longer than {MAX_NAME} characters.")
     with store.engine.begin() as conn:
@@ -159,6 +159,11 @@ def assign(store: Store, mention_id: int, person: str | None, *, operator: str) 
         else:
             record(conn, operator, "assign", mention_id, to=name)
     return name
+
+
+def clean_name(person: str | None) -> str | None:
+    """A person's name as stored: spaces collapsed; None for a blank one (nobody)."""
+    return " ".join((person or "").split()) or None
 
 
 def resolve(store: Store, mention_id: int, *, operator: str) -> None:

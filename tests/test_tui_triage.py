@@ -227,6 +227,32 @@ async def test_resolve_leaves_the_queue_and_is_audited(
     assert abs(event.at - utcnow()) < timedelta(minutes=1)
 
 
+# ----------------------------------------------------------------------------- keys race
+
+
+async def test_a_key_right_after_a_move_acts_on_the_row_under_the_cursor(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+    config = box_config(db_url, receiver)
+    ids = seed(store, config)
+    app = make_app(config, store)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#queue", DataTable)
+        # "down" then "x" faster than the highlight message reaches the detail pane.
+        table.move_cursor(row=1)
+        await app.run_action("resolve")
+        await pilot.pause()
+        assert [r.id for r in app.rows] == [ids["urgent"], ids["ask"]]
+        assert app.current is not None and app.current.mention.id == ids["ask"]
+        table.move_cursor(row=0)
+        await app.run_action("approve('reply')")  # drafts not yet seen: nothing approved
+        await pilot.pause()
+        assert app.current is not None and app.current.mention.id == ids["urgent"]
+    with store.session(readonly=True) as s:
+        assert s.get(Mention, ids["hostile"]).status == "resolved"  # type: ignore[union-attr]
+        assert s.query(OutboxAction).count() == 0
+
+
 # ----------------------------------------------------------------------------- help
 
 

@@ -156,7 +156,9 @@ class TriageApp(App[None]):
             return  # help, stats or a prompt is on top; the next refresh catches up
         table = self.query_one("#queue", DataTable)
         selected = self.selected_id()
-        old_index = self.kept_index(table)
+        if self.current_filter() != self.shown_filter:
+            self.start_over()
+        old_index = table.cursor_row if self.rows else 0
         self.rows = self.read_queue(selected)
         table.clear()
         self.add_rows(self.rows)
@@ -250,7 +252,7 @@ class TriageApp(App[None]):
     # ------------------------------------------------------------------ actions
 
     def action_approve(self, which: str) -> None:
-        if self.current is None:
+        if self.catch_up(approving=True) or self.current is None:
             return
         mention_id = self.current.mention.id
         kinds = ("reply", "private") if which == "both" else (which,)
@@ -286,6 +288,7 @@ class TriageApp(App[None]):
         self.call_from_thread(self.reload)  # answered mentions leave the queue
 
     def action_dismiss(self, reason: str) -> None:
+        self.catch_up()
         if self.current is None:
             return
         mention = self.current.mention
@@ -337,7 +340,6 @@ class TriageApp(App[None]):
 
         self.push_screen(HelpScreen(self.BINDINGS))
 
-
     # ------------------------------------------------- paging, filters, triage keys
 
     def on_queue_screen(self) -> bool:
@@ -352,20 +354,31 @@ class TriageApp(App[None]):
             return self.on_queue_screen()
         return True
 
+    def catch_up(self, *, approving: bool = False) -> bool:
+        """A key can arrive before the cursor's move has reached the detail pane (a quick
+        "down x"): show the mention under the cursor first, so the key acts on the row the
+        person sees selected. An approval stops there (True): the drafts on screen were
+        another mention's a moment ago, and nothing is sent that was not read."""
+        selected = self.selected_id()
+        if selected is None or (self.current is not None
+                                and self.current.mention.id == selected):
+            return False
+        self.show(selected)
+        if approving:
+            self.notify(f"The selection moved to #{selected}: read its drafts, then press "
+                        "the key again.", severity="warning", markup=False)
+        return True
+
     def current_filter(self) -> QueueFilter:
         return QueueFilter(flag=FILTERS[self.filter_index], source=self.sources[self.source_index],
                            view=VIEWS[self.view_index], search=self.search_text,
                            assigned_to=self.operator if self.only_mine else None)
 
-    def kept_index(self, table: DataTable[Any]) -> int:
-        """Where the cursor stays when its row leaves: the same place, so the next row
-        takes over; at the top when a filter or search changed what the queue shows."""
-        where = self.current_filter()
-        if where != self.shown_filter:
-            self.shown_filter = where
-            self.rows = []  # read one page of the new view, not as many as were loaded
-            return 0
-        return table.cursor_row if self.rows else 0
+    def start_over(self) -> None:
+        """A filter or search changed what the queue shows: read one page of it, from the
+        top, instead of as many rows as the old view had loaded."""
+        self.shown_filter = self.current_filter()
+        self.rows = []
 
     def read_queue(self, selected: int | None) -> list[QueueRow]:
         """As many rows as are loaded now (at least a page), and on until the selected
@@ -441,12 +454,25 @@ class TriageApp(App[None]):
         return (("reply", self.query_one("#public", TextArea)),
                 ("private", self.query_one("#private", TextArea)))
 
+    def triage_failed(self, change: Callable[..., object], mention_id: int,
+                      *args: object) -> bool:
+        """Make a triage change as the operator; a refusal (the mention is gone, a name too
+        long) is shown, not raised, and the queue is re-read."""
+        try:
+            change(self.store, mention_id, *args, operator=self.operator)
+        except triage.TriageError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            self.reload()
+            return True
+        return False
+
     def after_triage(self, mention_id: int, message: str) -> None:
         self.notify(message, markup=False)
         self.reload()
         self.query_one("#queue", DataTable).focus()
 
     def action_snooze(self) -> None:
+        self.catch_up()
         if self.current is None:
             return
         mention_id = self.current.mention.id
@@ -462,7 +488,8 @@ class TriageApp(App[None]):
             if value is None:
                 return
             until = triage.parse_snooze_until(value, now=self.clock())
-            triage.snooze(self.store, mention_id, until, operator=self.operator)
+            if self.triage_failed(triage.snooze, mention_id, until):
+                return
             self.after_triage(mention_id, f"#{mention_id} is back in the queue." if until is None
                               else f"Snoozed #{mention_id} until "
                               f"{triage.describe_until(until, now=self.clock())}.")
@@ -472,6 +499,7 @@ class TriageApp(App[None]):
             hint=triage.SNOOZE_HELP, check=check), done)
 
     def action_assign(self) -> None:
+        self.catch_up()
         if self.current is None:
             return
         mention_id = self.current.mention.id
@@ -479,11 +507,9 @@ class TriageApp(App[None]):
         def done(value: str | None) -> None:
             if value is None:
                 return
-            try:
-                name = triage.assign(self.store, mention_id, value, operator=self.operator)
-            except triage.TriageError as exc:
-                self.notify(str(exc), severity="error", markup=False)
+            if self.triage_failed(triage.assign, mention_id, value):
                 return
+            name = triage.clean_name(value)
             self.after_triage(mention_id, f"Assigned #{mention_id} to {name}." if name
                               else f"#{mention_id} is assigned to nobody.")
 
@@ -493,10 +519,12 @@ class TriageApp(App[None]):
             hint="A name (Enter). Empty: assigned to nobody. Esc: cancel."), done)
 
     def action_resolve(self) -> None:
+        self.catch_up()
         if self.current is None:
             return
         mention_id = self.current.mention.id
-        triage.resolve(self.store, mention_id, operator=self.operator)
+        if self.triage_failed(triage.resolve, mention_id):
+            return
         self.edits.pop(mention_id, None)
         self.after_triage(mention_id, f"Resolved #{mention_id}.")
 
@@ -504,6 +532,7 @@ class TriageApp(App[None]):
         """The focused draft (the public one from the queue) in $EDITOR, else $VISUAL."""
         from mentionwatch.tui.editor import NO_EDITOR, edit_text, editor_command
 
+        self.catch_up()
         if self.current is None:
             return
         kind, area = next(((k, a) for k, a in self.draft_areas() if a.has_focus),
@@ -552,6 +581,7 @@ QUEUE_ACTIONS = frozenset(
 def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
     """Sort key of the queue order: priority descending, then oldest first, then id."""
     return (-key.priority, key.created_at, key.id)
+
 
 def render_detail(d: Detail, now: datetime | None = None) -> Text:
     """The whole mention as inert text: body, link, author, engagement, why, history."""

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, SuspendNotSupported
 
@@ -35,7 +36,7 @@ def editor_command(environ: dict[str, str] | None = None) -> list[str] | None:
     return None
 
 
-def edit_text(app: App[object], text: str, command: list[str]) -> EditResult:
+def edit_text(app: App[Any], text: str, command: list[str]) -> EditResult:
     """Run `command FILE` on a copy of `text`; the edited text, or None and why not."""
     fd, name = tempfile.mkstemp(prefix="mentionwatch-draft-", suffix=".txt")
     path = Path(name)
@@ -61,7 +62,7 @@ def edit_text(app: App[object], text: str, command: list[str]) -> EditResult:
     return EditResult(edited.removesuffix("\n"))
 
 
-def _run(app: App[object], argv: list[str]) -> int:
+def _run(app: App[Any], argv: list[str]) -> int:
     if app.is_headless:  # tests, and no terminal to hand over
         return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                               check=False).returncode

@@ -22,7 +22,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.types import NullType
+from sqlalchemy.types import NullType, TypeEngine
 
 from mentionwatch.models import (
     WAITING_STATUSES,
@@ -84,7 +84,7 @@ class QueueFilter:
     search: str | None = None
 
 
-class _Likely(FunctionElement[bool]):
+class _Likely(FunctionElement[Any]):
     """A condition SQLite's planner should take as mostly true: `likely(x)` there, plain `x`
     elsewhere. SQLite has no statistics unless someone ran ANALYZE, and then guesses that an
     equality on an indexed column (`status IN ('new', 'open')`, a source) picks few rows; it
@@ -94,7 +94,7 @@ class _Likely(FunctionElement[bool]):
 
     # Untyped on purpose: a Boolean would be rendered `likely(...) = 1` on SQLite, which no
     # longer matches the partial index's condition.
-    type = NullType()
+    type: TypeEngine[Any] = NullType()
     name = "likely"
     inherit_cache = True
 
@@ -112,7 +112,8 @@ def _likely_sqlite(element: _Likely, compiler: Any, **kw: Any) -> str:
 def _waiting() -> ColumnElement[bool]:
     """`WAITING_SQL`, the partial index's condition, with literal values: a planner cannot
     match a bound parameter against a partial index."""
-    literal = [literal_column(f"'{status}'") for status in WAITING_STATUSES]
+    literal: list[ColumnElement[Any]] = [literal_column(f"'{status}'")
+                                         for status in WAITING_STATUSES]
     return and_(_Likely(Mention.status.in_(literal)), Mention.flag.is_not(None))
 
 
