@@ -32,7 +32,9 @@ def facts(text: str) -> MentionFacts:
 def test_tokens_replace_handles_links_numbers_and_keep_hashtag_words() -> None:
     toks = clf.tokens("@AcmeHelp my order #12345 is late!! http://t.co/Ab12 #Fail don’t")
     assert toks == ["<user>", "my", "order", "<num>", "is", "late", "!", "!", "<url>",
-                    "#fail", "fail", "don't"]
+                    "fail", "don't"]
+    assert {"#fail", "fail", "<url> fail"} <= clf.features(
+        "@AcmeHelp my order #12345 is late!! http://t.co/Ab12 #Fail don’t")
 
 
 def test_features_are_words_pairs_shapes_and_sentiment_band() -> None:
