@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -11,8 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from rich.text import Text
 
-from mentionwatch.cli.context import AppContext, pass_app
+from mentionwatch.cli.context import AppContext, pass_app, stdout_is_tty
 from mentionwatch.config import parse_config
 from mentionwatch.resources import sample_dir
 
@@ -61,12 +63,18 @@ def demo_config_data(base_url: str, db_path: Path) -> dict[str, object]:
 @click.command()
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
               help="Keep the demo database here (default: a throwaway temporary file).")
+@click.option("--no-tui", is_flag=True,
+              help="Print what was found and exit, without opening the triage screen "
+              "(the default when not run in a terminal).")
 @pass_app
-def demo(app: AppContext, db_path: str | None) -> None:
-    """Run the real pipeline on bundled sample feeds and show what it found.
+def demo(app: AppContext, db_path: str | None, no_tui: bool) -> None:
+    """Run the real pipeline on bundled sample feeds, then open the triage screen on them.
 
     The sample feeds are served from 127.0.0.1, polled by the real RSS and Google Alerts
-    connectors, de-duplicated and stored in a SQLite database. No API keys, no network.
+    connectors, de-duplicated, judged by the default rules and stored in a SQLite database.
+    In the triage screen sending is simulated: approved replies go to a simulated sender and
+    nothing leaves the machine. No API keys, no network. Outside a terminal (CI, pipes) it
+    prints what it found and exits.
     """
     from mentionwatch.cli.core import _load_judge, _poll_table, mentions_list
     from mentionwatch.pipeline import poll
@@ -80,10 +88,32 @@ def demo(app: AppContext, db_path: str | None) -> None:
             app._config = config
             app._store = Store.open(config.database_url())
             report = poll(config, app._store, force=True, judge=_load_judge(app))
-        app.out.print(_poll_table(report.outcomes))
-        ctx = click.get_current_context()
-        ctx.invoke(mentions_list, limit=20, source=None, flag=None, status_=None, since=None,
-                   search=None, as_json=False)
+        if not no_tui and interactive_terminal():
+            _triage_simulated(app)
+        else:
+            app.out.print(_poll_table(report.outcomes))
+            ctx = click.get_current_context()
+            ctx.invoke(mentions_list, limit=20, source=None, flag=None, status_=None,
+                       since=None, search=None, as_json=False)
+            app.out.print("In a terminal, `mentionwatch demo` opens the triage screen on these "
+                          "(sending simulated).")
         if db_path:
             app.out.print(f"Demo database kept at {path}.")
         app.close()
+
+
+def interactive_terminal() -> bool:
+    """A person at a terminal: both ends are TTYs (a pipe or CI must never wait on a UI)."""
+    return sys.stdin.isatty() and stdout_is_tty()
+
+
+def _triage_simulated(app: AppContext) -> None:
+    """The triage screen on the demo data, with the simulated sender; then what it "sent"."""
+    from mentionwatch import outbox
+    from mentionwatch.tui.app import TriageApp
+
+    TriageApp(app.config, app.store, simulated=True).run()
+    done = outbox.actions(app.store)
+    if done:
+        states = ", ".join(f"{a.action} to #{a.mention_id}: {a.state}" for a in done)
+        app.out.print(Text(f"Demo outbox (simulated, nothing was posted): {states}."))
