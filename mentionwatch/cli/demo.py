@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.text import Text
@@ -17,6 +18,11 @@ from rich.text import Text
 from mentionwatch.cli.context import AppContext, pass_app, stdout_is_tty
 from mentionwatch.config import parse_config
 from mentionwatch.resources import sample_dir
+
+if TYPE_CHECKING:
+    from mentionwatch.config import Config
+    from mentionwatch.pipeline import PollReport
+    from mentionwatch.store import Store
 
 SAMPLE_FEEDS = {"community-forum": ("rss", "forum.xml"),
                 "google-alerts-acme": ("google_alerts", "alerts.xml"),
@@ -76,18 +82,11 @@ def demo(app: AppContext, db_path: str | None, no_tui: bool) -> None:
     nothing leaves the machine. No API keys, no network. Outside a terminal (CI, pipes) it
     prints what it found and exits.
     """
-    from mentionwatch.cli.core import _load_judge, _poll_table, mentions_list
-    from mentionwatch.pipeline import poll
-    from mentionwatch.store import Store
+    from mentionwatch.cli.core import _poll_table, mentions_list
 
     with tempfile.TemporaryDirectory(prefix="mentionwatch-demo-") as tmp:
         path = Path(db_path) if db_path else Path(tmp) / "demo.db"
-        with serve_directory(sample_dir()) as base_url:
-            config = parse_config(demo_config_data(base_url, path.resolve()),
-                                  Path("<demo>"))
-            app._config = config
-            app._store = Store.open(config.database_url())
-            report = poll(config, app._store, force=True, judge=_load_judge(app))
+        app._config, app._store, report = build_demo(path)
         if not no_tui and interactive_terminal():
             _triage_simulated(app)
         else:
@@ -100,6 +99,20 @@ def demo(app: AppContext, db_path: str | None, no_tui: bool) -> None:
         if db_path:
             app.out.print(f"Demo database kept at {path}.")
         app.close()
+
+
+def build_demo(path: Path) -> tuple[Config, Store, PollReport]:
+    """The demo's database at `path`: the bundled sample feeds served from 127.0.0.1,
+    polled by the real connectors and judged by the default rules (the real pipeline)."""
+    from mentionwatch.pipeline import poll
+    from mentionwatch.rules_engine import load_judge
+    from mentionwatch.store import Store
+
+    with serve_directory(sample_dir()) as base_url:
+        config = parse_config(demo_config_data(base_url, path.resolve()), Path("<demo>"))
+        store = Store.open(config.database_url())
+        report = poll(config, store, force=True, judge=load_judge(config))
+    return config, store, report
 
 
 def interactive_terminal() -> bool:

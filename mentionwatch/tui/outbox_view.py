@@ -168,10 +168,12 @@ class OutboxScreen(Screen[None]):
 
     # ------------------------------------------------------------------ data
 
-    def reload(self) -> None:
-        """Re-read the outbox, keeping the selected action and an edit in progress."""
+    def reload(self, *, next_item: bool = False) -> None:
+        """Re-read the outbox, keeping the selected action and an edit in progress; or,
+        after acting on one (`next_item`), selecting what is now in its row."""
         table = self.query_one("#outbox-table", DataTable)
         selected = self.selected()
+        row_before = table.cursor_row or 0
         self.items = outbox_items(self.triage.store)
         table.clear()
         for item in self.items:
@@ -186,8 +188,11 @@ class OutboxScreen(Screen[None]):
                           Text(_age(a.updated_at)),
                           Text(first_line(strip_terminal_escapes(a.text), 60)),
                           key=str(a.id))
-        index = next((i for i, it in enumerate(self.items)
-                      if selected and it.action.id == selected.action.id), 0)
+        if next_item:
+            index = min(row_before, max(len(self.items) - 1, 0))
+        else:
+            index = next((i for i, it in enumerate(self.items)
+                          if selected and it.action.id == selected.action.id), 0)
         if self.items:
             table.move_cursor(row=index)
         counts = Counter(i.action.state for i in self.items)
@@ -270,7 +275,7 @@ class OutboxScreen(Screen[None]):
         self.app.notify(message, markup=False)
         self.query_one("#outbox-table", DataTable).focus()
         self.triage.send_approved()
-        self.reload()
+        self.reload(next_item=True)
 
     def _attempt(self, step: Callable[[], object]) -> bool:
         """Run one outbox step; a refusal is shown, not raised."""
