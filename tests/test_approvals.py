@@ -228,3 +228,34 @@ def test_cli_operator_not_in_team_exits_2(tmp_path: Path, db_url: str) -> None:
                env={"MENTIONWATCH_OPERATOR": "zoe"})
     assert done.returncode == 2
     assert "team.operators" in done.stderr and "'zoe' is not in the team" in done.stderr
+
+
+def test_the_example_configs_team_block_is_valid_when_uncommented() -> None:
+    import re
+    import tomllib
+
+    from mentionwatch.config import parse_config
+    from mentionwatch.resources import example_config_path
+
+    text = example_config_path().read_text(encoding="utf-8")
+    block = re.search(r"^# \[\[team\.operators\]\].*?(?=^# -{10})", text, re.S | re.M)
+    assert block is not None
+    live = text.replace(block.group(0), re.sub(r"^# ", "", block.group(0), flags=re.M))
+    config = parse_config(tomllib.loads(live), Path("example.toml"), check_secrets=False)
+    assert config.team is not None and config.team.approvers() == ["dana"]
+
+
+def test_a_crisis_reply_waiting_for_approval_is_not_an_answer(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    from datetime import timedelta
+
+    from mentionwatch.alerts.store import AlertStore
+    from mentionwatch.models import utcnow
+
+    config = make_config(db_url, box(receiver), team=TEAM)
+    mid = setup_mention(store, config, flag="crisis")
+    since = utcnow() - timedelta(days=30)
+    outbox.approve(store, mid, "reply", operator="sam", team=config.team)
+    assert [row[0] for row in AlertStore(store).unanswered(["crisis"], since)] == [mid]
+    outbox.approve(store, mid, "reply", operator="dana", team=config.team)
+    assert AlertStore(store).unanswered(["crisis"], since) == []

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -36,6 +36,8 @@ ORDER = {state: i for i, state in enumerate((*ATTENTION, "approved", "sending", 
                                              "rejected"))}
 STATE_STYLE = {"needs_approval": "bold yellow", "unknown": "bold magenta", "failed": "bold red",
                "approved": "cyan", "sending": "cyan", "sent": "green", "rejected": "dim"}
+#: A failed send of a mention someone then closed by hand no longer needs anyone.
+CLOSED_BY_HAND = ("dismissed", "replied_elsewhere", "resolved", "spam")
 #: Sent and rejected actions stay in view this long, so a person sees what just happened.
 RECENT = timedelta(hours=24)
 DEMO_NOTICE = ("DEMO: sending is simulated. Approved replies go to a simulated sender; "
@@ -53,24 +55,30 @@ class OutboxItem:
     edited_by: str | None
 
 
-def outbox_items(store: Store, *, limit: int = 300) -> list[OutboxItem]:
-    """Actions waiting, failed (unless a later action of the same kind replaced them),
-    unknown, on their way, and those sent or rejected in the last day; attention first."""
+def _in_view() -> ColumnElement[bool]:
+    """Which actions the outbox shows: waiting, unknown and on their way; failed ones unless
+    a later action of the same kind replaced them or the mention was closed by hand; sent
+    and rejected ones from the last day."""
     later = aliased(OutboxAction)
     superseded = exists().where(and_(later.mention_id == OutboxAction.mention_id,
                                      later.action == OutboxAction.action,
                                      later.id > OutboxAction.id))
-    recent = utcnow() - RECENT
+    return or_(OutboxAction.state.in_(("needs_approval", "unknown", "approved", "sending")),
+               and_(OutboxAction.state == "failed", ~superseded,
+                    Mention.status.not_in(CLOSED_BY_HAND)),
+               and_(OutboxAction.state.in_(("sent", "rejected")),
+                    OutboxAction.updated_at >= utcnow() - RECENT))
+
+
+def outbox_items(store: Store, *, limit: int = 300) -> list[OutboxItem]:
+    """The actions in view (see `_in_view`), what needs a person first."""
     query = (
         select(OutboxAction, Mention.flag, Source.name, Mention.author_handle, Mention.text,
                Mention.status, Draft.edited_by)
         .join(Mention, Mention.id == OutboxAction.mention_id)
         .join(Source, Source.id == Mention.source_id)
         .outerjoin(Draft, Draft.mention_id == Mention.id)
-        .where(or_(OutboxAction.state.in_(("needs_approval", "unknown", "approved", "sending")),
-                   and_(OutboxAction.state == "failed", ~superseded),
-                   and_(OutboxAction.state.in_(("sent", "rejected")),
-                        OutboxAction.updated_at >= recent)))
+        .where(_in_view())
         .order_by(OutboxAction.id.desc()).limit(limit)
     )
     with store.session(readonly=True) as session:
@@ -79,9 +87,13 @@ def outbox_items(store: Store, *, limit: int = 300) -> list[OutboxItem]:
 
 
 def outbox_counts(store: Store) -> Counter[str]:
-    """How many actions wait for a person, per state (for the queue's status line)."""
-    return Counter(item.action.state for item in outbox_items(store)
-                   if item.action.state in ATTENTION)
+    """How many actions in view wait for a person, per state (the queue's status line)."""
+    query = (select(OutboxAction.state, func.count())
+             .join(Mention, Mention.id == OutboxAction.mention_id)
+             .where(OutboxAction.state.in_(ATTENTION), _in_view())
+             .group_by(OutboxAction.state))
+    with store.session(readonly=True) as session:
+        return Counter({state: int(n) for state, n in session.execute(query)})
 
 
 def summary_line(counts: Counter[str], *, simulated: bool) -> Text:
