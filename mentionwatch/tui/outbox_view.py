@@ -40,8 +40,7 @@ STATE_STYLE = {"needs_approval": "bold yellow", "unknown": "bold magenta", "fail
 CLOSED_BY_HAND = ("dismissed", "replied_elsewhere", "resolved", "spam")
 #: Sent and rejected actions stay in view this long, so a person sees what just happened.
 RECENT = timedelta(hours=24)
-DEMO_NOTICE = ("DEMO: sending is simulated. Approved replies go to a simulated sender; "
-               "nothing leaves this machine.")
+DEMO_NOTICE = "DEMO: sending is simulated, nothing leaves this machine."
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +176,8 @@ class OutboxScreen(Screen[None]):
             table.add_column(name, key=name)
         self.reload()
         table.focus()
+        # Other people approve and senders finish meanwhile; an edit in progress is kept.
+        self.set_interval(self.triage.refresh_every, self.reload)
 
     # ------------------------------------------------------------------ data
 
