@@ -22,7 +22,7 @@ from mentionwatch.audit import record
 from mentionwatch.config import Config, TeamConfig
 from mentionwatch.connector import Connector, PostResult, StoredMentionRef
 from mentionwatch.errors import MentionwatchError, RateLimited, SendError, SourceError, Transient
-from mentionwatch.models import Draft, Mention, OutboxAction, Source, utcnow
+from mentionwatch.models import AuditEvent, Draft, Mention, OutboxAction, Source, utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import APPROVED, NEEDS_APPROVAL, first_state, second_refusal, waiting_for
 
@@ -131,7 +131,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         if not body:
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")
         edited = body != drafted.strip()
-        editor = operator if edited else (draft.edited_by if draft else None)
+        editor = operator if edited else _last_editor(conn, mention_id, action,
+                                                      draft.edited_by if draft else None)
         state = first_state(team, flag=mention.flag, operator=operator, editor=editor)
         now = utcnow()
         action_id = int(conn.execute(
@@ -179,6 +180,21 @@ def _approve_waiting(conn: Connection, live: Any, mention_id: int, flag: str | N
     record(conn, operator, "second_approve", mention_id, action=action, action_id=live.id,
            first=live.approved_by)
     return Approval(live.id, APPROVED, None, second=True)
+
+
+def _last_editor(conn: Connection, mention_id: int, action: str,
+                 edited_by: str | None) -> str | None:
+    """Who last edited this kind of draft (the reply and the follow-up share one
+    `drafts.edited_by`, so the audit trail says which one a person changed)."""
+    if edited_by is None:
+        return None
+    edits = conn.execute(select(AuditEvent.actor, AuditEvent.details).where(
+        AuditEvent.mention_id == mention_id, AuditEvent.event == "edit")
+        .order_by(AuditEvent.id.desc()))
+    for actor, details in edits:
+        if (details or {}).get("action") == action:
+            return str(actor)
+    return None
 
 
 def _save_draft_edit(conn: Connection, mention_id: int, action: str, text: str,

@@ -4,6 +4,7 @@ HTTP server on 127.0.0.1 receives what is sent; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,16 @@ def test_without_a_team_a_crisis_reply_needs_two_different_people(
     assert outbox.take_approval(store, mid, "reply", operator="blair").state == "approved"
     outbox.send_pending(config, store, connector_for=connector_for(config))
     assert len(receiver.received) == 1
+    # Blair's edit of the follow-up is the draft's last edit, but of the other text: casey
+    # approving the follow-up blair wrote is two people; approving an unseen reply is not.
+    other = setup_mention(store, config, flag="crisis", external_id="m2")
+    assert outbox.take_approval(store, other, "private", operator="blair",
+                                text="Hi, call us on 555 0100.").state == "needs_approval"
+    assert outbox.take_approval(store, other, "reply", operator="casey").state == \
+        "needs_approval"
+    with store.session(readonly=True) as s:
+        assert s.query(Draft).filter_by(mention_id=other).one().edited_by == "blair"
+    assert outbox.take_approval(store, other, "private", operator="casey").second
 
 
 def test_failed_send_is_retried_and_unknown_is_settled_by_a_person(
@@ -219,6 +230,10 @@ def test_cli_second_approval(postbox: None, receiver: Receiver, store: Store, db
     assert second.exit_code == 0, second.output
     assert "Second approval" in second.output and "sent" in second.output
     assert len(receiver.received) == 1
+    rows = json.loads(runner.invoke(cli, ["--config", str(config_file), "outbox", "list",
+                                          "--json"]).output)
+    assert [(r["state"], r["approved_by"], r["second_approver"]) for r in rows] == [
+        ("sent", "sam", "lee")]
 
 
 def test_cli_operator_not_in_team_exits_2(tmp_path: Path, db_url: str) -> None:

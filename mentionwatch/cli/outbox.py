@@ -104,6 +104,8 @@ def outbox_list(app: AppContext, states: tuple[str, ...], as_json: bool) -> None
     if as_json:
         click.echo(json.dumps([{"id": a.id, "mention_id": a.mention_id, "action": a.action,
                                 "state": a.state, "text": a.text, "error": a.last_error,
+                                "approved_by": a.approved_by,
+                                "second_approver": a.second_approver,
                                 "posted_url": a.posted_url} for a in rows], indent=2))
         return
     table = Table(title="Outbox", title_justify="left")

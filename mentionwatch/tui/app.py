@@ -91,7 +91,6 @@ class TriageApp(App[None]):
         self.simulated = simulated
         if simulated:
             self.connector_for = outbox.SimulatedConnector
-            self.sub_title = "DEMO: sending is simulated"
 
     # ------------------------------------------------------------------ layout
 
@@ -232,8 +231,7 @@ class TriageApp(App[None]):
                     team=self.config.team, simulated=self.simulated)
                 approved.append(kind)
             except outbox.OutboxError as exc:
-                self.notify(str(exc),
-                            severity="error", markup=False)
+                self.notify(str(exc), severity="error", markup=False)
                 continue
             self.notify(result.describe(mention_id, kind, self.operator), markup=False,
                         severity="warning" if result.state == "needs_approval"
