@@ -4,6 +4,7 @@ source and settle (mark as sent / not sent). All user text is inert `rich.text.T
 
 from __future__ import annotations
 
+import webbrowser
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class OutboxItem:
     mention_text: str
     mention_status: str
     edited_by: str | None
+    url: str | None
 
 
 def _in_view() -> ColumnElement[bool]:
@@ -73,7 +75,7 @@ def outbox_items(store: Store, *, limit: int = 300) -> list[OutboxItem]:
     """The actions in view (see `_in_view`), what needs a person first."""
     query = (
         select(OutboxAction, Mention.flag, Source.name, Mention.author_handle, Mention.text,
-               Mention.status, Draft.edited_by)
+               Mention.status, Draft.edited_by, Mention.url)
         .join(Mention, Mention.id == OutboxAction.mention_id)
         .join(Source, Source.id == Mention.source_id)
         .outerjoin(Draft, Draft.mention_id == Mention.id)
@@ -142,14 +144,15 @@ class OutboxScreen(Screen[None]):
     """The outbox: act on what waits for a person; Esc goes back to the queue."""
 
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
-        Binding("a", "approve", "Approve (2nd / edited)"),
-        Binding("r", "retry", "Retry failed"),
-        Binding("e", "edit", "Edit text"),
+        Binding("a", "approve", "Approve"),
+        Binding("r", "retry", "Retry"),
+        Binding("e", "edit", "Edit"),
         Binding("s", "resolve(True)", "Mark sent"),
-        Binding("n", "resolve(False)", "Mark not sent"),
+        Binding("n", "resolve(False)", "Not sent"),
         Binding("x", "reject", "Reject"),
+        Binding("o", "open_link", "Open link"),
         Binding("question_mark", "help", "Help"),
-        Binding("escape,w,q", "close", "Back to queue"),
+        Binding("escape,w,q", "close", "Back"),
     ]
 
     def __init__(self) -> None:
@@ -262,15 +265,18 @@ class OutboxScreen(Screen[None]):
     def hint(self, a: OutboxAction) -> str:
         team = self.triage.config.team
         if a.state == "needs_approval":
+            alone = (" In the demo you are the only person, so it stays waiting: this is how "
+                     "a crisis reply waits for a second pair of eyes."
+                     if self.triage.simulated and team is None else "")
             return (f"Waiting for {waiting_for(team, a.approved_by)} to approve (a). It is a "
                     "crisis reply: it is not sent until then. x rejects it; e edits it (your "
-                    "edit then needs its own second approval).")
+                    "edit then needs its own second approval)." + alone)
         if a.state == "failed":
             return ("r sends it again as it is; e then a approves an edited text as a new "
                     "action.")
         if a.state == "unknown":
-            return ("It may have been posted: check at the source (o in the queue opens the "
-                    "link), then s if it is there, n if it is not (n lets you retry).")
+            return ("It may have been posted: check at the source (o opens the mention), "
+                    "then s if our answer is there, n if it is not (then r retries it).")
         if a.state in ("approved", "sending"):
             return "On its way: the sender sends it once."
         return ""
@@ -338,6 +344,11 @@ class OutboxScreen(Screen[None]):
     def action_edit(self) -> None:
         self.query_one("#outbox-text", TextArea).focus()
 
+    def action_open_link(self) -> None:
+        item = self.selected()
+        if item is not None and item.url:
+            webbrowser.open(item.url)
+
     def action_close(self) -> None:
         editor = self.query_one("#outbox-text", TextArea)
         if editor.has_focus:  # Esc leaves the editor first, keeping the edit
@@ -352,4 +363,4 @@ class OutboxScreen(Screen[None]):
 OUTBOX_HELP = ("Outbox: a approve (the second approval of a waiting crisis reply, or an edited "
                "text as a new action) · r retry a failed send · e edit the text (Esc back) · "
                "s mark an unknown action as sent · n mark it as not sent · x reject a waiting "
-               "action · Esc/w back to the queue")
+               "action · o open the mention at the source · Esc/w back to the queue")
