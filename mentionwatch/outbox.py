@@ -323,8 +323,12 @@ def _finish(store: Store, action_id: int, mention_id: int, action: str, state: s
         conn.execute(update(OutboxAction).where(OutboxAction.id == action_id).values(**values))
         if state == "sent":
             _mark_replied(conn, mention_id, action, action_id, now)
+        # The machine sends; the audit line also names whose approval it carried out.
+        approvers = conn.execute(select(OutboxAction.approved_by, OutboxAction.second_approver)
+                                 .where(OutboxAction.id == action_id)).one()
         record(conn, "mentionwatch", f"send_{state}", mention_id, action_id=action_id,
                action=action, message=message, url=posted.url if posted else None,
+               approved_by=" and ".join(filter(None, approvers)) or None,
                **_extra(simulated=simulated))
     return SendOutcome(action_id, mention_id, action, state, message,
                        posted.url if posted else None)

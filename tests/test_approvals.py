@@ -73,6 +73,8 @@ def test_crisis_reply_by_a_non_approver_waits_until_a_second_approver(
     assert first_event.details["state"] == "needs_approval"
     assert first_event.details["waiting"] == "dana or lee"
     assert first_event.at is not None
+    [send_event] = [e for e in recent(store, mention_id=mid) if e.event == "send_sent"]
+    assert (send_event.details or {})["approved_by"] == "sam and dana"
 
 
 def test_an_approver_signs_off_a_juniors_draft_and_rejects_or_rewrites(
