@@ -276,3 +276,19 @@ def test_a_crisis_reply_waiting_for_approval_is_not_an_answer(
     assert [row[0] for row in AlertStore(store).unanswered(["crisis"], since)] == [mid]
     outbox.approve(store, mid, "reply", operator="dana", team=config.team)
     assert AlertStore(store).unanswered(["crisis"], since) == []
+
+
+def test_an_edit_is_kept_in_the_draft_and_survives_a_rescore(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    from mentionwatch.judgement import Judgement
+
+    config = make_config(db_url, box(receiver))
+    mid = setup_mention(store, config)
+    outbox.approve(store, mid, "reply", operator="sam", text="Sam's own words.")
+    with store.engine.begin() as conn:
+        store.write_judgements(conn, [(mid, Judgement(
+            flag="complaint", priority=0.6, sentiment=-0.5, public_draft="Rules' new words.",
+            private_draft="New follow-up.", private_channel="dm"))])
+    with store.session(readonly=True) as s:
+        draft = s.query(Draft).filter_by(mention_id=mid).one()
+        assert (draft.public_text, draft.edited_by) == ("Sam's own words.", "sam")
