@@ -19,12 +19,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
 
 from mentionwatch import outbox
-from mentionwatch.audit import operator_name
-from mentionwatch.config import Config
+from mentionwatch.config import Config, TeamConfig
 from mentionwatch.durations import format_duration
 from mentionwatch.models import utcnow
 from mentionwatch.store import Store
+from mentionwatch.team import current_operator
 from mentionwatch.text import first_line, strip_terminal_escapes
+from mentionwatch.tui.outbox_view import OutboxScreen, action_line, outbox_counts, summary_line
 from mentionwatch.tui.queries import Detail, QueueRow, detail, flag_counts, queue
 
 FLAG_STYLE = {"crisis": "bold white on red", "complaint": "bold red", "question": "cyan",
@@ -68,14 +69,16 @@ class TriageApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "back_to_queue", "Back to queue", show=False),
+        Binding("w", "outbox", "Outbox"),
     ]
 
     def __init__(self, config: Config, store: Store, *, mention_id: int | None = None,
-                 refresh_every: float = 10.0, connector_for: Any = None) -> None:
+                 refresh_every: float = 10.0, connector_for: Any = None,
+                 simulated: bool = False) -> None:
         super().__init__()
         self.config = config
         self.store = store
-        self.operator = operator_name()
+        self.operator = current_operator(config)  # with a [team], must be one of it
         self.refresh_every = refresh_every
         self.filter_index = 0
         self.search_text: str | None = None
@@ -84,10 +87,15 @@ class TriageApp(App[None]):
         self.focus_mention = mention_id
         self.last_dismissed: tuple[int, str] | None = None
         self.connector_for = connector_for
+        #: The demo: approved replies go to a simulated sender, and the screen says so.
+        self.simulated = simulated
+        if simulated:
+            self.connector_for = outbox.SimulatedConnector
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
+        yield Static(id="outbox-bar")
         yield Static(id="counts")
         with Horizontal():
             with Vertical(id="left"):
@@ -150,6 +158,7 @@ class TriageApp(App[None]):
             line.append(safe(self.search_text))
         line.append(f"   operator: {self.operator}", style="dim")
         self.query_one("#counts", Static).update(line)
+        self.update_outbox_bar()
 
     def selected_id(self) -> int | None:
         table = self.query_one("#queue", DataTable)
@@ -167,7 +176,7 @@ class TriageApp(App[None]):
                             "are polled."))
             public.text = private.text = ""
             return
-        box.update(render_detail(self.current))
+        box.update(render_detail(self.current, self.config.team))
         editing = keep_edits and (public.has_focus or private.has_focus)
         if not editing:
             draft = self.current.draft
@@ -217,13 +226,17 @@ class TriageApp(App[None]):
         approved = []
         for kind in kinds:
             try:
-                outbox.approve(self.store, mention_id, kind, operator=self.operator,
-                               text=edited[kind])
+                result = outbox.take_approval(
+                    self.store, mention_id, kind, operator=self.operator, text=edited[kind],
+                    team=self.config.team, simulated=self.simulated)
                 approved.append(kind)
             except outbox.OutboxError as exc:
                 self.notify(str(exc), severity="error", markup=False)
+                continue
+            self.notify(result.describe(mention_id, kind, self.operator), markup=False,
+                        severity="warning" if result.state == "needs_approval"
+                        else "information")
         if approved:
-            self.notify(f"Approved {' and '.join(approved)} for #{mention_id}.", markup=False)
             self.send_approved()
             self.reload()
 
@@ -232,13 +245,16 @@ class TriageApp(App[None]):
         from mentionwatch.pipeline import build_connector
 
         factory = self.connector_for or (lambda source: build_connector(source, self.config))
-        for result in outbox.send_pending(self.config, self.store, connector_for=factory):
+        for result in outbox.send_pending(self.config, self.store, connector_for=factory,
+                                          simulated=self.simulated):
             message = f"#{result.mention_id} {result.action}: {result.state}"
+            if self.simulated and result.state == "sent":
+                message += " (simulated: nothing was posted)"
             if result.message:
                 message += f" ({result.message})"
             self.call_from_thread(self.notify, message, markup=False,
                                   severity="error" if result.state != "sent" else "information")
-        self.call_from_thread(self.reload)  # answered mentions leave the queue
+        self.call_from_thread(self.after_send)  # answered mentions leave the queue
 
     def action_dismiss(self, reason: str) -> None:
         if self.current is None:
@@ -288,13 +304,46 @@ class TriageApp(App[None]):
         self.reload()
 
     def action_help(self) -> None:
-        self.notify("a approve reply · p approve private · b both · e edit draft (Esc back) · "
+        self.notify("a approve reply (or give the second approval) · p approve private · "
+                    "b both · e edit draft (Esc back) · w outbox: second approvals, failed and "
+                    "unknown sends (retry, edit, mark sent / not sent) · "
                     "d dismiss · s spam · h handled elsewhere · u undo dismiss · o open link · "
                     "f filter by flag · / search · r refresh · t stats · q quit",
                     timeout=15, markup=False)
 
+    # ------------------------------------------------------------------ outbox and identity
 
-def render_detail(d: Detail) -> Text:
+    def action_outbox(self) -> None:
+        """Second approvals, failed and unknown sends: the outbox view."""
+        self.push_screen(OutboxScreen())
+
+    def after_send(self) -> None:
+        """The sender finished a pass: refresh the queue and an open outbox view."""
+        self.reload()
+        if isinstance(self.screen, OutboxScreen):
+            self.screen.reload()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Queue keys act on the queue's selection: off (and out of the footer) while
+        another view such as the outbox or the stats is on top."""
+        on_queue = len(self.screen_stack) <= 1
+        return on_queue or action == "quit" or action not in _queue_actions()
+
+    def update_outbox_bar(self) -> None:
+        self.query_one("#outbox-bar", Static).update(
+            summary_line(outbox_counts(self.store), simulated=self.simulated))
+
+
+def _queue_actions() -> set[str]:
+    """The action names bound by the queue's own keys (without their arguments)."""
+    names = set()
+    for binding in TriageApp.BINDINGS:
+        action = binding.action if isinstance(binding, Binding) else binding[1]
+        names.add(action.partition("(")[0])
+    return names
+
+
+def render_detail(d: Detail, team: TeamConfig | None = None) -> Text:
     """The whole mention as inert text: body, link, author, engagement, why, history."""
     m = d.mention
     out = Text()
@@ -326,9 +375,7 @@ def render_detail(d: Detail) -> Text:
             out.append(f"  {r.pack}/{r.rule} ({r.flag}, severity {r.severity:.2f}) "
                        f"{safe(why)}\n")
     for action in d.actions:
-        out.append(f"outbox: {action.action} {action.state}", style="yellow")
-        if action.last_error:
-            out.append(f" ({safe(action.last_error)})")
+        out.append_text(action_line(action, team))
         out.append("\n")
     if d.history:
         out.append("earlier from this author:\n", style="bold")
