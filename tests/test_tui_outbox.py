@@ -187,7 +187,9 @@ async def test_demo_tui_says_sending_is_simulated_and_records_it(tmp_path: Path)
             await pilot.pause()
             assert "DEMO: sending is simulated" in screen_text(app)
             assert app.rows[0].flag == "crisis"
-            await pilot.press("down", "a")  # a complaint from a feed: simulated, never posted
+            first_complaint = next(i for i, r in enumerate(app.rows) if r.flag == "complaint")
+            # A complaint from a feed: simulated, never posted.
+            await pilot.press(*["down"] * first_complaint, "a")
             await settle(app, pilot)
             await pilot.press("w")
             await pilot.pause()

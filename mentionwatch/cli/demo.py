@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,11 +111,40 @@ def build_demo(path: Path) -> tuple[Config, Store, PollReport]:
     from mentionwatch.rules_engine import load_judge
     from mentionwatch.store import Store
 
-    with serve_directory(sample_dir()) as base_url:
-        config = parse_config(demo_config_data(base_url, path.resolve()), Path("<demo>"))
-        store = Store.open(config.database_url())
-        report = poll(config, store, force=True, judge=load_judge(config))
+    with tempfile.TemporaryDirectory(prefix="mentionwatch-sample-") as folder:
+        fresh_samples(sample_dir(), Path(folder), datetime.now(UTC))
+        with serve_directory(Path(folder)) as base_url:
+            config = parse_config(demo_config_data(base_url, path.resolve()), Path("<demo>"))
+            store = Store.open(config.database_url())
+            report = poll(config, store, force=True, judge=load_judge(config))
     return config, store, report
+
+
+_RFC822 = re.compile(r"(<pubDate>)([^<]+)(</pubDate>)")
+_ISO = re.compile(r"(<(?:published|updated)>)([^<]+)(</(?:published|updated)>)")
+
+
+def fresh_samples(source: Path, target: Path, now: datetime) -> timedelta:
+    """Copy the sample feeds with every date moved by one offset, so that the newest post is
+    a few minutes old: the demo's queue shows ages (and their amber and red) as a morning
+    shift would see them. Returns the offset."""
+    texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(source.glob("*.xml"))}
+    dates = [parsedate_to_datetime(m.group(2)) for t in texts.values()
+             for m in _RFC822.finditer(t)]
+    dates += [datetime.fromisoformat(m.group(2)) for t in texts.values() for m in _ISO.finditer(t)]
+    offset = now - timedelta(minutes=4) - max(dates)
+
+    def rfc822(match: re.Match[str]) -> str:
+        moved = parsedate_to_datetime(match.group(2)) + offset
+        return match.group(1) + format_datetime(moved, usegmt=True) + match.group(3)
+
+    def iso(match: re.Match[str]) -> str:
+        moved = datetime.fromisoformat(match.group(2)) + offset
+        return match.group(1) + moved.strftime("%Y-%m-%dT%H:%M:%SZ") + match.group(3)
+
+    for name, text in texts.items():
+        (target / name).write_text(_ISO.sub(iso, _RFC822.sub(rfc822, text)), encoding="utf-8")
+    return offset
 
 
 def interactive_terminal() -> bool:
