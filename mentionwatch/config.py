@@ -230,6 +230,52 @@ class ReportsConfig(StrictModel):
     _zone = field_validator("timezone")(lambda v: _time_zone(v))
 
 
+class OperatorConfig(StrictModel):
+    """One person who works the queue; approvers may sign off crisis replies."""
+
+    name: str = Field(min_length=1, max_length=100)
+    approver: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value != value.strip() or any(not c.isprintable() for c in value):
+            raise ValueError("operator names are plain text without surrounding spaces")
+        return value
+
+
+class TeamConfig(StrictModel):
+    """Who may work the queue, and who may approve replies to crisis-flagged mentions.
+
+    Without a [team] everyone may approve, and a crisis reply needs two different people.
+    """
+
+    operators: list[OperatorConfig] = Field(min_length=1)
+
+    @field_validator("operators")
+    @classmethod
+    def _unique_names(cls, value: list[OperatorConfig]) -> list[OperatorConfig]:
+        seen: set[str] = set()
+        for operator in value:
+            key = operator.name.casefold()
+            if key in seen:
+                raise ValueError(f"two operators are named {operator.name!r}; names must be "
+                                 "unique")
+            seen.add(key)
+        if not any(o.approver for o in value):
+            raise ValueError("mark at least one operator `approver = true`, or replies to "
+                             "crisis-flagged mentions can never be approved")
+        return value
+
+    def find(self, name: str) -> OperatorConfig | None:
+        """The operator with this name (case-insensitive), or None."""
+        key = name.casefold()
+        return next((o for o in self.operators if o.name.casefold() == key), None)
+
+    def approvers(self) -> list[str]:
+        return [o.name for o in self.operators if o.approver]
+
+
 class Config(StrictModel):
     brand: BrandConfig
     database: DatabaseConfig = DatabaseConfig()
@@ -237,6 +283,7 @@ class Config(StrictModel):
     rules: RulesConfig = RulesConfig()
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()
+    team: TeamConfig | None = None
     sources: list[SourceConfig] = []
 
     #: Where the file was read from (not a key in the file).

@@ -204,6 +204,9 @@ class Draft(Base):
 class OutboxAction(Base):
     """An approved reply on its way out: approved -> sending -> sent | failed | unknown.
 
+    A crisis reply may first wait in `needs_approval` (approved_by set, second_approver not
+    yet; see mentionwatch.team) and is never sent from there; `rejected` ends it unsent.
+
     The state moves to `sending` and commits before the network call, so a crash leaves
     `sending`, which recovery turns into `unknown` for a person to check; never re-sent.
     """

@@ -1,10 +1,11 @@
 """The outbox: approved replies on their way out, sent exactly once.
 
-States: approved -> sending -> sent | failed | unknown. A sender claims an action by moving it
-to `sending` and COMMITS that before the network call. If the process dies after the call
-and before the result is written, the action stays `sending`; the next sender pass marks it
-`unknown` for a person to check at the source. The machine never sends an action that is
-`sending`, `sent` or `unknown` again.
+States: [needs_approval ->] approved -> sending -> sent | failed | unknown. A crisis reply
+waits in `needs_approval` for its second approver (mentionwatch.team); nothing sends it.
+A sender claims an action by moving it to `sending` and COMMITS that before the network
+call. If the process dies after the call and before the result is written, the action stays
+`sending`; the next sender pass marks it `unknown` for a person to check at the source. The
+machine never sends an action that is `sending`, `sent` or `unknown` again.
 """
 
 from __future__ import annotations
@@ -12,23 +13,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from mentionwatch.audit import record
-from mentionwatch.config import Config
+from mentionwatch.config import Config, TeamConfig
 from mentionwatch.connector import Connector, PostResult, StoredMentionRef
 from mentionwatch.errors import MentionwatchError, RateLimited, SendError, SourceError, Transient
-from mentionwatch.models import Draft, Mention, OutboxAction, Source, utcnow
+from mentionwatch.models import AuditEvent, Draft, Mention, OutboxAction, Source, utcnow
 from mentionwatch.store import Store
+from mentionwatch.team import APPROVED, NEEDS_APPROVAL, first_state, second_refusal, waiting_for
 
 log = logging.getLogger(__name__)
 
 ACTIONS = ("reply", "private")
-#: States in which an action is (or may be) out at the source, or on its way.
-LIVE_STATES = ("approved", "sending", "sent", "unknown")
+#: States in which an action is (or may be) out at the source, on its way, or waiting for
+#: its second approval: a mention has at most one of each kind in these.
+LIVE_STATES = ("needs_approval", "approved", "sending", "sent", "unknown")
+STATES = ("needs_approval", "approved", "sending", "sent", "failed", "unknown", "rejected")
 #: A `sending` row older than this belongs to a sender that died mid-call.
 STALE_SENDING = timedelta(minutes=2)
 
@@ -50,55 +54,165 @@ class SendOutcome:
     url: str | None = None
 
 
-def approve(store: Store, mention_id: int, action: str, *, operator: str,
-            text: str | None = None) -> int:
-    """Approve a public `reply` or a `private` follow-up for sending; returns the action id.
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """What an approval did: the action, its state, and who it waits for if anyone."""
 
-    Uses the mention's draft unless `text` is given (an edit, recorded as such). Raises
-    OutboxError when the mention does not exist, there is no text, or the same kind of action
-    is already approved, being sent, sent or of unknown outcome: nothing is sent twice.
+    action_id: int
+    state: str
+    waiting_for: str | None = None
+    second: bool = False
+
+    def describe(self, mention_id: int, action: str, operator: str) -> str:
+        """One line for the person who approved (the CLI and the TUI say the same)."""
+        what = "reply" if action == "reply" else "private follow-up"
+        if self.state == NEEDS_APPROVAL:
+            return (f"The {what} to mention {mention_id} (action {self.action_id}) waits for "
+                    f"a second approval by {self.waiting_for}: it answers a crisis.")
+        if self.second:
+            return (f"Second approval of the {what} to mention {mention_id} (action "
+                    f"{self.action_id}) by {operator}; it is sent next.")
+        return (f"Approved the {what} to mention {mention_id} (action {self.action_id}) as "
+                f"{operator}.")
+
+
+def approve(store: Store, mention_id: int, action: str, *, operator: str,
+            text: str | None = None, team: TeamConfig | None = None,
+            simulated: bool = False) -> int:
+    """Approve a public `reply` or a `private` follow-up for sending; returns the action id.
+    See `take_approval` for the rules."""
+    return take_approval(store, mention_id, action, operator=operator, text=text, team=team,
+                         simulated=simulated).action_id
+
+
+def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
+                  text: str | None = None, team: TeamConfig | None = None,
+                  simulated: bool = False) -> Approval:
+    """Approve a reply or private follow-up, or give the second approval of a waiting one.
+
+    Uses the mention's draft unless `text` is given (an edit: saved to the draft with its
+    editor, and audited). Replies to crisis-flagged mentions may wait in `needs_approval`
+    (see mentionwatch.team); the sender never sends those. Raises OutboxError when the mention
+    does not exist, there is no text, the operator may not give the missing approval, or the
+    same kind of action is already approved, being sent, sent or of unknown outcome: nothing
+    is sent twice. `simulated` (the demo) lets any source be answered by a simulated sender.
     """
     if action not in ACTIONS:
         raise OutboxError(f"Unknown action {action!r}; use 'reply' or 'private'.")
     with store.engine.begin() as conn:
         mention = conn.execute(
-            select(Mention.id, Source.kind).join(Source, Source.id == Mention.source_id)
+            select(Mention.id, Mention.flag, Source.kind)
+            .join(Source, Source.id == Mention.source_id)
             .where(Mention.id == mention_id)).first()
         if mention is None:
             raise OutboxError(f"No mention with id {mention_id}.")
-        _check_can_post(mention.kind, action, mention_id)
+        if not simulated:
+            _check_can_post(mention.kind, action, mention_id)
         live = conn.execute(
-            select(OutboxAction.id, OutboxAction.state).where(
+            select(OutboxAction.id, OutboxAction.state, OutboxAction.text,
+                   OutboxAction.approved_by).where(
                 OutboxAction.mention_id == mention_id, OutboxAction.action == action,
                 OutboxAction.state.in_(LIVE_STATES))
         ).first()
+        if live is not None and live.state == NEEDS_APPROVAL:
+            return _approve_waiting(conn, live, mention_id, mention.flag, action,
+                                    operator=operator, text=text, team=team)
         if live is not None:
             raise OutboxError(
                 f"Mention {mention_id} already has a {action} in state {live.state!r} "
                 f"(action {live.id}); it is not sent twice.",
                 hint="A failed action can be approved again; an unknown one must be checked "
                 "at the source first.")
-        draft = conn.execute(select(Draft.public_text, Draft.private_text)
+        draft = conn.execute(select(Draft.public_text, Draft.private_text, Draft.edited_by)
                              .where(Draft.mention_id == mention_id)).first()
-        drafted = (draft.public_text if action == "reply" else draft.private_text) if draft \
-            else None
-        body = (text if text is not None else drafted or "").strip()
+        drafted = ((draft.public_text if action == "reply" else draft.private_text) if draft
+                   else None) or ""
+        body = (text if text is not None else drafted).strip()
         if not body:
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")
+        edited = body != drafted.strip()
+        editor = operator if edited else _last_editor(conn, mention_id, action,
+                                                      draft.edited_by if draft else None)
+        state = first_state(team, flag=mention.flag, operator=operator, editor=editor)
         now = utcnow()
         action_id = int(conn.execute(
             OutboxAction.__table__.insert().values(  # type: ignore[attr-defined]
-                mention_id=mention_id, action=action, text=body, state="approved",
-                created_by=operator, approved_by=operator, attempts=0, created_at=now,
-                updated_at=now)
+                mention_id=mention_id, action=action, text=body, state=state,
+                created_by=operator, approved_by=operator, attempts=0,
+                created_at=now, updated_at=now)
             .returning(OutboxAction.__table__.c.id)
         ).scalar_one())
-        if text is not None and text.strip() != (drafted or "").strip():
-            record(conn, operator, "edit", mention_id, action=action)
-        record(conn, operator, "approve", mention_id, action=action, action_id=action_id)
+        if edited:
+            _save_draft_edit(conn, mention_id, action, body, operator)
+        waiting = waiting_for(team, operator) if state == NEEDS_APPROVAL else None
+        record(conn, operator, "approve", mention_id, action=action, action_id=action_id,
+               state=state, **_extra(waiting=waiting, simulated=simulated))
         conn.execute(update(Mention).where(Mention.id == mention_id, Mention.status == "new")
                      .values(status="open"))
-    return action_id
+    return Approval(action_id, state, waiting)
+
+
+def _approve_waiting(conn: Connection, live: Any, mention_id: int, flag: str | None,
+                     action: str, *, operator: str, text: str | None,
+                     team: TeamConfig | None) -> Approval:
+    """The second approval of a `needs_approval` action; or, with changed text, a fresh
+    approval of the new text by this operator (who then needs their own second person)."""
+    body = (text if text is not None else live.text).strip()
+    if body and body != live.text.strip():
+        state = first_state(team, flag=flag, operator=operator, editor=operator)
+        conn.execute(update(OutboxAction).where(OutboxAction.id == live.id).values(
+            text=body, state=state, approved_by=operator, second_approver=None,
+            updated_at=utcnow()))
+        _save_draft_edit(conn, mention_id, action, body, operator)
+        waiting = waiting_for(team, operator) if state == NEEDS_APPROVAL else None
+        record(conn, operator, "approve", mention_id, action=action, action_id=live.id,
+               state=state, **_extra(waiting=waiting))
+        return Approval(live.id, state, waiting)
+    refusal = second_refusal(team, operator=operator, first=live.approved_by)
+    if refusal:
+        raise OutboxError(refusal, hint=f"Action {live.id} waits in needs_approval; it is "
+                          "not sent until then.")
+    done = conn.execute(update(OutboxAction).where(
+        OutboxAction.id == live.id, OutboxAction.state == NEEDS_APPROVAL).values(
+        state=APPROVED, second_approver=operator, updated_at=utcnow())).rowcount
+    if not done:
+        raise OutboxError(f"Action {live.id} was approved or changed by someone else.")
+    record(conn, operator, "second_approve", mention_id, action=action, action_id=live.id,
+           first=live.approved_by)
+    return Approval(live.id, APPROVED, None, second=True)
+
+
+def _last_editor(conn: Connection, mention_id: int, action: str,
+                 edited_by: str | None) -> str | None:
+    """Who last edited this kind of draft (the reply and the follow-up share one
+    `drafts.edited_by`, so the audit trail says which one a person changed)."""
+    if edited_by is None:
+        return None
+    edits = conn.execute(select(AuditEvent.actor, AuditEvent.details).where(
+        AuditEvent.mention_id == mention_id, AuditEvent.event == "edit")
+        .order_by(AuditEvent.id.desc()))
+    for actor, details in edits:
+        if (details or {}).get("action") == action:
+            return str(actor)
+    return None
+
+
+def _save_draft_edit(conn: Connection, mention_id: int, action: str, text: str,
+                     operator: str) -> None:
+    """Keep a person's edit in the draft (so a re-score never overwrites it) and audit it."""
+    column = "public_text" if action == "reply" else "private_text"
+    values = {column: text, "edited_by": operator, "updated_at": utcnow()}
+    changed = conn.execute(update(Draft).where(Draft.mention_id == mention_id)
+                           .values(**values)).rowcount
+    if not changed:
+        conn.execute(Draft.__table__.insert().values(  # type: ignore[attr-defined]
+            mention_id=mention_id, **values))
+    record(conn, operator, "edit", mention_id, action=action)
+
+
+def _extra(**details: Any) -> dict[str, Any]:
+    """Only the audit details that are set (a simulated flag only when simulated)."""
+    return {k: v for k, v in details.items() if v}
 
 
 def _check_can_post(kind: str, action: str, mention_id: int) -> None:
@@ -139,19 +253,22 @@ ConnectorFactory = Callable[[Any], Connector]
 
 
 def send_pending(config: Config, store: Store, *, connector_for: ConnectorFactory,
-                 stale: timedelta = STALE_SENDING) -> list[SendOutcome]:
-    """Send every approved action once. `connector_for(source_config)` builds connectors."""
+                 stale: timedelta = STALE_SENDING, simulated: bool = False
+                 ) -> list[SendOutcome]:
+    """Send every approved action once. `connector_for(source_config)` builds connectors;
+    `simulated` records the results as simulated (the demo's sender posts nothing)."""
     recover(store, stale=stale)
     with store.engine.connect() as conn:
         pending = list(conn.execute(
             select(OutboxAction.id).where(OutboxAction.state == "approved")
             .order_by(OutboxAction.id)).scalars())
     return [outcome for action_id in pending
-            if (outcome := send_one(config, store, action_id, connector_for=connector_for))]
+            if (outcome := send_one(config, store, action_id, connector_for=connector_for,
+                                    simulated=simulated))]
 
 
 def send_one(config: Config, store: Store, action_id: int, *,
-             connector_for: ConnectorFactory) -> SendOutcome | None:
+             connector_for: ConnectorFactory, simulated: bool = False) -> SendOutcome | None:
     """Claim one approved action, send it, record the result. None if someone else has it."""
     with store.engine.begin() as conn:
         claimed = conn.execute(
@@ -184,16 +301,20 @@ def send_one(config: Config, store: Store, action_id: int, *,
     except (SendError, RateLimited, Transient, SourceError, MentionwatchError) as exc:
         # A transient failure during the call may still have posted: a person must look.
         state = "unknown" if isinstance(exc, Transient) else "failed"
-        return _finish(store, action.id, mention.id, action.action, state, message=str(exc))
+        return _finish(store, action.id, mention.id, action.action, state, message=str(exc),
+                       simulated=simulated)
     except Exception as exc:  # a connector bug: the call may have gone out
         log.exception("sending action %s failed unexpectedly", action_id)
         return _finish(store, action.id, mention.id, action.action, "unknown",
-                       message=f"internal error: {type(exc).__name__}: {exc}")
-    return _finish(store, action.id, mention.id, action.action, "sent", posted=posted)
+                       message=f"internal error: {type(exc).__name__}: {exc}",
+                       simulated=simulated)
+    return _finish(store, action.id, mention.id, action.action, "sent", posted=posted,
+                   simulated=simulated)
 
 
 def _finish(store: Store, action_id: int, mention_id: int, action: str, state: str, *,
-            message: str | None = None, posted: PostResult | None = None) -> SendOutcome:
+            message: str | None = None, posted: PostResult | None = None,
+            simulated: bool = False) -> SendOutcome:
     now = utcnow()
     with store.engine.begin() as conn:
         values: dict[str, Any] = {"state": state, "updated_at": now, "last_error": message}
@@ -201,17 +322,117 @@ def _finish(store: Store, action_id: int, mention_id: int, action: str, state: s
             values.update(posted_id=posted.external_id, posted_url=posted.url, sent_at=now)
         conn.execute(update(OutboxAction).where(OutboxAction.id == action_id).values(**values))
         if state == "sent":
-            conn.execute(update(Mention).where(Mention.id == mention_id,
-                                               Mention.first_response_at.is_(None))
-                         .values(first_response_at=now))
-            conn.execute(update(Mention).where(Mention.id == mention_id)
-                         .values(status="replied"))
-            if action == "private":
-                record(conn, "mentionwatch", "moved_private", mention_id, action_id=action_id)
+            _mark_replied(conn, mention_id, action, action_id, now)
+        # The machine sends; the audit line also names whose approval it carried out.
+        approvers = conn.execute(select(OutboxAction.approved_by, OutboxAction.second_approver)
+                                 .where(OutboxAction.id == action_id)).one()
         record(conn, "mentionwatch", f"send_{state}", mention_id, action_id=action_id,
-               action=action, message=message, url=posted.url if posted else None)
+               action=action, message=message, url=posted.url if posted else None,
+               approved_by=" and ".join(filter(None, approvers)) or None,
+               **_extra(simulated=simulated))
     return SendOutcome(action_id, mention_id, action, state, message,
                        posted.url if posted else None)
+
+
+def _mark_replied(conn: Connection, mention_id: int, action: str, action_id: int,
+                  now: datetime) -> None:
+    """A reply went out: the case's first response time, and off the queue."""
+    conn.execute(update(Mention).where(Mention.id == mention_id,
+                                       Mention.first_response_at.is_(None))
+                 .values(first_response_at=now))
+    conn.execute(update(Mention).where(Mention.id == mention_id).values(status="replied"))
+    if action == "private":
+        record(conn, "mentionwatch", "moved_private", mention_id, action_id=action_id)
+
+
+def _action_row(conn: Connection, action_id: int) -> Any:
+    row = conn.execute(select(OutboxAction.id, OutboxAction.mention_id, OutboxAction.action,
+                              OutboxAction.state).where(OutboxAction.id == action_id)).first()
+    if row is None:
+        raise OutboxError(f"No outbox action with id {action_id}.",
+                          hint="`mentionwatch outbox list` shows them.")
+    return row
+
+
+def _require_state(row: Any, *states: str, doing: str) -> None:
+    if row.state not in states:
+        raise OutboxError(f"Action {row.id} is {row.state!r}; only {' or '.join(states)} "
+                          f"actions can be {doing}.")
+
+
+def retry(store: Store, action_id: int, *, operator: str) -> None:
+    """Send a `failed` action again, as approved (its text and approvals are unchanged).
+
+    Refused when another action of the same kind for the mention is live (approved again,
+    sent...): nothing is sent twice. To change the text, approve the mention again instead.
+    """
+    with store.engine.begin() as conn:
+        row = _action_row(conn, action_id)
+        _require_state(row, "failed", doing="retried")
+        other = conn.execute(select(OutboxAction.id, OutboxAction.state).where(
+            OutboxAction.mention_id == row.mention_id, OutboxAction.action == row.action,
+            OutboxAction.state.in_(LIVE_STATES))).first()
+        if other is not None:
+            raise OutboxError(f"Mention {row.mention_id} already has a {row.action} in state "
+                              f"{other.state!r} (action {other.id}); not retried.")
+        conn.execute(update(OutboxAction).where(OutboxAction.id == action_id,
+                                                OutboxAction.state == "failed")
+                     .values(state=APPROVED, updated_at=utcnow()))
+        record(conn, operator, "retry", row.mention_id, action_id=action_id,
+               action=row.action)
+
+
+def resolve_unknown(store: Store, action_id: int, *, operator: str, posted: bool) -> None:
+    """A person checked an `unknown` action at the source: it was posted (`sent`, the case is
+    answered) or it was not (`failed`, so it can be retried or edited)."""
+    now = utcnow()
+    with store.engine.begin() as conn:
+        row = _action_row(conn, action_id)
+        _require_state(row, "unknown", doing="resolved")
+        if posted:
+            values: dict[str, Any] = {"state": "sent", "sent_at": now,
+                                      "last_error": f"marked as sent by {operator}"}
+        else:
+            values = {"state": "failed",
+                      "last_error": f"not posted (checked at the source by {operator})"}
+        conn.execute(update(OutboxAction).where(OutboxAction.id == action_id,
+                                                OutboxAction.state == "unknown")
+                     .values(updated_at=now, **values))
+        if posted:
+            _mark_replied(conn, row.mention_id, row.action, action_id, now)
+        record(conn, operator, "resolve_unknown", row.mention_id, action_id=action_id,
+               action=row.action, outcome="sent" if posted else "not sent")
+
+
+def reject(store: Store, action_id: int, *, operator: str) -> None:
+    """Turn down an action waiting for its second approval; the mention can be approved
+    again with other text."""
+    with store.engine.begin() as conn:
+        row = _action_row(conn, action_id)
+        _require_state(row, NEEDS_APPROVAL, doing="rejected")
+        conn.execute(update(OutboxAction).where(OutboxAction.id == action_id,
+                                                OutboxAction.state == NEEDS_APPROVAL)
+                     .values(state="rejected", updated_at=utcnow(),
+                             last_error=f"rejected by {operator}"))
+        record(conn, operator, "reject", row.mention_id, action_id=action_id,
+               action=row.action)
+
+
+class SimulatedConnector:
+    """The demo's sender: every reply and follow-up "succeeds" and nothing leaves the
+    machine. Results are recorded as simulated in the outbox and the audit trail."""
+
+    def __init__(self, source: Any = None) -> None:
+        self.source = source
+
+    def reply(self, mention: StoredMentionRef, text: str) -> PostResult:
+        return PostResult(f"simulated-{mention.external_id}", None)
+
+    def send_private(self, mention: StoredMentionRef, text: str) -> PostResult:
+        return PostResult(f"simulated-dm-{mention.external_id}", None)
+
+    def close(self) -> None:
+        pass
 
 
 def mark(store: Store, mention_id: int, status: str, *, operator: str,

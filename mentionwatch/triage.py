@@ -14,6 +14,7 @@ from sqlalchemy import Connection, update
 
 from mentionwatch import outbox
 from mentionwatch.audit import record
+from mentionwatch.config import TeamConfig
 from mentionwatch.durations import format_duration, parse_duration
 from mentionwatch.models import Mention
 from mentionwatch.store import Store
@@ -147,11 +148,11 @@ def snooze(store: Store, mention_id: int, until: datetime | None, *, operator: s
             record(conn, operator, "snooze", mention_id, until=until.isoformat())
 
 
-def assign(store: Store, mention_id: int, person: str | None, *, operator: str) -> str | None:
-    """Give a mention to a named person (None or blank: nobody). Returns the stored name."""
-    name = clean_name(person)
-    if name is not None and len(name) > MAX_NAME:
-        raise TriageError(f"The name {name[:20]!r}... is longer than {MAX_NAME} characters.")
+def assign(store: Store, mention_id: int, person: str | None, *, operator: str,
+           team: TeamConfig | None = None) -> str | None:
+    """Give a mention to a named person (None or blank: nobody). With a [team] the person
+    must be one of its operators (stored as spelled there). Returns the stored name."""
+    name = assignee(person, team)
     with store.engine.begin() as conn:
         _update(conn, mention_id, assigned_to=name)
         if name is None:
@@ -161,9 +162,22 @@ def assign(store: Store, mention_id: int, person: str | None, *, operator: str) 
     return name
 
 
-def clean_name(person: str | None) -> str | None:
-    """A person's name as stored: spaces collapsed; None for a blank one (nobody)."""
-    return " ".join((person or "").split()) or None
+def assignee(person: str | None, team: TeamConfig | None = None) -> str | None:
+    """The name to store for `person`: spaces collapsed, None for a blank one (nobody), and
+    with a [team] one of its operators as spelled there. Raises TriageError otherwise."""
+    name = " ".join((person or "").split()) or None
+    if name is None:
+        return None
+    if len(name) > MAX_NAME:
+        raise TriageError(f"The name {name[:20]!r}... is longer than {MAX_NAME} characters.")
+    if team is None:
+        return name
+    found = team.find(name)
+    if found is None:
+        raise TriageError(
+            f"{name!r} is not in the team ({', '.join(o.name for o in team.operators)}).",
+            hint="Assign to one of the [[team.operators]] in the config.")
+    return found.name
 
 
 def resolve(store: Store, mention_id: int, *, operator: str) -> None:

@@ -101,6 +101,30 @@ def feeds() -> Iterator[Any]:
     yield from serve()
 
 
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A real HTTP server on 127.0.0.1 that records what the test `postbox` source posts."""
+    from tests.test_outbox import Receiver
+
+    server = Receiver()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def postbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Register the test-only `postbox` source kind (replies POSTed to `receiver`)."""
+    from mentionwatch import registry
+
+    monkeypatch.setitem(registry.BUILTIN, "postbox", "tests.test_outbox:PostboxConnector")
+    registry.available_kinds.cache_clear()
+    registry.connector_class.cache_clear()
+    yield
+    registry.available_kinds.cache_clear()
+    registry.connector_class.cache_clear()
+
+
 @pytest.fixture(autouse=True)
 def _private_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own user cache dir (connectors keep login sessions there)."""

@@ -135,6 +135,32 @@ def test_demo_runs_on_bundled_sample_without_keys(tmp_path: Path) -> None:
     assert "Acme" in result.stdout and "anvil" not in result.stdout.lower()
 
 
+def test_demo_samples_are_moved_to_now_keeping_their_spacing(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import feedparser
+
+    from mentionwatch.cli.demo import fresh_samples
+    from mentionwatch.resources import sample_dir
+
+    now = datetime(2031, 5, 4, 9, 30, tzinfo=UTC)
+    offset = fresh_samples(sample_dir(), tmp_path, now)
+
+    def stamps(folder: Path) -> list[datetime]:
+        out = []
+        for path in sorted(folder.glob("*.xml")):
+            for entry in feedparser.parse(path.read_bytes()).entries:
+                parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+                out.append(datetime(*parsed[:6], tzinfo=UTC))
+        return out
+
+    before, after = stamps(sample_dir()), stamps(tmp_path)
+    assert len(after) == len(before) > 10
+    # The newest date of all (a feed's own <updated>) is 4 minutes old; posts a little older.
+    assert now - timedelta(minutes=15) <= max(after) <= now - timedelta(minutes=4)
+    assert [a - b for a, b in zip(after, before, strict=True)] == [offset] * len(before)
+
+
 def test_mentions_show_explains_one_mention(project: Path) -> None:
     assert run(["poll"], project).returncode == 0
     rows = json.loads(run(["mentions", "list", "--json"], project).stdout)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from mentionwatch import outbox, registry
+from mentionwatch import outbox
 from mentionwatch.audit import recent
 from mentionwatch.config import Config
 from mentionwatch.connector import Batch, ConnectorSettings, MentionIn, PostResult
@@ -102,32 +101,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def postbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(registry.BUILTIN, "postbox", "tests.test_outbox:PostboxConnector")
-    registry.available_kinds.cache_clear()
-    registry.connector_class.cache_clear()
-    yield
-    registry.available_kinds.cache_clear()
-    registry.connector_class.cache_clear()
-
-
-def setup_mention(store: Store, config: Config) -> int:
+def setup_mention(store: Store, config: Config, *, flag: str = "complaint",
+                  external_id: str = "m1") -> int:
     sync_sources(config, store)
     result = store.store_batch("box", Batch([MentionIn(
-        external_id="m1", text="acme is down", url="https://postbox.test/m1")]), want_ids=True)
+        external_id=external_id, text="acme is down",
+        url=f"https://postbox.test/{external_id}")]), want_ids=True)
     [mention_id] = result.mention_ids
     with store.engine.begin() as conn:
         store.write_judgements(conn, [(mention_id, Judgement(
-            flag="complaint", priority=0.5, sentiment=-0.5,
+            flag=flag, priority=0.5, sentiment=-0.5,
             public_draft="Sorry! Please DM us.", private_draft="Hi, what's your email?",
             private_channel="dm"))])
     return mention_id

@@ -4,13 +4,10 @@ HTTP server on 127.0.0.1 receiving what is approved."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from textual.widgets import DataTable, TextArea
 
-from mentionwatch import registry
 from mentionwatch.connector import Batch, MentionIn
 from mentionwatch.judgement import Judgement
 from mentionwatch.models import Mention, OutboxAction
@@ -22,24 +19,6 @@ from tests.test_outbox import Receiver
 
 HOSTILE = ("[bold red]Acme[/] sucks [link=https://evil.example]click[/link] [/] "
            "\x1b[31mred\x1b[0m " + "very long line " * 40)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def postbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(registry.BUILTIN, "postbox", "tests.test_outbox:PostboxConnector")
-    registry.available_kinds.cache_clear()
-    registry.connector_class.cache_clear()
-    yield
-    registry.available_kinds.cache_clear()
-    registry.connector_class.cache_clear()
 
 
 def seed(store: Store, config: Any) -> dict[str, int]:

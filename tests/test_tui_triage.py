@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect
-from textual.widgets import DataTable, Input, Label, TextArea
+from textual.widgets import DataTable, Input, Label, Static, TextArea
 
 from mentionwatch import db, outbox, triage
 from mentionwatch.audit import recent
@@ -38,7 +38,7 @@ from mentionwatch.tui.queries import (
 )
 from tests.conftest import make_config
 from tests.test_outbox import Receiver
-from tests.test_tui import postbox, receiver, seed  # noqa: F401  (fixtures)
+from tests.test_tui import seed
 
 OPERATOR = "dana"
 
@@ -110,7 +110,7 @@ def add(store: Store, source: str, posts: list[tuple[str, str, str, float, datet
 
 
 async def test_snooze_hides_until_the_time_then_it_comes_back(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver)
     ids = seed(store, config)
     clock = Clock()
@@ -153,13 +153,13 @@ async def test_snooze_hides_until_the_time_then_it_comes_back(
 
 
 async def test_escape_cancels_a_prompt_and_changes_nothing(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver)
     ids = seed(store, config)
     app = make_app(config, store)
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause()
-        for key in ("z", "w"):
+        for key in ("z", "g"):
             await pilot.press(key)
             await pilot.pause()
             await pilot.press("escape")
@@ -173,18 +173,18 @@ async def test_escape_cancels_a_prompt_and_changes_nothing(
 
 
 async def test_assign_shows_in_queue_and_detail_and_filters_mine(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver)
     ids = seed(store, config)
     app = make_app(config, store)
     async with app.run_test(size=(200, 45)) as pilot:
         await pilot.pause()
-        await pilot.press("w")  # offers the operator's own name
+        await pilot.press("g")  # offers the operator's own name
         await pilot.pause()
         assert app.screen.query_one(Input).value == OPERATOR
         await pilot.press("enter")
         await pilot.pause()
-        await pilot.press("down", "w")
+        await pilot.press("down", "g")
         await pilot.pause()
         app.screen.query_one(Input).value = ""
         await pilot.press(*"[b]Priya[/b]", "enter")  # markup in a name stays literal
@@ -202,11 +202,41 @@ async def test_assign_shows_in_queue_and_detail_and_filters_mine(
     assert events(store, ids["hostile"])[0][2] == {"to": "[b]Priya[/b]"}
 
 
+async def test_with_a_team_only_its_operators_can_be_assigned(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    from tests.test_approvals import TEAM
+
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}],
+                         team=TEAM)
+    ids = seed(store, config)
+    app = make_app(config, store)
+    async with app.run_test(size=(200, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("g")
+        await pilot.pause()
+        assert "The team: sam, kim, dana, lee." in str(
+            app.screen.query_one("#prompt-hint", Static).content)
+        app.screen.query_one(Input).value = ""
+        await pilot.press(*"Priya", "enter")  # not in the team: says so, stays open
+        await pilot.pause()
+        assert isinstance(app.screen, PromptScreen)
+        assert "'Priya' is not in the team (sam, kim, dana, lee)" in str(
+            app.screen.query_one("#prompt-error", Static).content)
+        app.screen.query_one(Input).value = ""
+        await pilot.press(*"KIM", "enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, PromptScreen)
+        assert app.rows[0].assigned_to == "kim"  # as the team spells it
+    with pytest.raises(triage.TriageError, match="'Priya' is not in the team"):
+        triage.assign(store, ids["urgent"], "Priya", operator=OPERATOR, team=config.team)
+    assert [e[2] for e in events(store, ids["urgent"])] == [{"to": "kim"}]
+
+
 # ----------------------------------------------------------------------------- resolve
 
 
 async def test_resolve_leaves_the_queue_and_is_audited(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver)
     ids = seed(store, config)
     app = make_app(config, store)
@@ -231,7 +261,7 @@ async def test_resolve_leaves_the_queue_and_is_audited(
 
 
 async def test_a_key_right_after_a_move_acts_on_the_row_under_the_cursor(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver)
     ids = seed(store, config)
     app = make_app(config, store)
@@ -257,7 +287,7 @@ async def test_a_key_right_after_a_move_acts_on_the_row_under_the_cursor(
 
 
 async def test_help_lists_every_key_and_queue_keys_wait_under_it(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     from textual.binding import Binding
 
     from mentionwatch.tui.help import HelpScreen
@@ -297,7 +327,7 @@ def editor_script(tmp_path: Path, body: str) -> str:
 
 
 async def test_editor_rewrites_the_draft_and_the_edit_is_what_is_sent(
-        postbox: None, receiver: Receiver, store: Store, db_url: str,  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = box_config(db_url, receiver)
     ids = seed(store, config)
@@ -325,7 +355,7 @@ async def test_editor_rewrites_the_draft_and_the_edit_is_what_is_sent(
 
 
 async def test_editor_edits_the_focused_private_draft_with_visual_as_fallback(
-        postbox: None, receiver: Receiver, store: Store, db_url: str,  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = box_config(db_url, receiver)
     seed(store, config)
@@ -347,7 +377,7 @@ async def test_editor_edits_the_focused_private_draft_with_visual_as_fallback(
     ("/nonexistent/bin/editor", "Could not start the editor '/nonexistent/bin/editor'"),
 ])
 async def test_a_missing_or_failing_editor_loses_nothing(
-        postbox: None, receiver: Receiver, store: Store, db_url: str,  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str,
         monkeypatch: pytest.MonkeyPatch, editor: str | None, message: str) -> None:
     config = box_config(db_url, receiver)
     ids = seed(store, config)
@@ -372,7 +402,7 @@ async def test_a_missing_or_failing_editor_loses_nothing(
 
 
 async def test_filters_by_source_and_status_combine_with_search(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver, "box", "desk")
     sync_sources(config, store)
     t = utcnow() - timedelta(hours=3)
@@ -437,7 +467,7 @@ def queue_order(store: Store) -> list[int]:
 
 
 async def test_reaching_the_end_loads_the_next_page_in_priority_then_age_order(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver)
     sync_sources(config, store)
     add(store, "box", paging_posts(23, utcnow() - timedelta(days=1)))
@@ -465,7 +495,7 @@ async def test_reaching_the_end_loads_the_next_page_in_priority_then_age_order(
 
 
 async def test_refresh_keeps_a_deep_selection_and_an_edit_in_progress(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver)
     sync_sources(config, store)
     start = utcnow() - timedelta(days=1)
@@ -529,7 +559,7 @@ def plan(store: Store, statement: Any) -> str:
 
 
 def test_queue_pages_and_flag_counts_read_the_partial_queue_index(
-        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:  # noqa: F811
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
     config = box_config(db_url, receiver)
     sync_sources(config, store)
     add(store, "box", paging_posts(30, utcnow() - timedelta(days=1)))
@@ -624,7 +654,7 @@ def test_snooze_times_that_are_wrong_say_what_to_type(typed: str, message: str) 
 # ----------------------------------------------------------------------------- CLI
 
 
-def test_cli_snooze_assign_resolve(postbox: None, receiver: Receiver,  # noqa: F811
+def test_cli_snooze_assign_resolve(postbox: None, receiver: Receiver,
                                    store: Store, db_url: str, tmp_path: Path) -> None:
     config = box_config(db_url, receiver)
     ids = seed(store, config)

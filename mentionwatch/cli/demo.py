@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+from rich.text import Text
 
-from mentionwatch.cli.context import AppContext, pass_app
+from mentionwatch.cli.context import AppContext, pass_app, stdout_is_tty
 from mentionwatch.config import parse_config
 from mentionwatch.resources import sample_dir
+
+if TYPE_CHECKING:
+    from mentionwatch.config import Config
+    from mentionwatch.pipeline import PollReport
+    from mentionwatch.store import Store
 
 SAMPLE_FEEDS = {"community-forum": ("rss", "forum.xml"),
                 "google-alerts-acme": ("google_alerts", "alerts.xml"),
@@ -61,29 +72,93 @@ def demo_config_data(base_url: str, db_path: Path) -> dict[str, object]:
 @click.command()
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
               help="Keep the demo database here (default: a throwaway temporary file).")
+@click.option("--no-tui", is_flag=True,
+              help="Print what was found and exit, without opening the triage screen "
+              "(the default when not run in a terminal).")
 @pass_app
-def demo(app: AppContext, db_path: str | None) -> None:
-    """Run the real pipeline on bundled sample feeds and show what it found.
+def demo(app: AppContext, db_path: str | None, no_tui: bool) -> None:
+    """Run the real pipeline on bundled sample feeds, then open the triage screen on them.
 
     The sample feeds are served from 127.0.0.1, polled by the real RSS and Google Alerts
-    connectors, de-duplicated and stored in a SQLite database. No API keys, no network.
+    connectors, de-duplicated, judged by the default rules and stored in a SQLite database.
+    In the triage screen sending is simulated: approved replies go to a simulated sender and
+    nothing leaves the machine. No API keys, no network. Outside a terminal (CI, pipes) it
+    prints what it found and exits.
     """
-    from mentionwatch.cli.core import _load_judge, _poll_table, mentions_list
-    from mentionwatch.pipeline import poll
-    from mentionwatch.store import Store
+    from mentionwatch.cli.core import _poll_table, mentions_list
 
     with tempfile.TemporaryDirectory(prefix="mentionwatch-demo-") as tmp:
         path = Path(db_path) if db_path else Path(tmp) / "demo.db"
-        with serve_directory(sample_dir()) as base_url:
-            config = parse_config(demo_config_data(base_url, path.resolve()),
-                                  Path("<demo>"))
-            app._config = config
-            app._store = Store.open(config.database_url())
-            report = poll(config, app._store, force=True, judge=_load_judge(app))
-        app.out.print(_poll_table(report.outcomes))
-        ctx = click.get_current_context()
-        ctx.invoke(mentions_list, limit=20, source=None, flag=None, status_=None, since=None,
-                   search=None, as_json=False)
+        app._config, app._store, report = build_demo(path)
+        if not no_tui and interactive_terminal():
+            _triage_simulated(app)
+        else:
+            app.out.print(_poll_table(report.outcomes))
+            ctx = click.get_current_context()
+            ctx.invoke(mentions_list, limit=20, source=None, flag=None, status_=None,
+                       since=None, search=None, as_json=False)
+            app.out.print("In a terminal, `mentionwatch demo` opens the triage screen on these "
+                          "(sending simulated).")
         if db_path:
             app.out.print(f"Demo database kept at {path}.")
         app.close()
+
+
+def build_demo(path: Path) -> tuple[Config, Store, PollReport]:
+    """The demo's database at `path`: the bundled sample feeds served from 127.0.0.1,
+    polled by the real connectors and judged by the default rules (the real pipeline)."""
+    from mentionwatch.pipeline import poll
+    from mentionwatch.rules_engine import load_judge
+    from mentionwatch.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="mentionwatch-sample-") as folder:
+        fresh_samples(sample_dir(), Path(folder), datetime.now(UTC))
+        with serve_directory(Path(folder)) as base_url:
+            config = parse_config(demo_config_data(base_url, path.resolve()), Path("<demo>"))
+            store = Store.open(config.database_url())
+            report = poll(config, store, force=True, judge=load_judge(config))
+    return config, store, report
+
+
+_RFC822 = re.compile(r"(<pubDate>)([^<]+)(</pubDate>)")
+_ISO = re.compile(r"(<(?:published|updated)>)([^<]+)(</(?:published|updated)>)")
+
+
+def fresh_samples(source: Path, target: Path, now: datetime) -> timedelta:
+    """Copy the sample feeds with every date moved by one offset, so that the newest post is
+    a few minutes old: the demo's queue shows ages (and their amber and red) as a morning
+    shift would see them. Returns the offset."""
+    texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(source.glob("*.xml"))}
+    dates = [parsedate_to_datetime(m.group(2)) for t in texts.values()
+             for m in _RFC822.finditer(t)]
+    dates += [datetime.fromisoformat(m.group(2)) for t in texts.values() for m in _ISO.finditer(t)]
+    offset = now - timedelta(minutes=4) - max(dates)
+
+    def rfc822(match: re.Match[str]) -> str:
+        moved = parsedate_to_datetime(match.group(2)) + offset
+        return match.group(1) + format_datetime(moved, usegmt=True) + match.group(3)
+
+    def iso(match: re.Match[str]) -> str:
+        moved = datetime.fromisoformat(match.group(2)) + offset
+        return match.group(1) + moved.strftime("%Y-%m-%dT%H:%M:%SZ") + match.group(3)
+
+    for name, text in texts.items():
+        (target / name).write_text(_ISO.sub(iso, _RFC822.sub(rfc822, text)), encoding="utf-8")
+    return offset
+
+
+def interactive_terminal() -> bool:
+    """A person at a terminal: both ends are TTYs (a pipe or CI must never wait on a UI)."""
+    return sys.stdin.isatty() and stdout_is_tty()
+
+
+def _triage_simulated(app: AppContext) -> None:
+    """The triage screen on the demo data, with the simulated sender; then what it "sent"."""
+    from mentionwatch import outbox
+    from mentionwatch.tui.app import TriageApp
+
+    TriageApp(app.config, app.store, simulated=True).run()
+    done = outbox.actions(app.store)
+    if done:
+        states = ", ".join(f"{a.action} to #{a.mention_id}: {a.state}" for a in done)
+        app.out.print(Text(f"Demo outbox (simulated, nothing was posted): {states}."))

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from mentionwatch import audit, outbox
 from mentionwatch.cli.context import AppContext, pass_app
+from mentionwatch.team import current_operator
 
 
 @click.command()
@@ -27,17 +28,18 @@ def approve(app: AppContext, mention_id: int, public: bool, private: bool, text:
     """Approve the drafted reply (and/or private follow-up) of a mention for sending.
 
     Nothing is posted without this; nothing is posted twice. See the drafts with
-    `mentionwatch mentions show ID`.
+    `mentionwatch mentions show ID`. A reply to a crisis-flagged mention may wait in
+    `needs_approval` for a second person (see [team]); running `approve` on it again as
+    that person gives the second approval.
     """
-    operator = audit.operator_name()
-    ids = []
-    for action, wanted in (("reply", public), ("private", private)):
-        if wanted:
-            ids.append(outbox.approve(app.store, mention_id, action, operator=operator,
-                                      text=text))
-    if not ids:
+    operator = current_operator(app.config)
+    wanted = [action for action, on in (("reply", public), ("private", private)) if on]
+    if not wanted:
         raise click.UsageError("Nothing to approve: pass --public and/or --private.")
-    app.out.print(f"Approved {len(ids)} action(s) for mention {mention_id} as {operator}.")
+    for action in wanted:
+        result = outbox.take_approval(app.store, mention_id, action, operator=operator,
+                                      text=text, team=app.config.team)
+        app.out.print(Text(result.describe(mention_id, action, operator)))
     if send_now:
         _send(app)
 
@@ -49,7 +51,7 @@ def approve(app: AppContext, mention_id: int, public: bool, private: bool, text:
 @pass_app
 def dismiss(app: AppContext, mention_id: int, reason: str) -> None:
     """Take a mention off the queue without answering."""
-    outbox.mark(app.store, mention_id, "dismissed", operator=audit.operator_name(),
+    outbox.mark(app.store, mention_id, "dismissed", operator=current_operator(app.config),
                 reason=reason)
     app.out.print(f"Dismissed mention {mention_id} ({reason}).")
 
@@ -59,7 +61,8 @@ def dismiss(app: AppContext, mention_id: int, reason: str) -> None:
 @pass_app
 def replied_elsewhere(app: AppContext, mention_id: int) -> None:
     """Record that a mention was answered at the source by hand (feeds, Hacker News)."""
-    outbox.mark(app.store, mention_id, "replied_elsewhere", operator=audit.operator_name())
+    outbox.mark(app.store, mention_id, "replied_elsewhere",
+                operator=current_operator(app.config))
     app.out.print(f"Marked mention {mention_id} as replied elsewhere.")
 
 
@@ -91,24 +94,62 @@ def outbox_send(app: AppContext) -> None:
 
 @outbox_group.command("list")
 @click.option("--state", "states", multiple=True,
-              type=click.Choice(["approved", "sending", "sent", "failed", "unknown"]))
+              type=click.Choice(list(outbox.STATES)))
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def outbox_list(app: AppContext, states: tuple[str, ...], as_json: bool) -> None:
-    """Recent outbox actions. `unknown` ones may have been posted: check at the source."""
+    """Recent outbox actions. `unknown` ones may have been posted: check at the source, then
+    `outbox resolve`. `needs_approval` ones wait for a second approver."""
     rows = outbox.actions(app.store, states=states or None)
     if as_json:
         click.echo(json.dumps([{"id": a.id, "mention_id": a.mention_id, "action": a.action,
                                 "state": a.state, "text": a.text, "error": a.last_error,
+                                "approved_by": a.approved_by,
+                                "second_approver": a.second_approver,
                                 "posted_url": a.posted_url} for a in rows], indent=2))
         return
     table = Table(title="Outbox", title_justify="left")
     for col in ("id", "mention", "action", "state", "by", "text / error"):
         table.add_column(col, overflow="fold")
     for a in rows:
-        table.add_row(str(a.id), str(a.mention_id), a.action, a.state, a.approved_by or "",
+        by = a.approved_by or ""
+        if a.second_approver:
+            by += f" + {a.second_approver}"
+        table.add_row(str(a.id), str(a.mention_id), a.action, a.state, Text(by),
                       Text(a.last_error or a.text))
     app.out.print(table)
+
+
+@outbox_group.command("retry")
+@click.argument("action_id", type=int)
+@pass_app
+def outbox_retry(app: AppContext, action_id: int) -> None:
+    """Send a failed action again with the same text (to change it, approve the mention
+    again with --text)."""
+    outbox.retry(app.store, action_id, operator=current_operator(app.config))
+    app.out.print(f"Action {action_id} will be sent again at the next send.")
+
+
+@outbox_group.command("resolve")
+@click.argument("action_id", type=int)
+@click.option("--posted/--not-posted", required=True,
+              help="What you found at the source: it went out, or it did not.")
+@pass_app
+def outbox_resolve(app: AppContext, action_id: int, posted: bool) -> None:
+    """Settle an `unknown` action after checking the source by hand: --posted marks it
+    sent; --not-posted marks it failed so it can be retried or approved again."""
+    outbox.resolve_unknown(app.store, action_id, operator=current_operator(app.config),
+                           posted=posted)
+    app.out.print(f"Action {action_id} marked as {'sent' if posted else 'not sent (failed)'}.")
+
+
+@outbox_group.command("reject")
+@click.argument("action_id", type=int)
+@pass_app
+def outbox_reject(app: AppContext, action_id: int) -> None:
+    """Turn down an action that waits for its second approval."""
+    outbox.reject(app.store, action_id, operator=current_operator(app.config))
+    app.out.print(f"Action {action_id} rejected; it will not be sent.")
 
 
 @click.command("audit")

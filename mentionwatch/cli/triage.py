@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import click
 
-from mentionwatch import audit, triage
+from mentionwatch import triage
 from mentionwatch.cli.context import AppContext, pass_app
 from mentionwatch.models import utcnow
+from mentionwatch.team import current_operator
 
 
 @click.command("snooze")
@@ -22,7 +23,7 @@ def snooze(app: AppContext, mention_id: int, until: tuple[str, ...]) -> None:
         when = triage.parse_snooze_until(" ".join(until), now=now)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="UNTIL") from None
-    triage.snooze(app.store, mention_id, when, operator=audit.operator_name())
+    triage.snooze(app.store, mention_id, when, operator=current_operator(app.config))
     if when is None:
         app.out.print(f"Mention {mention_id} is back in the queue.")
     else:
@@ -40,7 +41,7 @@ def assign(app: AppContext, mention_id: int, person: str | None, nobody: bool) -
     if bool(person) == nobody:
         raise click.UsageError("Name a PERSON, or pass --nobody to take the assignment away.")
     name = triage.assign(app.store, mention_id, None if nobody else person,
-                         operator=audit.operator_name())
+                         operator=current_operator(app.config), team=app.config.team)
     app.out.print(f"Assigned mention {mention_id} to {name}." if name
                   else f"Mention {mention_id} is assigned to nobody.", markup=False)
 
@@ -50,5 +51,5 @@ def assign(app: AppContext, mention_id: int, person: str | None, nobody: bool) -
 @pass_app
 def resolve(app: AppContext, mention_id: int) -> None:
     """Close a case: the mention leaves the queue, recorded as resolved by you."""
-    triage.resolve(app.store, mention_id, operator=audit.operator_name())
+    triage.resolve(app.store, mention_id, operator=current_operator(app.config))
     app.out.print(f"Resolved mention {mention_id}.")

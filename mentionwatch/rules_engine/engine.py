@@ -27,6 +27,7 @@ from typing import Any
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
+from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack
 from mentionwatch.rules_engine.templates import first_name, fit, render
@@ -55,6 +56,9 @@ class _Context:
     sentiment: float
     now: datetime
     reasons: dict[str, Any]
+    #: Per-mention values computed once on first use and shared by every rule's context
+    #: (the complaint classifier's score).
+    cache: dict[str, Any]
 
 
 class Engine:
@@ -83,6 +87,14 @@ class Engine:
         # A rule with `any` terms cannot match a text that has none of them: skip it early.
         self._required = [frozenset(normalise_term(t) for t in r.when.any) for _, r in self.rules]
         self._vader = SentimentIntensityAnalyzer()
+        self._model = (classifier.default_model()
+                       if any(r.when.uses_classifier() for _, r in self.rules) else None)
+
+    def complaint_score(self, text: str, sentiment: float) -> tuple[float, list[tuple[str, float]]]:
+        """The classifier's score for a text, with the features that weighed most."""
+        model = self._model or classifier.default_model()
+        feats = classifier.features(text, sentiment)
+        return model.score(feats), model.explain(feats)
 
     # ------------------------------------------------------------------ public
 
@@ -96,10 +108,11 @@ class Engine:
         sentiment = self._vader.polarity_scores(text)["compound"]
         terms = self.matcher.find(text)
         hits: list[RuleHit] = []
+        cache: dict[str, Any] = {}
         for (pack, rule), required in zip(self.rules, self._required, strict=True):
             if required and not (required & terms):
                 continue
-            ctx = _Context(facts, terms, text, sentiment, now, {})
+            ctx = _Context(facts, terms, text, sentiment, now, {}, cache)
             if self._holds(rule.when, ctx):
                 hits.append(RuleHit(rule=rule.name, pack=pack, flag=rule.flag,
                                     severity=rule.severity, alert=rule.alert,
@@ -111,6 +124,10 @@ class Engine:
             "components": parts, "weights": WEIGHTS,
             "rules": [h.rule for h in hits],
         }
+        if "complaint" in cache:
+            score, top = cache["complaint"]
+            explanation["complaint_score"] = round(score, 3)
+            explanation["complaint_features"] = top
         public: str | None = None
         private: str | None = None
         channel: str | None = None
@@ -171,6 +188,20 @@ class Engine:
             if not ctx.sentiment >= cond.sentiment_above:
                 return False
             r["sentiment"] = f"{ctx.sentiment:.3f} >= {cond.sentiment_above}"
+        if cond.complaint_score_at_least is not None or cond.complaint_score_below is not None:
+            if "complaint" not in ctx.cache:
+                ctx.cache["complaint"] = self.complaint_score(ctx.text, ctx.sentiment)
+            score, top = ctx.cache["complaint"]
+            words = ", ".join(f"{classifier.readable(feat)} {weight:+.2f}"
+                              for feat, weight in top)
+            if cond.complaint_score_at_least is not None:
+                if not score >= cond.complaint_score_at_least:
+                    return False
+                r["complaint_score"] = f"{score:.2f} >= {cond.complaint_score_at_least} ({words})"
+            if cond.complaint_score_below is not None:
+                if not score < cond.complaint_score_below:
+                    return False
+                r["complaint_score"] = f"{score:.2f} < {cond.complaint_score_below} ({words})"
         if cond.source and f.source_kind not in cond.source and f.source not in cond.source:
             return False
         if cond.language and (f.language or "").split("-")[0] not in cond.language:
@@ -199,7 +230,7 @@ class Engine:
         if cond.any_of and not any(self._holds(c, ctx) for c in cond.any_of):
             return False
         if cond.not_ is not None:
-            probe = _Context(f, ctx.terms, ctx.text, ctx.sentiment, ctx.now, {})
+            probe = _Context(f, ctx.terms, ctx.text, ctx.sentiment, ctx.now, {}, ctx.cache)
             if self._holds(cond.not_, probe):
                 return False
         return True

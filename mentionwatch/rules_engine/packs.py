@@ -15,6 +15,7 @@ A pack file:
     any = ["down", "outage"]    # at least one term or phrase
     regex = ['order #\\d+']     # at least one pattern (case-insensitive)
     sentiment_below = 0.3       # VADER compound score
+    complaint_score_at_least = 0.6   # the complaint classifier's score, 0..1
     [rules.reply]
     public = "Sorry {first_name}, ..."
     private = "..."
@@ -55,6 +56,9 @@ class Condition(_Strict):
     regex: list[str] = []
     sentiment_below: float | None = Field(default=None, ge=-1, le=1)
     sentiment_above: float | None = Field(default=None, ge=-1, le=1)
+    #: The complaint classifier's score (0..1, see classifier.py).
+    complaint_score_at_least: float | None = Field(default=None, ge=0, le=1)
+    complaint_score_below: float | None = Field(default=None, ge=0, le=1)
     source: list[str] = []
     language: list[str] = []
     followers_at_least: int | None = Field(default=None, ge=0)
@@ -92,13 +96,21 @@ class Condition(_Strict):
     def terms(self) -> set[str]:
         """Every term and phrase used here or in nested conditions."""
         out = set(self.any) | set(self.all) | set(self.none)
-        for sub in [*self.any_of, *self.all_of, *([self.not_] if self.not_ else [])]:
+        for sub in self._children():
             out |= sub.terms()
         return out
 
+    def uses_classifier(self) -> bool:
+        """Whether this condition or a nested one needs the complaint classifier's score."""
+        own = self.complaint_score_at_least is not None or self.complaint_score_below is not None
+        return own or any(sub.uses_classifier() for sub in self._children())
+
+    def _children(self) -> list[Condition]:
+        return [*self.any_of, *self.all_of, *([self.not_] if self.not_ else [])]
+
     def history_days(self) -> int:
         days = self.complained_within_days or 0
-        for sub in [*self.any_of, *self.all_of, *([self.not_] if self.not_ else [])]:
+        for sub in self._children():
             days = max(days, sub.history_days())
         return days
 

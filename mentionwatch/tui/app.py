@@ -20,12 +20,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
 
 from mentionwatch import outbox, triage
-from mentionwatch.audit import operator_name
-from mentionwatch.config import Config
+from mentionwatch.config import Config, TeamConfig
 from mentionwatch.durations import format_duration
 from mentionwatch.models import utcnow
 from mentionwatch.store import Store
+from mentionwatch.team import current_operator
 from mentionwatch.text import first_line, strip_terminal_escapes
+from mentionwatch.tui.outbox_view import OutboxScreen, action_line, outbox_counts, summary_line
 from mentionwatch.tui.prompt import PromptScreen
 from mentionwatch.tui.queries import (
     PAGE_SIZE,
@@ -81,8 +82,9 @@ class TriageApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "back_to_queue", "Back to queue", show=False),
+        Binding("w", "outbox", "Outbox"),
         Binding("z", "snooze", "Snooze"),
-        Binding("w", "assign", "Assign"),
+        Binding("g", "assign", "Assign"),
         Binding("x", "resolve", "Resolve"),
         Binding("ctrl+o", "external_edit", "$EDITOR"),
         Binding("c", "cycle_source", "Source"),
@@ -92,11 +94,12 @@ class TriageApp(App[None]):
 
     def __init__(self, config: Config, store: Store, *, mention_id: int | None = None,
                  refresh_every: float = 10.0, connector_for: Any = None,
-                 page_size: int = PAGE_SIZE, clock: Callable[[], datetime] = utcnow) -> None:
+                 simulated: bool = False, page_size: int = PAGE_SIZE,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__()
         self.config = config
         self.store = store
-        self.operator = operator_name()
+        self.operator = current_operator(config)  # with a [team], must be one of it
         self.refresh_every = refresh_every
         self.filter_index = 0
         self.search_text: str | None = None
@@ -105,6 +108,10 @@ class TriageApp(App[None]):
         self.focus_mention = mention_id
         self.last_dismissed: tuple[int, str] | None = None
         self.connector_for = connector_for
+        #: The demo: approved replies go to a simulated sender, and the screen says so.
+        self.simulated = simulated
+        if simulated:
+            self.connector_for = outbox.SimulatedConnector
         self.page_size = page_size
         #: What "now" is for snoozes; tests move it instead of sleeping.
         self.clock = clock
@@ -121,6 +128,7 @@ class TriageApp(App[None]):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
+        yield Static(id="outbox-bar")
         yield Static(id="counts")
         with Horizontal():
             with Vertical(id="left"):
@@ -147,6 +155,7 @@ class TriageApp(App[None]):
         self.reload()
         table.focus()
         self.set_interval(self.refresh_every, self.reload)
+        self.screen_change_signal.subscribe(self, self.on_screen_changed)
 
     # ------------------------------------------------------------------ data
 
@@ -185,6 +194,7 @@ class TriageApp(App[None]):
             line.append(safe(self.search_text))
         line.append(f"   operator: {self.operator}", style="dim")
         self.query_one("#counts", Static).update(line)
+        self.update_outbox_bar()
 
     def selected_id(self) -> int | None:
         table = self.query_one("#queue", DataTable)
@@ -202,7 +212,7 @@ class TriageApp(App[None]):
                             "are polled."))
             public.text = private.text = ""
             return
-        box.update(render_detail(self.current, self.clock()))
+        box.update(render_detail(self.current, self.config.team, self.clock()))
         editing = keep_edits and (public.has_focus or private.has_focus)
         if not editing:
             kept = self.edits.get(self.current.mention.id, {})
@@ -261,16 +271,20 @@ class TriageApp(App[None]):
         approved = []
         for kind in kinds:
             try:
-                outbox.approve(self.store, mention_id, kind, operator=self.operator,
-                               text=edited[kind])
+                result = outbox.take_approval(
+                    self.store, mention_id, kind, operator=self.operator, text=edited[kind],
+                    team=self.config.team, simulated=self.simulated)
                 approved.append(kind)
                 self.edits.get(mention_id, {}).pop(kind, None)
             except outbox.OutboxError as exc:
                 self.notify(str(exc), severity="error", markup=False)
+                continue
+            self.notify(result.describe(mention_id, kind, self.operator), markup=False,
+                        severity="warning" if result.state == "needs_approval"
+                        else "information")
         if not self.edits.get(mention_id):
             self.edits.pop(mention_id, None)
         if approved:
-            self.notify(f"Approved {' and '.join(approved)} for #{mention_id}.", markup=False)
             self.send_approved()
             self.reload()
 
@@ -279,13 +293,16 @@ class TriageApp(App[None]):
         from mentionwatch.pipeline import build_connector
 
         factory = self.connector_for or (lambda source: build_connector(source, self.config))
-        for result in outbox.send_pending(self.config, self.store, connector_for=factory):
+        for result in outbox.send_pending(self.config, self.store, connector_for=factory,
+                                          simulated=self.simulated):
             message = f"#{result.mention_id} {result.action}: {result.state}"
+            if self.simulated and result.state == "sent":
+                message += " (simulated: nothing was posted)"
             if result.message:
                 message += f" ({result.message})"
             self.call_from_thread(self.notify, message, markup=False,
                                   severity="error" if result.state != "sent" else "information")
-        self.call_from_thread(self.reload)  # answered mentions leave the queue
+        self.call_from_thread(self.after_send)  # answered mentions leave the queue
 
     def action_dismiss(self, reason: str) -> None:
         self.catch_up()
@@ -349,11 +366,6 @@ class TriageApp(App[None]):
         return (bool(self.screen_stack) and self.screen is self.screen_stack[0]
                 and bool(self.screen.query("#queue")))
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in QUEUE_ACTIONS:
-            return self.on_queue_screen()
-        return True
-
     def catch_up(self, *, approving: bool = False) -> bool:
         """A key can arrive before the cursor's move has reached the detail pane (a quick
         "down x"): show the mention under the cursor first, so the key acts on the row the
@@ -368,6 +380,12 @@ class TriageApp(App[None]):
             self.notify(f"The selection moved to #{selected}: read its drafts, then press "
                         "the key again.", severity="warning", markup=False)
         return True
+
+    def on_screen_changed(self, screen: object) -> None:
+        """Back on the queue from the outbox, stats, help or a prompt: refreshes skipped
+        meanwhile are caught up at once, not at the next tick."""
+        if self.screen_stack and screen is self.screen_stack[0]:
+            self.call_next(self.reload)
 
     def current_filter(self) -> QueueFilter:
         return QueueFilter(flag=FILTERS[self.filter_index], source=self.sources[self.source_index],
@@ -454,17 +472,18 @@ class TriageApp(App[None]):
         return (("reply", self.query_one("#public", TextArea)),
                 ("private", self.query_one("#private", TextArea)))
 
-    def triage_failed(self, change: Callable[..., object], mention_id: int,
-                      *args: object) -> bool:
-        """Make a triage change as the operator; a refusal (the mention is gone, a name too
-        long) is shown, not raised, and the queue is re-read."""
+    def apply_triage(self, change: Callable[..., object], mention_id: int,
+                     *args: object, **kwargs: object) -> tuple[bool, object]:
+        """Make a triage change as the operator: (done, what it returned). A refusal (the
+        mention is gone, a name not in the team) is shown, not raised, and the queue is
+        re-read."""
         try:
-            change(self.store, mention_id, *args, operator=self.operator)
+            return True, change(self.store, mention_id, *args, operator=self.operator,
+                                **kwargs)
         except triage.TriageError as exc:
             self.notify(str(exc), severity="error", markup=False)
             self.reload()
-            return True
-        return False
+            return False, None
 
     def after_triage(self, mention_id: int, message: str) -> None:
         self.notify(message, markup=False)
@@ -488,7 +507,7 @@ class TriageApp(App[None]):
             if value is None:
                 return
             until = triage.parse_snooze_until(value, now=self.clock())
-            if self.triage_failed(triage.snooze, mention_id, until):
+            if not self.apply_triage(triage.snooze, mention_id, until)[0]:
                 return
             self.after_triage(mention_id, f"#{mention_id} is back in the queue." if until is None
                               else f"Snoozed #{mention_id} until "
@@ -504,26 +523,35 @@ class TriageApp(App[None]):
             return
         mention_id = self.current.mention.id
 
+        team = self.config.team
+
+        def check(value: str) -> str | None:
+            try:
+                triage.assignee(value, team)
+            except triage.TriageError as exc:
+                return str(exc)
+            return None
+
         def done(value: str | None) -> None:
             if value is None:
                 return
-            if self.triage_failed(triage.assign, mention_id, value):
-                return
-            name = triage.clean_name(value)
-            self.after_triage(mention_id, f"Assigned #{mention_id} to {name}." if name
-                              else f"#{mention_id} is assigned to nobody.")
+            assigned, name = self.apply_triage(triage.assign, mention_id, value, team=team)
+            if assigned:
+                self.after_triage(mention_id, f"Assigned #{mention_id} to {name}." if name
+                                  else f"#{mention_id} is assigned to nobody.")
 
+        names = f" The team: {', '.join(o.name for o in team.operators)}." if team else ""
         self.push_screen(PromptScreen(
             f"Assign #{mention_id} to whom?",
-            value=self.current.mention.assigned_to or self.operator,
-            hint="A name (Enter). Empty: assigned to nobody. Esc: cancel."), done)
+            value=self.current.mention.assigned_to or self.operator, check=check,
+            hint=f"A name (Enter). Empty: assigned to nobody. Esc: cancel.{names}"), done)
 
     def action_resolve(self) -> None:
         self.catch_up()
         if self.current is None:
             return
         mention_id = self.current.mention.id
-        if self.triage_failed(triage.resolve, mention_id):
+        if not self.apply_triage(triage.resolve, mention_id)[0]:
             return
         self.edits.pop(mention_id, None)
         self.after_triage(mention_id, f"Resolved #{mention_id}.")
@@ -572,10 +600,36 @@ class TriageApp(App[None]):
         self.only_mine = not self.only_mine
         self.reload()
 
+    # ------------------------------------------------------------------ outbox and identity
 
-#: The app's own keys that act on the queue (all but quit): off while another screen is up.
-QUEUE_ACTIONS = frozenset(
-    b.action.split("(")[0] for b in Binding.make_bindings(TriageApp.BINDINGS)) - {"quit"}
+    def action_outbox(self) -> None:
+        """Second approvals, failed and unknown sends: the outbox view."""
+        self.push_screen(OutboxScreen())
+
+    def after_send(self) -> None:
+        """The sender finished a pass: refresh the queue and an open outbox view."""
+        self.reload()
+        if isinstance(self.screen, OutboxScreen):
+            self.screen.reload()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Queue keys act on the queue's selection: off (and out of the footer) while
+        another view such as the outbox or the stats is on top."""
+        on_queue = len(self.screen_stack) <= 1
+        return on_queue or action == "quit" or action not in _queue_actions()
+
+    def update_outbox_bar(self) -> None:
+        self.query_one("#outbox-bar", Static).update(
+            summary_line(outbox_counts(self.store), simulated=self.simulated))
+
+
+def _queue_actions() -> set[str]:
+    """The action names bound by the queue's own keys (without their arguments)."""
+    names = set()
+    for binding in TriageApp.BINDINGS:
+        action = binding.action if isinstance(binding, Binding) else binding[1]
+        names.add(action.partition("(")[0])
+    return names
 
 
 def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
@@ -583,7 +637,8 @@ def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
     return (-key.priority, key.created_at, key.id)
 
 
-def render_detail(d: Detail, now: datetime | None = None) -> Text:
+def render_detail(d: Detail, team: TeamConfig | None = None,
+                  now: datetime | None = None) -> Text:
     """The whole mention as inert text: body, link, author, engagement, why, history."""
     m = d.mention
     out = Text()
@@ -616,9 +671,7 @@ def render_detail(d: Detail, now: datetime | None = None) -> Text:
             out.append(f"  {r.pack}/{r.rule} ({r.flag}, severity {r.severity:.2f}) "
                        f"{safe(why)}\n")
     for action in d.actions:
-        out.append(f"outbox: {action.action} {action.state}", style="yellow")
-        if action.last_error:
-            out.append(f" ({safe(action.last_error)})")
+        out.append_text(action_line(action, team))
         out.append("\n")
     if d.history:
         out.append("earlier from this author:\n", style="bold")

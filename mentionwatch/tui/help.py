@@ -15,8 +15,10 @@ from textual.widgets import Footer, Static
 
 #: Longer explanations by action; a key without one shows its footer description.
 DETAILS = {
-    "approve('reply')": "Approve the public reply as it stands in the draft; it is sent at "
-                        "once, never twice.",
+    "approve('reply')": "Approve the public reply as it stands in the draft (or give the "
+                        "second approval a crisis reply waits for); sent once, never twice.",
+    "outbox": "The outbox view: second approvals, failed and unknown sends (retry, edit, "
+              "mark sent / not sent).",
     "approve('private')": "Approve the private follow-up (DM or e-mail) as drafted.",
     "approve('both')": "Approve the public reply and the private follow-up.",
     "dismiss('not relevant')": "Not relevant: off the queue (u brings it back).",

@@ -1,0 +1,210 @@
+"""A small, explainable complaint classifier: logistic regression over words and word pairs.
+
+Rules find complaints that use complaint words. Many do not ("thanks @airline for the 4 hour
+wait", "day 6 and still no parcel"), and many posts with angry words are not complaints at a
+company ("mondays are the worst"). This model gives each mention a `complaint_score` (0..1),
+which rule packs use as a condition like any other (`complaint_score_at_least = 0.6`).
+
+- Features are binary: lower-cased words, adjacent word pairs, a few shapes (a link, a user
+  handle, a question mark, a leading handle) and the VADER sentiment band the engine already
+  computed. Handles, links and numbers are replaced by placeholders, so the model learns
+  "@<user> my order <num>" rather than any one brand.
+- The score is sigmoid(bias + sum of the weights of the features present): a dictionary look-up
+  per token, about 15 µs a post, CPU only, no downloads.
+- Every score is explained by the features that pushed it most (`explain`).
+- The weights ship in `complaint_model.json`, trained by `python -m
+  mentionwatch.rules_engine.train` from `rules/training/complaints.csv`, posts
+  written by this project's team for the purpose (see its SOURCES.md). Training is
+  deterministic: the same CSV gives the same file (a test checks it).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import json
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+MODEL_PATH = Path(__file__).with_name("complaint_model.json")
+FORMAT = 1
+
+#: One pass over the lower-cased text; each token's first character says what it is.
+_TOKEN = re.compile(
+    r"https?://\S+|www\.\S+"              # links
+    r"|@\w+"                               # handles
+    r"|#[^\W\d_]\w*"                       # hashtags (not "#12345")
+    r"|[$£€]?\d[\d.,:/]*[a-z]*"              # numbers, prices, times, "3rd", "6pm"
+    r"|[a-z]+(?:'[a-z]+)*"                  # words, with apostrophes
+    r"|[?!\U0001F300-\U0001FAFF\u2600-\u27BF]"  # ? ! and emoji
+)
+#: Words that carry no signal on their own but do in pairs ("not working", "my order").
+_BANDS = ((-0.5, "sent:neg"), (-0.05, "sent:mneg"), (0.05, "sent:neu"), (0.5, "sent:mpos"))
+
+
+def _band(sentiment: float) -> str:
+    for upper, name in _BANDS:
+        if sentiment <= upper:
+            return name
+    return "sent:pos"
+
+
+def _scan(text: str) -> tuple[list[str], list[str]]:
+    """The token sequence (a hashtag as its bare word) and the hashtags, lower-cased."""
+    seq: list[str] = []
+    tags: list[str] = []
+    for tok in _TOKEN.findall(text.lower().replace("\u2019", "'")):
+        first = tok[0]
+        if first == "@":
+            seq.append("<user>")
+        elif first == "#":
+            tags.append(tok)
+            seq.append(tok[1:])
+        elif first.isdigit() or first in "$£€":
+            seq.append("<num>")
+        elif first in "hw" and ("://" in tok or tok.startswith("www.")):
+            seq.append("<url>")
+        else:
+            seq.append(tok)
+    return seq, tags
+
+
+def tokens(text: str) -> list[str]:
+    """The post as normalised tokens: words, <url>, <user>, <num>, ? ! and emoji; a hashtag
+    counts as its word here (`features` adds the `#tag` itself)."""
+    return _scan(text)[0]
+
+
+def features(text: str, sentiment: float | None = None) -> set[str]:
+    """The binary features of one post (a set: presence, not counts)."""
+    seq, tags = _scan(text)
+    feats = {f"{a} {b}" for a, b in zip(["<s>", *seq], seq, strict=False)}
+    feats.update(seq)
+    feats.update(tags)
+    if seq and seq[0] == "<user>":
+        feats.add("shape:starts-with-handle")
+    if any(len(word) > 2 and word.isupper() for word in text.split()):
+        feats.add("shape:caps-word")
+    if sentiment is not None:
+        feats.add(_band(sentiment))
+    return feats
+
+
+_READABLE = {"shape:starts-with-handle": "starts with a handle",
+             "shape:caps-word": "a word in CAPS", "sent:neg": "sentiment negative",
+             "sent:mneg": "sentiment slightly negative", "sent:neu": "sentiment neutral",
+             "sent:mpos": "sentiment slightly positive", "sent:pos": "sentiment positive"}
+_PLACEHOLDERS = {"<user>": "@handle", "<url>": "link", "<num>": "N"}
+
+
+def readable(feature: str) -> str:
+    """A feature as a person reads it: `<s> <user> my` -> `(start) @handle my`."""
+    if feature in _READABLE:
+        return _READABLE[feature]
+    words = [_PLACEHOLDERS.get(w, w) for w in feature.split(" ")]
+    if words[0] == "<s>":
+        words[0] = "(start)"
+    return " ".join(words)
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """Weights of the logistic regression, and what they were trained on."""
+
+    bias: float
+    weights: dict[str, float]
+    trained_on: dict[str, object]
+
+    def score(self, feats: Iterable[str]) -> float:
+        weights = self.weights
+        z = self.bias + sum(weights.get(f, 0.0) for f in feats)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def explain(self, feats: Iterable[str], top: int = 4) -> list[tuple[str, float]]:
+        """The features that pushed the score most, strongest first, with their weights."""
+        present = [(f, self.weights[f]) for f in feats if f in self.weights]
+        present.sort(key=lambda fw: (-abs(fw[1]), fw[0]))
+        return [(f, round(w, 2)) for f, w in present[:top]]
+
+    def to_json(self) -> str:
+        data = {"format": FORMAT, "bias": round(self.bias, 6),
+                "weights": {f: round(w, 6) for f, w in sorted(self.weights.items())},
+                "trained_on": self.trained_on}
+        return json.dumps(data, indent=0, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Model:
+        data = json.loads(text)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"unknown complaint model format {data.get('format')!r}")
+        return cls(float(data["bias"]), {str(k): float(v) for k, v in data["weights"].items()},
+                   dict(data.get("trained_on", {})))
+
+
+@functools.cache
+def default_model() -> Model:
+    """The shipped model (read once per process)."""
+    return Model.from_json(MODEL_PATH.read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------- training
+
+
+def read_training(path: Path) -> list[tuple[str, int]]:
+    """Rows `text,label[,kind]` with a header; label 1 = complaint."""
+    rows: list[tuple[str, int]] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for number, record in enumerate(csv.DictReader(handle), start=2):
+            label = (record.get("label") or "").strip()
+            if label not in ("0", "1") or not (record.get("text") or "").strip():
+                raise ValueError(f"{path}:{number}: expected text and label 0 or 1")
+            rows.append((record["text"], int(label)))
+    return rows
+
+
+def train(samples: Sequence[tuple[set[str], int]], *, epochs: int = 40, l2: float = 1e-4,
+          rate: float = 0.1, min_count: int = 2, seed: int = 7) -> tuple[float, dict[str, float]]:
+    """Logistic regression by AdaGrad SGD, deterministic for a given seed and input order."""
+    counts = Counter(f for feats, _ in samples for f in feats)
+    kept = [([f for f in sorted(feats) if counts[f] >= min_count], y) for feats, y in samples]
+    weights: dict[str, float] = {}
+    grads: dict[str, float] = {}
+    bias, bias_grad = 0.0, 1e-8
+    order = list(range(len(kept)))
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for index in order:
+            feats, y = kept[index]
+            z = bias + sum(weights.get(f, 0.0) for f in feats)
+            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+            g = p - y
+            bias_grad += g * g
+            bias -= rate * g / math.sqrt(bias_grad)
+            for f in feats:
+                w = weights.get(f, 0.0)
+                gf = g + l2 * w
+                acc = grads.get(f, 1e-8) + gf * gf
+                grads[f] = acc
+                weights[f] = w - rate * gf / math.sqrt(acc)
+    return bias, {f: w for f, w in weights.items() if abs(w) >= 1e-3}
+
+
+def train_file(path: Path, sentiment: bool = True) -> Model:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    rows = read_training(path)
+    vader = SentimentIntensityAnalyzer() if sentiment else None
+    samples = [(features(text, vader.polarity_scores(text)["compound"] if vader else None), y)
+               for text, y in rows]
+    bias, weights = train(samples)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    trained = {"file": path.name, "rows": len(rows), "complaints": sum(y for _, y in rows),
+               "sha256": digest}
+    return Model(bias, weights, trained)

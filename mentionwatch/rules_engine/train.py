@@ -1,0 +1,50 @@
+"""Train the complaint classifier from a CSV and write its weights, or score a text.
+
+    python -m mentionwatch.rules_engine.train            # rules/training/complaints.csv
+    python -m mentionwatch.rules_engine.train --data my.csv --out model.json
+    python -m mentionwatch.rules_engine.train --score "@acme still no refund"
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mentionwatch.resources import rules_dir
+from mentionwatch.rules_engine.classifier import MODEL_PATH, default_model, features, train_file
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mentionwatch.rules_engine.train",
+        description="Train or try the complaint classifier.")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="training CSV with a header: text,label[,...] "
+                             "(default: rules/training/complaints.csv)")
+    parser.add_argument("--out", type=Path, default=MODEL_PATH,
+                        help="where to write the weights (default: the shipped model)")
+    parser.add_argument("--score", metavar="TEXT", help="score TEXT with the shipped model "
+                        "and show the features that weighed most, instead of training")
+    args = parser.parse_args(argv)
+    if args.score is None:
+        data = args.data or rules_dir() / "training" / "complaints.csv"
+        model = train_file(data)
+        args.out.write_text(model.to_json(), encoding="utf-8")
+        print(f"wrote {args.out}: {len(model.weights)} weights from {model.trained_on['rows']}"
+              " posts")
+        return 0
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    sentiment = SentimentIntensityAnalyzer().polarity_scores(args.score)["compound"]
+    feats = features(args.score, sentiment)
+    model = default_model()
+    print(f"complaint_score {model.score(feats):.3f}")
+    for feat, weight in model.explain(feats, top=8):
+        print(f"  {weight:+.2f}  {feat}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
