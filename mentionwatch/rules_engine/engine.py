@@ -35,6 +35,7 @@ from mentionwatch.rules_engine.templates import first_name, fit, render
 FLAG_ORDER = ("ignore", "spam", "crisis", "complaint", "question", "praise")
 WEIGHTS = {"severity": 0.45, "negativity": 0.20, "reach": 0.15, "engagement": 0.10,
            "velocity": 0.10}
+_W_SEVERITY, _W_NEGATIVITY, _W_REACH, _W_ENGAGEMENT, _W_VELOCITY = WEIGHTS.values()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,10 @@ class BrandFacts:
 
 @dataclass(slots=True)
 class _Context:
+    """One mention as every rule sees it. The per-mention features (the text, its terms, its
+    sentiment) are computed once in `Engine._context` and shared by all rules; a new feature
+    (a classifier score, say) is one more field here, filled there."""
+
     facts: MentionFacts
     terms: set[str]
     text: str
@@ -57,8 +62,20 @@ class _Context:
     reasons: dict[str, Any]
 
 
+#: A condition compiled to a pure test of a context (see `_compile`).
+Test = Callable[[_Context], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    pack: str
+    rule: Rule
+    test: Test
+
+
 class Engine:
-    """Evaluates rule packs. Build once (compiles one term matcher), call `judge` often."""
+    """Evaluates rule packs. Build once (compiles one term matcher and each rule's test),
+    call `judge` often."""
 
     def __init__(self, packs: Sequence[RulePack], brand: BrandFacts,
                  reply_limits: Mapping[str, int | None] | Callable[[str], int | None] | None
@@ -80,8 +97,9 @@ class Engine:
         # Normalised term sets per condition (conditions are frozen and live with the engine).
         self._sets: dict[int, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
         self.history_days = max((r.when.history_days() for _, r in self.rules), default=0)
-        # A rule with `any` terms cannot match a text that has none of them: skip it early.
-        self._required = [frozenset(normalise_term(t) for t in r.when.any) for _, r in self.rules]
+        self._compiled = [_CompiledRule(pack, rule, self._compile(rule.when))
+                          for pack, rule in self.rules]
+        self._by_name = {r.name: r for _, r in self.rules}
         self._vader = SentimentIntensityAnalyzer()
 
     # ------------------------------------------------------------------ public
@@ -92,19 +110,22 @@ class Engine:
 
     def judge_one(self, facts: MentionFacts, *, now: datetime | None = None) -> Judgement:
         now = now or datetime.now(UTC)
-        text = f"{facts.title}\n{facts.text}" if facts.title else facts.text
-        sentiment = self._vader.polarity_scores(text)["compound"]
-        terms = self.matcher.find(text)
+        ctx = self._context(facts, now)
+        sentiment = ctx.sentiment
         hits: list[RuleHit] = []
-        for (pack, rule), required in zip(self.rules, self._required, strict=True):
-            if required and not (required & terms):
+        for compiled in self._compiled:
+            # The compiled test rejects most rules in a few comparisons; only a rule that
+            # holds is walked again, the slow way, to say why.
+            if not compiled.test(ctx):
                 continue
-            ctx = _Context(facts, terms, text, sentiment, now, {})
-            if self._holds(rule.when, ctx):
-                hits.append(RuleHit(rule=rule.name, pack=pack, flag=rule.flag,
+            rule = compiled.rule
+            why = _Context(facts, ctx.terms, ctx.text, sentiment, now, {})
+            if self._holds(rule.when, why):
+                hits.append(RuleHit(rule=rule.name, pack=compiled.pack, flag=rule.flag,
                                     severity=rule.severity, alert=rule.alert,
-                                    explanation=ctx.reasons))
-        flag = next((f for f in FLAG_ORDER if any(h.flag == f for h in hits)), None)
+                                    explanation=why.reasons))
+        flags = {h.flag for h in hits}
+        flag = next((f for f in FLAG_ORDER if f in flags), None) if flags else None
         priority, parts = self._priority(facts, flag, hits, sentiment, now)
         explanation: dict[str, Any] = {
             "flag": flag, "sentiment": round(sentiment, 3), "priority": priority,
@@ -130,16 +151,76 @@ class Engine:
                          public_draft=public, private_draft=private, private_channel=channel,
                          draft_rule=draft_rule, explanation=explanation)
 
+    def _context(self, facts: MentionFacts, now: datetime) -> _Context:
+        """The per-mention features, each computed once: VADER runs once per text."""
+        text = f"{facts.title}\n{facts.text}" if facts.title else facts.text
+        sentiment = self._vader.polarity_scores(text)["compound"]
+        return _Context(facts, self.matcher.find(text), text, sentiment, now, {})
+
     # ------------------------------------------------------------------ conditions
+
+    # Every condition kind is written twice, side by side in meaning: `_compile` turns a
+    # condition into a pure test (cheapest checks first, nothing recorded), run for every
+    # rule and mention; `_holds` is the reference, in the pack's order, recording the reasons,
+    # run only for rules whose test passed. A new kind goes into both (and into `_Context`
+    # when it needs a per-mention feature); tests check that the two agree.
+
+    def _term_sets(self, cond: Condition) -> tuple[frozenset[str], frozenset[str],
+                                                    frozenset[str]]:
+        """The normalised `any`, `all` and `none` terms of a condition."""
+        sets = self._sets.get(id(cond))
+        if sets is None:
+            sets = self._sets[id(cond)] = (
+                frozenset(normalise_term(t) for t in cond.any),
+                frozenset(normalise_term(t) for t in cond.all),
+                frozenset(normalise_term(t) for t in cond.none),
+            )
+        return sets
+
+    def _pattern(self, pattern: str) -> re.Pattern[str]:
+        compiled = self._regex.get(pattern)
+        if compiled is None:
+            compiled = self._regex[pattern] = re.compile(pattern, re.IGNORECASE)
+        return compiled
+
+    def _compile(self, cond: Condition) -> Test:
+        """A pure test with the same verdict as `_holds(cond, ...)`, built once per rule: only
+        the checks the condition uses, the ones that reject most mentions first."""
+        checks: list[Test] = []
+        any_terms, all_terms, none_terms = self._term_sets(cond)
+        if any_terms:
+            checks.append(lambda c: not any_terms.isdisjoint(c.terms))
+        if cond.sentiment_below is not None:
+            below = cond.sentiment_below
+            checks.append(lambda c: c.sentiment <= below)
+        if cond.sentiment_above is not None:
+            above = cond.sentiment_above
+            checks.append(lambda c: c.sentiment >= above)
+        if all_terms:
+            checks.append(lambda c: all_terms <= c.terms)
+        if none_terms:
+            checks.append(lambda c: none_terms.isdisjoint(c.terms))
+        checks += _fact_checks(cond)
+        if cond.complained_within_days is not None:
+            days = timedelta(days=cond.complained_within_days)
+            checks.append(lambda c: any(at >= c.now - days for at, _ in c.facts.author_history))
+        if cond.regex:
+            searches = [self._pattern(p).search for p in cond.regex]
+            checks.append(lambda c: any(search(c.text) for search in searches))
+        if cond.all_of:
+            subs = [self._compile(sub) for sub in cond.all_of]
+            checks.append(lambda c: all(test(c) for test in subs))
+        if cond.any_of:
+            alternatives = [self._compile(sub) for sub in cond.any_of]
+            checks.append(lambda c: any(test(c) for test in alternatives))
+        if cond.not_ is not None:
+            negated = self._compile(cond.not_)
+            checks.append(lambda c: not negated(c))
+        return _all_hold(checks)
 
     def _holds(self, cond: Condition, ctx: _Context) -> bool:
         f, r = ctx.facts, ctx.reasons
-        sets = self._sets.get(id(cond))
-        if sets is None:
-            sets = self._sets[id(cond)] = tuple(  # type: ignore[assignment]
-                frozenset(normalise_term(t) for t in ts) for ts in (cond.any, cond.all, cond.none)
-            )
-        any_terms, all_terms, none_terms = sets  # type: ignore[misc]
+        any_terms, all_terms, none_terms = self._term_sets(cond)
         if any_terms:
             found = sorted(ctx.terms & any_terms)
             if not found:
@@ -154,10 +235,7 @@ class Engine:
         if cond.regex:  # like `any`: one of the patterns must match
             match = None
             for pattern in cond.regex:
-                compiled = self._regex.get(pattern)
-                if compiled is None:
-                    compiled = self._regex[pattern] = re.compile(pattern, re.IGNORECASE)
-                match = compiled.search(ctx.text)
+                match = self._pattern(pattern).search(ctx.text)
                 if match:
                     break
             if not match:
@@ -213,26 +291,27 @@ class Engine:
         severity = max((h.severity for h in hits if h.flag == flag), default=0.0)
         engagement_total = f.likes + f.reposts + f.replies
         age_h = max((now - f.created_at).total_seconds() / 3600, 0.0)
-        parts = {
-            "severity": severity,
-            "negativity": max(0.0, -sentiment),
-            "reach": min(1.0, math.log10(1 + (f.followers or 0)) / 6),
-            "engagement": min(1.0, math.log10(1 + engagement_total) / 4),
-            "velocity": min(1.0, math.log10(1 + engagement_total / max(age_h, 0.25)) / 3),
-        }
+        negativity = max(0.0, -sentiment)
+        reach = min(1.0, math.log10(1 + (f.followers or 0)) / 6)
+        engagement = min(1.0, math.log10(1 + engagement_total) / 4)
+        velocity = min(1.0, math.log10(1 + engagement_total / max(age_h, 0.25)) / 3)
         freshness = 0.5 ** (age_h / 24)
-        raw = sum(WEIGHTS[k] * v for k, v in parts.items())
+        # Summed in the order of WEIGHTS, written out: this runs for every mention.
+        raw = (_W_SEVERITY * severity + _W_NEGATIVITY * negativity + _W_REACH * reach
+               + _W_ENGAGEMENT * engagement + _W_VELOCITY * velocity)
         score = round(raw * (0.5 + 0.5 * freshness), 4)
-        rounded = {k: round(v, 3) for k, v in parts.items()}
-        rounded["freshness"] = round(freshness, 3)
-        return score, rounded
+        return score, {
+            "severity": round(severity, 3), "negativity": round(negativity, 3),
+            "reach": round(reach, 3), "engagement": round(engagement, 3),
+            "velocity": round(velocity, 3), "freshness": round(freshness, 3),
+        }
 
     # ------------------------------------------------------------------ drafts
 
     def _draft_rule(self, flag: str | None, hits: Sequence[RuleHit]) -> Rule | None:
         if flag is None or flag in ("ignore", "spam"):
             return None
-        by_name = {r.name: r for _, r in self.rules}
+        by_name = self._by_name
         candidates = [by_name[h.rule] for h in hits if h.flag == flag and by_name[h.rule].reply]
         return max(candidates, key=lambda r: r.severity, default=None)
 
@@ -251,3 +330,45 @@ class Engine:
             "support_hours": self.brand.support_hours or "",
             "source": f.source_kind,
         }
+
+
+def _fact_checks(cond: Condition) -> list[Test]:
+    """Tests of the mention's own facts (source, language, reach, engagement, reply)."""
+    checks: list[Test] = []
+    if cond.source:
+        sources = frozenset(cond.source)
+        checks.append(lambda c: c.facts.source_kind in sources or c.facts.source in sources)
+    if cond.language:
+        languages = frozenset(cond.language)
+        checks.append(lambda c: (c.facts.language or "").split("-")[0] in languages)
+    if cond.followers_at_least is not None:
+        followers = cond.followers_at_least
+        checks.append(lambda c: (c.facts.followers or 0) >= followers)
+    if cond.verified is not None:
+        verified = cond.verified
+        checks.append(lambda c: bool(c.facts.verified) == verified)
+    if cond.engagement_at_least is not None:
+        engagement = cond.engagement_at_least
+        checks.append(lambda c: c.facts.likes + c.facts.reposts + c.facts.replies >= engagement)
+    if cond.reply_to_brand is not None:
+        reply = cond.reply_to_brand
+        checks.append(lambda c: c.facts.is_reply_to_brand == reply)
+    return checks
+
+
+def _all_hold(checks: Sequence[Test]) -> Test:
+    """One test that holds when every check does (in order, stopping at the first miss)."""
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda c: first(c) and second(c)
+
+    def test(ctx: _Context) -> bool:
+        # A loop, not all(genexpr): this runs for every rule and mention.
+        for check in checks:  # noqa: SIM110
+            if not check(ctx):
+                return False
+        return True
+
+    return test

@@ -7,18 +7,38 @@ one pass (`{author}` -> "@sam"), so a value that itself looks like a template (`
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
 _FIELD = re.compile(r"\{([a-z_]+)\}")
+# A lookahead, not a group and "\1": a replacement with a group reference is expanded in
+# Python for every match.
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[,.!?])")
+_RUN_OF_SPACES = re.compile(r"[ \t]{2,}")
+# Either tidy-up could change the text (checked first: most drafts need neither).
+_UNTIDY = re.compile(r"[ \t](?:[ \t]|[,.!?])")
+
+
+@functools.lru_cache(maxsize=4096)
+def _pieces(template: str) -> tuple[str, ...]:
+    """The template split once: literal, field name, literal, field name, ..., literal."""
+    return tuple(_FIELD.split(template))
 
 
 def render(template: str, fields: Mapping[str, str]) -> str:
     """Fill `{field}` placeholders once; unknown or empty fields become empty text."""
-    text = _FIELD.sub(lambda m: fields.get(m.group(1), ""), template)
-    # Tidy what an empty field leaves behind ("Hi ," -> "Hi,").
-    text = re.sub(r"[ \t]+([,.!?])", r"\1", text)
-    return re.sub(r"[ \t]{2,}", " ", text).strip()
+    pieces = _pieces(template)
+    get = fields.get
+    parts = [pieces[0]]
+    for index in range(1, len(pieces), 2):
+        parts.append(get(pieces[index], ""))
+        parts.append(pieces[index + 1])
+    text = "".join(parts)
+    if _UNTIDY.search(text):
+        # Tidy what an empty field leaves behind ("Hi ," -> "Hi,").
+        text = _RUN_OF_SPACES.sub(" ", _SPACE_BEFORE_PUNCT.sub("", text))
+    return text.strip()
 
 
 def fit(text: str, limit: int | None) -> str:
