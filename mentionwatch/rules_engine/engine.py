@@ -48,7 +48,7 @@ class BrandFacts:
     support_hours: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Context:
     """One mention as every rule sees it. The per-mention features (the text, its terms, its
     sentiment) are computed once in `Engine._context` and shared by all rules; a new feature
@@ -59,7 +59,6 @@ class _Context:
     text: str
     sentiment: float
     now: datetime
-    reasons: dict[str, Any]
 
 
 #: A condition compiled to a pure test of a context (see `_compile`).
@@ -119,11 +118,11 @@ class Engine:
             if not compiled.test(ctx):
                 continue
             rule = compiled.rule
-            why = _Context(facts, ctx.terms, ctx.text, sentiment, now, {})
-            if self._holds(rule.when, why):
+            why: dict[str, Any] = {}
+            if self._holds(rule.when, ctx, why):
                 hits.append(RuleHit(rule=rule.name, pack=compiled.pack, flag=rule.flag,
                                     severity=rule.severity, alert=rule.alert,
-                                    explanation=why.reasons))
+                                    explanation=why))
         flags = {h.flag for h in hits}
         flag = next((f for f in FLAG_ORDER if f in flags), None) if flags else None
         priority, parts = self._priority(facts, flag, hits, sentiment, now)
@@ -155,7 +154,7 @@ class Engine:
         """The per-mention features, each computed once: VADER runs once per text."""
         text = f"{facts.title}\n{facts.text}" if facts.title else facts.text
         sentiment = self._vader.polarity_scores(text)["compound"]
-        return _Context(facts, self.matcher.find(text), text, sentiment, now, {})
+        return _Context(facts, self.matcher.find(text), text, sentiment, now)
 
     # ------------------------------------------------------------------ conditions
 
@@ -202,8 +201,7 @@ class Engine:
             checks.append(lambda c: none_terms.isdisjoint(c.terms))
         checks += _fact_checks(cond)
         if cond.complained_within_days is not None:
-            days = timedelta(days=cond.complained_within_days)
-            checks.append(lambda c: any(at >= c.now - days for at, _ in c.facts.author_history))
+            checks.append(_recent_complaint(timedelta(days=cond.complained_within_days)))
         if cond.regex:
             searches = [self._pattern(p).search for p in cond.regex]
             checks.append(lambda c: any(search(c.text) for search in searches))
@@ -218,8 +216,10 @@ class Engine:
             checks.append(lambda c: not negated(c))
         return _all_hold(checks)
 
-    def _holds(self, cond: Condition, ctx: _Context) -> bool:
-        f, r = ctx.facts, ctx.reasons
+    def _holds(self, cond: Condition, ctx: _Context, r: dict[str, Any]) -> bool:
+        """Whether the condition holds, recording in `r` the terms, patterns and numbers
+        that made it (a failed alternative of `any_of` may leave some behind)."""
+        f = ctx.facts
         any_terms, all_terms, none_terms = self._term_sets(cond)
         if any_terms:
             found = sorted(ctx.terms & any_terms)
@@ -272,15 +272,11 @@ class Engine:
             if not earlier:
                 return False
             r["earlier_complaints"] = len(earlier)
-        if cond.all_of and not all(self._holds(c, ctx) for c in cond.all_of):
+        if cond.all_of and not all(self._holds(c, ctx, r) for c in cond.all_of):
             return False
-        if cond.any_of and not any(self._holds(c, ctx) for c in cond.any_of):
+        if cond.any_of and not any(self._holds(c, ctx, r) for c in cond.any_of):
             return False
-        if cond.not_ is not None:
-            probe = _Context(f, ctx.terms, ctx.text, ctx.sentiment, ctx.now, {})
-            if self._holds(cond.not_, probe):
-                return False
-        return True
+        return cond.not_ is None or not self._holds(cond.not_, ctx, {})
 
     # ------------------------------------------------------------------ priority
 
@@ -354,6 +350,17 @@ def _fact_checks(cond: Condition) -> list[Test]:
         reply = cond.reply_to_brand
         checks.append(lambda c: c.facts.is_reply_to_brand == reply)
     return checks
+
+
+def _recent_complaint(window: timedelta) -> Test:
+    def test(ctx: _Context) -> bool:
+        history = ctx.facts.author_history
+        if not history:
+            return False
+        since = ctx.now - window
+        return any(at >= since for at, _ in history)
+
+    return test
 
 
 def _all_hold(checks: Sequence[Test]) -> Test:

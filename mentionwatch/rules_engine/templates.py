@@ -26,19 +26,48 @@ def _pieces(template: str) -> tuple[str, ...]:
     return tuple(_FIELD.split(template))
 
 
-def render(template: str, fields: Mapping[str, str]) -> str:
-    """Fill `{field}` placeholders once; unknown or empty fields become empty text."""
+# A value without whitespace that does not start with , . ! ? ("@sam", "alice.bsky.social",
+# a case reference) is never touched by the tidy-up and does not change what it does around
+# it: drafts are tidied once per template and shape of the values, then filled.
+_PLAIN = re.compile(r"[^\s,.!?\ue000-\uf8ff][^\s\ue000-\uf8ff]*")
+_SLOT = re.compile(r"([\ue000-\uf8ff])")
+
+
+@functools.lru_cache(maxsize=4096)
+def _tidied(template: str, shape: tuple[str | None, ...]) -> tuple[str | int, ...] | None:
+    """The rendered template with each plain value (None in `shape`) left as a slot:
+    literal text and slot numbers. None when the text itself uses the slot characters."""
     pieces = _pieces(template)
-    get = fields.get
+    if _SLOT.search(template) or any(v is not None and _SLOT.search(v) for v in shape):
+        return None
     parts = [pieces[0]]
     for index in range(1, len(pieces), 2):
-        parts.append(get(pieces[index], ""))
+        value = shape[index // 2]
+        parts.append(chr(0xE000 + index // 2) if value is None else value)
         parts.append(pieces[index + 1])
-    text = "".join(parts)
+    text = _tidy("".join(parts))
+    return tuple(ord(p) - 0xE000 if i % 2 else p for i, p in enumerate(_SLOT.split(text)))
+
+
+def _tidy(text: str) -> str:
     if _UNTIDY.search(text):
         # Tidy what an empty field leaves behind ("Hi ," -> "Hi,").
         text = _RUN_OF_SPACES.sub(" ", _SPACE_BEFORE_PUNCT.sub("", text))
     return text.strip()
+
+
+def render(template: str, fields: Mapping[str, str]) -> str:
+    """Fill `{field}` placeholders once; unknown or empty fields become empty text."""
+    pieces = _pieces(template)
+    values = [fields.get(name, "") for name in pieces[1::2]]
+    tidied = _tidied(template, tuple(None if _PLAIN.fullmatch(v) else v for v in values))
+    if tidied is not None:
+        return "".join([p if isinstance(p, str) else values[p] for p in tidied])
+    parts = [pieces[0]]
+    for index in range(1, len(pieces), 2):
+        parts.append(values[index // 2])
+        parts.append(pieces[index + 1])
+    return _tidy("".join(parts))
 
 
 def fit(text: str, limit: int | None) -> str:
