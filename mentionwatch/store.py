@@ -524,7 +524,7 @@ class Store:
                 verified=a[3] if a else None, language=m.language, created_at=w.created_at,
                 likes=m.likes, reposts=m.reposts, replies=m.replies,
                 is_reply_to_brand=m.is_reply_to_brand, matched_terms=tuple(m.matched_terms),
-                author_history=tuple(history.get(w.id, ())),
+                author_history=tuple(history[w.id]) if w.id in history else (),
             ))
         judgements = judge.judge(facts)
         self.write_judgements(conn, [(w.id, j) for w, j in zip(rows, judgements, strict=True)])
@@ -582,6 +582,8 @@ class Store:
                 earlier.setdefault(row.author_id, []).append(
                     (row.id, row.created_at.replace(tzinfo=UTC), row.flag)
                 )
+        if not earlier:
+            return {}
         # Only what the author said before this mention counts as "already complained".
         return {
             mention_id: [(at, flag) for mid, at, flag in earlier.get(author, [])

@@ -105,12 +105,23 @@ class Engine:
 
     def judge(self, mentions: Sequence[MentionFacts]) -> list[Judgement]:
         now = datetime.now(UTC)
-        return [self.judge_one(m, now=now) for m in mentions]
+        # Feature by feature over the whole batch, then the rules: each stage keeps its own
+        # tables warm in the CPU caches (VADER's lexicon, the term automaton).
+        texts = [_text(m) for m in mentions]
+        polarity = self._vader.polarity_scores
+        sentiments = [polarity(text)["compound"] for text in texts]
+        find = self.matcher.find
+        terms = [find(text) for text in texts]
+        return [
+            self._judge(_Context(m, found, text, sentiment, now))
+            for m, text, sentiment, found in zip(mentions, texts, sentiments, terms, strict=True)
+        ]
 
     def judge_one(self, facts: MentionFacts, *, now: datetime | None = None) -> Judgement:
-        now = now or datetime.now(UTC)
-        ctx = self._context(facts, now)
-        sentiment = ctx.sentiment
+        return self._judge(self._context(facts, now or datetime.now(UTC)))
+
+    def _judge(self, ctx: _Context) -> Judgement:
+        facts, sentiment, now = ctx.facts, ctx.sentiment, ctx.now
         hits: list[RuleHit] = []
         for compiled in self._compiled:
             # The compiled test rejects most rules in a few comparisons; only a rule that
@@ -151,8 +162,9 @@ class Engine:
                          draft_rule=draft_rule, explanation=explanation)
 
     def _context(self, facts: MentionFacts, now: datetime) -> _Context:
-        """The per-mention features, each computed once: VADER runs once per text."""
-        text = f"{facts.title}\n{facts.text}" if facts.title else facts.text
+        """The per-mention features, each computed once: VADER runs once per text. (`judge`
+        computes the same, stage by stage over a batch.)"""
+        text = _text(facts)
         sentiment = self._vader.polarity_scores(text)["compound"]
         return _Context(facts, self.matcher.find(text), text, sentiment, now)
 
@@ -326,6 +338,11 @@ class Engine:
             "support_hours": self.brand.support_hours or "",
             "source": f.source_kind,
         }
+
+
+def _text(facts: MentionFacts) -> str:
+    """What the rules read: the title (when there is one) and the text."""
+    return f"{facts.title}\n{facts.text}" if facts.title else facts.text
 
 
 def _fact_checks(cond: Condition) -> list[Test]:
