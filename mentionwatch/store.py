@@ -376,17 +376,15 @@ class Store:
         )
         return int(result.rowcount)
 
-    def _bulk_insert(self, conn: Connection, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        """executemany of same-keyed dicts straight to the driver, conflicts skipped."""
-        columns = list(rows[0])
-        mark, prepare = self._mark, self._prepare_time
-        values = [
-            tuple(prepare(v) if isinstance(v, datetime) else v for v in row.values())
-            for row in rows
-        ]
-        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
-               f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING")
-        for chunk in _chunks(values):
+    _AUTHOR_COLUMNS = ("platform", "handle", "handle_key", "external_id", "display_name",
+                       "followers", "verified", "profile_url", "updated_at")
+
+    def _bulk_insert_authors(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """executemany of prepared author rows straight to the driver, conflicts skipped."""
+        sql = (f"INSERT INTO authors ({', '.join(self._AUTHOR_COLUMNS)}) "
+               f"VALUES ({', '.join([self._mark] * len(self._AUTHOR_COLUMNS))}) "
+               "ON CONFLICT DO NOTHING")
+        for chunk in _chunks(rows):
             conn.exec_driver_sql(sql, list(chunk))
 
     def _ids_for(
@@ -454,6 +452,16 @@ class Store:
                 unknown.append(key)
             else:
                 check(key, facts)
+        if unknown:
+            # Insert every author this process has not seen (those stored already are left
+            # to the unique index), then read all of them back once: a new author reads back
+            # what was just written, a known one goes through `check` like a cached one.
+            when = self._prepare_time(now)
+            self._bulk_insert_authors(conn, [
+                (platform, a.handle, key, a.external_id, a.display_name, a.followers,
+                 a.verified, a.profile_url, when)
+                for key in unknown for a in (latest[key],)
+            ])
         for chunk in _chunks(unknown):
             for row in conn.execute(
                 select(table.c.id, table.c.handle_key, table.c.followers, table.c.display_name,
@@ -463,24 +471,6 @@ class Store:
                 facts = (row.id, row.followers, row.display_name, row.verified)
                 learned[(platform, row.handle_key)] = facts
                 check(row.handle_key, facts)
-        missing = [
-            {"platform": platform, "handle": a.handle, "handle_key": key,
-             "external_id": a.external_id, "display_name": a.display_name,
-             "followers": a.followers, "verified": a.verified, "profile_url": a.profile_url,
-             "updated_at": now}
-            for key in unknown if key not in ids for a in (latest[key],)
-        ]
-        if missing:
-            self._bulk_insert(conn, "authors", missing)
-            for chunk in _chunks([m["handle_key"] for m in missing]):
-                for row in conn.execute(
-                    select(table.c.id, table.c.handle_key, table.c.followers,
-                           table.c.display_name, table.c.verified)
-                    .where(table.c.platform == platform, table.c.handle_key.in_(chunk))
-                ):
-                    ids[row.handle_key] = row.id
-                    learned[(platform, row.handle_key)] = stored[row.handle_key] = (
-                        row.id, row.followers, row.display_name, row.verified)
         if stale:
             conn.execute(
                 update(table).where(table.c.id == bindparam("b_id")).values(

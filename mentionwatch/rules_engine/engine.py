@@ -215,14 +215,11 @@ class Engine:
         if cond.complained_within_days is not None:
             checks.append(_recent_complaint(timedelta(days=cond.complained_within_days)))
         if cond.regex:
-            searches = [self._pattern(p).search for p in cond.regex]
-            checks.append(lambda c: any(search(c.text) for search in searches))
+            checks.append(_any_pattern([self._pattern(p).search for p in cond.regex]))
         if cond.all_of:
-            subs = [self._compile(sub) for sub in cond.all_of]
-            checks.append(lambda c: all(test(c) for test in subs))
+            checks.append(_all_hold([self._compile(sub) for sub in cond.all_of]))
         if cond.any_of:
-            alternatives = [self._compile(sub) for sub in cond.any_of]
-            checks.append(lambda c: any(test(c) for test in alternatives))
+            checks.append(_any_holds([self._compile(sub) for sub in cond.any_of]))
         if cond.not_ is not None:
             negated = self._compile(cond.not_)
             checks.append(lambda c: not negated(c))
@@ -296,7 +293,10 @@ class Engine:
                   sentiment: float, now: datetime) -> tuple[float, dict[str, float]]:
         if flag in ("ignore", "spam"):
             return 0.0, {"severity": 0.0}
-        severity = max((h.severity for h in hits if h.flag == flag), default=0.0)
+        severity = 0.0
+        for hit in hits:
+            if hit.flag == flag and hit.severity > severity:
+                severity = hit.severity
         engagement_total = f.likes + f.reposts + f.replies
         age_h = max((now - f.created_at).total_seconds() / 3600, 0.0)
         negativity = max(0.0, -sentiment)
@@ -376,6 +376,27 @@ def _recent_complaint(window: timedelta) -> Test:
             return False
         since = ctx.now - window
         return any(at >= since for at, _ in history)
+
+    return test
+
+
+def _any_pattern(searches: Sequence[Callable[[str], re.Match[str] | None]]) -> Test:
+    def test(ctx: _Context) -> bool:
+        text = ctx.text
+        for search in searches:  # noqa: SIM110 (a loop, not any(genexpr): see _all_hold)
+            if search(text):
+                return True
+        return False
+
+    return test
+
+
+def _any_holds(alternatives: Sequence[Test]) -> Test:
+    def test(ctx: _Context) -> bool:
+        for alternative in alternatives:  # noqa: SIM110 (see _all_hold)
+            if alternative(ctx):
+                return True
+        return False
 
     return test
 
