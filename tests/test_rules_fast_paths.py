@@ -101,7 +101,7 @@ def test_compiled_tests_agree_with_the_condition_walk(tmp_path: Path) -> None:
     held = 0
     for text in _corpus():
         for facts in _variants(text):
-            ctx = engine._context(facts, NOW)
+            ctx = engine._contexts([facts], NOW)[0]
             for compiled in engine._compiled:
                 walked = engine._holds(compiled.rule.when, ctx, {})
                 assert compiled.test(ctx) == walked, (compiled.rule.name, text, facts.source)

@@ -51,7 +51,7 @@ class BrandFacts:
 @dataclass(frozen=True, slots=True)
 class _Context:
     """One mention as every rule sees it. The per-mention features (the text, its terms, its
-    sentiment) are computed once in `Engine._context` and shared by all rules; a new feature
+    sentiment) are computed once in `Engine._contexts` and shared by all rules; a new feature
     (a classifier score, say) is one more field here, filled there."""
 
     facts: MentionFacts
@@ -104,21 +104,10 @@ class Engine:
     # ------------------------------------------------------------------ public
 
     def judge(self, mentions: Sequence[MentionFacts]) -> list[Judgement]:
-        now = datetime.now(UTC)
-        # Feature by feature over the whole batch, then the rules: each stage keeps its own
-        # tables warm in the CPU caches (VADER's lexicon, the term automaton).
-        texts = [_text(m) for m in mentions]
-        polarity = self._vader.polarity_scores
-        sentiments = [polarity(text)["compound"] for text in texts]
-        find = self.matcher.find
-        terms = [find(text) for text in texts]
-        return [
-            self._judge(_Context(m, found, text, sentiment, now))
-            for m, text, sentiment, found in zip(mentions, texts, sentiments, terms, strict=True)
-        ]
+        return [self._judge(ctx) for ctx in self._contexts(mentions, datetime.now(UTC))]
 
     def judge_one(self, facts: MentionFacts, *, now: datetime | None = None) -> Judgement:
-        return self._judge(self._context(facts, now or datetime.now(UTC)))
+        return self._judge(self._contexts([facts], now or datetime.now(UTC))[0])
 
     def _judge(self, ctx: _Context) -> Judgement:
         facts, sentiment, now = ctx.facts, ctx.sentiment, ctx.now
@@ -161,12 +150,19 @@ class Engine:
                          public_draft=public, private_draft=private, private_channel=channel,
                          draft_rule=draft_rule, explanation=explanation)
 
-    def _context(self, facts: MentionFacts, now: datetime) -> _Context:
-        """The per-mention features, each computed once: VADER runs once per text. (`judge`
-        computes the same, stage by stage over a batch.)"""
-        text = _text(facts)
-        sentiment = self._vader.polarity_scores(text)["compound"]
-        return _Context(facts, self.matcher.find(text), text, sentiment, now)
+    def _contexts(self, mentions: Sequence[MentionFacts], now: datetime) -> list[_Context]:
+        """The per-mention features, each computed once per mention (VADER runs once per
+        text), feature by feature over the batch: each stage keeps its own tables warm in the
+        CPU caches (VADER's lexicon, the term automaton). A new feature is one more stage."""
+        texts = [_text(m) for m in mentions]
+        polarity = self._vader.polarity_scores
+        sentiments = [polarity(text)["compound"] for text in texts]
+        find = self.matcher.find
+        terms = [find(text) for text in texts]
+        return [
+            _Context(m, found, text, sentiment, now)
+            for m, text, sentiment, found in zip(mentions, texts, sentiments, terms, strict=True)
+        ]
 
     # ------------------------------------------------------------------ conditions
 
