@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -391,15 +391,19 @@ class Store:
         self, conn: Connection, source_id: int, external_ids: Sequence[str], fetched_at: datetime
     ) -> dict[str, int]:
         """external id -> id of the rows this pass stored (they carry its fetched_at)."""
-        m = MENTIONS
         ids: dict[str, int] = {}
+        mark, when = self._mark, self._prepare_time(fetched_at)
         for chunk in _chunks(list(external_ids)):
-            ids.update(conn.execute(
-                select(m.c.external_id, m.c.id).where(
-                    m.c.source_id == source_id, m.c.external_id.in_(chunk),
-                    m.c.fetched_at == fetched_at)
-            ).all())
+            ids.update(conn.exec_driver_sql(
+                f"SELECT external_id, id FROM mentions WHERE source_id = {mark} "
+                f"AND fetched_at = {mark} AND external_id IN {self._marks(len(chunk))}",
+                (source_id, when, *chunk)).all())
         return ids
+
+    def _marks(self, count: int) -> str:
+        """`(?, ?, ...)`: the values of an IN list for SQL sent straight to the driver (the
+        compiled statements expand and process each value in Python)."""
+        return f"({', '.join([self._mark] * count)})"
 
     def _existing(
         self, conn: Connection, column: Any, values: Sequence[str], *where: Any
@@ -463,14 +467,14 @@ class Store:
                 for key in unknown for a in (latest[key],)
             ])
         for chunk in _chunks(unknown):
-            for row in conn.execute(
-                select(table.c.id, table.c.handle_key, table.c.followers, table.c.display_name,
-                       table.c.verified)
-                .where(table.c.platform == platform, table.c.handle_key.in_(chunk))
+            for author_id, key, followers, name, verified in conn.exec_driver_sql(
+                "SELECT id, handle_key, followers, display_name, verified FROM authors "
+                f"WHERE platform = {self._mark} AND handle_key IN {self._marks(len(chunk))}",
+                (platform, *chunk),
             ):
-                facts = (row.id, row.followers, row.display_name, row.verified)
-                learned[(platform, row.handle_key)] = facts
-                check(row.handle_key, facts)
+                facts = (author_id, followers, name, None if verified is None else bool(verified))
+                learned[(platform, key)] = facts
+                check(key, facts)
         if stale:
             conn.execute(
                 update(table).where(table.c.id == bindparam("b_id")).values(
@@ -559,19 +563,17 @@ class Store:
         author_ids = sorted({author for _, author, _ in mentions if author is not None})
         if not author_ids:
             return {}
-        since = utcnow() - timedelta(days=days)
+        since = self._prepare_time(utcnow() - timedelta(days=days))
         earlier: dict[int, list[tuple[int, datetime, str]]] = {}
-        m = MENTIONS
+        mark = self._mark
         for chunk in _chunks(author_ids):
-            for row in conn.execute(
-                select(m.c.id, m.c.author_id, m.c.created_at, m.c.flag).where(
-                    m.c.author_id.in_(chunk), m.c.created_at >= since,
-                    m.c.flag.in_(("complaint", "crisis")),
-                )
+            for mention_id, author, created, flag in conn.exec_driver_sql(
+                "SELECT id, author_id, created_at, flag FROM mentions "
+                f"WHERE author_id IN {self._marks(len(chunk))} AND created_at >= {mark} "
+                f"AND flag IN ({mark}, {mark})",
+                (*chunk, since, "complaint", "crisis"),
             ):
-                earlier.setdefault(row.author_id, []).append(
-                    (row.id, row.created_at.replace(tzinfo=UTC), row.flag)
-                )
+                earlier.setdefault(author, []).append((mention_id, _read_time(created), flag))
         if not earlier:
             return {}
         # Only what the author said before this mention counts as "already complained".
@@ -619,7 +621,9 @@ class Store:
             return
         ids = [mid for mid, _ in judged]
         for chunk in _chunks(ids):
-            conn.execute(delete(RuleMatch).where(RuleMatch.mention_id.in_(chunk)))
+            conn.exec_driver_sql(
+                f"DELETE FROM rule_matches WHERE mention_id IN {self._marks(len(chunk))}",
+                tuple(chunk))
         now = self._prepare_time(utcnow())
         mark = self._mark
         matches = [
@@ -787,6 +791,13 @@ class Store:
 
 def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _read_time(value: datetime | str) -> datetime:
+    """A time as the driver returns it (SQLite: text), made timezone-aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)
 
 
 def _sqlite_time(value: datetime) -> str:

@@ -48,7 +48,7 @@ class BrandFacts:
     support_hours: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per mention, and frozen ones cost more
 class _Context:
     """One mention as every rule sees it. The per-mention features (the text, its terms, its
     sentiment) are computed once in `Engine._contexts` and shared by all rules; a new feature
