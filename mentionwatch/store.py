@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -80,6 +80,27 @@ class SourceStatus:
     state: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class _WrittenMention:
+    """A mention this pass stored: its id and, from the batch in memory, what was written
+    (None when the batch repeated its external id: then the database says which copy)."""
+
+    id: int
+    mention: MentionIn | None
+    created_at: datetime | None
+    author: AuthorFacts | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    stored: int
+    rows: tuple[_WrittenMention, ...] = ()
+
+
+#: json.dumps(value, default=str) without building an encoder for every call.
+_raw_json = json.JSONEncoder(default=str).encode
+
+
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -95,6 +116,10 @@ class Store:
             engine.execution_options(readonly=True), expire_on_commit=False
         )
         self._dialect = engine.dialect.name
+        #: Parameter marker and value preparation for SQL sent straight to the driver.
+        self._mark = "?" if self._dialect == "sqlite" else "%s"
+        self._prepare_time: Callable[[datetime], Any] = (
+            _sqlite_time if self._dialect == "sqlite" else _naive)
         # Authors known to be stored, by (platform, handle key); filled only after commits.
         self._authors: dict[tuple[str, str], AuthorFacts] = {}
         self._authors_lock = threading.Lock()
@@ -210,12 +235,13 @@ class Store:
                 select(Source.id, Source.kind).where(Source.name == source_name)
             ).one()
             plat = platform or source.kind
-            stored, stored_ids = self._insert_mentions(
+            written = self._insert_mentions(
                 conn, source.id, plat, batch.mentions, now, fail_after, learned,
                 want_ids=judge is not None or want_ids,
             )
-            if judge is not None and stored_ids:
-                self._apply_judge(conn, judge, source_name, source.kind, stored_ids)
+            stored, stored_ids = written.stored, [w.id for w in written.rows]
+            if judge is not None and written.rows:
+                self._judge_written(conn, judge, source_name, source.kind, written)
             values: dict[str, Any] = {
                 "last_attempt_at": now,
                 "last_success_at": now,
@@ -264,8 +290,9 @@ class Store:
         fail_after: int | None,
         learned: dict[tuple[str, str], AuthorFacts],
         want_ids: bool,
-    ) -> tuple[int, list[int]]:
-        """Insert what is new; return how many were stored and (if wanted) their ids."""
+    ) -> _Written:
+        """Insert what is new; return how many were stored and (if wanted) which, in id
+        order, with what the judge needs of each."""
         # Duplicates (same source and external id, or a canonical URL stored from any source,
         # also within this batch) are left to the unique indexes: ON CONFLICT DO NOTHING. Only
         # our own posted replies need a look-up first: they must never come back as mentions.
@@ -275,9 +302,9 @@ class Store:
             own = self._existing(conn, OutboxAction.posted_id, [m.external_id for m in mentions])
         fresh = [m for m in mentions if m.external_id not in own] if own else list(mentions)
         if not fresh:
-            return 0, []
-        canon = {m.external_id: canonical_url(m.url) for m in fresh}
-        author_ids = self._upsert_authors(conn, platform, fresh, now, learned)
+            return _Written(0)
+        authors: dict[str, AuthorFacts] = {}
+        author_ids = self._upsert_authors(conn, platform, fresh, now, learned, authors)
         terms_json: dict[tuple[str, ...], str | None] = {(): None}
 
         def terms(matched: tuple[str, ...]) -> str | None:
@@ -285,21 +312,25 @@ class Store:
                 terms_json[matched] = json.dumps(list(matched))
             return terms_json[matched]
 
+        # Values go straight to the driver (see _bulk_insert_mentions), prepared here: naive-UTC
+        # times, JSON as text. A date in the future is a publisher's mistake; it must not sort
+        # on top forever.
+        prepare = self._prepare_time
+        fetched = prepare(now)
+        created = [min(m.created_at, now) if m.created_at else now for m in fresh]
         rows = [
             (
-                source_id, m.external_id, m.kind, m.url, canon[m.external_id],
+                source_id, m.external_id, m.kind, m.url, canonical_url(m.url),
                 author_ids.get(m.author.handle.lower()) if m.author else None,
                 m.author.handle if m.author else None,
-                m.title, m.text, m.language,
-                # A date in the future is a publisher's mistake; it must not sort on top forever.
-                min(m.created_at, now) if m.created_at else now,
-                now, m.likes, m.reposts, m.replies, m.conversation_id, m.in_reply_to_id,
+                m.title, m.text, m.language, prepare(at), fetched,
+                m.likes, m.reposts, m.replies, m.conversation_id, m.in_reply_to_id,
                 m.is_reply_to_brand,
                 terms(m.matched_terms),
-                json.dumps(m.raw, default=str) if m.raw else None,
+                _raw_json(m.raw) if m.raw else None,
                 "new", 0.0,
             )
-            for m in fresh
+            for m, at in zip(fresh, created, strict=True)
         ]
         written = stored = 0
         for chunk in _chunks(rows):
@@ -311,10 +342,20 @@ class Store:
             stored += self._bulk_insert_mentions(conn, chunk)
             written += len(chunk)
         if not want_ids or not stored:
-            return stored, []
+            return _Written(stored)
         # Rows written by this pass carry its fetched_at; earlier copies do not.
-        ids = sorted(self._ids_for(conn, source_id, [m.external_id for m in fresh], now))
-        return stored, ids
+        ids = self._ids_for(conn, source_id, [m.external_id for m in fresh], now)
+        by_external: dict[str, tuple[MentionIn, datetime, AuthorFacts | None]] = {}
+        for m, at, row in zip(fresh, created, rows, strict=True):
+            if m.external_id in by_external:  # which copy was stored is the database's word
+                return _Written(stored, tuple(_WrittenMention(i, None, None, None)
+                                              for i in sorted(ids.values())))
+            author = authors.get(m.author.handle.lower()) if m.author and row[5] else None
+            by_external[m.external_id] = (m, at.astimezone(UTC), author)
+        return _Written(stored, tuple(
+            _WrittenMention(mention_id, *by_external[external_id])
+            for external_id, mention_id in sorted(ids.items(), key=lambda item: item[1])
+        ))
 
     _MENTION_COLUMNS = (
         "source_id", "external_id", "kind", "url", "canonical_url", "author_id",
@@ -325,48 +366,44 @@ class Store:
 
     def _bulk_insert_mentions(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
         """executemany straight to the driver: the ORM's per-value processing cost more than
-        SQLite's own insert (see benchmarks/ingest.py). Values are prepared here instead:
-        naive-UTC times, JSON as text. Conflicts (a row stored meanwhile) are skipped."""
+        SQLite's own insert (see benchmarks/ingest.py). Values come prepared (naive-UTC
+        times, JSON as text). Conflicts (a row stored meanwhile) are skipped."""
         columns = ", ".join(self._MENTION_COLUMNS)
-        if self._dialect == "sqlite":
-            marks = ", ".join("?" * len(self._MENTION_COLUMNS))
-            prepare: Any = _sqlite_time
-        else:
-            marks = ", ".join(["%s"] * len(self._MENTION_COLUMNS))
-            prepare = _naive
-        fetched = prepare(rows[0][11])  # one pass, one fetched_at for every row
-        prepared = [(*r[:10], prepare(r[10]), fetched, *r[12:]) for r in rows]
+        marks = ", ".join([self._mark] * len(self._MENTION_COLUMNS))
         result = conn.exec_driver_sql(
             f"INSERT INTO mentions ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING",
-            prepared,
+            list(rows),
         )
         return int(result.rowcount)
 
-    def _bulk_insert(self, conn: Connection, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        """executemany of same-keyed dicts straight to the driver, conflicts skipped."""
-        columns = list(rows[0])
-        mark = "?" if self._dialect == "sqlite" else "%s"
-        prepare = _sqlite_time if self._dialect == "sqlite" else _naive
-        values = [
-            tuple(prepare(v) if isinstance(v, datetime) else v for v in row.values())
-            for row in rows
-        ]
-        sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
-               f"VALUES ({', '.join([mark] * len(columns))}) ON CONFLICT DO NOTHING")
-        for chunk in _chunks(values):
+    _AUTHOR_COLUMNS = ("platform", "handle", "handle_key", "external_id", "display_name",
+                       "followers", "verified", "profile_url", "updated_at")
+
+    def _bulk_insert_authors(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """executemany of prepared author rows straight to the driver, conflicts skipped."""
+        sql = (f"INSERT INTO authors ({', '.join(self._AUTHOR_COLUMNS)}) "
+               f"VALUES ({', '.join([self._mark] * len(self._AUTHOR_COLUMNS))}) "
+               "ON CONFLICT DO NOTHING")
+        for chunk in _chunks(rows):
             conn.exec_driver_sql(sql, list(chunk))
 
     def _ids_for(
         self, conn: Connection, source_id: int, external_ids: Sequence[str], fetched_at: datetime
-    ) -> list[int]:
-        m = MENTIONS
-        ids: list[int] = []
+    ) -> dict[str, int]:
+        """external id -> id of the rows this pass stored (they carry its fetched_at)."""
+        ids: dict[str, int] = {}
+        mark, when = self._mark, self._prepare_time(fetched_at)
         for chunk in _chunks(list(external_ids)):
-            ids.extend(conn.execute(
-                select(m.c.id).where(m.c.source_id == source_id, m.c.external_id.in_(chunk),
-                                     m.c.fetched_at == fetched_at)
-            ).scalars())
+            ids.update(conn.exec_driver_sql(
+                f"SELECT external_id, id FROM mentions WHERE source_id = {mark} "
+                f"AND fetched_at = {mark} AND external_id IN {self._marks(len(chunk))}",
+                (source_id, when, *chunk)).all())
         return ids
+
+    def _marks(self, count: int) -> str:
+        """`(?, ?, ...)`: the values of an IN list for SQL sent straight to the driver (the
+        compiled statements expand and process each value in Python)."""
+        return f"({', '.join([self._mark] * count)})"
 
     def _existing(
         self, conn: Connection, column: Any, values: Sequence[str], *where: Any
@@ -378,12 +415,14 @@ class Store:
 
     def _upsert_authors(
         self, conn: Connection, platform: str, mentions: Sequence[MentionIn], now: datetime,
-        learned: dict[tuple[str, str], AuthorFacts],
+        learned: dict[tuple[str, str], AuthorFacts], stored: dict[str, AuthorFacts],
     ) -> dict[str, int]:
         """Insert new authors, refresh changed facts on known ones; return handle_key -> id.
 
         Known authors are remembered per process (most mentions come from authors seen
         before); what this transaction learns goes into `learned`, applied after commit.
+        `stored` receives each author's facts as they stand after this upsert (the judge's
+        input, without reading them back).
         """
         latest: dict[str, AuthorIn] = {}
         for m in mentions:
@@ -399,6 +438,7 @@ class Store:
         def check(key: str, known: AuthorFacts) -> None:
             author_id = known[0]
             ids[key] = author_id
+            stored[key] = known
             a = latest[key]
             if a.followers is None:  # nothing new to say about this author
                 return
@@ -407,7 +447,7 @@ class Store:
                 stale.append({"b_id": author_id, "followers": a.followers,
                               "display_name": a.display_name, "verified": a.verified,
                               "updated_at": now})
-                learned[(platform, key)] = facts
+                learned[(platform, key)] = stored[key] = facts
 
         with self._authors_lock:
             cached = {key: self._authors.get((platform, key)) for key in latest}
@@ -416,33 +456,25 @@ class Store:
                 unknown.append(key)
             else:
                 check(key, facts)
+        if unknown:
+            # Insert every author this process has not seen (those stored already are left
+            # to the unique index), then read all of them back once: a new author reads back
+            # what was just written, a known one goes through `check` like a cached one.
+            when = self._prepare_time(now)
+            self._bulk_insert_authors(conn, [
+                (platform, a.handle, key, a.external_id, a.display_name, a.followers,
+                 a.verified, a.profile_url, when)
+                for key in unknown for a in (latest[key],)
+            ])
         for chunk in _chunks(unknown):
-            for row in conn.execute(
-                select(table.c.id, table.c.handle_key, table.c.followers, table.c.display_name,
-                       table.c.verified)
-                .where(table.c.platform == platform, table.c.handle_key.in_(chunk))
+            for author_id, key, followers, name, verified in conn.exec_driver_sql(
+                "SELECT id, handle_key, followers, display_name, verified FROM authors "
+                f"WHERE platform = {self._mark} AND handle_key IN {self._marks(len(chunk))}",
+                (platform, *chunk),
             ):
-                facts = (row.id, row.followers, row.display_name, row.verified)
-                learned[(platform, row.handle_key)] = facts
-                check(row.handle_key, facts)
-        missing = [
-            {"platform": platform, "handle": a.handle, "handle_key": key,
-             "external_id": a.external_id, "display_name": a.display_name,
-             "followers": a.followers, "verified": a.verified, "profile_url": a.profile_url,
-             "updated_at": now}
-            for key in unknown if key not in ids for a in (latest[key],)
-        ]
-        if missing:
-            self._bulk_insert(conn, "authors", missing)
-            for chunk in _chunks([m["handle_key"] for m in missing]):
-                for row in conn.execute(
-                    select(table.c.id, table.c.handle_key, table.c.followers,
-                           table.c.display_name, table.c.verified)
-                    .where(table.c.platform == platform, table.c.handle_key.in_(chunk))
-                ):
-                    ids[row.handle_key] = row.id
-                    learned[(platform, row.handle_key)] = (
-                        row.id, row.followers, row.display_name, row.verified)
+                facts = (author_id, followers, name, None if verified is None else bool(verified))
+                learned[(platform, key)] = facts
+                check(key, facts)
         if stale:
             conn.execute(
                 update(table).where(table.c.id == bindparam("b_id")).values(
@@ -457,9 +489,39 @@ class Store:
         self, conn: Connection, judge: Judge, source_name: str, source_kind: str,
         mention_ids: Sequence[int],
     ) -> None:
+        """Judge stored mentions, read back from the database (rescore)."""
         facts, ids = self._facts(conn, source_name, source_kind, mention_ids, judge.history_days)
         judgements = judge.judge(facts)
         self.write_judgements(conn, list(zip(ids, judgements, strict=True)))
+
+    def _judge_written(
+        self, conn: Connection, judge: Judge, source_name: str, source_kind: str,
+        written: _Written,
+    ) -> None:
+        """Judge the mentions this pass just stored, from the batch in memory: the same facts
+        `_facts` would read back, without the round trip."""
+        if any(w.mention is None for w in written.rows):
+            self._apply_judge(conn, judge, source_name, source_kind, [w.id for w in written.rows])
+            return
+        rows = [w for w in written.rows if w.mention is not None]
+        history = self._author_history(
+            conn, [(w.id, w.author[0] if w.author else None, w.created_at) for w in rows],
+            judge.history_days)
+        facts = []
+        for w in rows:
+            m, a = w.mention, w.author
+            assert m is not None and w.created_at is not None
+            facts.append(MentionFacts(
+                source=source_name, source_kind=source_kind, text=m.text, title=m.title,
+                url=m.url, author_handle=m.author.handle if m.author else None,
+                author_name=a[2] if a else None, followers=a[1] if a else None,
+                verified=a[3] if a else None, language=m.language, created_at=w.created_at,
+                likes=m.likes, reposts=m.reposts, replies=m.replies,
+                is_reply_to_brand=m.is_reply_to_brand, matched_terms=tuple(m.matched_terms),
+                author_history=tuple(history[w.id]) if w.id in history else (),
+            ))
+        judgements = judge.judge(facts)
+        self.write_judgements(conn, [(w.id, j) for w, j in zip(rows, judgements, strict=True)])
 
     def _facts(
         self, conn: Connection, source_name: str, source_kind: str,
@@ -474,7 +536,9 @@ class Store:
                 .where(m.c.id.in_(chunk))
                 .order_by(m.c.id)
             ))
-        history = self._author_history(conn, rows, history_days)
+        history = self._author_history(
+            conn, [(r.id, r.author_id, r.created_at.replace(tzinfo=UTC)) for r in rows],
+            history_days)
         facts = [
             MentionFacts(
                 source=source_name, source_kind=source_kind, text=r.text, title=r.title,
@@ -483,38 +547,40 @@ class Store:
                 created_at=r.created_at.replace(tzinfo=UTC), likes=r.likes,
                 reposts=r.reposts, replies=r.replies, is_reply_to_brand=r.is_reply_to_brand,
                 matched_terms=tuple(json.loads(r.matched_terms)) if r.matched_terms else (),
-                author_history=tuple(history.get((r.author_id, r.id), ())),
+                author_history=tuple(history.get(r.id, ())),
             )
             for r in rows
         ]
         return facts, [r.id for r in rows]
 
     def _author_history(
-        self, conn: Connection, rows: Sequence[Any], days: int
-    ) -> dict[tuple[int, int], list[tuple[datetime, str]]]:
+        self, conn: Connection, mentions: Sequence[tuple[int, int | None, datetime]], days: int
+    ) -> dict[int, list[tuple[datetime, str]]]:
+        """mention id -> the same author's earlier complaints, for (id, author id, created at)
+        of each mention."""
         if days <= 0:
             return {}
-        author_ids = sorted({r.author_id for r in rows if r.author_id is not None})
+        author_ids = sorted({author for _, author, _ in mentions if author is not None})
         if not author_ids:
             return {}
-        since = utcnow() - timedelta(days=days)
+        since = self._prepare_time(utcnow() - timedelta(days=days))
         earlier: dict[int, list[tuple[int, datetime, str]]] = {}
-        m = MENTIONS
+        mark = self._mark
         for chunk in _chunks(author_ids):
-            for row in conn.execute(
-                select(m.c.id, m.c.author_id, m.c.created_at, m.c.flag).where(
-                    m.c.author_id.in_(chunk), m.c.created_at >= since,
-                    m.c.flag.in_(("complaint", "crisis")),
-                )
+            for mention_id, author, created, flag in conn.exec_driver_sql(
+                "SELECT id, author_id, created_at, flag FROM mentions "
+                f"WHERE author_id IN {self._marks(len(chunk))} AND created_at >= {mark} "
+                f"AND flag IN ({mark}, {mark})",
+                (*chunk, since, "complaint", "crisis"),
             ):
-                earlier.setdefault(row.author_id, []).append(
-                    (row.id, row.created_at.replace(tzinfo=UTC), row.flag)
-                )
+                earlier.setdefault(author, []).append((mention_id, _read_time(created), flag))
+        if not earlier:
+            return {}
         # Only what the author said before this mention counts as "already complained".
         return {
-            (r.author_id, r.id): [(at, flag) for mid, at, flag in earlier.get(r.author_id, [])
-                                  if mid != r.id and at <= r.created_at]
-            for r in rows if r.author_id is not None
+            mention_id: [(at, flag) for mid, at, flag in earlier.get(author, [])
+                         if mid != mention_id and at <= created]
+            for mention_id, author, created in mentions if author is not None
         }
 
     def rescore(self, judge: Judge, *, chunk: int = CHUNK,
@@ -542,49 +608,47 @@ class Store:
                     on_progress(len(ids))
         return done
 
+    _DRAFT_COLUMNS = ("public_text", "private_text", "private_channel", "rule", "updated_at")
+
     def write_judgements(
         self, conn: Connection, judged: Sequence[tuple[int, Judgement]]
     ) -> None:
-        """Replace the matches, triage fields and (unedited) drafts of judged mentions."""
+        """Replace the matches, triage fields and (unedited) drafts of judged mentions.
+
+        Everything goes to the driver's executemany (like the mention insert): the ORM's
+        per-value processing cost more than the writes themselves."""
         if not judged:
             return
         ids = [mid for mid, _ in judged]
         for chunk in _chunks(ids):
-            conn.execute(delete(RuleMatch).where(RuleMatch.mention_id.in_(chunk)))
-        now = utcnow()
+            conn.exec_driver_sql(
+                f"DELETE FROM rule_matches WHERE mention_id IN {self._marks(len(chunk))}",
+                tuple(chunk))
+        now = self._prepare_time(utcnow())
+        mark = self._mark
         matches = [
-            {"mention_id": mid, "rule": h.rule, "pack": h.pack, "flag": h.flag,
-             "severity": h.severity, "alert": h.alert, "explanation": h.explanation,
-             "created_at": now}
+            (mid, h.rule, h.pack, h.flag, h.severity, h.alert, json.dumps(h.explanation), now)
             for mid, j in judged for h in j.hits
         ]
-        for chunk in _chunks(matches):
-            conn.execute(MATCHES.insert(), list(chunk))
-        m = MENTIONS
-        conn.execute(
-            update(m).where(m.c.id == bindparam("b_id")).values(
-                flag=bindparam("flag"), priority=bindparam("priority"),
-                sentiment=bindparam("sentiment"),
-            ),
-            [{"b_id": mid, "flag": j.flag, "priority": j.priority, "sentiment": j.sentiment}
-             for mid, j in judged],
-        )
+        if matches:
+            conn.exec_driver_sql(
+                "INSERT INTO rule_matches (mention_id, rule, pack, flag, severity, alert, "
+                f"explanation, created_at) VALUES ({', '.join([mark] * 8)})", matches)
+        conn.exec_driver_sql(
+            f"UPDATE mentions SET flag = {mark}, priority = {mark}, sentiment = {mark} "
+            f"WHERE id = {mark}",
+            [(j.flag, j.priority, j.sentiment, mid) for mid, j in judged])
         drafts = [
-            {"mention_id": mid, "public_text": j.public_draft, "private_text": j.private_draft,
-             "private_channel": j.private_channel, "rule": j.draft_rule, "updated_at": now}
+            (mid, j.public_draft, j.private_draft, j.private_channel, j.draft_rule, now)
             for mid, j in judged if j.public_draft or j.private_draft
         ]
-        d = DRAFTS
-        for chunk in _chunks(drafts):
-            stmt = self._insert(d)
+        if drafts:
             # A person's edit wins over a re-scored draft.
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["mention_id"],
-                set_={k: stmt.excluded[k] for k in
-                      ("public_text", "private_text", "private_channel", "rule", "updated_at")},
-                where=d.c.edited_by.is_(None),
-            )
-            conn.execute(stmt, list(chunk))
+            update_set = ", ".join(f"{c} = excluded.{c}" for c in self._DRAFT_COLUMNS)
+            conn.exec_driver_sql(
+                f"INSERT INTO drafts (mention_id, {', '.join(self._DRAFT_COLUMNS)}) "
+                f"VALUES ({', '.join([mark] * 6)}) ON CONFLICT (mention_id) DO UPDATE "
+                f"SET {update_set} WHERE drafts.edited_by IS NULL", drafts)
 
     # ----------------------------------------------------------------- health
 
@@ -727,6 +791,13 @@ class Store:
 
 def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _read_time(value: datetime | str) -> datetime:
+    """A time as the driver returns it (SQLite: text), made timezone-aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)
 
 
 def _sqlite_time(value: datetime) -> str:

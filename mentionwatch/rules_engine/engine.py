@@ -36,6 +36,7 @@ from mentionwatch.rules_engine.templates import first_name, fit, render
 FLAG_ORDER = ("ignore", "spam", "crisis", "complaint", "question", "praise")
 WEIGHTS = {"severity": 0.45, "negativity": 0.20, "reach": 0.15, "engagement": 0.10,
            "velocity": 0.10}
+_W_SEVERITY, _W_NEGATIVITY, _W_REACH, _W_ENGAGEMENT, _W_VELOCITY = WEIGHTS.values()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +49,38 @@ class BrandFacts:
     support_hours: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True)  # not frozen: one is made per mention, and frozen ones cost more
 class _Context:
+    """One mention as every rule sees it. The per-mention features (the text, its terms, its
+    sentiment) are computed once in `Engine._contexts` and shared by all rules; a new feature
+    (a classifier score, say) is one more field here, filled there."""
+
     facts: MentionFacts
     terms: set[str]
     text: str
     sentiment: float
     now: datetime
-    reasons: dict[str, Any]
-    #: Per-mention values computed once on first use and shared by every rule's context
-    #: (the complaint classifier's score).
-    cache: dict[str, Any]
+    #: The complaint classifier's score and features (when a pack uses the classifier), and
+    #: the features that weighed most, filled in only when a rule needs to say why.
+    complaint: float = 0.0
+    features: set[str] | None = None
+    complaint_top: list[tuple[str, float]] | None = None
+
+
+#: A condition compiled to a pure test of a context (see `_compile`).
+Test = Callable[[_Context], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    pack: str
+    rule: Rule
+    test: Test
 
 
 class Engine:
-    """Evaluates rule packs. Build once (compiles one term matcher), call `judge` often."""
+    """Evaluates rule packs. Build once (compiles one term matcher and each rule's test),
+    call `judge` often."""
 
     def __init__(self, packs: Sequence[RulePack], brand: BrandFacts,
                  reply_limits: Mapping[str, int | None] | Callable[[str], int | None] | None
@@ -84,8 +102,9 @@ class Engine:
         # Normalised term sets per condition (conditions are frozen and live with the engine).
         self._sets: dict[int, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
         self.history_days = max((r.when.history_days() for _, r in self.rules), default=0)
-        # A rule with `any` terms cannot match a text that has none of them: skip it early.
-        self._required = [frozenset(normalise_term(t) for t in r.when.any) for _, r in self.rules]
+        self._compiled = [_CompiledRule(pack, rule, self._compile(rule.when))
+                          for pack, rule in self.rules]
+        self._by_name = {r.name: r for _, r in self.rules}
         self._vader = SentimentIntensityAnalyzer()
         self._model = (classifier.default_model()
                        if any(r.when.uses_classifier() for _, r in self.rules) else None)
@@ -99,35 +118,37 @@ class Engine:
     # ------------------------------------------------------------------ public
 
     def judge(self, mentions: Sequence[MentionFacts]) -> list[Judgement]:
-        now = datetime.now(UTC)
-        return [self.judge_one(m, now=now) for m in mentions]
+        return [self._judge(ctx) for ctx in self._contexts(mentions, datetime.now(UTC))]
 
     def judge_one(self, facts: MentionFacts, *, now: datetime | None = None) -> Judgement:
-        now = now or datetime.now(UTC)
-        text = f"{facts.title}\n{facts.text}" if facts.title else facts.text
-        sentiment = self._vader.polarity_scores(text)["compound"]
-        terms = self.matcher.find(text)
+        return self._judge(self._contexts([facts], now or datetime.now(UTC))[0])
+
+    def _judge(self, ctx: _Context) -> Judgement:
+        facts, sentiment, now = ctx.facts, ctx.sentiment, ctx.now
         hits: list[RuleHit] = []
-        cache: dict[str, Any] = {}
-        for (pack, rule), required in zip(self.rules, self._required, strict=True):
-            if required and not (required & terms):
+        for compiled in self._compiled:
+            # The compiled test rejects most rules in a few comparisons; only a rule that
+            # holds is walked again, the slow way, to say why.
+            if not compiled.test(ctx):
                 continue
-            ctx = _Context(facts, terms, text, sentiment, now, {}, cache)
-            if self._holds(rule.when, ctx):
-                hits.append(RuleHit(rule=rule.name, pack=pack, flag=rule.flag,
+            rule = compiled.rule
+            why: dict[str, Any] = {}
+            if self._holds(rule.when, ctx, why):
+                hits.append(RuleHit(rule=rule.name, pack=compiled.pack, flag=rule.flag,
                                     severity=rule.severity, alert=rule.alert,
-                                    explanation=ctx.reasons))
-        flag = next((f for f in FLAG_ORDER if any(h.flag == f for h in hits)), None)
+                                    explanation=why))
+        flags = {h.flag for h in hits}
+        flag = next((f for f in FLAG_ORDER if f in flags), None) if flags else None
         priority, parts = self._priority(facts, flag, hits, sentiment, now)
         explanation: dict[str, Any] = {
             "flag": flag, "sentiment": round(sentiment, 3), "priority": priority,
             "components": parts, "weights": WEIGHTS,
             "rules": [h.rule for h in hits],
         }
-        if "complaint" in cache:
-            score, top = cache["complaint"]
-            explanation["complaint_score"] = round(score, 3)
-            explanation["complaint_features"] = top
+        if ctx.features is not None:
+            explanation["complaint_score"] = round(ctx.complaint, 3)
+            if ctx.complaint_top is not None:
+                explanation["complaint_features"] = ctx.complaint_top
         public: str | None = None
         private: str | None = None
         channel: str | None = None
@@ -147,16 +168,94 @@ class Engine:
                          public_draft=public, private_draft=private, private_channel=channel,
                          draft_rule=draft_rule, explanation=explanation)
 
+    def _contexts(self, mentions: Sequence[MentionFacts], now: datetime) -> list[_Context]:
+        """The per-mention features, each computed once per mention (VADER runs once per
+        text), feature by feature over the batch: each stage keeps its own tables warm in the
+        CPU caches (VADER's lexicon, the term automaton). A new feature is one more stage."""
+        texts = [_text(m) for m in mentions]
+        polarity = self._vader.polarity_scores
+        sentiments = [polarity(text)["compound"] for text in texts]
+        find = self.matcher.find
+        terms = [find(text) for text in texts]
+        contexts = [
+            _Context(m, found, text, sentiment, now)
+            for m, text, sentiment, found in zip(mentions, texts, sentiments, terms, strict=True)
+        ]
+        if self._model is not None:
+            featurise, score = classifier.features, self._model.score
+            for ctx in contexts:
+                ctx.features = featurise(ctx.text, ctx.sentiment)
+                ctx.complaint = score(ctx.features)
+        return contexts
+
     # ------------------------------------------------------------------ conditions
 
-    def _holds(self, cond: Condition, ctx: _Context) -> bool:
-        f, r = ctx.facts, ctx.reasons
+    # Every condition kind is written twice, side by side in meaning: `_compile` turns a
+    # condition into a pure test (cheapest checks first, nothing recorded), run for every
+    # rule and mention; `_holds` is the reference, in the pack's order, recording the reasons,
+    # run only for rules whose test passed. A new kind goes into both (and into `_Context`
+    # when it needs a per-mention feature); tests check that the two agree.
+
+    def _term_sets(self, cond: Condition) -> tuple[frozenset[str], frozenset[str],
+                                                    frozenset[str]]:
+        """The normalised `any`, `all` and `none` terms of a condition."""
         sets = self._sets.get(id(cond))
         if sets is None:
-            sets = self._sets[id(cond)] = tuple(  # type: ignore[assignment]
-                frozenset(normalise_term(t) for t in ts) for ts in (cond.any, cond.all, cond.none)
+            sets = self._sets[id(cond)] = (
+                frozenset(normalise_term(t) for t in cond.any),
+                frozenset(normalise_term(t) for t in cond.all),
+                frozenset(normalise_term(t) for t in cond.none),
             )
-        any_terms, all_terms, none_terms = sets  # type: ignore[misc]
+        return sets
+
+    def _pattern(self, pattern: str) -> re.Pattern[str]:
+        compiled = self._regex.get(pattern)
+        if compiled is None:
+            compiled = self._regex[pattern] = re.compile(pattern, re.IGNORECASE)
+        return compiled
+
+    def _compile(self, cond: Condition) -> Test:
+        """A pure test with the same verdict as `_holds(cond, ...)`, built once per rule: only
+        the checks the condition uses, the ones that reject most mentions first."""
+        checks: list[Test] = []
+        any_terms, all_terms, none_terms = self._term_sets(cond)
+        if any_terms:
+            checks.append(lambda c: not any_terms.isdisjoint(c.terms))
+        if cond.sentiment_below is not None:
+            below = cond.sentiment_below
+            checks.append(lambda c: c.sentiment <= below)
+        if cond.sentiment_above is not None:
+            above = cond.sentiment_above
+            checks.append(lambda c: c.sentiment >= above)
+        if cond.complaint_score_at_least is not None:
+            least = cond.complaint_score_at_least
+            checks.append(lambda c: c.complaint >= least)
+        if cond.complaint_score_below is not None:
+            under = cond.complaint_score_below
+            checks.append(lambda c: c.complaint < under)
+        if all_terms:
+            checks.append(lambda c: all_terms <= c.terms)
+        if none_terms:
+            checks.append(lambda c: none_terms.isdisjoint(c.terms))
+        checks += _fact_checks(cond)
+        if cond.complained_within_days is not None:
+            checks.append(_recent_complaint(timedelta(days=cond.complained_within_days)))
+        if cond.regex:
+            checks.append(_any_pattern([self._pattern(p).search for p in cond.regex]))
+        if cond.all_of:
+            checks.append(_all_hold([self._compile(sub) for sub in cond.all_of]))
+        if cond.any_of:
+            checks.append(_any_holds([self._compile(sub) for sub in cond.any_of]))
+        if cond.not_ is not None:
+            negated = self._compile(cond.not_)
+            checks.append(lambda c: not negated(c))
+        return _all_hold(checks)
+
+    def _holds(self, cond: Condition, ctx: _Context, r: dict[str, Any]) -> bool:
+        """Whether the condition holds, recording in `r` the terms, patterns and numbers
+        that made it (a failed alternative of `any_of` may leave some behind)."""
+        f = ctx.facts
+        any_terms, all_terms, none_terms = self._term_sets(cond)
         if any_terms:
             found = sorted(ctx.terms & any_terms)
             if not found:
@@ -171,10 +270,7 @@ class Engine:
         if cond.regex:  # like `any`: one of the patterns must match
             match = None
             for pattern in cond.regex:
-                compiled = self._regex.get(pattern)
-                if compiled is None:
-                    compiled = self._regex[pattern] = re.compile(pattern, re.IGNORECASE)
-                match = compiled.search(ctx.text)
+                match = self._pattern(pattern).search(ctx.text)
                 if match:
                     break
             if not match:
@@ -189,9 +285,10 @@ class Engine:
                 return False
             r["sentiment"] = f"{ctx.sentiment:.3f} >= {cond.sentiment_above}"
         if cond.complaint_score_at_least is not None or cond.complaint_score_below is not None:
-            if "complaint" not in ctx.cache:
-                ctx.cache["complaint"] = self.complaint_score(ctx.text, ctx.sentiment)
-            score, top = ctx.cache["complaint"]
+            score = ctx.complaint
+            if ctx.complaint_top is None and self._model is not None and ctx.features is not None:
+                ctx.complaint_top = self._model.explain(ctx.features)
+            top = ctx.complaint_top or []
             words = ", ".join(f"{classifier.readable(feat)} {weight:+.2f}"
                               for feat, weight in top)
             if cond.complaint_score_at_least is not None:
@@ -225,15 +322,11 @@ class Engine:
             if not earlier:
                 return False
             r["earlier_complaints"] = len(earlier)
-        if cond.all_of and not all(self._holds(c, ctx) for c in cond.all_of):
+        if cond.all_of and not all(self._holds(c, ctx, r) for c in cond.all_of):
             return False
-        if cond.any_of and not any(self._holds(c, ctx) for c in cond.any_of):
+        if cond.any_of and not any(self._holds(c, ctx, r) for c in cond.any_of):
             return False
-        if cond.not_ is not None:
-            probe = _Context(f, ctx.terms, ctx.text, ctx.sentiment, ctx.now, {}, ctx.cache)
-            if self._holds(cond.not_, probe):
-                return False
-        return True
+        return cond.not_ is None or not self._holds(cond.not_, ctx, {})
 
     # ------------------------------------------------------------------ priority
 
@@ -241,29 +334,33 @@ class Engine:
                   sentiment: float, now: datetime) -> tuple[float, dict[str, float]]:
         if flag in ("ignore", "spam"):
             return 0.0, {"severity": 0.0}
-        severity = max((h.severity for h in hits if h.flag == flag), default=0.0)
+        severity = 0.0
+        for hit in hits:
+            if hit.flag == flag and hit.severity > severity:
+                severity = hit.severity
         engagement_total = f.likes + f.reposts + f.replies
         age_h = max((now - f.created_at).total_seconds() / 3600, 0.0)
-        parts = {
-            "severity": severity,
-            "negativity": max(0.0, -sentiment),
-            "reach": min(1.0, math.log10(1 + (f.followers or 0)) / 6),
-            "engagement": min(1.0, math.log10(1 + engagement_total) / 4),
-            "velocity": min(1.0, math.log10(1 + engagement_total / max(age_h, 0.25)) / 3),
-        }
+        negativity = max(0.0, -sentiment)
+        reach = min(1.0, math.log10(1 + (f.followers or 0)) / 6)
+        engagement = min(1.0, math.log10(1 + engagement_total) / 4)
+        velocity = min(1.0, math.log10(1 + engagement_total / max(age_h, 0.25)) / 3)
         freshness = 0.5 ** (age_h / 24)
-        raw = sum(WEIGHTS[k] * v for k, v in parts.items())
+        # Summed in the order of WEIGHTS, written out: this runs for every mention.
+        raw = (_W_SEVERITY * severity + _W_NEGATIVITY * negativity + _W_REACH * reach
+               + _W_ENGAGEMENT * engagement + _W_VELOCITY * velocity)
         score = round(raw * (0.5 + 0.5 * freshness), 4)
-        rounded = {k: round(v, 3) for k, v in parts.items()}
-        rounded["freshness"] = round(freshness, 3)
-        return score, rounded
+        return score, {
+            "severity": round(severity, 3), "negativity": round(negativity, 3),
+            "reach": round(reach, 3), "engagement": round(engagement, 3),
+            "velocity": round(velocity, 3), "freshness": round(freshness, 3),
+        }
 
     # ------------------------------------------------------------------ drafts
 
     def _draft_rule(self, flag: str | None, hits: Sequence[RuleHit]) -> Rule | None:
         if flag is None or flag in ("ignore", "spam"):
             return None
-        by_name = {r.name: r for _, r in self.rules}
+        by_name = self._by_name
         candidates = [by_name[h.rule] for h in hits if h.flag == flag and by_name[h.rule].reply]
         return max(candidates, key=lambda r: r.severity, default=None)
 
@@ -282,3 +379,82 @@ class Engine:
             "support_hours": self.brand.support_hours or "",
             "source": f.source_kind,
         }
+
+
+def _text(facts: MentionFacts) -> str:
+    """What the rules read: the title (when there is one) and the text."""
+    return f"{facts.title}\n{facts.text}" if facts.title else facts.text
+
+
+def _fact_checks(cond: Condition) -> list[Test]:
+    """Tests of the mention's own facts (source, language, reach, engagement, reply)."""
+    checks: list[Test] = []
+    if cond.source:
+        sources = frozenset(cond.source)
+        checks.append(lambda c: c.facts.source_kind in sources or c.facts.source in sources)
+    if cond.language:
+        languages = frozenset(cond.language)
+        checks.append(lambda c: (c.facts.language or "").split("-")[0] in languages)
+    if cond.followers_at_least is not None:
+        followers = cond.followers_at_least
+        checks.append(lambda c: (c.facts.followers or 0) >= followers)
+    if cond.verified is not None:
+        verified = cond.verified
+        checks.append(lambda c: bool(c.facts.verified) == verified)
+    if cond.engagement_at_least is not None:
+        engagement = cond.engagement_at_least
+        checks.append(lambda c: c.facts.likes + c.facts.reposts + c.facts.replies >= engagement)
+    if cond.reply_to_brand is not None:
+        reply = cond.reply_to_brand
+        checks.append(lambda c: c.facts.is_reply_to_brand == reply)
+    return checks
+
+
+def _recent_complaint(window: timedelta) -> Test:
+    def test(ctx: _Context) -> bool:
+        history = ctx.facts.author_history
+        if not history:
+            return False
+        since = ctx.now - window
+        return any(at >= since for at, _ in history)
+
+    return test
+
+
+def _any_pattern(searches: Sequence[Callable[[str], re.Match[str] | None]]) -> Test:
+    def test(ctx: _Context) -> bool:
+        text = ctx.text
+        for search in searches:  # noqa: SIM110 (a loop, not any(genexpr): see _all_hold)
+            if search(text):
+                return True
+        return False
+
+    return test
+
+
+def _any_holds(alternatives: Sequence[Test]) -> Test:
+    def test(ctx: _Context) -> bool:
+        for alternative in alternatives:  # noqa: SIM110 (see _all_hold)
+            if alternative(ctx):
+                return True
+        return False
+
+    return test
+
+
+def _all_hold(checks: Sequence[Test]) -> Test:
+    """One test that holds when every check does (in order, stopping at the first miss)."""
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda c: first(c) and second(c)
+
+    def test(ctx: _Context) -> bool:
+        # A loop, not all(genexpr): this runs for every rule and mention.
+        for check in checks:  # noqa: SIM110
+            if not check(ctx):
+                return False
+        return True
+
+    return test

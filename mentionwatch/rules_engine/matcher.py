@@ -17,7 +17,11 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 
 def normalise_for_matching(text: str) -> str:
     """Lower-case, with curly apostrophes made straight (phones type "don’t")."""
-    return text.lower().translate(_APOSTROPHES)
+    text = text.lower()
+    # str.translate looks every character up; most texts have no curly apostrophe at all.
+    if "\u2019" in text or "\u2018" in text or "\u02bc" in text:
+        text = text.translate(_APOSTROPHES)
+    return text
 
 
 def normalise_term(term: str) -> str:
@@ -61,6 +65,7 @@ class TermMatcher:
         body = _trie_pattern(self.terms)
         self._pattern = re.compile(r"(?<![\w])(?=(" + body + r")(?!\w))")
         self._prefixes = self._all_prefix_terms()
+        self._prefix_keys = frozenset(self._prefixes)
 
     def _all_prefix_terms(self) -> dict[str, tuple[str, ...]]:
         # A longest match "not working at all" also contains the shorter terms that start at
@@ -79,9 +84,9 @@ class TermMatcher:
         """The terms (normalised) that occur in `text` as whole words."""
         if self._pattern is None or not text:
             return set()
-        found: set[str] = set()
-        for match in self._pattern.finditer(normalise_for_matching(text)):
-            term = " ".join(match.group(1).split())
-            found.add(term)
-            found.update(self._prefixes.get(term, ()))
+        found = set(self._pattern.findall(normalise_for_matching(text)))
+        if not found <= self.terms:  # a phrase spread over several spaces or lines
+            found = {" ".join(term.split()) for term in found}
+        for term in self._prefix_keys.intersection(found):
+            found.update(self._prefixes[term])
         return found

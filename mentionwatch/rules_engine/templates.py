@@ -7,18 +7,67 @@ one pass (`{author}` -> "@sam"), so a value that itself looks like a template (`
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
 _FIELD = re.compile(r"\{([a-z_]+)\}")
+# A lookahead, not a group and "\1": a replacement with a group reference is expanded in
+# Python for every match.
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[,.!?])")
+_RUN_OF_SPACES = re.compile(r"[ \t]{2,}")
+# Either tidy-up could change the text (checked first: most drafts need neither).
+_UNTIDY = re.compile(r"[ \t](?:[ \t]|[,.!?])")
+
+
+@functools.lru_cache(maxsize=4096)
+def _pieces(template: str) -> tuple[str, ...]:
+    """The template split once: literal, field name, literal, field name, ..., literal."""
+    return tuple(_FIELD.split(template))
+
+
+# A value without whitespace that does not start with , . ! ? ("@sam", "alice.bsky.social",
+# a case reference) is never touched by the tidy-up and does not change what it does around
+# it: drafts are tidied once per template and shape of the values, then filled.
+_PLAIN = re.compile(r"[^\s,.!?\ue000-\uf8ff][^\s\ue000-\uf8ff]*")
+_SLOT = re.compile(r"([\ue000-\uf8ff])")
+
+
+@functools.lru_cache(maxsize=4096)
+def _tidied(template: str, shape: tuple[str | None, ...]) -> tuple[str | int, ...] | None:
+    """The rendered template with each plain value (None in `shape`) left as a slot:
+    literal text and slot numbers. None when the text itself uses the slot characters."""
+    pieces = _pieces(template)
+    if _SLOT.search(template) or any(v is not None and _SLOT.search(v) for v in shape):
+        return None
+    parts = [pieces[0]]
+    for index in range(1, len(pieces), 2):
+        value = shape[index // 2]
+        parts.append(chr(0xE000 + index // 2) if value is None else value)
+        parts.append(pieces[index + 1])
+    text = _tidy("".join(parts))
+    return tuple(ord(p) - 0xE000 if i % 2 else p for i, p in enumerate(_SLOT.split(text)))
+
+
+def _tidy(text: str) -> str:
+    if _UNTIDY.search(text):
+        # Tidy what an empty field leaves behind ("Hi ," -> "Hi,").
+        text = _RUN_OF_SPACES.sub(" ", _SPACE_BEFORE_PUNCT.sub("", text))
+    return text.strip()
 
 
 def render(template: str, fields: Mapping[str, str]) -> str:
     """Fill `{field}` placeholders once; unknown or empty fields become empty text."""
-    text = _FIELD.sub(lambda m: fields.get(m.group(1), ""), template)
-    # Tidy what an empty field leaves behind ("Hi ," -> "Hi,").
-    text = re.sub(r"[ \t]+([,.!?])", r"\1", text)
-    return re.sub(r"[ \t]{2,}", " ", text).strip()
+    pieces = _pieces(template)
+    values = [fields.get(name, "") for name in pieces[1::2]]
+    tidied = _tidied(template, tuple(None if _PLAIN.fullmatch(v) else v for v in values))
+    if tidied is not None:
+        return "".join([p if isinstance(p, str) else values[p] for p in tidied])
+    parts = [pieces[0]]
+    for index in range(1, len(pieces), 2):
+        parts.append(values[index // 2])
+        parts.append(pieces[index + 1])
+    return _tidy("".join(parts))
 
 
 def fit(text: str, limit: int | None) -> str:
