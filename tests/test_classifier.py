@@ -148,7 +148,7 @@ def test_complaint_score_below_and_composition(tmp_path: Path) -> None:
     assert nested.judge_one(facts("where is my refund"), now=NOW).flag == "complaint"
 
 
-def test_the_score_is_computed_once_per_mention(tmp_path: Path,
+def test_the_score_is_computed_once_per_mention_not_per_rule(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "p.toml").write_text(
         '[pack]\nname = "t"\n' + "".join(
@@ -158,8 +158,10 @@ def test_the_score_is_computed_once_per_mention(tmp_path: Path,
     calls: list[Any] = []
     real = clf.features
     monkeypatch.setattr(clf, "features", lambda *a, **k: calls.append(a) or real(*a, **k))
-    engine.judge_one(facts("@acme still no refund after three weeks"), now=NOW)
-    assert len(calls) == 1
+    judgement = engine.judge_one(facts("@acme still no refund after three weeks"), now=NOW)
+    assert len(judgement.hits) == 5
+    # Once for the score, once more for the explanation: not once per rule.
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", '"high"'])

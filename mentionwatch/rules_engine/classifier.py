@@ -29,7 +29,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MODEL_PATH = Path(__file__).with_name("complaint_model.json")
@@ -103,6 +103,7 @@ _READABLE = {"shape:starts-with-handle": "starts with a handle",
 _PLACEHOLDERS = {"<user>": "@handle", "<url>": "link", "<num>": "N"}
 
 
+@functools.lru_cache(maxsize=8192)
 def readable(feature: str) -> str:
     """A feature as a person reads it: `<s> <user> my` -> `(start) @handle my`."""
     if feature in _READABLE:
@@ -120,6 +121,13 @@ class Model:
     bias: float
     weights: dict[str, float]
     trained_on: dict[str, object]
+    #: Every feature's place when ordered by strength (|weight|, then name): explaining a
+    #: post is then one sort of its few features by a dictionary look-up.
+    rank: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        order = sorted(self.weights, key=lambda f: (-abs(self.weights[f]), f))
+        object.__setattr__(self, "rank", {f: i for i, f in enumerate(order)})
 
     def score(self, feats: Iterable[str]) -> float:
         weights = self.weights
@@ -128,9 +136,9 @@ class Model:
 
     def explain(self, feats: Iterable[str], top: int = 4) -> list[tuple[str, float]]:
         """The features that pushed the score most, strongest first, with their weights."""
-        present = [(f, self.weights[f]) for f in feats if f in self.weights]
-        present.sort(key=lambda fw: (-abs(fw[1]), fw[0]))
-        return [(f, round(w, 2)) for f, w in present[:top]]
+        rank, weights = self.rank, self.weights
+        strongest = sorted((f for f in feats if f in rank), key=rank.__getitem__)[:top]
+        return [(f, round(weights[f], 2)) for f in strongest]
 
     def to_json(self) -> str:
         data = {"format": FORMAT, "bias": round(self.bias, 6),

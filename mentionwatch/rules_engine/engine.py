@@ -60,11 +60,12 @@ class _Context:
     text: str
     sentiment: float
     now: datetime
-    #: The complaint classifier's score and features (when a pack uses the classifier), and
-    #: the features that weighed most, filled in only when a rule needs to say why.
-    complaint: float = 0.0
-    features: set[str] | None = None
+    #: The complaint classifier's score (when a pack uses the classifier), and the features
+    #: that weighed most, found again only when a rule needs to say why (keeping every
+    #: mention's feature set alive across a batch costs more in garbage collection).
+    complaint: float | None = None
     complaint_top: list[tuple[str, float]] | None = None
+    complaint_words: str = ""
 
 
 #: A condition compiled to a pure test of a context (see `_compile`).
@@ -145,7 +146,7 @@ class Engine:
             "components": parts, "weights": WEIGHTS,
             "rules": [h.rule for h in hits],
         }
-        if ctx.features is not None:
+        if ctx.complaint is not None:
             explanation["complaint_score"] = round(ctx.complaint, 3)
             if ctx.complaint_top is not None:
                 explanation["complaint_features"] = ctx.complaint_top
@@ -184,8 +185,7 @@ class Engine:
         if self._model is not None:
             featurise, score = classifier.features, self._model.score
             for ctx in contexts:
-                ctx.features = featurise(ctx.text, ctx.sentiment)
-                ctx.complaint = score(ctx.features)
+                ctx.complaint = score(featurise(ctx.text, ctx.sentiment))
         return contexts
 
     # ------------------------------------------------------------------ conditions
@@ -229,10 +229,10 @@ class Engine:
             checks.append(lambda c: c.sentiment >= above)
         if cond.complaint_score_at_least is not None:
             least = cond.complaint_score_at_least
-            checks.append(lambda c: c.complaint >= least)
+            checks.append(lambda c: (c.complaint or 0.0) >= least)
         if cond.complaint_score_below is not None:
             under = cond.complaint_score_below
-            checks.append(lambda c: c.complaint < under)
+            checks.append(lambda c: (c.complaint or 0.0) < under)
         if all_terms:
             checks.append(lambda c: all_terms <= c.terms)
         if none_terms:
@@ -285,12 +285,13 @@ class Engine:
                 return False
             r["sentiment"] = f"{ctx.sentiment:.3f} >= {cond.sentiment_above}"
         if cond.complaint_score_at_least is not None or cond.complaint_score_below is not None:
-            score = ctx.complaint
-            if ctx.complaint_top is None and self._model is not None and ctx.features is not None:
-                ctx.complaint_top = self._model.explain(ctx.features)
-            top = ctx.complaint_top or []
-            words = ", ".join(f"{classifier.readable(feat)} {weight:+.2f}"
-                              for feat, weight in top)
+            score = ctx.complaint or 0.0
+            if ctx.complaint_top is None and self._model is not None:
+                features = classifier.features(ctx.text, ctx.sentiment)
+                ctx.complaint_top = self._model.explain(features)
+                ctx.complaint_words = ", ".join(f"{classifier.readable(feat)} {weight:+.2f}"
+                                                for feat, weight in ctx.complaint_top)
+            words = ctx.complaint_words
             if cond.complaint_score_at_least is not None:
                 if not score >= cond.complaint_score_at_least:
                     return False
