@@ -82,18 +82,22 @@ class SourceStatus:
 
 @dataclass(frozen=True, slots=True)
 class _WrittenMention:
-    """A mention this pass stored: its id and, from the batch in memory, what was written
-    (None when the batch repeated its external id: then the database says which copy)."""
+    """A mention this pass stored: its id and, from the batch in memory, what was written."""
 
     id: int
-    mention: MentionIn | None
-    created_at: datetime | None
+    mention: MentionIn
+    created_at: datetime
     author: AuthorFacts | None
 
 
 @dataclass(frozen=True, slots=True)
 class _Written:
+    """What `_insert_mentions` stored: how many, their ids in id order (when asked for) and
+    the written mentions themselves (empty when the batch repeated an external id: then the
+    database says which copy was stored)."""
+
     stored: int
+    ids: tuple[int, ...] = ()
     rows: tuple[_WrittenMention, ...] = ()
 
 
@@ -239,8 +243,8 @@ class Store:
                 conn, source.id, plat, batch.mentions, now, fail_after, learned,
                 want_ids=judge is not None or want_ids,
             )
-            stored, stored_ids = written.stored, [w.id for w in written.rows]
-            if judge is not None and written.rows:
+            stored, stored_ids = written.stored, written.ids
+            if judge is not None and stored_ids:
                 self._judge_written(conn, judge, source_name, source.kind, written)
             values: dict[str, Any] = {
                 "last_attempt_at": now,
@@ -345,16 +349,17 @@ class Store:
             return _Written(stored)
         # Rows written by this pass carry its fetched_at; earlier copies do not.
         ids = self._ids_for(conn, source_id, [m.external_id for m in fresh], now)
+        in_order = sorted(ids.items(), key=lambda item: item[1])
+        stored_ids = tuple(mention_id for _, mention_id in in_order)
         by_external: dict[str, tuple[MentionIn, datetime, AuthorFacts | None]] = {}
         for m, at, row in zip(fresh, created, rows, strict=True):
             if m.external_id in by_external:  # which copy was stored is the database's word
-                return _Written(stored, tuple(_WrittenMention(i, None, None, None)
-                                              for i in sorted(ids.values())))
+                return _Written(stored, stored_ids)
             author = authors.get(m.author.handle.lower()) if m.author and row[5] else None
             by_external[m.external_id] = (m, at.astimezone(UTC), author)
-        return _Written(stored, tuple(
+        return _Written(stored, stored_ids, tuple(
             _WrittenMention(mention_id, *by_external[external_id])
-            for external_id, mention_id in sorted(ids.items(), key=lambda item: item[1])
+            for external_id, mention_id in in_order
         ))
 
     _MENTION_COLUMNS = (
@@ -500,17 +505,16 @@ class Store:
     ) -> None:
         """Judge the mentions this pass just stored, from the batch in memory: the same facts
         `_facts` would read back, without the round trip."""
-        if any(w.mention is None for w in written.rows):
-            self._apply_judge(conn, judge, source_name, source_kind, [w.id for w in written.rows])
+        if not written.rows:
+            self._apply_judge(conn, judge, source_name, source_kind, written.ids)
             return
-        rows = [w for w in written.rows if w.mention is not None]
+        rows = written.rows
         history = self._author_history(
             conn, [(w.id, w.author[0] if w.author else None, w.created_at) for w in rows],
             judge.history_days)
         facts = []
         for w in rows:
             m, a = w.mention, w.author
-            assert m is not None and w.created_at is not None
             facts.append(MentionFacts(
                 source=source_name, source_kind=source_kind, text=m.text, title=m.title,
                 url=m.url, author_handle=m.author.handle if m.author else None,

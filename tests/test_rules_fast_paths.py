@@ -1,6 +1,7 @@
 """The rules engine's fast paths give the same answers as the plain ones: each rule's compiled
 test agrees with the condition walk that records the reasons, a batch is judged as one by one,
-and drafts tidied once per template shape equal drafts rendered and tidied in full."""
+drafts tidied once per template shape equal drafts rendered and tidied in full, and ingest
+(judging from the batch in memory) stores what a rescore from the stored rows stores."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import re
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mentionwatch.connector import AuthorIn, Batch, MentionIn
 from mentionwatch.judgement import MentionFacts
 from mentionwatch.resources import rules_dir
-from mentionwatch.rules_engine import BrandFacts, Engine, load_packs
+from mentionwatch.rules_engine import BrandFacts, Engine, load_judge, load_packs
 from mentionwatch.rules_engine.templates import render
-from tests.conftest import FIXTURES
+from mentionwatch.store import Store
+from tests.conftest import FIXTURES, make_config
 
 # Close to the clock `judge` reads itself, so that "in the last N days" means the same.
 NOW = datetime.now(UTC)
@@ -150,3 +155,70 @@ def test_drafts_tidied_once_per_shape_equal_drafts_rendered_in_full(
         pieces: list[str], fields: dict[str, str]) -> None:
     template = "".join(pieces)
     assert render(template, fields) == _render_in_full(template, fields)
+
+
+def _stored_judgements(store: Store) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mention in store.list_mentions(limit=1000):
+        detail = store.mention_detail(mention.id)
+        assert detail is not None
+        _, matches, draft = detail
+        out[mention.external_id] = (
+            mention.flag, pytest.approx(mention.priority, abs=1e-4), mention.sentiment,
+            sorted((m.rule, m.flag, m.severity, m.alert, repr(m.explanation)) for m in matches),
+            (draft.public_text, draft.private_text, draft.private_channel, draft.rule)
+            if draft else None)
+    return out
+
+
+def _ingest_two_passes(store: Store, judge: Engine, repeat_an_id: bool) -> None:
+    store.sync_sources([("feed", "rss", "h")])
+    now = datetime.now(UTC)
+    texts = _corpus()[:60]
+    for part in range(2):  # the second pass sees the first one's complaints as history
+        mentions = [
+            MentionIn(external_id=f"{part}-{i}", text=text, url=f"https://x.test/{part}/{i}",
+                      title="Re: my order" if i % 7 == 0 else None,
+                      author=AuthorIn(f"user{i % 9}", display_name=f"Ann {i}" if i % 2 else None,
+                                      followers=None if i % 5 == 0 else i * 900 + part,
+                                      verified=i % 3 == 0),
+                      created_at=now - timedelta(hours=i), likes=i * 11, reposts=i % 4,
+                      is_reply_to_brand=i % 6 == 0)
+            for i, text in enumerate(texts)
+        ]
+        if repeat_an_id:
+            mentions.append(MentionIn(external_id=f"{part}-3", text="a second copy, down again",
+                                      url=f"https://x.test/{part}/copy",
+                                      author=AuthorIn("user3", followers=5)))
+        store.store_batch("feed", Batch(mentions), judge=judge, platform="twitter")
+
+
+@pytest.mark.parametrize("repeat_an_id", [False, True])
+def test_judged_from_the_batch_in_memory_as_from_the_stored_rows(
+        db_url: str, monkeypatch: pytest.MonkeyPatch, repeat_an_id: bool) -> None:
+    """Ingest judges from the batch in memory; the stored rows read back (as rescore does)
+    must give the same judgements, also when a batch repeats an external id (the database
+    then says which copy was stored) and with authors' facts changing between passes."""
+    config = make_config(db_url, [{"name": "feed", "kind": "rss", "url": "http://127.0.0.1:9/x"}])
+    judge = load_judge(config)
+    store = Store.open(db_url)
+    try:
+        _ingest_two_passes(store, judge, repeat_an_id)
+        from_memory = _stored_judgements(store)
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM mentions")
+            conn.exec_driver_sql("DELETE FROM authors")
+    finally:
+        store.close()
+    monkeypatch.setattr(Store, "_judge_written", lambda self, conn, judge, name, kind, written:
+                        self._apply_judge(conn, judge, name, kind, written.ids))
+    store = Store.open(db_url)
+    try:
+        _ingest_two_passes(store, judge, repeat_an_id)
+        read_back = _stored_judgements(store)
+    finally:
+        store.close()
+    assert len(from_memory) == 120
+    assert sum(1 for flag, *_ in from_memory.values() if flag) > 60
+    assert any("repeat-complainer" in repr(v[3]) for v in from_memory.values())
+    assert from_memory == read_back
