@@ -160,8 +160,7 @@ def test_the_score_is_computed_once_per_mention_not_per_rule(tmp_path: Path,
     monkeypatch.setattr(clf, "features", lambda *a, **k: calls.append(a) or real(*a, **k))
     judgement = engine.judge_one(facts("@acme still no refund after three weeks"), now=NOW)
     assert len(judgement.hits) == 5
-    # Once for the score, once more for the explanation: not once per rule.
-    assert len(calls) == 2
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", '"high"'])

@@ -30,6 +30,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 MODEL_PATH = Path(__file__).with_name("complaint_model.json")
@@ -44,6 +45,8 @@ _TOKEN = re.compile(
     r"|[a-z]+(?:'[a-z]+)*"                  # words, with apostrophes
     r"|[?!\U0001F300-\U0001FAFF\u2600-\u27BF]"  # ? ! and emoji
 )
+#: A shouted word: three or more capitals on their own ("AGAIN", "SIX HOURS").
+_CAPS = re.compile(r"(?<!\w)[A-Z]{3,}(?!\w)")
 #: Words that carry no signal on their own but do in pairs ("not working", "my order").
 _BANDS = ((-0.5, "sent:neg"), (-0.05, "sent:mneg"), (0.05, "sent:neu"), (0.5, "sent:mpos"))
 
@@ -89,7 +92,7 @@ def features(text: str, sentiment: float | None = None) -> set[str]:
     feats.update(tags)
     if seq and seq[0] == "<user>":
         feats.add("shape:starts-with-handle")
-    if any(len(word) > 2 and word.isupper() for word in text.split()):
+    if _CAPS.search(text):
         feats.add("shape:caps-word")
     if sentiment is not None:
         feats.add(_band(sentiment))
@@ -130,8 +133,7 @@ class Model:
         object.__setattr__(self, "rank", {f: i for i, f in enumerate(order)})
 
     def score(self, feats: Iterable[str]) -> float:
-        weights = self.weights
-        z = self.bias + sum(weights.get(f, 0.0) for f in feats)
+        z = self.bias + sum(map(self.weights.get, feats, repeat(0.0)))
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def explain(self, feats: Iterable[str], top: int = 4) -> list[tuple[str, float]]:

@@ -60,9 +60,9 @@ class _Context:
     text: str
     sentiment: float
     now: datetime
-    #: The complaint classifier's score (when a pack uses the classifier), and the features
-    #: that weighed most, found again only when a rule needs to say why (keeping every
-    #: mention's feature set alive across a batch costs more in garbage collection).
+    #: The complaint classifier's score (when a pack uses the classifier) and the features
+    #: that weighed most (the feature set itself is not kept: a batch of them costs more in
+    #: garbage collection than they save), and those features as a reason reads them.
     complaint: float | None = None
     complaint_top: list[tuple[str, float]] | None = None
     complaint_words: str = ""
@@ -183,9 +183,14 @@ class Engine:
             for m, text, sentiment, found in zip(mentions, texts, sentiments, terms, strict=True)
         ]
         if self._model is not None:
-            featurise, score = classifier.features, self._model.score
+            featurise, score, explain = (classifier.features, self._model.score,
+                                         self._model.explain)
             for ctx in contexts:
-                ctx.complaint = score(featurise(ctx.text, ctx.sentiment))
+                features = featurise(ctx.text, ctx.sentiment)
+                ctx.complaint = score(features)
+                # The reasons of nearly every flagged mention name these, so find them now,
+                # while the features are at hand, and let the set go.
+                ctx.complaint_top = explain(features)
         return contexts
 
     # ------------------------------------------------------------------ conditions
@@ -286,9 +291,7 @@ class Engine:
             r["sentiment"] = f"{ctx.sentiment:.3f} >= {cond.sentiment_above}"
         if cond.complaint_score_at_least is not None or cond.complaint_score_below is not None:
             score = ctx.complaint or 0.0
-            if ctx.complaint_top is None and self._model is not None:
-                features = classifier.features(ctx.text, ctx.sentiment)
-                ctx.complaint_top = self._model.explain(features)
+            if not ctx.complaint_words and ctx.complaint_top:
                 ctx.complaint_words = ", ".join(f"{classifier.readable(feat)} {weight:+.2f}"
                                                 for feat, weight in ctx.complaint_top)
             words = ctx.complaint_words
