@@ -11,7 +11,7 @@ machine never sends an action that is `sending`, `sent` or `unknown` again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -195,6 +195,19 @@ def _last_editor(conn: Connection, mention_id: int, action: str,
         if (details or {}).get("action") == action:
             return str(actor)
     return None
+
+
+def save_draft_edits(store: Store, edits: Mapping[int, Mapping[str, str]], *,
+                     operator: str) -> int:
+    """Keep edits a person typed but did not approve (the TUI calls this when it quits), in
+    one transaction: nothing typed is lost, nothing is approved. Returns how many drafts."""
+    saved = 0
+    with store.engine.begin() as conn:
+        for mention_id, kinds in edits.items():
+            for action, text in kinds.items():
+                _save_draft_edit(conn, mention_id, action, text, operator)
+                saved += 1
+    return saved
 
 
 def _save_draft_edit(conn: Connection, mention_id: int, action: str, text: str,

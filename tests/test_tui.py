@@ -88,6 +88,33 @@ async def test_edit_approve_sends_once_through_the_source(postbox: None, receive
         assert mention is not None and mention.status == "replied"
 
 
+async def test_quitting_keeps_unapproved_edits_in_the_drafts(postbox: None, receiver: Receiver,
+                                                              store: Store, db_url: str) -> None:
+    from mentionwatch.audit import recent
+    from mentionwatch.models import Draft
+
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])
+    ids = seed(store, config)
+    app = make_app(config, store)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("e")
+        editor = app.query_one("#public", TextArea)
+        editor.move_cursor(editor.document.end)
+        await pilot.press("space", "K", "i", "m")
+        await pilot.press("escape", "down")  # move on: the edit is only in memory so far
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+    assert receiver.received == []  # kept, not approved
+    with store.session(readonly=True) as s:
+        draft = s.query(Draft).filter_by(mention_id=ids["urgent"]).one()
+        assert draft.public_text == "Sorry about urgent! Please DM us. Kim"
+        assert draft.edited_by == app.operator
+        assert s.query(OutboxAction).count() == 0
+    assert [e.event for e in recent(store, mention_id=ids["urgent"])] == ["edit"]
+
+
 async def test_dismiss_undo_filter_search_and_a_poller_writing(postbox: None, receiver: Receiver,
                                                                store: Store, db_url: str
                                                                ) -> None:

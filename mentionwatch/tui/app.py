@@ -352,6 +352,21 @@ class TriageApp(App[None]):
     def action_refresh(self) -> None:
         self.reload()
 
+    async def action_quit(self) -> None:
+        """Quit, keeping in the drafts whatever was typed and not approved (an `edit` audit
+        event each); if they cannot be written, say so and stay open."""
+        self.remember_edits()
+        if self.edits:
+            try:
+                outbox.save_draft_edits(self.store, self.edits, operator=self.operator)
+            except Exception as exc:  # a locked or unreachable database: lose nothing
+                self.notify(f"Could not keep your unapproved edits ({type(exc).__name__}: "
+                            f"{exc}). Try q again, or approve or copy them first.",
+                            severity="error", markup=False, timeout=15)
+                return
+            self.edits.clear()
+        self.exit()
+
     def action_help(self) -> None:
         from mentionwatch.tui.help import HelpScreen
 

@@ -29,7 +29,8 @@ DETAILS = {
     "undo": "Bring back the last dismissed mention.",
     "open_link": "Open the mention's link in the browser.",
     "edit": "Move into the public draft to edit it in place (Tab to the private one, "
-            "Esc back to the queue). Edits are kept while you move around and on refresh.",
+            "Esc back to the queue). Edits are kept while you move around and on refresh, "
+            "and q keeps them in the drafts.",
     "external_edit": "Edit the focused draft (the public one from the queue) in $EDITOR, "
                      "else $VISUAL. Quit the editor without saving to keep the draft as it "
                      "was.",
