@@ -270,7 +270,11 @@ def test_escalation_of_unanswered_complaints(store: Store, db_url: str,
                          created_at=now - timedelta(minutes=20))
     fresh = add_mention(store, "new", "acme slow today", created_at=now - timedelta(minutes=5))
     dismissed = add_mention(store, "dis", "acme whatever", created_at=now - timedelta(hours=3))
+    snoozed = add_mention(store, "snz", "acme where is my parcel",
+                          created_at=now - timedelta(hours=2))
     with store.session() as s:
+        s.execute(update(Mention).where(Mention.id == snoozed)
+                  .values(snoozed_until=now + timedelta(minutes=90)))
         s.execute(update(Mention).where(Mention.id == answered)
                   .values(first_response_at=now - timedelta(minutes=30)))
         s.execute(update(Mention).where(Mention.id == dismissed).values(status="dismissed"))
@@ -285,7 +289,11 @@ def test_escalation_of_unanswered_complaints(store: Store, db_url: str,
     assert run_alerts(config, store, now=now + timedelta(hours=1)).recorded == 1
     rows = [r for r in AlertStore(store).recent() if r.trigger == "escalation"]
     assert sorted(r.mention_id for r in rows) == sorted([old, crisis, fresh])
-    assert run_alerts(config, store, now=now + timedelta(hours=2)).recorded == 0
+    # A snoozed mention escalates once it wakes, if still unanswered; then nothing more.
+    assert run_alerts(config, store, now=now + timedelta(hours=2)).recorded == 1
+    rows = [r for r in AlertStore(store).recent() if r.trigger == "escalation"]
+    assert sorted(r.mention_id for r in rows) == sorted([old, crisis, fresh, snoozed])
+    assert run_alerts(config, store, now=now + timedelta(hours=3)).recorded == 0
 
 
 def test_spike_against_same_hour_on_previous_days(store: Store, db_url: str,

@@ -200,9 +200,11 @@ class AlertStore:
         with self.store.session(readonly=True) as s:
             return s.scalar(select(func.min(Mention.fetched_at)))
 
-    def unanswered(self, flags: Sequence[str], since: datetime) -> list[tuple[int, str, datetime]]:
+    def unanswered(self, flags: Sequence[str], since: datetime, now: datetime
+                   ) -> list[tuple[int, str, datetime]]:
         """(id, flag, created_at) of mentions with one of `flags`, created since `since`,
-        with no first response, not closed, and no reply approved or sent."""
+        with no first response, not closed, no reply approved or sent, and not snoozed past
+        `now` (a person chose to come back to it later; it escalates once it wakes)."""
         if not flags:
             return []
         m, o = Mention.__table__, OutboxAction.__table__
@@ -210,6 +212,7 @@ class AlertStore:
         query = select(m.c.id, m.c.flag, m.c.created_at).where(
             m.c.flag.in_(list(flags)), m.c.created_at >= since,
             m.c.first_response_at.is_(None), m.c.status.not_in(CLOSED_STATUSES), ~replied,
+            or_(m.c.snoozed_until.is_(None), m.c.snoozed_until <= now),
         ).order_by(m.c.created_at)
         with self.store.engine.connect() as conn:
             return [(row.id, row.flag, row.created_at) for row in conn.execute(query)]

@@ -147,7 +147,7 @@ def escalations(config: Config, alerts: AlertStore, now: datetime) -> list[NewAl
         return []
     oldest = now - max(targets.values()) - config.alerts.lookback
     overdue = [
-        (mid, flag, created) for mid, flag, created in alerts.unanswered(list(targets), oldest)
+        (mid, flag, created) for mid, flag, created in alerts.unanswered(list(targets), oldest, now)
         if now - created >= targets[flag]
     ]
     backlog = {flag: sum(1 for _, f, _ in overdue if f == flag) for flag in targets}
