@@ -273,9 +273,9 @@ def test_a_crisis_reply_waiting_for_approval_is_not_an_answer(
     mid = setup_mention(store, config, flag="crisis")
     since = utcnow() - timedelta(days=30)
     outbox.approve(store, mid, "reply", operator="sam", team=config.team)
-    assert [row[0] for row in AlertStore(store).unanswered(["crisis"], since)] == [mid]
+    assert [row[0] for row in AlertStore(store).unanswered(["crisis"], since, utcnow())] == [mid]
     outbox.approve(store, mid, "reply", operator="dana", team=config.team)
-    assert AlertStore(store).unanswered(["crisis"], since) == []
+    assert AlertStore(store).unanswered(["crisis"], since, utcnow()) == []
 
 
 def test_an_edit_is_kept_in_the_draft_and_survives_a_rescore(
