@@ -5,10 +5,10 @@ wait", "day 6 and still no parcel"), and many posts with angry words are not com
 company ("mondays are the worst"). This model gives each mention a `complaint_score` (0..1),
 which rule packs use as a condition like any other (`complaint_score_at_least = 0.6`).
 
-- Features are binary: lower-cased words, adjacent word pairs, a few shapes (a link, a user
-  handle, a question mark, a leading handle) and the VADER sentiment band the engine already
-  computed. Handles, links and numbers are replaced by placeholders, so the model learns
-  "@<user> my order <num>" rather than any one brand.
+- Features are binary: lower-cased words (and ?, !, emoji), adjacent word pairs ("still
+  waiting", "not working"), two shapes (it starts with a handle; a word in CAPS) and the VADER
+  sentiment band the engine already computed. Handles, links and numbers are replaced by
+  placeholders, so the model learns "<user> my order <num>" rather than any one brand.
 - The score is sigmoid(bias + sum of the weights of the features present): a dictionary look-up
   per token, about 15 µs a post, CPU only, no downloads.
 - Every score is explained by the features that pushed it most (`explain`).
@@ -47,7 +47,7 @@ _TOKEN = re.compile(
 )
 #: A shouted word: three or more capitals on their own ("AGAIN", "SIX HOURS").
 _CAPS = re.compile(r"(?<!\w)[A-Z]{3,}(?!\w)")
-#: Words that carry no signal on their own but do in pairs ("not working", "my order").
+#: Bands of the VADER compound score, one feature each (upper bound, name).
 _BANDS = ((-0.5, "sent:neg"), (-0.05, "sent:mneg"), (0.05, "sent:neu"), (0.5, "sent:mpos"))
 
 
