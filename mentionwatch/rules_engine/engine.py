@@ -183,14 +183,10 @@ class Engine:
             for m, text, sentiment, found in zip(mentions, texts, sentiments, terms, strict=True)
         ]
         if self._model is not None:
-            featurise, score, explain = (classifier.features, self._model.score,
-                                         self._model.explain)
+            # The reasons of nearly every flagged mention name the strongest features, so
+            # they are found now, with the score, and the feature set is let go.
             for ctx in contexts:
-                features = featurise(ctx.text, ctx.sentiment)
-                ctx.complaint = score(features)
-                # The reasons of nearly every flagged mention name these, so find them now,
-                # while the features are at hand, and let the set go.
-                ctx.complaint_top = explain(features)
+                ctx.complaint, ctx.complaint_top = self.complaint_score(ctx.text, ctx.sentiment)
         return contexts
 
     # ------------------------------------------------------------------ conditions
