@@ -31,10 +31,59 @@ def facts(text: str) -> MentionFacts:
 
 def test_tokens_replace_handles_links_numbers_and_keep_hashtag_words() -> None:
     toks = clf.tokens("@AcmeHelp my order #12345 is late!! http://t.co/Ab12 #Fail don’t")
-    assert toks == ["<user>", "my", "order", "<num>", "is", "late", "!", "!", "<url>",
+    assert toks == ["<desk>", "my", "order", "<num>", "is", "late", "!", "!", "<url>",
                     "fail", "don't"]
     assert {"#fail", "fail", "<url> fail"} <= clf.features(
         "@AcmeHelp my order #12345 is late!! http://t.co/Ab12 #Fail don’t")
+
+
+@pytest.mark.parametrize(("handle", "token"), [
+    ("@AmazonHelp", "<desk>"), ("@AskPlayStation", "<desk>"), ("@BTCare", "<desk>"),
+    ("@KenyaPower_Care", "<desk>"), ("@HondaCustSvc", "<desk>"), ("@XboxSupport", "<desk>"),
+    ("@MACcosmetics", "<user>"), ("@alaskaair", "<user>"), ("@jess_m92", "<user>"),
+])
+def test_a_help_desk_handle_is_told_from_other_handles(handle: str, token: str) -> None:
+    assert clf.tokens(f"{handle} hi") == [token, "hi"]
+    assert "shape:starts-with-handle" in clf.features(f"{handle} hi")
+
+
+def test_the_lexicon_adds_one_feature_per_rule_whose_terms_occur() -> None:
+    lexicon = clf.lexicon_of([("outage", ["down", "Not Working"]), ("billing", ["refund", "down"])])
+    assert lexicon == {"down": "terms:outage", "not working": "terms:outage",
+                       "refund": "terms:billing"}
+    model = clf.Model(0.0, {"terms:outage": 1.0}, {}, lexicon)
+    feats = model.features("@acme app NOT   working, want a refund")
+    assert {"terms:outage", "terms:billing"} <= feats
+    assert clf.features("@acme app NOT   working, want a refund") <= feats
+    assert not any(f.startswith("terms:") for f in model.features("lovely day"))
+    # What a caller's matcher found is used as it is.
+    assert "terms:billing" in model.features("nothing here", found={"refund"})
+    assert clf.readable("terms:outage") == "outage terms"
+    again = clf.Model.from_json(model.to_json())
+    assert again.lexicon == lexicon
+    assert again.features("down again") == model.features("down again")
+
+
+def test_the_engine_passes_its_found_terms_and_they_match_the_models_own(tmp_path: Path) -> None:
+    engine = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {})
+    model = clf.default_model()
+    assert model.lexicon and set(model.lexicon) <= engine.matcher.terms
+    for text in ["@acme my internet is down AGAIN and no refund", "@AcmeHelp still waiting",
+                 "Ordered on the 3rd, never arrived. Cancelling.", "lovely weather"]:
+        sentiment = _vader(text)
+        own = model.features(text, sentiment)
+        via_engine = model.features(text, sentiment, engine.matcher.find(text))
+        assert own == via_engine
+        assert engine.complaint_score(text, sentiment) == (model.score(own), model.explain(own))
+
+
+def test_the_l2_penalty_holds_rare_features_back() -> None:
+    samples = [({"rare", "common"}, 1), ({"rare", "common"}, 1)] + [({"common"}, i % 2)
+                                                                    for i in range(40)]
+    _, loose = clf.train(samples, l2=0.0, min_count=1)
+    _, tight = clf.train(samples, l2=3e-2, min_count=1)
+    assert loose["rare"] > 1.0
+    assert 0 < tight["rare"] < loose["rare"] / 2
 
 
 def test_features_are_words_pairs_shapes_and_sentiment_band() -> None:
@@ -106,7 +155,7 @@ def test_shipped_model_is_reproduced_by_training_on_the_shipped_csv(tmp_path: Pa
     ("@jess_m92 haha same, see you at 8!", False),
 ])
 def test_shipped_model_separates_complaints_from_the_rest(text: str, complaint: bool) -> None:
-    feats = clf.features(text, _vader(text))
+    feats = clf.default_model().features(text, _vader(text))
     score = clf.default_model().score(feats)
     assert (score >= 0.6) if complaint else (score < 0.4), clf.default_model().explain(feats)
 
@@ -132,7 +181,7 @@ def test_complaint_score_condition_holds_and_explains_its_numbers(tmp_path: Path
     why = late.hits[0].explanation["complaint_score"]
     assert re.fullmatch(r"\d\.\d\d >= 0\.6 \((.+ [+-]\d+\.\d\d)(, .+ [+-]\d+\.\d\d)*\)", why)
     named = [feat for feat, _ in late.explanation["complaint_features"]]
-    assert named and set(named) <= clf.features(text, late.sentiment)
+    assert named and set(named) <= clf.default_model().features(text, late.sentiment)
     assert all(clf.readable(feat) in why for feat in named)
     assert late.explanation["complaint_score"] >= 0.6
     assert engine.judge_one(facts("what a lovely morning for a run"), now=NOW).flag is None

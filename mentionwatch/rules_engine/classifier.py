@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 
+from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
+
 MODEL_PATH = Path(__file__).with_name("complaint_model.json")
 FORMAT = 1
 
@@ -45,6 +47,9 @@ _TOKEN = re.compile(
     r"|[a-z]+(?:'[a-z]+)*"                  # words, with apostrophes
     r"|[?!\U0001F300-\U0001FAFF\u2600-\u27BF]"  # ? ! and emoji
 )
+#: A handle that names a help desk ("@AmazonHelp", "@AskPlayStation", "@BTCare"): people write
+#: to those when something went wrong, or to ask, more than to chat.
+_HELP_DESK = re.compile(r"^@ask|help|support|care(?:s|_|$)|serv|svc|assist")
 #: A shouted word: three or more capitals on their own ("AGAIN", "SIX HOURS").
 _CAPS = re.compile(r"(?<!\w)[A-Z]{3,}(?!\w)")
 #: Bands of the VADER compound score, one feature each (upper bound, name).
@@ -65,7 +70,7 @@ def _scan(text: str) -> tuple[list[str], list[str]]:
     for tok in _TOKEN.findall(text.lower().replace("\u2019", "'")):
         first = tok[0]
         if first == "@":
-            seq.append("<user>")
+            seq.append("<desk>" if _HELP_DESK.search(tok) else "<user>")
         elif first == "#":
             tags.append(tok)
             seq.append(tok[1:])
@@ -90,7 +95,7 @@ def features(text: str, sentiment: float | None = None) -> set[str]:
     feats = {f"{a} {b}" for a, b in zip(["<s>", *seq], seq, strict=False)}
     feats.update(seq)
     feats.update(tags)
-    if seq and seq[0] == "<user>":
+    if seq and seq[0] in ("<user>", "<desk>"):
         feats.add("shape:starts-with-handle")
     if _CAPS.search(text):
         feats.add("shape:caps-word")
@@ -103,7 +108,7 @@ _READABLE = {"shape:starts-with-handle": "starts with a handle",
              "shape:caps-word": "a word in CAPS", "sent:neg": "sentiment negative",
              "sent:mneg": "sentiment slightly negative", "sent:neu": "sentiment neutral",
              "sent:mpos": "sentiment slightly positive", "sent:pos": "sentiment positive"}
-_PLACEHOLDERS = {"<user>": "@handle", "<url>": "link", "<num>": "N"}
+_PLACEHOLDERS = {"<user>": "@handle", "<desk>": "@help-desk", "<url>": "link", "<num>": "N"}
 
 
 @functools.lru_cache(maxsize=8192)
@@ -111,6 +116,8 @@ def readable(feature: str) -> str:
     """A feature as a person reads it: `<s> <user> my` -> `(start) @handle my`."""
     if feature in _READABLE:
         return _READABLE[feature]
+    if feature.startswith("terms:"):
+        return f"{feature[6:]} terms"
     words = [_PLACEHOLDERS.get(w, w) for w in feature.split(" ")]
     if words[0] == "<s>":
         words[0] = "(start)"
@@ -119,18 +126,37 @@ def readable(feature: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Model:
-    """Weights of the logistic regression, and what they were trained on."""
+    """Weights of the logistic regression, the term lexicon it was trained with, and what it
+    was trained on."""
 
     bias: float
     weights: dict[str, float]
     trained_on: dict[str, object]
+    #: Normalised term -> its feature (`terms:<rule>`): the default packs' terms when the model
+    #: was trained, frozen into the model so that editing a pack later does not shift its
+    #: features. A rare complaint word then still counts through its rule's feature.
+    lexicon: dict[str, str] = field(default_factory=dict)
     #: Every feature's place when ordered by strength (|weight|, then name): explaining a
     #: post is then one sort of its few features by a dictionary look-up.
     rank: dict[str, int] = field(init=False, repr=False, compare=False)
+    _matcher: TermMatcher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         order = sorted(self.weights, key=lambda f: (-abs(self.weights[f]), f))
         object.__setattr__(self, "rank", {f: i for i, f in enumerate(order)})
+        object.__setattr__(self, "_matcher", TermMatcher(self.lexicon))
+
+    def features(self, text: str, sentiment: float | None = None,
+                 found: Iterable[str] | None = None) -> set[str]:
+        """`features(text, sentiment)` plus one `terms:<rule>` feature per lexicon rule whose
+        terms occur. `found` is the normalised terms a caller's matcher already found in the
+        text (the engine's, which includes the lexicon's terms); without it the model looks."""
+        feats = features(text, sentiment)
+        lexicon = self.lexicon
+        if lexicon:
+            terms = self._matcher.find(text) if found is None else found
+            feats.update([lexicon[t] for t in terms if t in lexicon])
+        return feats
 
     def score(self, feats: Iterable[str]) -> float:
         z = self.bias + sum(map(self.weights.get, feats, repeat(0.0)))
@@ -145,6 +171,7 @@ class Model:
     def to_json(self) -> str:
         data = {"format": FORMAT, "bias": round(self.bias, 6),
                 "weights": {f: round(w, 6) for f, w in sorted(self.weights.items())},
+                "lexicon": dict(sorted(self.lexicon.items())),
                 "trained_on": self.trained_on}
         return json.dumps(data, indent=0, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -154,7 +181,8 @@ class Model:
         if data.get("format") != FORMAT:
             raise ValueError(f"unknown complaint model format {data.get('format')!r}")
         return cls(float(data["bias"]), {str(k): float(v) for k, v in data["weights"].items()},
-                   dict(data.get("trained_on", {})))
+                   dict(data.get("trained_on", {})),
+                   {str(k): str(v) for k, v in data.get("lexicon", {}).items()})
 
 
 @functools.cache
@@ -178,11 +206,26 @@ def read_training(path: Path) -> list[tuple[str, int]]:
     return rows
 
 
+def lexicon_of(rules: Iterable[tuple[str, Iterable[str]]]) -> dict[str, str]:
+    """Normalised term -> `terms:<rule>` for (rule name, its terms) pairs; a term in several
+    rules belongs to the first."""
+    lexicon: dict[str, str] = {}
+    for name, terms in rules:
+        for term in terms:
+            lexicon.setdefault(normalise_term(term), f"terms:{name}")
+    return lexicon
+
+
 def train(samples: Sequence[tuple[set[str], int]], *, epochs: int = 40, l2: float = 1e-4,
           rate: float = 0.1, min_count: int = 2, seed: int = 7) -> tuple[float, dict[str, float]]:
-    """Logistic regression by AdaGrad SGD, deterministic for a given seed and input order."""
+    """Logistic regression by AdaGrad SGD, deterministic for a given seed and input order.
+
+    `l2` is the penalty per post: a feature seen in k of n posts is shrunk by `l2 * n / k` at
+    each of them, so a rare feature is held back as hard as a common one (an L2 applied only
+    where a feature occurs would let a word seen twice grow large)."""
     counts = Counter(f for feats, _ in samples for f in feats)
     kept = [([f for f in sorted(feats) if counts[f] >= min_count], y) for feats, y in samples]
+    shrink = {f: l2 * len(samples) / c for f, c in counts.items() if c >= min_count}
     weights: dict[str, float] = {}
     grads: dict[str, float] = {}
     bias, bias_grad = 0.0, 1e-8
@@ -199,22 +242,24 @@ def train(samples: Sequence[tuple[set[str], int]], *, epochs: int = 40, l2: floa
             bias -= rate * g / math.sqrt(bias_grad)
             for f in feats:
                 w = weights.get(f, 0.0)
-                gf = g + l2 * w
+                gf = g + shrink[f] * w
                 acc = grads.get(f, 1e-8) + gf * gf
                 grads[f] = acc
                 weights[f] = w - rate * gf / math.sqrt(acc)
     return bias, {f: w for f, w in weights.items() if abs(w) >= 1e-3}
 
 
-def train_file(path: Path, sentiment: bool = True) -> Model:
+def train_file(path: Path, lexicon: dict[str, str] | None = None, sentiment: bool = True,
+               **options: float) -> Model:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     rows = read_training(path)
     vader = SentimentIntensityAnalyzer() if sentiment else None
-    samples = [(features(text, vader.polarity_scores(text)["compound"] if vader else None), y)
-               for text, y in rows]
-    bias, weights = train(samples)
+    blank = Model(0.0, {}, {}, dict(lexicon or {}))
+    samples = [(blank.features(text, vader.polarity_scores(text)["compound"] if vader else None),
+                y) for text, y in rows]
+    bias, weights = train(samples, **options)  # type: ignore[arg-type]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     trained = {"file": path.name, "rows": len(rows), "complaints": sum(y for _, y in rows),
                "sha256": digest}
-    return Model(bias, weights, trained)
+    return Model(bias, weights, trained, blank.lexicon)

@@ -95,9 +95,16 @@ class Engine:
         self._limit_for: Callable[[str], int | None] = (
             limits if callable(limits) else dict(limits).get
         )
+        self._model = (classifier.default_model()
+                       if any(r.when.uses_classifier() for _, r in self.rules) else None)
         all_terms: set[str] = set()
         for _, rule in self.rules:
             all_terms |= rule.when.terms()
+        # The classifier's lexicon is found by the same one pass; rules only ever look at
+        # their own terms, so the extra terms change nothing for them.
+        self._lexicon_found = self._model is not None
+        if self._model is not None:
+            all_terms |= self._model.lexicon.keys()
         self.matcher = TermMatcher(all_terms)
         self._regex: dict[str, re.Pattern[str]] = {}
         # Normalised term sets per condition (conditions are frozen and live with the engine).
@@ -107,13 +114,13 @@ class Engine:
                           for pack, rule in self.rules]
         self._by_name = {r.name: r for _, r in self.rules}
         self._vader = SentimentIntensityAnalyzer()
-        self._model = (classifier.default_model()
-                       if any(r.when.uses_classifier() for _, r in self.rules) else None)
 
-    def complaint_score(self, text: str, sentiment: float) -> tuple[float, list[tuple[str, float]]]:
-        """The classifier's score for a text, with the features that weighed most."""
+    def complaint_score(self, text: str, sentiment: float, found: set[str] | None = None
+                        ) -> tuple[float, list[tuple[str, float]]]:
+        """The classifier's score for a text, with the features that weighed most. `found`:
+        the terms this engine's matcher found in the text (it includes the model's lexicon)."""
         model = self._model or classifier.default_model()
-        feats = classifier.features(text, sentiment)
+        feats = model.features(text, sentiment, found if self._lexicon_found else None)
         return model.score(feats), model.explain(feats)
 
     # ------------------------------------------------------------------ public
@@ -186,7 +193,8 @@ class Engine:
             # The reasons of nearly every flagged mention name the strongest features, so
             # they are found now, with the score, and the feature set is let go.
             for ctx in contexts:
-                ctx.complaint, ctx.complaint_top = self.complaint_score(ctx.text, ctx.sentiment)
+                ctx.complaint, ctx.complaint_top = self.complaint_score(ctx.text, ctx.sentiment,
+                                                                        ctx.terms)
         return contexts
 
     # ------------------------------------------------------------------ conditions
