@@ -89,7 +89,8 @@ def make_batch(start: int, stop: int) -> list[MentionIn]:
     return [synthetic(i) for i in range(start, stop)]
 
 
-def run_pipeline(db: Path, n: int, batch: int, rules: bool) -> float:
+def run_pipeline(db: Path, n: int, batch: int, rules: bool,
+                 complaint_model: str = "words") -> float:
     registry.BUILTIN["synthetic"] = f"{__name__}:SyntheticConnector"
     registry.available_kinds.cache_clear()
     registry.connector_class.cache_clear()
@@ -97,6 +98,7 @@ def run_pipeline(db: Path, n: int, batch: int, rules: bool) -> float:
         "brand": {"name": "Acme", "terms": ["acme", "@acme"]},
         "database": {"url": f"sqlite:///{db}"},
         "sources": [{"name": "synthetic", "kind": "synthetic", "n": n, "batch": batch}],
+        "rules": {"complaint_model": complaint_model},
     }, Path("<benchmark>"))
     store = Store.open(config.database_url())
     judge = None
@@ -199,6 +201,9 @@ def main() -> None:
                         help="alternate the two runs this many times; the best of each counts")
     parser.add_argument("--rules", action="store_true",
                         help="also run the default rule packs inside the pipeline")
+    parser.add_argument("--complaint-model", choices=("words", "words+sentence"),
+                        default="words", help="[rules] complaint_model for --rules "
+                        "(words+sentence needs mentionwatch[sentence])")
     args = parser.parse_args()
     raw_times, pipe_times, vader_times = [], [], []
     for attempt in range(args.repeat):
@@ -208,7 +213,7 @@ def main() -> None:
             if args.rules:
                 vader_times.append(run_vader(args.n, args.batch))
             pipe_times.append(run_pipeline(Path(tmp) / f"pipeline{attempt}.db", args.n,
-                                           args.batch, args.rules))
+                                           args.batch, args.rules, args.complaint_model))
     raw_s, pipe_s = min(raw_times), min(pipe_times)
     vader_s = min(vader_times) if args.rules else 0.0
     figures = {
@@ -226,6 +231,7 @@ def main() -> None:
         figures["floor_s"] = round(vader_s + raw_s, 3)
         figures["pipeline_s"] = round(pipe_s, 3)
         figures["ratio_to_floor"] = round(pipe_s / (vader_s + raw_s), 3)
+        figures["complaint_model"] = args.complaint_model
     print(f"pipeline: {pipe_s:.2f}s, raw sqlite3: {raw_s:.2f}s for {args.n} mentions")
     print("runs (s): pipeline", [round(t, 2) for t in pipe_times], "raw",
           [round(t, 2) for t in raw_times], "vader", [round(t, 2) for t in vader_times])

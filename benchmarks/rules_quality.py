@@ -55,32 +55,52 @@ def read_rows(path: Path, split: str) -> list[tuple[str, int, str]]:
     return rows
 
 
-def predict(engine: Engine, text: str) -> tuple[int, float]:
-    """The packs' verdict (1 = complaint or crisis) and the classifier's score alone."""
-    facts = MentionFacts(
+def facts_of(text: str) -> MentionFacts:
+    return MentionFacts(
         source="twitter", source_kind="twitter", text=text, title=None, url=None,
         author_handle="someone", author_name=None, followers=None, verified=None,
         language="en", created_at=NOW, likes=0, reposts=0, replies=0,
         is_reply_to_brand=False)
-    judgement = engine.judge_one(facts, now=NOW)
-    score, _ = engine.complaint_score(text, judgement.sentiment or 0.0)
-    return (1 if judgement.flag in ("complaint", "crisis") else 0), score
+
+
+def predict_all(engine: Engine, texts: list[str]) -> list[tuple[int, float]]:
+    """The packs' verdict (1 = complaint or crisis) and the complaint_score alone, per text,
+    judged in batches as the pipeline does."""
+    out: list[tuple[int, float]] = []
+    for start in range(0, len(texts), 500):
+        for judgement in engine.judge([facts_of(t) for t in texts[start:start + 500]]):
+            score = float(judgement.explanation.get("complaint_score", 0.0))
+            out.append((1 if judgement.flag in ("complaint", "crisis") else 0, score))
+    return out
+
+
+def predict(engine: Engine, text: str) -> tuple[int, float]:
+    return predict_all(engine, [text])[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the labelled CSV file")
     parser.add_argument("--split", choices=("report", "tune", "all"), default="report")
+    parser.add_argument("--complaint-model", choices=("words", "words+sentence"),
+                        default="words", help="what complaint_score is, as [rules] "
+                        "complaint_model in the config (words+sentence needs "
+                        "mentionwatch[sentence])")
     args = parser.parse_args()
     if not args.data.is_file():
         sys.exit(f"{args.data}: no such file")
-    engine = Engine(load_packs([rules_dir()]), BrandFacts("Brand"), {})
+    sentence = None
+    if args.complaint_model == "words+sentence":
+        from mentionwatch.rules_engine.sentence import SentenceScorer
+
+        sentence = SentenceScorer()
+    engine = Engine(load_packs([rules_dir()]), BrandFacts("Brand"), {}, sentence=sentence)
     rows = read_rows(args.data, args.split)
     tp = fp = fn = tn = 0
     alone = [0, 0, 0]  # the classifier alone at 0.5: tp, fp, fn
     per_domain: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for text, label, domain in rows:
-        guess, score = predict(engine, text)
+    verdicts = predict_all(engine, [text for text, _, _ in rows])
+    for (_, label, domain), (guess, score) in zip(rows, verdicts, strict=True):
         alone[0] += score >= 0.5 and label == 1
         alone[1] += score >= 0.5 and label == 0
         alone[2] += score < 0.5 and label == 1
@@ -90,7 +110,8 @@ def main() -> None:
     precision, recall, f1_pos = f1(tp, fp, fn)
     _, _, f1_neg = f1(tn, fn, fp)
     macro = (f1_pos + f1_neg) / 2
-    print(f"split: {args.split} half ({len(rows)} posts; tuned on: the 'tune' half only)")
+    print(f"split: {args.split} half ({len(rows)} posts; tuned on: the 'tune' half only); "
+          f"complaint_model: {args.complaint_model}")
     print(f"complaint  precision {precision:.3f}  recall {recall:.3f}  F1 {f1_pos:.3f}")
     print(f"macro F1 (complaint / not) {macro:.3f}")
     a_p, a_r, a_f = f1(*alone)
@@ -103,7 +124,8 @@ def main() -> None:
     for domain, (dtp, dfp, dfn, dtn) in sorted(per_domain.items()):
         print(f"  {domain:<14} {f1(dtp, dfp, dfn)[2]:.3f}  n={dtp + dfp + dfn + dtn}")
     emit({"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1_pos, 4),
-          "macro_f1": round(macro, 4), "n": len(rows), "split": args.split})
+          "macro_f1": round(macro, 4), "n": len(rows), "split": args.split,
+          "complaint_model": args.complaint_model})
 
 
 if __name__ == "__main__":

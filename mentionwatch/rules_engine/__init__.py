@@ -46,5 +46,13 @@ def load_judge(config: Config) -> Engine:
         raise RuleError("No rule packs found.",
                         hint="Enable [rules] defaults or add a folder to [rules] dirs.")
     brand = config.brand
+    sentence = None
+    if config.rules.complaint_model == "words+sentence":
+        from mentionwatch.rules_engine.sentence import SentenceScorer
+
+        directory = config.rules.sentence_model_dir
+        if directory is not None and not directory.is_absolute():
+            directory = (config.path.parent if config.path else Path.cwd()) / directory
+        sentence = SentenceScorer(directory)
     return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
-                                    brand.support_hours), reply_limit)
+                                    brand.support_hours), reply_limit, sentence=sentence)

@@ -30,6 +30,7 @@ from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack
+from mentionwatch.rules_engine.sentence import SentenceScorer
 from mentionwatch.rules_engine.templates import first_name, fit, render
 
 #: When several flags match, the first in this order wins.
@@ -66,6 +67,8 @@ class _Context:
     complaint: float | None = None
     complaint_top: list[tuple[str, float]] | None = None
     complaint_words: str = ""
+    #: The sentence model's own probability, when it takes part (see sentence.py).
+    complaint_sentence: float | None = None
 
 
 #: A condition compiled to a pure test of a context (see `_compile`).
@@ -85,7 +88,7 @@ class Engine:
 
     def __init__(self, packs: Sequence[RulePack], brand: BrandFacts,
                  reply_limits: Mapping[str, int | None] | Callable[[str], int | None] | None
-                 = None) -> None:
+                 = None, sentence: SentenceScorer | None = None) -> None:
         self.packs = list(packs)
         self.rules: list[tuple[str, Rule]] = [(p.name, r) for p in packs for r in p.rules]
         self.brand = brand
@@ -114,14 +117,22 @@ class Engine:
                           for pack, rule in self.rules]
         self._by_name = {r.name: r for _, r in self.rules}
         self._vader = SentimentIntensityAnalyzer()
+        #: The optional sentence model: complaint_score is then the mean of both models.
+        self.sentence = sentence
 
-    def complaint_score(self, text: str, sentiment: float, found: set[str] | None = None
-                        ) -> tuple[float, list[tuple[str, float]]]:
-        """The classifier's score for a text, with the features that weighed most. `found`:
-        the terms this engine's matcher found in the text (it includes the model's lexicon)."""
+    def complaint_score(self, text: str, sentiment: float, found: set[str] | None = None,
+                        sentence: float | None = None) -> tuple[float, list[tuple[str, float]]]:
+        """The classifier's score for a text, with the word features that weighed most.
+        `found`: the terms this engine's matcher found in the text (it includes the model's
+        lexicon); `sentence`: the sentence model's probability, when already computed."""
         model = self._model or classifier.default_model()
         feats = model.features(text, sentiment, found if self._lexicon_found else None)
-        return model.score(feats), model.explain(feats)
+        score = model.score(feats)
+        if self.sentence is not None:
+            if sentence is None:
+                sentence = self.sentence.scores([text])[0]
+            score = (score + sentence) / 2
+        return score, model.explain(feats)
 
     # ------------------------------------------------------------------ public
 
@@ -157,6 +168,8 @@ class Engine:
             explanation["complaint_score"] = round(ctx.complaint, 3)
             if ctx.complaint_top is not None:
                 explanation["complaint_features"] = ctx.complaint_top
+            if ctx.complaint_sentence is not None:
+                explanation["complaint_sentence"] = round(ctx.complaint_sentence, 3)
         public: str | None = None
         private: str | None = None
         channel: str | None = None
@@ -192,9 +205,12 @@ class Engine:
         if self._model is not None:
             # The reasons of nearly every flagged mention name the strongest features, so
             # they are found now, with the score, and the feature set is let go.
-            for ctx in contexts:
-                ctx.complaint, ctx.complaint_top = self.complaint_score(ctx.text, ctx.sentiment,
-                                                                        ctx.terms)
+            sentences: Sequence[float | None] = (
+                self.sentence.scores(texts) if self.sentence is not None else [None] * len(texts))
+            for ctx, sentence in zip(contexts, sentences, strict=True):
+                ctx.complaint, ctx.complaint_top = self.complaint_score(
+                    ctx.text, ctx.sentiment, ctx.terms, sentence)
+                ctx.complaint_sentence = sentence
         return contexts
 
     # ------------------------------------------------------------------ conditions
@@ -298,6 +314,10 @@ class Engine:
             if not ctx.complaint_words and ctx.complaint_top:
                 ctx.complaint_words = ", ".join(f"{classifier.readable(feat)} {weight:+.2f}"
                                                 for feat, weight in ctx.complaint_top)
+                if ctx.complaint_sentence is not None:
+                    ctx.complaint_words = (f"mean of words {2 * score - ctx.complaint_sentence:.2f}"
+                                           f" and sentence model {ctx.complaint_sentence:.2f}; "
+                                           + ctx.complaint_words)
             words = ctx.complaint_words
             if cond.complaint_score_at_least is not None:
                 if not score >= cond.complaint_score_at_least:

