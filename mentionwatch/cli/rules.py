@@ -120,6 +120,12 @@ def rules_check(app: AppContext, directory: Path | None) -> None:
     rules = sum(len(p.rules) for p in packs)
     app.out.print(f"{len(packs)} packs, {rules} rules: OK "
                   f"({', '.join(p.name for p in packs)})")
+    if directory is None and app.config.rules.complaint_model == "words+sentence":
+        from mentionwatch.rules_engine import sentence_dir
+        from mentionwatch.rules_engine.sentence import check
+
+        folder, _ = check(sentence_dir(app.config))
+        app.out.print(f"complaint_model words+sentence: OK (the model in {folder})")
 
 
 @rules_group.command("rescore")

