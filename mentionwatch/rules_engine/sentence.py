@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,9 @@ class SentenceScorer:
     def __init__(self, directory: Path | None = None, head: SentenceHead | None = None) -> None:
         self.directory, self.head = check(directory, head)
         self._encoder = load_encoder(self.directory)
+        # Sources are polled on several threads; one encode already uses every core, so
+        # batches take turns instead of fighting over the cores.
+        self._lock = threading.Lock()
         import numpy as np
 
         self._weights = np.asarray(self.head.weights, dtype=np.float32)
@@ -167,8 +171,10 @@ class SentenceScorer:
         """The head's probability of a complaint for each text (a batch is one pass)."""
         if not texts:
             return []
-        vectors = self._encoder.encode(list(texts), batch_size=64, normalize_embeddings=True,
-                                       show_progress_bar=False, convert_to_numpy=True)
+        with self._lock:
+            vectors = self._encoder.encode(list(texts), batch_size=64,
+                                           normalize_embeddings=True, show_progress_bar=False,
+                                           convert_to_numpy=True)
         z = vectors @ self._weights + self.head.bias
         return [1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(v))))) for v in z]
 
