@@ -64,6 +64,14 @@ def test_the_lexicon_adds_one_feature_per_rule_whose_terms_occur() -> None:
     assert again.features("down again") == model.features("down again")
 
 
+def test_the_shipped_lexicon_holds_what_speaks_for_a_rule_not_its_exclusions() -> None:
+    lexicon = clf.default_model().lexicon
+    assert lexicon == train.default_lexicon()
+    assert lexicon["outage"] == "terms:outage" and lexicon["refund"] == "terms:billing"
+    # "calm down" and "condolences" are `none` terms: they speak against their rules.
+    assert "calm down" not in lexicon and "condolences" not in lexicon
+
+
 def test_the_engine_passes_its_found_terms_and_they_match_the_models_own(tmp_path: Path) -> None:
     engine = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {})
     model = clf.default_model()

@@ -100,6 +100,14 @@ class Condition(_Strict):
             out |= sub.terms()
         return out
 
+    def wanted_terms(self) -> set[str]:
+        """The terms whose presence speaks for this condition: `any` and `all`, here and in
+        nested `any_of`/`all_of` (not `none`, and nothing under `not`)."""
+        out = set(self.any) | set(self.all)
+        for sub in (*self.any_of, *self.all_of):
+            out |= sub.wanted_terms()
+        return out
+
     def uses_classifier(self) -> bool:
         """Whether this condition or a nested one needs the complaint classifier's score."""
         own = self.complaint_score_at_least is not None or self.complaint_score_below is not None
