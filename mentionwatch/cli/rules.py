@@ -120,6 +120,13 @@ def rules_check(app: AppContext, directory: Path | None) -> None:
     rules = sum(len(p.rules) for p in packs)
     app.out.print(f"{len(packs)} packs, {rules} rules: OK "
                   f"({', '.join(p.name for p in packs)})")
+    if directory is None and app.config.rules.complaint_model_file is not None:
+        from mentionwatch.rules_engine import word_model
+
+        model = word_model(app.config)
+        assert model is not None
+        app.out.print(f"complaint_model_file: OK ({len(model.weights)} weights, trained on "
+                      f"{model.trained_on.get('rows', '?')} posts)")
     if directory is None and app.config.rules.complaint_model == "words+sentence":
         from mentionwatch.rules_engine import sentence_dir
         from mentionwatch.rules_engine.sentence import check
@@ -143,3 +150,62 @@ def rules_rescore(app: AppContext) -> None:
         done = store.rescore(engine, on_progress=lambda n: progress.advance(task, n))
     app.out.print(f"Re-scored {done} mentions.")
 
+
+
+@rules_group.command("train")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("complaint_model.json"), show_default=True,
+              help="Where to write the model; the training posts go beside it as .csv.")
+@click.option("--decisions-only", is_flag=True,
+              help="Train on your decisions alone, without the shipped training posts.")
+@pass_app
+def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
+    """Retrain the complaint classifier on your team's own decisions.
+
+    Approved replies to complaints count as complaints; approved replies to other mentions,
+    and mentions dismissed as not relevant or spam, as not. They are added to the shipped
+    training posts (unless --decisions-only). Then set [rules] complaint_model_file to the
+    written model and run `mentionwatch rules rescore`.
+    """
+    from mentionwatch.decisions import decisions, write_training
+    from mentionwatch.resources import rules_dir
+    from mentionwatch.rules_engine.classifier import train_file
+    from mentionwatch.rules_engine.train import L2, default_lexicon
+
+    found = decisions(app.store)
+    if not found or (decisions_only and len({d.label for d in found}) < 2):
+        raise RuleError(
+            f"Not enough decisions to learn from ({len(found)} labelled mentions).",
+            hint="Approve replies and dismiss mentions (d, s) in `mentionwatch tui` first"
+                 + ("; --decisions-only needs both kinds." if decisions_only else "."))
+    data = out.with_suffix(".csv")
+    shipped = None if decisions_only else rules_dir() / "training" / "complaints.csv"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        base, count = write_training(data, found, shipped)
+    except OSError as exc:
+        raise RuleError(f"Cannot write the training posts to {data}: {exc.strerror or exc}.",
+                        hint="Pass --out a path in a folder you can write to.") from None
+    with app.err.status(f"Training on {base + count:,} posts...") if app.err.is_terminal \
+            else _nothing():
+        model = train_file(data, default_lexicon(), l2=L2)
+    try:
+        out.write_text(model.to_json(), encoding="utf-8")
+    except OSError as exc:
+        raise RuleError(f"Cannot write the model to {out}: {exc.strerror or exc}.",
+                        hint="Pass --out a path in a folder you can write to.") from None
+    complaints = sum(d.label for d in found)
+    app.out.print(Text(f"Wrote {out} from {count} decisions ({complaints} complaints, "
+                       f"{count - complaints} not) and {base:,} shipped posts; the training "
+                       f"posts are in {data}."))
+    if count < 50:
+        app.out.print(Text(f"Only {count} decisions: expect little change until there are "
+                           "a few hundred."))
+    app.out.print(Text(f'To use it: [rules] complaint_model_file = "{out.resolve()}", then '
+                       "`mentionwatch rules rescore`."))
+
+
+def _nothing() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -13,6 +13,7 @@ from mentionwatch.config import Config
 from mentionwatch.errors import RuleError
 from mentionwatch.registry import available_kinds, connector_class
 from mentionwatch.resources import rules_dir
+from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.engine import BrandFacts, Engine
 from mentionwatch.rules_engine.packs import RulePack, load_pack, load_packs
 
@@ -28,12 +29,30 @@ def pack_dirs(config: Config) -> list[Path]:
     return dirs
 
 
+def _beside_config(config: Config, path: Path | None) -> Path | None:
+    if path is not None and not path.is_absolute():
+        path = (config.path.parent if config.path else Path.cwd()) / path
+    return path
+
+
 def sentence_dir(config: Config) -> Path | None:
     """The configured folder of the sentence model (relative to the config), if any."""
-    directory = config.rules.sentence_model_dir
-    if directory is not None and not directory.is_absolute():
-        directory = (config.path.parent if config.path else Path.cwd()) / directory
-    return directory
+    return _beside_config(config, config.rules.sentence_model_dir)
+
+
+def word_model(config: Config) -> classifier.Model | None:
+    """The word model `[rules] complaint_model_file` names (None: the shipped one). Raises
+    RuleError naming the file when it cannot be read."""
+    path = _beside_config(config, config.rules.complaint_model_file)
+    if path is None:
+        return None
+    try:
+        return classifier.Model.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RuleError(f"[rules] complaint_model_file {path}: cannot be read as a complaint "
+                        f"model ({type(exc).__name__}: {str(exc)[:160]}).",
+                        hint="Write one with `mentionwatch rules train --out PATH`, or remove "
+                             "the setting to use the shipped model.") from None
 
 
 @functools.cache
@@ -60,4 +79,5 @@ def load_judge(config: Config) -> Engine:
 
         sentence = SentenceScorer(sentence_dir(config))
     return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
-                                    brand.support_hours), reply_limit, sentence=sentence)
+                                    brand.support_hours), reply_limit, sentence=sentence,
+                  model=word_model(config))

@@ -88,7 +88,8 @@ class Engine:
 
     def __init__(self, packs: Sequence[RulePack], brand: BrandFacts,
                  reply_limits: Mapping[str, int | None] | Callable[[str], int | None] | None
-                 = None, sentence: SentenceScorer | None = None) -> None:
+                 = None, sentence: SentenceScorer | None = None,
+                 model: classifier.Model | None = None) -> None:
         self.packs = list(packs)
         self.rules: list[tuple[str, Rule]] = [(p.name, r) for p in packs for r in p.rules]
         self.brand = brand
@@ -98,7 +99,8 @@ class Engine:
         self._limit_for: Callable[[str], int | None] = (
             limits if callable(limits) else dict(limits).get
         )
-        self._model = (classifier.default_model()
+        # The word model: the shipped one unless the config names another.
+        self._model = ((model or classifier.default_model())
                        if any(r.when.uses_classifier() for _, r in self.rules) else None)
         all_terms: set[str] = set()
         for _, rule in self.rules:
