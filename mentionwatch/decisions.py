@@ -9,7 +9,8 @@ something about what counts as a complaint *for this brand*, in its customers' o
 - a mention dismissed as "not relevant" or "spam": label 0 (an undone dismissal, or one
   "handled elsewhere", says nothing).
 
-Only a mention's latest such decision counts. `mentionwatch rules train` adds these to the
+Only a mention's latest such decision counts, with the flag the mention had when it was taken
+(so a later `rules rescore` does not relabel it). `mentionwatch rules train` adds these to the
 shipped training posts and writes a model for `[rules] complaint_model_file`.
 """
 
@@ -38,9 +39,10 @@ class Decision:
     kind: str
 
 
-def _latest(store: Store) -> dict[int, str]:
-    """Mention id -> its latest decision: "approve" (answered) or the dismissal reason."""
-    latest: dict[int, str] = {}
+def _latest(store: Store) -> dict[int, tuple[str, str | None]]:
+    """Mention id -> its latest decision ("approve" for answered, or the dismissal reason)
+    and the flag the mention had when it was taken (None in events older than that field)."""
+    latest: dict[int, tuple[str, str | None]] = {}
     query = (select(AuditEvent.mention_id, AuditEvent.event, AuditEvent.details)
              .where(AuditEvent.event.in_(("approve", "replied_elsewhere", "dismiss",
                                           "undo_dismiss")),
@@ -48,11 +50,12 @@ def _latest(store: Store) -> dict[int, str]:
              .order_by(AuditEvent.at, AuditEvent.id))
     with store.session(readonly=True) as session:
         for mention_id, event, details in session.execute(query):
-            reason = (details or {}).get("reason")
+            details = details or {}
+            reason, flag = details.get("reason"), details.get("flag")
             if event in ("approve", "replied_elsewhere"):
-                latest[mention_id] = "approve"
+                latest[mention_id] = ("approve", flag)
             elif event == "dismiss" and reason in NOT_A_COMPLAINT:
-                latest[mention_id] = str(reason)
+                latest[mention_id] = (str(reason), flag)
             else:  # undone, or dismissed for a reason that is no label
                 latest.pop(mention_id, None)
     return latest
@@ -72,8 +75,9 @@ def decisions(store: Store) -> list[Decision]:
                 body = f"{title}\n{text}" if title else (text or "")
                 if not body.strip():
                     continue
-                decision = latest[mention_id]
+                decision, flag_then = latest[mention_id]
                 if decision == "approve":
+                    flag = flag_then or flag  # as the person saw it, when recorded
                     complaint = flag in COMPLAINT_FLAGS
                     out.append(Decision(mention_id, body, int(complaint),
                                         f"answered-{flag or 'unflagged'}"))

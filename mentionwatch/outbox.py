@@ -145,8 +145,9 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         if edited:
             _save_draft_edit(conn, mention_id, action, body, operator)
         waiting = waiting_for(team, operator) if state == NEEDS_APPROVAL else None
+        # The flag as the person saw it: `rules train` learns from it even after a rescore.
         record(conn, operator, "approve", mention_id, action=action, action_id=action_id,
-               state=state, **_extra(waiting=waiting, simulated=simulated))
+               state=state, flag=mention.flag, **_extra(waiting=waiting, simulated=simulated))
         conn.execute(update(Mention).where(Mention.id == mention_id, Mention.status == "new")
                      .values(status="open"))
     return Approval(action_id, state, waiting)
@@ -458,15 +459,16 @@ def mark(store: Store, mention_id: int, status: str, *, operator: str,
         raise OutboxError(f"Unknown status {status!r}.")
     now = utcnow()
     with store.engine.begin() as conn:
+        flag = conn.execute(select(Mention.flag).where(Mention.id == mention_id)).first()
         found = conn.execute(update(Mention).where(Mention.id == mention_id)
                              .values(status=status)).rowcount
-        if not found:
+        if not found or flag is None:
             raise OutboxError(f"No mention with id {mention_id}.")
         if status == "replied_elsewhere":
             conn.execute(update(Mention).where(Mention.id == mention_id,
                                                Mention.first_response_at.is_(None))
                          .values(first_response_at=now))
-        record(conn, operator, events[status], mention_id, reason=reason)
+        record(conn, operator, events[status], mention_id, reason=reason, flag=flag[0])
 
 
 def actions(store: Store, *, states: tuple[str, ...] | None = None,

@@ -60,6 +60,8 @@ def test_decisions_become_labels_and_only_the_latest_counts(postbox: None, recei
     store.set_status(undone, "new", actor="dana", event="undo_dismiss")
     outbox.mark(store, elsewhere, "dismissed", operator="dana", reason="handled elsewhere")
 
+    # A rescore that later unflags an answered complaint does not relabel the decision.
+    _set_text(store, answered, "@acme day 4 without internet", "question")
     got = {d.mention_id: (d.label, d.kind, d.text) for d in decisions(store)}
     assert got == {
         answered: (1, "answered-complaint", "@acme day 4 without internet"),
