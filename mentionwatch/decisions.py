@@ -5,7 +5,8 @@ something about what counts as a complaint *for this brand*, in its customers' o
 
 - an approved reply (or one marked as answered at the source, for feeds) to a mention
   flagged complaint or crisis: label 1 (a complaint, and the team answered it as one);
-- the same for any other mention (a question, praise): label 0;
+- the same for a mention flagged question or praise: label 0 (an answered mention no rule
+  flagged is no label: it mattered, but as what?);
 - a mention dismissed as "not relevant" or "spam": label 0 (an undone dismissal, or one
   "handled elsewhere", says nothing).
 
@@ -78,9 +79,12 @@ def decisions(store: Store) -> list[Decision]:
                 decision, flag_then = latest[mention_id]
                 if decision == "approve":
                     flag = flag_then or flag  # as the person saw it, when recorded
+                    if flag is None:
+                        # Answering a mention no rule flagged says it mattered, not whether
+                        # it was a complaint or a question: no label.
+                        continue
                     complaint = flag in COMPLAINT_FLAGS
-                    out.append(Decision(mention_id, body, int(complaint),
-                                        f"answered-{flag or 'unflagged'}"))
+                    out.append(Decision(mention_id, body, int(complaint), f"answered-{flag}"))
                 else:
                     out.append(Decision(mention_id, body, 0, f"dismissed-{decision}"))
     return out

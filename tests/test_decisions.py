@@ -52,6 +52,8 @@ def test_decisions_become_labels_and_only_the_latest_counts(postbox: None, recei
     _mention(store, config, "g", "@acme never looked at", "complaint")
     by_hand = _mention(store, config, "h", "acme forum: billed twice again", "complaint")
     outbox.mark(store, by_hand, "replied_elsewhere", operator="dana")
+    unflagged = setup_mention(store, config, flag=None, external_id="i")  # type: ignore[arg-type]
+    outbox.approve(store, unflagged, "reply", operator="dana")
     outbox.approve(store, answered, "reply", operator="dana")
     outbox.approve(store, question, "reply", operator="dana")
     outbox.mark(store, spam, "dismissed", operator="dana", reason="spam")
