@@ -74,9 +74,6 @@ def predict_all(engine: Engine, texts: list[str]) -> list[tuple[int, float]]:
     return out
 
 
-def predict(engine: Engine, text: str) -> tuple[int, float]:
-    return predict_all(engine, [text])[0]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

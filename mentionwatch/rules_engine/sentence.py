@@ -127,10 +127,14 @@ def load_encoder(directory: Path) -> Any:
                         f"{type(exc).__name__}: {str(exc)[:200]}", hint=INSTALL_HINT) from None
 
 
+def _encode(encoder: Any, texts: Sequence[str]) -> Any:
+    """The normalised embeddings of `texts`, one row each (a NumPy array)."""
+    return encoder.encode(list(texts), batch_size=64, normalize_embeddings=True,
+                          show_progress_bar=False, convert_to_numpy=True)
+
+
 def embed(encoder: Any, texts: Sequence[str]) -> list[list[float]]:
-    vectors = encoder.encode(list(texts), batch_size=64, normalize_embeddings=True,
-                             show_progress_bar=False, convert_to_numpy=True)
-    return [list(map(float, v)) for v in vectors]
+    return [list(map(float, v)) for v in _encode(encoder, texts)]
 
 
 def check(directory: Path | None = None, head: SentenceHead | None = None
@@ -172,9 +176,7 @@ class SentenceScorer:
         if not texts:
             return []
         with self._lock:
-            vectors = self._encoder.encode(list(texts), batch_size=64,
-                                           normalize_embeddings=True, show_progress_bar=False,
-                                           convert_to_numpy=True)
+            vectors = _encode(self._encoder, texts)
         z = vectors @ self._weights + self.head.bias
         return [1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(v))))) for v in z]
 
