@@ -3,6 +3,8 @@ from the shipped CSV, and the `complaint_score` rule condition."""
 
 from __future__ import annotations
 
+import hashlib
+
 import math
 import re
 from datetime import UTC, datetime, timedelta
@@ -141,6 +143,50 @@ def test_bad_training_row_names_the_line(tmp_path: Path) -> None:
     path.write_text("text,label,kind\nok post,1,x\nbad post,maybe,x\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"t\.csv:3: expected text and label 0 or 1"):
         clf.read_training(path)
+
+
+def test_a_teacher_softens_the_targets_of_the_posts_it_knows(tmp_path: Path) -> None:
+    data = tmp_path / "t.csv"
+    rows = [("my parcel is late again", 1), ("parcel never came, late", 1),
+            ("late delivery and no reply", 1), ("lovely sunny day", 0),
+            ("what a lovely day at the beach", 0), ("sunny and lovely", 0)]
+    data.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows), encoding="utf-8")
+    plain = clf.train_file(data, sentiment=False, min_count=1)
+    assert "teacher" not in plain.trained_on
+    # The teacher doubts every post: the targets move to the middle, and so do the scores.
+    doubts = {clf.text_key(t): 0.5 for t, _ in rows[:5]}
+    teacher = clf.teacher_path(data)
+    assert teacher == tmp_path / "t.teacher.csv"
+    clf.write_teacher(teacher, doubts)
+    assert clf.read_teacher(teacher) == doubts
+    taught = clf.train_file(data, sentiment=False, teacher=teacher, min_count=1)
+    assert taught.trained_on["teacher"] == {
+        "file": "t.teacher.csv", "rows": 5, "weight": clf.TEACHER_WEIGHT,
+        "sha256": hashlib.sha256(teacher.read_bytes()).hexdigest()}
+    late = clf.features("late parcel")
+    assert 0.5 < taught.score(late) < plain.score(late)
+
+
+@pytest.mark.parametrize("row", ["abc,1.5", "abc,", ",0.3", "abc,lots"])
+def test_a_bad_teacher_row_names_the_line(tmp_path: Path, row: str) -> None:
+    path = tmp_path / "t.teacher.csv"
+    path.write_text(f"key,teacher\nfine,0.25\n{row}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"t\.teacher\.csv:3: expected a key and a probability"):
+        clf.read_teacher(path)
+
+
+def test_the_shipped_teacher_knows_every_shipped_post_and_the_model_learnt_from_it() -> None:
+    teacher = clf.teacher_path(TRAINING)
+    opinions = clf.read_teacher(teacher)
+    assert set(opinions) == {clf.text_key(t) for t, _ in clf.read_training(TRAINING)}
+    recorded = clf.default_model().trained_on["teacher"]
+    assert isinstance(recorded, dict)
+    assert recorded["sha256"] == hashlib.sha256(teacher.read_bytes()).hexdigest()
+    assert recorded["rows"] == len(opinions) and recorded["weight"] == clf.TEACHER_WEIGHT
+    # Opinions, not copies of the labels: out-of-fold, they disagree with about one in ten.
+    labels = {clf.text_key(t): y for t, y in clf.read_training(TRAINING)}
+    disagree = sum((opinions[k] >= 0.5) != bool(y) for k, y in labels.items())
+    assert 0.03 < disagree / len(labels) < 0.2
 
 
 def test_shipped_model_is_reproduced_by_training_on_the_shipped_csv(tmp_path: Path) -> None:

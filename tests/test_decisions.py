@@ -131,6 +131,8 @@ def test_rules_train_writes_a_model_the_config_then_uses(
     assert "complaint_model_file" in output and "Only 12 decisions" in output
     trained = clf.Model.from_json(out.read_text(encoding="utf-8"))
     assert trained.trained_on["rows"] == 12 and (out.parent / "mine.csv").is_file()
+    # The shipped teacher knows none of these posts: every target is the team's label.
+    assert trained.trained_on["teacher"]["rows"] == 0  # type: ignore[index]
     assert trained.weights.get("zorbed", 0) > 0 > trained.weights.get("zorbing", 0)
 
     with path.open("a", encoding="utf-8") as handle:

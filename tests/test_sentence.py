@@ -183,6 +183,32 @@ def test_the_head_learns_and_round_trips() -> None:
         sentence.SentenceHead.from_json(other_layers)
 
 
+def test_training_gives_each_post_an_opinion_from_a_head_that_did_not_see_it(
+        scorer: sentence.SentenceScorer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "t.csv"
+    rows = [(f"@acme order {i} never arrived, still waiting", 1) for i in range(10)] + [
+        (f"lovely walk by the river, day {i}", 0) for i in range(10)]
+    data.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows), encoding="utf-8")
+    seen: list[int] = []
+    real = sentence.train_head
+
+    def spy(vectors: object, labels: list[int], **options: float) -> tuple[float, list[float]]:
+        seen.append(len(labels))
+        return real(vectors, labels, **options)
+
+    monkeypatch.setattr(sentence, "train_head", spy)
+    head, opinions = sentence.train_file(data, scorer.directory)
+    # One head on every post, then one per fold on the rest: no post's opinion comes from a
+    # head that was trained on it.
+    assert seen[0] == 20 and len(seen) == 1 + sentence.TEACHER_FOLDS
+    assert sum(20 - n for n in seen[1:]) == 20
+    assert set(opinions) == {clf.text_key(t) for t, _ in rows}
+    for text, label in rows:
+        assert (opinions[clf.text_key(text)] > 0.5) == bool(label), text
+    assert len(head.weights) == 384 * len(sentence.LAYERS) and head.trained_on["rows"] == 20
+
+
 def _check(config: Path, monkeypatch: pytest.MonkeyPatch,
            capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     from mentionwatch.cli.context import run_guarded

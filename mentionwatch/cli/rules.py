@@ -171,7 +171,7 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
     from mentionwatch.decisions import decisions, write_training
     from mentionwatch.resources import rules_dir
     from mentionwatch.rules_engine.classifier import train_file
-    from mentionwatch.rules_engine.train import L2, default_lexicon
+    from mentionwatch.rules_engine.train import L2, default_lexicon, word_teacher
 
     found = decisions(app.store)
     if not found or (decisions_only and len({d.label for d in found}) < 2):
@@ -189,7 +189,7 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
                         hint="Pass --out a path in a folder you can write to.") from None
     with app.err.status(f"Training on {base + count:,} posts...") if app.err.is_terminal \
             else contextlib.nullcontext():
-        model = train_file(data, default_lexicon(), l2=L2)
+        model = train_file(data, default_lexicon(), teacher=word_teacher(data), l2=L2)
     try:
         out.write_text(model.to_json(), encoding="utf-8")
     except OSError as exc:

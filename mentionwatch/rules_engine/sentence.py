@@ -173,10 +173,6 @@ def _encode(encoder: Encoder, texts: Sequence[str]) -> Any:
     return np.stack(rows) if rows else np.zeros((0, 384 * len(LAYERS)), dtype=np.float32)
 
 
-def embed(encoder: Encoder, texts: Sequence[str]) -> list[list[float]]:
-    return [list(map(float, v)) for v in _encode(encoder, texts)]
-
-
 def combine(words: float, sentence: float) -> float:
     """The two models' probabilities as independent evidence: their log-odds added. Where
     they agree the result is surer than either; where they disagree the surer one wins."""
@@ -232,14 +228,16 @@ class SentenceScorer:
         return [1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(v))))) for v in z]
 
 
-def train_head(vectors: Sequence[Sequence[float]], labels: Sequence[int], *,
-               l2: float = 1.0, iterations: int = 200) -> tuple[float, list[float]]:
-    """Logistic regression on the embeddings by L-BFGS (PyTorch, CPU, deterministic):
-    minimises the summed log-loss plus `l2`/2 times the squared weights."""
+def train_head(vectors: Any, labels: Sequence[int], *, l2: float = 1.0,
+               iterations: int = 200) -> tuple[float, list[float]]:
+    """Logistic regression on the embeddings (rows of numbers, or a NumPy array) by L-BFGS
+    (PyTorch, CPU, deterministic): minimises the summed log-loss plus `l2`/2 times the
+    squared weights."""
+    import numpy as np
     import torch
 
     torch.manual_seed(0)
-    x = torch.tensor(vectors, dtype=torch.float64)
+    x = torch.as_tensor(np.asarray(vectors, dtype=np.float64))
     y = torch.tensor(labels, dtype=torch.float64)
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
@@ -258,15 +256,36 @@ def train_head(vectors: Sequence[Sequence[float]], labels: Sequence[int], *,
     return float(b.item()), [float(v) for v in w.detach()]
 
 
-def train_file(path: Path, directory: Path | None = None) -> SentenceHead:
-    """Embed a training CSV (`text,label,...`) and fit the head."""
-    from mentionwatch.rules_engine.classifier import read_training
+#: The teacher's opinion of each training post comes from a head trained without the fifth
+#: of the posts it belongs to (by its text key), so it is an opinion, not a memory.
+TEACHER_FOLDS = 5
+
+
+def train_file(path: Path, directory: Path | None = None
+               ) -> tuple[SentenceHead, dict[str, float]]:
+    """Embed a training CSV (`text,label,...`) and fit the head; also the teacher's
+    out-of-fold opinion of every post, by text key, for the word model's training (see
+    classifier.TEACHER_WEIGHT)."""
+    import numpy as np
+
+    from mentionwatch.rules_engine.classifier import read_training, text_key
 
     directory = directory or default_model_dir()
     rows = read_training(path)
-    vectors = embed(load_encoder(directory), [text for text, _ in rows])
-    bias, weights = train_head(vectors, [label for _, label in rows])
+    vectors = _encode(load_encoder(directory), [text for text, _ in rows]).astype(np.float64)
+    labels = [label for _, label in rows]
+    bias, weights = train_head(vectors, labels)
+    keys = [text_key(text) for text, _ in rows]
+    folds = np.array([int(key, 16) % TEACHER_FOLDS for key in keys])
+    opinions: dict[str, float] = {}
+    for fold in range(TEACHER_FOLDS):
+        held = np.flatnonzero(folds == fold)
+        rest = np.flatnonzero(folds != fold)
+        fold_bias, fold_weights = train_head(vectors[rest], [labels[i] for i in rest])
+        z = vectors[held] @ np.asarray(fold_weights) + fold_bias
+        for i, value in zip(held, z, strict=True):
+            opinions[keys[i]] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(value)))))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    trained = {"file": path.name, "rows": len(rows), "complaints": sum(y for _, y in rows),
+    trained = {"file": path.name, "rows": len(rows), "complaints": sum(labels),
                "sha256": digest}
-    return SentenceHead(bias, tuple(weights), fingerprint(directory), trained)
+    return SentenceHead(bias, tuple(weights), fingerprint(directory), trained), opinions

@@ -3,6 +3,10 @@
     python -m mentionwatch.rules_engine.train            # rules/training/complaints.csv
     python -m mentionwatch.rules_engine.train --data my.csv --out model.json
     python -m mentionwatch.rules_engine.train --score "@acme still no refund"
+    python -m mentionwatch.rules_engine.train --sentence   # the sentence head and the teacher
+
+After editing the posts, train the sentence head first (it writes the teacher's opinions the
+word model learns from: complaints.teacher.csv), then the word model.
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mentionwatch.resources import rules_dir
-from mentionwatch.rules_engine.classifier import MODEL_PATH, default_model, lexicon_of, train_file
+from mentionwatch.rules_engine.classifier import (
+    MODEL_PATH,
+    default_model,
+    lexicon_of,
+    teacher_path,
+    train_file,
+    write_teacher,
+)
 from mentionwatch.rules_engine.packs import load_packs
 
 
@@ -24,6 +35,16 @@ def default_lexicon() -> dict[str, str]:
     packs = load_packs([rules_dir()])
     return lexicon_of((rule.name, rule.when.wanted_terms()) for pack in packs
                       for rule in pack.rules)
+
+
+def word_teacher(data: Path) -> Path | None:
+    """The teacher file for training the word model on `data`: the one beside it, else the
+    shipped one (its opinions are keyed by text, so they reach the shipped posts in a CSV that
+    adds others, as `mentionwatch rules train` writes)."""
+    for path in (teacher_path(data), teacher_path(rules_dir() / "training" / "complaints.csv")):
+        if path.is_file():
+            return path
+    return None
 
 
 #: The L2 penalty per post, chosen on the quality benchmark's tune half (3e-4 to 2e-3 differ
@@ -41,8 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the weights (default: the shipped model)")
     parser.add_argument("--sentence", action="store_true",
-                        help="train the optional sentence model's head instead (needs "
-                             "mentionwatch[sentence]; --out defaults to the shipped head)")
+                        help="train the optional sentence model's head instead, and write "
+                             "its out-of-fold opinion of each post beside the CSV for the "
+                             "word model (needs mentionwatch[sentence]; --out defaults to "
+                             "the shipped head)")
     parser.add_argument("--score", metavar="TEXT", help="score TEXT with the shipped model "
                         "and show the features that weighed most, instead of training")
     args = parser.parse_args(argv)
@@ -50,14 +73,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sentence and args.score is None:
         from mentionwatch.rules_engine import sentence
 
-        head = sentence.train_file(data)
+        head, opinions = sentence.train_file(data)
         out = args.out or sentence.HEAD_PATH
         out.write_text(head.to_json(), encoding="utf-8")
+        write_teacher(teacher_path(data), opinions)
         print(f"wrote {out}: a head of {len(head.weights)} weights from "
               f"{head.trained_on['rows']} posts")
+        print(f"wrote {teacher_path(data)}: the teacher's opinion of each post; now retrain "
+              "the word model: python -m mentionwatch.rules_engine.train")
         return 0
     if args.score is None:
-        model = train_file(data, default_lexicon(), l2=L2)
+        model = train_file(data, default_lexicon(), teacher=word_teacher(data), l2=L2)
         args.out = args.out or MODEL_PATH
         args.out.write_text(model.to_json(), encoding="utf-8")
         print(f"wrote {args.out}: {len(model.weights)} weights from {model.trained_on['rows']}"
