@@ -4,7 +4,6 @@ from the shipped CSV, and the `complaint_score` rule condition."""
 from __future__ import annotations
 
 import hashlib
-
 import math
 import re
 from datetime import UTC, datetime, timedelta
