@@ -7,7 +7,10 @@ Last line: {"pipeline_per_s", "raw_per_s", "ratio", "peak_rss_mb", "n"}. Target:
 and peak memory that does not grow with N (the pipeline works batch by batch).
 
 With --rules the pipeline runs the default rule packs, and the floor is VADER over the same
-texts plus the raw insert; the last line adds "ratio_to_floor" (target <= 1.5).
+texts plus the raw insert; the last line adds "ratio_to_floor" (target <= 1.5). With
+--rules --vader-only the judge does nothing but VADER (no rules, flags or drafts): the
+smallest judgement the store writes, so its ratio is what a rules engine that cost nothing
+would reach.
 
 Making up the synthetic mentions is the fake source's work, not ingest's: each batch is made
 before its timer starts, on every side alike. Timed: `poll_source` (pipeline), building the
@@ -21,6 +24,7 @@ import json
 import sqlite3
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +34,7 @@ from _common import emit, peak_rss_mb
 from mentionwatch import registry
 from mentionwatch.config import parse_config
 from mentionwatch.connector import AuthorIn, Batch, ConnectorSettings, MentionIn
+from mentionwatch.judgement import Judge, Judgement, MentionFacts
 from mentionwatch.pipeline import poll_source, sync_sources
 from mentionwatch.store import Store
 
@@ -89,8 +94,23 @@ def make_batch(start: int, stop: int) -> list[MentionIn]:
     return [synthetic(i) for i in range(start, stop)]
 
 
+class VaderOnlyJudge:
+    """A judge that only scores sentiment (the floor's VADER), as the store's Judge."""
+
+    history_days = 0
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._polarity = SentimentIntensityAnalyzer().polarity_scores
+
+    def judge(self, mentions: Sequence[MentionFacts]) -> list[Judgement]:
+        return [Judgement(flag=None, priority=0.0,
+                          sentiment=self._polarity(m.text)["compound"]) for m in mentions]
+
+
 def run_pipeline(db: Path, n: int, batch: int, rules: bool,
-                 complaint_model: str = "words") -> float:
+                 complaint_model: str = "words", vader_only: bool = False) -> float:
     registry.BUILTIN["synthetic"] = f"{__name__}:SyntheticConnector"
     registry.available_kinds.cache_clear()
     registry.connector_class.cache_clear()
@@ -101,8 +121,10 @@ def run_pipeline(db: Path, n: int, batch: int, rules: bool,
         "rules": {"complaint_model": complaint_model},
     }, Path("<benchmark>"))
     store = Store.open(config.database_url())
-    judge = None
-    if rules:
+    judge: Judge | None = None
+    if rules and vader_only:
+        judge = VaderOnlyJudge()
+    elif rules:
         from mentionwatch.rules_engine import load_judge
 
         judge = load_judge(config)
@@ -204,6 +226,9 @@ def main() -> None:
     parser.add_argument("--complaint-model", choices=("words", "words+sentence"),
                         default="words", help="[rules] complaint_model for --rules "
                         "(words+sentence needs mentionwatch[sentence])")
+    parser.add_argument("--vader-only", action="store_true",
+                        help="with --rules: a judge that only runs VADER instead of the packs "
+                        "(what a rules engine that cost nothing would reach)")
     args = parser.parse_args()
     raw_times, pipe_times, vader_times = [], [], []
     for attempt in range(args.repeat):
@@ -213,7 +238,8 @@ def main() -> None:
             if args.rules:
                 vader_times.append(run_vader(args.n, args.batch))
             pipe_times.append(run_pipeline(Path(tmp) / f"pipeline{attempt}.db", args.n,
-                                           args.batch, args.rules, args.complaint_model))
+                                           args.batch, args.rules, args.complaint_model,
+                                           args.vader_only))
     raw_s, pipe_s = min(raw_times), min(pipe_times)
     vader_s = min(vader_times) if args.rules else 0.0
     figures = {
@@ -231,7 +257,8 @@ def main() -> None:
         figures["floor_s"] = round(vader_s + raw_s, 3)
         figures["pipeline_s"] = round(pipe_s, 3)
         figures["ratio_to_floor"] = round(pipe_s / (vader_s + raw_s), 3)
-        figures["complaint_model"] = args.complaint_model
+        figures["complaint_model"] = "none: VADER only" if args.vader_only \
+            else args.complaint_model
     print(f"pipeline: {pipe_s:.2f}s, raw sqlite3: {raw_s:.2f}s for {args.n} mentions")
     print("runs (s): pipeline", [round(t, 2) for t in pipe_times], "raw",
           [round(t, 2) for t in raw_times], "vader", [round(t, 2) for t in vader_times])
