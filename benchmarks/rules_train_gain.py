@@ -6,7 +6,7 @@ No team's audit trail exists to measure on, so the labelled benchmark file stand
 a path, never copied into this repository; see rules_quality.py). Posts of its "tune" half play
 a team's decisions: the posts the default packs flag (complaint, crisis, question, praise:
 what reaches a person's queue), each labelled as a person who reads it would decide (its
-researchers' label), taken in a fixed order by a hash of the tweet id, `--sizes` of them.
+researchers' label), taken in a fixed order (by a hash of the text), `--sizes` of them.
 They go through the same code as `rules train`: the decisions are added to the shipped posts
 (`decisions.write_training`) and the word model is trained on both, with the shipped teacher
 file. Each model then runs the default packs over the "report" half, which no decision came
@@ -73,8 +73,11 @@ def main() -> None:
     pool = [(text, label) for (text, label, _), seen in zip(tune, flagged, strict=True)
             if seen or args.everything]
     pool.sort(key=lambda row: hashlib.sha256(row[0].encode("utf-8")).hexdigest())
-    sizes = [len(pool) if s.strip() == "all" else min(int(s), len(pool))
-             for s in args.sizes.split(",")]
+    try:
+        sizes = [len(pool) if s.strip() == "all" else min(int(s), len(pool))
+                 for s in args.sizes.split(",")]
+    except ValueError:
+        sys.exit(f"--sizes {args.sizes!r}: expected numbers or 'all', comma-separated")
     shipped_csv = rules_dir() / "training" / "complaints.csv"
     print(f"decisions from the tune half: {len(pool)} "
           f"({'every post' if args.everything else 'the posts the packs flag'}, "
