@@ -200,7 +200,9 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
                        f"{count - complaints} not) and {base:,} shipped posts; the training "
                        f"posts are in {data}."))
     if count < 50:
-        app.out.print(Text(f"Only {count} decisions: expect little change until there are "
-                           "a few hundred."))
+        # benchmarks/rules_train_gain.py: even a few hundred decisions teach the model little
+        # beyond the words they use; say so rather than promise more.
+        app.out.print(Text(f"Only {count} decisions: the model learns a word of your "
+                           "customers' only after seeing it in several."))
     app.out.print(Text(f'To use it: [rules] complaint_model_file = "{out.resolve()}", then '
                        "`mentionwatch rules rescore`."))

@@ -118,6 +118,11 @@ _READABLE = {"shape:starts-with-handle": "starts with a handle",
 _PLACEHOLDERS = {"<user>": "@handle", "<desk>": "@help-desk", "<url>": "link", "<num>": "N"}
 
 
+def sigmoid(z: float) -> float:
+    """The logistic function, its argument clamped so exp() cannot overflow."""
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
 @functools.lru_cache(maxsize=8192)
 def readable(feature: str) -> str:
     """A feature as a person reads it: `<s> <user> my` -> `(start) @handle my`."""
@@ -166,8 +171,7 @@ class Model:
         return feats
 
     def score(self, feats: Iterable[str]) -> float:
-        z = self.bias + sum(map(self.weights.get, feats, repeat(0.0)))
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        return sigmoid(self.bias + sum(map(self.weights.get, feats, repeat(0.0))))
 
     def explain(self, feats: Iterable[str], top: int = 4) -> list[tuple[str, float]]:
         """The features that pushed the score most, strongest first, with their weights."""
@@ -277,9 +281,7 @@ def train(samples: Sequence[tuple[set[str], float]], *, epochs: int = 40, l2: fl
         rng.shuffle(order)
         for index in order:
             feats, y = kept[index]
-            z = bias + sum(weights.get(f, 0.0) for f in feats)
-            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-            g = p - y
+            g = sigmoid(bias + sum(weights.get(f, 0.0) for f in feats)) - y
             bias_grad += g * g
             bias -= rate * g / math.sqrt(bias_grad)
             for f in feats:

