@@ -74,7 +74,6 @@ def predict_all(engine: Engine, texts: list[str]) -> list[tuple[int, float]]:
     return out
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the labelled CSV file")

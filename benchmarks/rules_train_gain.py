@@ -34,7 +34,7 @@ from rules_quality import f1, facts_of, predict_all, read_rows
 from mentionwatch.decisions import Decision, write_training
 from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, classifier, load_packs
-from mentionwatch.rules_engine.train import L2, default_lexicon, word_teacher
+from mentionwatch.rules_engine.train import L2, default_lexicon, shipped_training, word_teacher
 
 
 def figures(engine: Engine, rows: list[tuple[str, int, str]]) -> tuple[float, float, float]:
@@ -78,7 +78,7 @@ def main() -> None:
                  for s in args.sizes.split(",")]
     except ValueError:
         sys.exit(f"--sizes {args.sizes!r}: expected numbers or 'all', comma-separated")
-    shipped_csv = rules_dir() / "training" / "complaints.csv"
+    shipped_csv = shipped_training()
     print(f"decisions from the tune half: {len(pool)} "
           f"({'every post' if args.everything else 'the posts the packs flag'}, "
           f"{sum(label for _, label in pool)} complaints); scored on the report half "

@@ -169,9 +169,8 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
     written model and run `mentionwatch rules rescore`.
     """
     from mentionwatch.decisions import decisions, write_training
-    from mentionwatch.resources import rules_dir
     from mentionwatch.rules_engine.classifier import train_file
-    from mentionwatch.rules_engine.train import L2, default_lexicon, word_teacher
+    from mentionwatch.rules_engine.train import L2, default_lexicon, shipped_training, word_teacher
 
     found = decisions(app.store)
     if not found or (decisions_only and len({d.label for d in found}) < 2):
@@ -180,7 +179,7 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
             hint="Approve replies and dismiss mentions (d, s) in `mentionwatch tui` first"
                  + ("; --decisions-only needs both kinds." if decisions_only else "."))
     data = out.with_suffix(".csv")
-    shipped = None if decisions_only else rules_dir() / "training" / "complaints.csv"
+    shipped = None if decisions_only else shipped_training()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         base, count = write_training(data, found, shipped)

@@ -29,6 +29,11 @@ from mentionwatch.rules_engine.classifier import (
 from mentionwatch.rules_engine.packs import load_packs
 
 
+def shipped_training() -> Path:
+    """The training posts mentionwatch ships (rules/training/complaints.csv)."""
+    return rules_dir() / "training" / "complaints.csv"
+
+
 def default_lexicon() -> dict[str, str]:
     """The shipped packs' terms, each as a feature of its rule (only the terms that speak for
     a rule: its `none` exclusions, "calm down" for the outage rule, are not its evidence)."""
@@ -41,7 +46,7 @@ def word_teacher(data: Path) -> Path | None:
     """The teacher file for training the word model on `data`: the one beside it, else the
     shipped one (its opinions are keyed by text, so they reach the shipped posts in a CSV that
     adds others, as `mentionwatch rules train` writes)."""
-    for path in (teacher_path(data), teacher_path(rules_dir() / "training" / "complaints.csv")):
+    for path in (teacher_path(data), teacher_path(shipped_training())):
         if path.is_file():
             return path
     return None
@@ -69,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--score", metavar="TEXT", help="score TEXT with the shipped model "
                         "and show the features that weighed most, instead of training")
     args = parser.parse_args(argv)
-    data = args.data or rules_dir() / "training" / "complaints.csv"
+    data = args.data or shipped_training()
     if args.sentence and args.score is None:
         from mentionwatch.rules_engine import sentence
 
