@@ -89,7 +89,7 @@ def test_the_training_file_keeps_the_shipped_posts_and_adds_the_decisions(
     assert clf.read_training(out)[-1] == ('line one\nsaid "no"', 1)
 
 
-def _run(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch,
          capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["mentionwatch", *argv])
     code = run_guarded(cli)
@@ -109,7 +109,7 @@ def test_rules_train_writes_a_model_the_config_then_uses(
     config = load_config(path, environ={})
     store = Store.open(config.database_url())
     try:
-        code, output = _run(["--config", str(path), "rules", "train", "--decisions-only"],
+        code, output = run_cli(["--config", str(path), "rules", "train", "--decisions-only"],
                             monkeypatch, capsys)
         assert code == 2 and "Not enough decisions" in output
         # A brand whose customers say "zorbed" when its service fails.
@@ -124,7 +124,7 @@ def test_rules_train_writes_a_model_the_config_then_uses(
         store.close()
     out = tmp_path / "models" / "mine.json"
     out.parent.mkdir()
-    code, output = _run(["--config", str(path), "rules", "train", "--decisions-only",
+    code, output = run_cli(["--config", str(path), "rules", "train", "--decisions-only",
                          "--out", str(out)], monkeypatch, capsys)
     assert code == 0, output
     assert "from 12 decisions (6 complaints, 6 not)" in output
@@ -140,7 +140,7 @@ def test_rules_train_writes_a_model_the_config_then_uses(
     engine = load_judge(load_config(path, environ={}))
     assert engine.complaint_score("@acme zorbed again", 0.0)[0] == pytest.approx(
         trained.score(trained.features("@acme zorbed again", 0.0)))
-    code, output = _run(["--config", str(path), "rules", "check"], monkeypatch, capsys)
+    code, output = run_cli(["--config", str(path), "rules", "check"], monkeypatch, capsys)
     assert code == 0 and "complaint_model_file: OK" in output
 
 

@@ -25,6 +25,7 @@ from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_judge, load_packs, sentence
 from mentionwatch.rules_engine import classifier as clf
 from tests.test_classifier import facts
+from tests.test_decisions import run_cli
 
 REQUIRED_ENV = "MENTIONWATCH_REQUIRE_SENTENCE"
 NOW = datetime.now(UTC)
@@ -232,12 +233,7 @@ def test_training_gives_each_post_an_opinion_from_a_head_that_did_not_see_it(
 
 def _check(config: Path, monkeypatch: pytest.MonkeyPatch,
            capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from mentionwatch.cli.context import run_guarded
-
-    monkeypatch.setattr(sys, "argv", ["mentionwatch", "--config", str(config), "rules", "check"])
-    code = run_guarded(cli)
-    captured = capsys.readouterr()
-    return code, " ".join((captured.out + captured.err).split())
+    return run_cli(["--config", str(config), "rules", "check"], monkeypatch, capsys)
 
 
 def _sentence_config(tmp_path: Path, extra: str = "") -> Path:
