@@ -66,3 +66,68 @@ class Judge(Protocol):
     history_days: int
 
     def judge(self, mentions: Sequence[MentionFacts]) -> Sequence[Judgement]: ...
+
+
+# ------------------------------------------------------------------ explaining a judgement
+
+#: The parts of a judgement's explanation stored with the mention: the numbers behind its
+#: priority and its complaint score. (Its flag, priority and sentiment have columns of their
+#: own, and each rule's reasons a row of its own.)
+STORED_EXPLANATION = ("components", "weights", "complaint_score", "complaint_features",
+                      "complaint_word_model", "complaint_sentence")
+
+
+def stored_explanation(explanation: dict[str, Any]) -> dict[str, Any]:
+    return {k: explanation[k] for k in STORED_EXPLANATION if k in explanation}
+
+
+def reasons_text(why: dict[str, Any] | None) -> str:
+    """A rule's reasons on one line: `terms: down, again; sentiment: -0.62 <= -0.3`."""
+    return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                     for k, v in (why or {}).items())
+
+
+def priority_text(explanation: dict[str, Any] | None, priority: float) -> str | None:
+    """The priority's formula with this mention's numbers in it, or None when the
+    explanation has none (spam and ignored posts, or a mention stored before explanations
+    were kept: `mentionwatch rules rescore` fills them in)."""
+    parts = (explanation or {}).get("components") or {}
+    weights = (explanation or {}).get("weights") or {}
+    terms = [f"{weights[k]:.2f}×{k} {parts[k]:.3f}" for k in weights if k in parts]
+    if not terms or "freshness" not in parts:
+        return None
+    return (f"priority = ({' + '.join(terms)}) × (0.5 + 0.5×freshness "
+            f"{parts['freshness']:.3f}) = {priority:.3f}")
+
+
+#: Shown instead of the formula for a mention judged before explanations were stored.
+NOT_EXPLAINED = ("(judged by an older version, which did not keep the priority's numbers: "
+                 "`mentionwatch rules rescore` fills them in)")
+
+
+def explanation_lines(explanation: dict[str, Any] | None, priority: float,
+                      flag: str | None) -> list[str]:
+    """What the triage screen and `mentions show` print under the rules' reasons."""
+    if explanation is None:
+        return [NOT_EXPLAINED] if flag is not None else []
+    return [line for line in (priority_text(explanation, priority),
+                              complaint_text(explanation)) if line]
+
+
+def complaint_text(explanation: dict[str, Any] | None) -> str | None:
+    """`complaint score 0.91 (words 0.74 and sentence model 0.88 together): @handle +1.17,
+    outage terms +1.08`, or None when the mention has no score."""
+    explanation = explanation or {}
+    score = explanation.get("complaint_score")
+    if score is None:
+        return None
+    line = f"complaint score {score:.2f}"
+    if explanation.get("complaint_sentence") is not None:
+        line += (f" (words {explanation.get('complaint_word_model', 0.0):.2f} and sentence "
+                 f"model {explanation['complaint_sentence']:.2f} together)")
+    features = explanation.get("complaint_features") or []
+    if features:
+        from mentionwatch.rules_engine.classifier import readable
+
+        line += ": " + ", ".join(f"{readable(str(f))} {float(w):+.2f}" for f, w in features)
+    return line

@@ -159,6 +159,8 @@ class Mention(Base):
     flag: Mapped[str | None] = mapped_column(String(20))
     priority: Mapped[float] = mapped_column(Float, default=0.0)
     sentiment: Mapped[float | None] = mapped_column(Float)
+    #: The numbers behind the priority and the complaint score (judgement.STORED_EXPLANATION).
+    explanation: Mapped[dict[str, Any] | None]
     assigned_to: Mapped[str | None] = mapped_column(String(100))
     snoozed_until: Mapped[datetime | None]
     first_response_at: Mapped[datetime | None]

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mentionwatch import db
 from mentionwatch.connector import AuthorIn, Batch, MentionIn
-from mentionwatch.judgement import Judge, Judgement, MentionFacts
+from mentionwatch.judgement import Judge, Judgement, MentionFacts, stored_explanation
 from mentionwatch.models import (
     Author,
     Draft,
@@ -639,9 +639,11 @@ class Store:
                 "INSERT INTO rule_matches (mention_id, rule, pack, flag, severity, alert, "
                 f"explanation, created_at) VALUES ({', '.join([mark] * 8)})", matches)
         conn.exec_driver_sql(
-            f"UPDATE mentions SET flag = {mark}, priority = {mark}, sentiment = {mark} "
-            f"WHERE id = {mark}",
-            [(j.flag, j.priority, j.sentiment, mid) for mid, j in judged])
+            f"UPDATE mentions SET flag = {mark}, priority = {mark}, sentiment = {mark}, "
+            f"explanation = {mark} WHERE id = {mark}",
+            [(j.flag, j.priority, j.sentiment,
+              json.dumps(stored_explanation(j.explanation)), mid)
+             for mid, j in judged])
         drafts = [
             (mid, j.public_draft, j.private_draft, j.private_channel, j.draft_rule, now)
             for mid, j in judged if j.public_draft or j.private_draft

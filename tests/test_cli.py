@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,7 +170,14 @@ def test_mentions_show_explains_one_mention(project: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "[bold red]Acme[/] is down again" in shown.stdout  # literal, not styled
     assert "complaint" in shown.stdout and "public reply" in shown.stdout
+    # How the priority was reached, with this mention's numbers, and the complaint score.
+    said = " ".join(shown.stdout.split())
+    assert "priority = (0.45×severity " in said and f"= {down['priority']:.3f}" in said
+    assert re.search(r"complaint score 0\.\d\d", said)
+    assert "terms: down" in said and "['" not in said  # reasons read as words, not a list
     data = json.loads(run(["mentions", "show", str(down["id"]), "--json"], project).stdout)
     assert data["flag"] == "complaint" and data["matches"] and data["draft"]["public"]
+    parts, weights = data["explanation"]["components"], data["explanation"]["weights"]
+    assert parts["severity"] > 0 and set(weights) <= set(parts)
     missing = run(["mentions", "show", "99999"], project)
     assert missing.returncode == 1 and "No mention with id 99999" in missing.stderr

@@ -81,6 +81,13 @@ def test_rules_test_command_explains(tmp_path: Path) -> None:
     as_json = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "thanks acme,"
                                        " great support!", "--json"])
     assert '"flag": "praise"' in as_json.output
+    # A pasted post, quotes and line breaks and all, comes on standard input.
+    pasted = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "-", "--json"],
+                                input='It\'s "down" again @acme\nand billed twice\n')
+    assert pasted.exit_code == 0, pasted.output
+    assert '"flag": "complaint"' in pasted.output and '"outage"' in pasted.output
+    empty = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "-"], input="\n")
+    assert empty.exit_code == 2 and "TEXT is empty" in empty.output
 
 
 def test_rules_check_command(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from mentionwatch.durations import format_duration, parse_duration
 from mentionwatch.errors import ConfigError
 from mentionwatch.health import due_state, quiet_for, typical_gap
 from mentionwatch.hooks import after_poll
+from mentionwatch.judgement import explanation_lines, reasons_text
 from mentionwatch.models import Mention, utcnow
 from mentionwatch.pipeline import SourceOutcome
 from mentionwatch.pipeline import poll as run_poll
@@ -309,12 +310,14 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
         app.out.print("No mentions stored yet. Run `mentionwatch poll`.")
         return
     table = Table(title_justify="left", expand=True)
+    # On a narrow terminal (and in a pipe, 80 columns) the text matters more than who.
+    narrow = app.out.width < 110
     table.add_column("when", no_wrap=True)
-    table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=18)
-    table.add_column("author", no_wrap=True, overflow="ellipsis", max_width=22)
+    table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=12 if narrow else 18)
+    table.add_column("author", no_wrap=True, overflow="ellipsis", max_width=12 if narrow else 22)
     table.add_column("flag", no_wrap=True)
     table.add_column("text", no_wrap=True, overflow="ellipsis", ratio=3)
-    show_url = app.out.width >= 110  # on a narrow terminal the text matters more
+    show_url = not narrow
     if show_url:
         table.add_column("url", no_wrap=True, overflow="ellipsis", ratio=1)
     now = utcnow()
@@ -347,6 +350,7 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
         data["matches"] = [{"rule": r.rule, "pack": r.pack, "flag": r.flag,
                             "severity": r.severity, "alert": r.alert, "why": r.explanation}
                            for r in matches]
+        data["explanation"] = mention.explanation
         data["draft"] = ({"public": draft.public_text, "private": draft.private_text,
                           "channel": draft.private_channel} if draft else None)
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -366,7 +370,9 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
     for r in matches:
         out.print(Text(f"{r.flag} · {r.pack}/{r.rule} · severity {r.severity:.2f}"
                        f"{' · alerts on-call' if r.alert else ''}: "
-                       f"{json.dumps(r.explanation or {}, ensure_ascii=False)}"))
+                       f"{reasons_text(r.explanation)}"))
+    for line in explanation_lines(mention.explanation, mention.priority, mention.flag):
+        out.print(Text(line))
     if draft:
         if draft.public_text:
             out.print(Panel(Text(draft.public_text), title="public reply", title_align="left"))

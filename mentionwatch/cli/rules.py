@@ -15,7 +15,7 @@ from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
 from mentionwatch.errors import RuleError
-from mentionwatch.judgement import Judgement, MentionFacts
+from mentionwatch.judgement import Judgement, MentionFacts, explanation_lines, reasons_text
 
 
 @click.group("rules")
@@ -50,10 +50,16 @@ def rules_test(app: AppContext, text: str, source_kind: str, author: str,
                author_name: str | None, followers: int, verified: bool, likes: int,
                reposts: int, replies: int, age_minutes: int, reply_to_brand: bool,
                language: str, as_json: bool) -> None:
-    """Show the flags, priority (with why) and both drafts the rules give TEXT.
+    """Show the flags, priority (with why) and both drafts the rules give TEXT
+    (`-` reads it from standard input: a pasted post with quotes and line breaks).
 
     Example: mentionwatch rules test "@acme down again, 3rd time this week" --followers 12000
     """
+    if text == "-":
+        text = click.get_text_stream("stdin").read().strip()
+    if not text.strip():
+        raise click.UsageError("TEXT is empty: give the post to try, or - to read it from "
+                               "standard input.")
     engine = _engine(app)
     facts = MentionFacts(
         source=source_kind, source_kind=source_kind, text=text, title=None, url=None,
@@ -76,24 +82,15 @@ def rules_test(app: AppContext, text: str, source_kind: str, author: str,
             table.add_column(col, overflow="fold")
         for hit in judgement.hits:
             table.add_row(hit.rule, hit.pack or "", hit.flag, f"{hit.severity:.2f}",
-                          "yes" if hit.alert else "", Text(_why(hit.explanation)))
+                          "yes" if hit.alert else "", Text(reasons_text(hit.explanation)))
         out.print(table)
-    parts = judgement.explanation.get("components", {})
-    weights = judgement.explanation.get("weights", {})
-    formula = " + ".join(f"{weights[k]:.2f}×{k} {parts[k]:.3f}" for k in weights if k in parts)
-    if formula:
-        out.print(Text(f"priority = ({formula}) × (0.5 + 0.5×freshness "
-                       f"{parts.get('freshness', 1):.3f}) = {judgement.priority:.3f}"))
+    for line in explanation_lines(judgement.explanation, judgement.priority, judgement.flag):
+        out.print(Text(line))
     for title, draft in (("public reply", judgement.public_draft),
                          (f"private follow-up ({judgement.private_channel})",
                           judgement.private_draft)):
         if draft:
             out.print(Panel(Text(draft), title=title, title_align="left"))
-
-
-def _why(explanation: dict[str, Any]) -> str:
-    return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                     for k, v in explanation.items())
 
 
 def judgement_json(j: Judgement) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
 from mentionwatch import outbox, triage
 from mentionwatch.config import Config, TeamConfig
 from mentionwatch.durations import format_duration
+from mentionwatch.judgement import explanation_lines, reasons_text
 from mentionwatch.models import utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import current_operator
@@ -682,9 +683,10 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
     if d.matches:
         out.append("why flagged:\n", style="bold")
         for r in d.matches:
-            why = "; ".join(f"{k}: {v}" for k, v in (r.explanation or {}).items())
             out.append(f"  {r.pack}/{r.rule} ({r.flag}, severity {r.severity:.2f}) "
-                       f"{safe(why)}\n")
+                       f"{safe(reasons_text(r.explanation))}\n")
+    for line in explanation_lines(m.explanation, m.priority, m.flag):
+        out.append(f"{safe(line)}\n", style="dim")
     for action in d.actions:
         out.append_text(action_line(action, team))
         out.append("\n")
