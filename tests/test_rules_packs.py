@@ -47,6 +47,18 @@ def test_default_packs_on_realistic_posts(engine: Engine, expected: str) -> None
         assert not [t for t, g in got.items() if g in ("spam", "ignore", "praise")], wrong
 
 
+@pytest.mark.parametrize("text", [
+    "acme should fire whoever designed this new app, it's so confusing",
+    "the new acme headphones are fire, best purchase this year",
+    "that acme ad was a sick burn on their rivals lol",
+    "acme black friday deals go live tonight, time to burn some cash",
+    "great game today, shame about the injured reserve list. acme stadium was packed",
+])
+def test_danger_words_in_their_everyday_sense_wake_nobody(engine: Engine, text: str) -> None:
+    # A crisis alerts on-call; "fire" someone, "this is fire" and a "burn" are not one.
+    assert judge(engine, text) != "crisis"
+
+
 def test_every_flagged_post_gets_both_drafts_without_private_data_requests(
         engine: Engine) -> None:
     counts: Counter[str] = Counter()
