@@ -81,6 +81,13 @@ def test_urgent_mention_email_has_everything(store: Store, db_url: str,
         draft="Hi @angry_ann, we're sorry. Could you DM us your account number?",
     )
     add_mention(store, "calm", "acme is fine I guess", flag="praise", priority=0.1)
+    with store.session() as s:  # the numbers the engine keeps behind a priority
+        s.execute(update(Mention).where(Mention.id == mid).values(priority=0.62, explanation={
+            "components": {"severity": 0.9, "negativity": 0.5, "reach": 0.78,
+                           "engagement": 0.0, "velocity": 0.0, "freshness": 1.0},
+            "weights": {"severity": 0.45, "negativity": 0.2, "reach": 0.15,
+                        "engagement": 0.1, "velocity": 0.1},
+            "complaint_score": 0.97, "complaint_features": [["still", 0.8]]}))
 
     result = run_alerts(config, store)
 
@@ -99,6 +106,10 @@ def test_urgent_mention_email_has_everything(store: Store, db_url: str,
         assert f"mentionwatch tui --mention {mid}" in part
         assert "Ann Example" in part
     assert "we're sorry. Could you DM us" in plain
+    # Why, in words and numbers: the rule's terms and how the priority was reached.
+    assert "complaint-outage -> complaint (alert): terms: down, refund" in plain
+    assert "0.15×reach 0.780" in plain and "= 0.620" in plain
+    assert "complaint score 0.97: still +0.80" in plain
     assert "<b>and</b> nobody answers" in plain
     # User text is data in the HTML part: escaped, never markup.
     assert "&lt;b&gt;and&lt;/b&gt;" in html and "<b>and</b>" not in html

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from mentionwatch.alerts.rules import clean_header
 from mentionwatch.alerts.store import AlertRow, MentionView
+from mentionwatch.judgement import complaint_text, priority_text, reasons_text
 
 SUBJECT_PREFIX = "[mentionwatch] "
 #: How a person opens the mention in the triage TUI.
@@ -119,12 +120,16 @@ def _why(group: list[AlertRow], mention: MentionView) -> str:
     for rule, flag, alert, explanation in mention.reasons:
         text = f"rule {rule} -> {flag or '-'}" + (" (alert)" if alert else "")
         if explanation:
-            text += ": " + _value(explanation)
+            text += ": " + reasons_text(explanation)
         parts.append(text)
     for row in group:
         if row.trigger == "priority" and "threshold" in row.details:
             parts.append(f"priority {mention.priority:g} >= threshold "
                          f"{row.details['threshold']:g}")
+    for line in (priority_text(mention.explanation, mention.priority),
+                 complaint_text(mention.explanation)):
+        if line:
+            parts.append(line)
     return "\n".join(parts)
 
 

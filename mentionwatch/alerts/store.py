@@ -84,6 +84,8 @@ class MentionView:
     reasons: tuple[tuple[str, str | None, bool, dict[str, Any] | None], ...]
     public_draft: str | None
     private_draft: str | None
+    #: The numbers behind the priority and complaint score (judgement.STORED_EXPLANATION).
+    explanation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +260,7 @@ class AlertStore:
                                   for r in matches.get(m.id, [])),
                     public_draft=draft.public_text if draft else None,
                     private_draft=draft.private_text if draft else None,
+                    explanation=m.explanation,
                 )
         return out
 

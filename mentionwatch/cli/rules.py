@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def rules_test(app: AppContext, text: str, source_kind: str, author: str,
     Example: mentionwatch rules test "@acme down again, 3rd time this week" --followers 12000
     """
     if text == "-":
-        text = click.get_text_stream("stdin").read().strip()
+        text = sys.stdin.read().strip()
     if not text.strip():
         raise click.UsageError("TEXT is empty: give the post to try, or - to read it from "
                                "standard input.")
