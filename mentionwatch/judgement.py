@@ -78,6 +78,7 @@ STORED_EXPLANATION = ("components", "weights", "complaint_score", "complaint_fea
 
 
 def stored_explanation(explanation: dict[str, Any]) -> dict[str, Any]:
+    """What of a judgement's explanation the store keeps with the mention."""
     return {k: explanation[k] for k in STORED_EXPLANATION if k in explanation}
 
 
