@@ -43,6 +43,8 @@ class SourceOutcome:
     duplicates: int = 0
     fetched: int = 0
     message: str | None = None
+    #: Mentions stored without a judgement: the rules engine failed on them (see message).
+    unjudged: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,10 @@ class PollReport:
     @property
     def stored(self) -> int:
         return sum(o.stored for o in self.outcomes)
+
+    @property
+    def unjudged(self) -> list[SourceOutcome]:
+        return [o for o in self.outcomes if o.unjudged]
 
 
 def source_interval(source: SourceConfig) -> timedelta:
@@ -198,9 +204,15 @@ def _poll_locked(
         batch.mentions = kept
         result = store.store_batch(source.name, batch, judge=judge, platform=platform,
                                    now=now, fail_after=fail_after)
+        notes = list(batch.notes)
+        if result.unjudged:
+            notes.append(f"{result.unjudged} new mentions stored without a judgement: the "
+                         f"rules failed on them ({result.judge_error}); `mentionwatch rules "
+                         "rescore` judges them again")
+            log.error("source %s: %s", source.name, notes[-1])
         return SourceOutcome(source.name, "ok", stored=result.stored,
                              duplicates=result.duplicates, fetched=fetched,
-                             message="; ".join(batch.notes) or None)
+                             message="; ".join(notes) or None, unjudged=result.unjudged)
     except SourceError as exc:
         return _record_source_error(store, source, row.consecutive_failures, interval, exc, now)
     except Exception as exc:  # a bug in a connector must not stop the other sources

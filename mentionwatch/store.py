@@ -61,6 +61,21 @@ class StoreResult:
     stored: int
     duplicates: int
     mention_ids: tuple[int, ...] = ()
+    #: Mentions stored without a judgement because the rules engine failed on them, and the
+    #: first error. They are kept (a post the engine cannot judge must not block its source);
+    #: `mentionwatch rules rescore` judges them again.
+    unjudged: int = 0
+    judge_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rescored:
+    """What `rules rescore` did: mentions read, how many the judge failed on, the first
+    error."""
+
+    mentions: int
+    failed: int = 0
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,33 @@ class _Written:
     stored: int
     ids: tuple[int, ...] = ()
     rows: tuple[_WrittenMention, ...] = ()
+
+
+#: How many mentions a judge failed on, and the first error.
+_Failed = tuple[int, str | None]
+
+
+def judge_each(judge: Judge, facts: Sequence[MentionFacts]
+               ) -> tuple[list[Judgement | None], _Failed]:
+    """The judge's verdicts on a batch. Should it fail on the batch, it judges one mention at a
+    time, so that a post it cannot judge costs that post its judgement (None), not the
+    batch: the rest are judged and stored, and the source is not held up behind it."""
+    try:
+        return list(judge.judge(facts)), (0, None)
+    except Exception:
+        log.exception("the rules engine failed on a batch of %d; judging one at a time",
+                      len(facts))
+    verdicts: list[Judgement | None] = []
+    failures = 0
+    first: str | None = None
+    for one in facts:
+        try:
+            verdicts.append(judge.judge([one])[0])
+        except Exception as exc:
+            verdicts.append(None)
+            failures += 1
+            first = first or f"{type(exc).__name__}: {str(exc)[:200]}"
+    return verdicts, (failures, first)
 
 
 #: json.dumps(value, default=str) without building an encoder for every call.
@@ -244,8 +286,9 @@ class Store:
                 want_ids=judge is not None or want_ids,
             )
             stored, stored_ids = written.stored, written.ids
+            failed: _Failed = (0, None)
             if judge is not None and stored_ids:
-                self._judge_written(conn, judge, source_name, source.kind, written)
+                failed = self._judge_written(conn, judge, source_name, source.kind, written)
             values: dict[str, Any] = {
                 "last_attempt_at": now,
                 "last_success_at": now,
@@ -265,7 +308,8 @@ class Store:
         if learned:  # committed: now they are safe to remember
             with self._authors_lock:
                 self._authors.update(learned)
-        return StoreResult(stored, len(batch.mentions) - stored, tuple(stored_ids))
+        return StoreResult(stored, len(batch.mentions) - stored, tuple(stored_ids),
+                           unjudged=failed[0], judge_error=failed[1])
 
     def _count_usage(
         self, conn: Connection, source_id: int, now: datetime, requests: int, items: int
@@ -493,21 +537,23 @@ class Store:
     def _apply_judge(
         self, conn: Connection, judge: Judge, source_name: str, source_kind: str,
         mention_ids: Sequence[int],
-    ) -> None:
-        """Judge stored mentions, read back from the database (rescore)."""
+    ) -> _Failed:
+        """Judge stored mentions, read back from the database (rescore). A mention the judge
+        fails on keeps its earlier judgement."""
         facts, ids = self._facts(conn, source_name, source_kind, mention_ids, judge.history_days)
-        judgements = judge.judge(facts)
-        self.write_judgements(conn, list(zip(ids, judgements, strict=True)))
+        judgements, failed = judge_each(judge, facts)
+        self.write_judgements(conn, [(i, j) for i, j in zip(ids, judgements, strict=True)
+                                     if j is not None])
+        return failed
 
     def _judge_written(
         self, conn: Connection, judge: Judge, source_name: str, source_kind: str,
         written: _Written,
-    ) -> None:
+    ) -> _Failed:
         """Judge the mentions this pass just stored, from the batch in memory: the same facts
         `_facts` would read back, without the round trip."""
         if not written.rows:
-            self._apply_judge(conn, judge, source_name, source_kind, written.ids)
-            return
+            return self._apply_judge(conn, judge, source_name, source_kind, written.ids)
         rows = written.rows
         history = self._author_history(
             conn, [(w.id, w.author[0] if w.author else None, w.created_at) for w in rows],
@@ -524,8 +570,10 @@ class Store:
                 is_reply_to_brand=m.is_reply_to_brand, matched_terms=tuple(m.matched_terms),
                 author_history=tuple(history[w.id]) if w.id in history else (),
             ))
-        judgements = judge.judge(facts)
-        self.write_judgements(conn, [(w.id, j) for w, j in zip(rows, judgements, strict=True)])
+        judgements, failed = judge_each(judge, facts)
+        self.write_judgements(conn, [(w.id, j) for w, j in zip(rows, judgements, strict=True)
+                                     if j is not None])
+        return failed
 
     def _facts(
         self, conn: Connection, source_name: str, source_kind: str,
@@ -588,10 +636,12 @@ class Store:
         }
 
     def rescore(self, judge: Judge, *, chunk: int = CHUNK,
-                on_progress: Callable[[int], Any] | None = None) -> int:
+                on_progress: Callable[[int], Any] | None = None) -> Rescored:
         """Re-run the rules over every stored mention (after a rule change), a chunk per
-        transaction. Drafts a person edited are kept. Returns how many were judged."""
-        done = 0
+        transaction. Drafts a person edited are kept. A mention the judge fails on keeps its
+        earlier judgement and is counted in `failed`."""
+        done = failures = 0
+        first: str | None = None
         with self.engine.connect() as conn:
             sources = list(conn.execute(select(SOURCES.c.id, SOURCES.c.name, SOURCES.c.kind)))
         for source in sources:
@@ -605,12 +655,15 @@ class Store:
                     ).scalars())
                     if not ids:
                         break
-                    self._apply_judge(conn, judge, source.name, source.kind, ids)
+                    failed, error = self._apply_judge(conn, judge, source.name, source.kind,
+                                                      ids)
                 last_id = ids[-1]
                 done += len(ids)
+                failures += failed
+                first = first or error
                 if on_progress:
                     on_progress(len(ids))
-        return done
+        return Rescored(done, failures, first)
 
     _DRAFT_COLUMNS = ("public_text", "private_text", "private_channel", "rule", "updated_at")
 

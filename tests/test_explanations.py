@@ -126,7 +126,7 @@ def test_a_store_from_before_upgrades_and_rescore_fills_the_explanations(
         down = old["down"]
         assert explanation_lines(down.explanation, down.priority, down.flag) == [NOT_EXPLAINED]
         assert explanation_lines(None, 0.0, None) == []  # nothing to say of a plain mention
-        assert store.rescore(load_judge(config)) == len(POSTS)
+        assert store.rescore(load_judge(config)).mentions == len(POSTS)
         new = {m.external_id: m for m in store.list_mentions()}
         assert all(m.explanation and "components" in m.explanation for m in new.values())
         command.downgrade(db._alembic_config(store.engine), "0002_tui_indexes")

@@ -3,10 +3,15 @@ after a rule change (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mentionwatch.connector import AuthorIn, Batch, MentionIn
+from mentionwatch.judgement import Judgement, MentionFacts
 from mentionwatch.rules_engine import load_judge
 from mentionwatch.store import Store
 from tests.conftest import make_config
@@ -51,9 +56,81 @@ def test_ingest_writes_judgements_and_rescore_follows_rule_changes(
     changed = make_config(db_url, [{"name": "feed", "kind": "rss",
                                      "url": "http://127.0.0.1:9/x"}],
                           rules={"dirs": [str(mine)]})
-    assert store.rescore(load_judge(changed)) == 3
+    assert store.rescore(load_judge(changed)).mentions == 3
     assert _flags(store) == {"1": "complaint", "2": "praise", "3": "complaint"}
     meh = next(m for m in store.list_mentions() if m.external_id == "3")
     detail = store.mention_detail(meh.id)
     assert detail is not None and [m.rule for m in detail[1]] == ["meh"]
     assert detail[2] is not None and detail[2].public_text.startswith("Sorry, someone.")
+
+
+class Poisoned:
+    """The real rules engine, except that it raises on any post saying POISON: a bug that one
+    hostile post could hit."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.history_days = inner.history_days
+
+    def judge(self, mentions: Sequence[MentionFacts]) -> list[Judgement]:
+        if any("POISON" in m.text for m in mentions):
+            raise ValueError("cannot judge this post")
+        return list(self.inner.judge(mentions))
+
+
+def _poisoned_batch() -> Batch:
+    posts = {"1": "@acme down again, third outage this week",
+             "2": "acme POISON down again, worst service ever",
+             "3": "thanks @acme, great support today!"}
+    return Batch([MentionIn(external_id=k, text=v, author=AuthorIn("someone", followers=500),
+                            created_at=NOW - timedelta(minutes=10)) for k, v in posts.items()],
+                 next_cursor="after-3")
+
+
+def test_a_post_the_rules_fail_on_is_stored_unjudged_and_holds_up_nothing(
+        db_url: str, store: Store) -> None:
+    config = make_config(db_url, [{"name": "feed", "kind": "rss", "url": "http://127.0.0.1:9/x"}])
+    store.sync_sources([("feed", "rss", "h")])
+    result = store.store_batch("feed", _poisoned_batch(), judge=Poisoned(load_judge(config)))
+    # Every mention is stored and the cursor moves on; only the poisoned one lacks a verdict.
+    assert (result.stored, result.unjudged) == (3, 1)
+    assert result.judge_error == "ValueError: cannot judge this post"
+    assert _flags(store) == {"1": "complaint", "2": None, "3": "praise"}
+    row = store.source_row("feed")
+    assert row is not None and row.cursor == "after-3"
+
+    # Once the engine is mended, rescore judges it.
+    assert store.rescore(load_judge(config)).failed == 0
+    assert _flags(store) == {"1": "complaint", "2": "complaint", "3": "praise"}
+    # Should it break again, a rescore keeps the earlier verdict and says how many failed.
+    again = store.rescore(Poisoned(load_judge(config)))
+    assert (again.mentions, again.failed) == (3, 1) and "cannot judge" in (again.error or "")
+    assert _flags(store) == {"1": "complaint", "2": "complaint", "3": "praise"}
+
+
+def test_poll_says_which_mentions_went_unjudged_and_exits_1(
+        feeds: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from mentionwatch.cli import core
+    from tests.feedserver import rss
+    from tests.test_decisions import run_cli
+
+    url = feeds.add("/feed.xml", rss([
+        {"title": "Acme down", "guid": "1", "link": "http://x.example/1",
+         "description": "acme is down again"},
+        {"title": "Acme POISON", "guid": "2", "link": "http://x.example/2",
+         "description": "acme POISON"}]))
+    path = tmp_path / "mentionwatch.toml"
+    path.write_text(f'[brand]\nname = "Acme"\nterms = ["acme"]\n[database]\n'
+                    f'url = "sqlite:///{tmp_path / "mw.db"}"\n[[sources]]\nname = "news"\n'
+                    f'kind = "rss"\nurl = "{url}"\n', encoding="utf-8")
+    real = core._load_judge
+    monkeypatch.setattr(core, "_load_judge", lambda app: Poisoned(real(app)))
+    code, said = run_cli(["--config", str(path), "poll"], monkeypatch, capsys)
+    assert code == 1
+    assert ("news: 1 new mentions stored without a judgement: the rules failed on them "
+            "(ValueError: cannot judge this post); `mentionwatch rules rescore`") in said
+    monkeypatch.setattr(core, "_load_judge", real)
+    code, listed = run_cli(["--config", str(path), "mentions", "list", "--json"],
+                           monkeypatch, capsys)
+    assert code == 0 and listed.count('"external_id"') == 2

@@ -99,7 +99,8 @@ def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all
     """One pass over the sources that are due, then exit (for cron and systemd timers).
 
     Quiet when all is well unless run in a terminal; failures go to stderr.
-    Exit codes: 0 all polled sources fine, 1 a source failed, 2 bad config.
+    Exit codes: 0 all polled sources fine, 1 a source failed (or the rules failed on a
+    mention, which is stored unjudged), 2 bad config.
     """
     config = app.config
     if not config.sources:
@@ -125,11 +126,11 @@ def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all
         report = run_poll(app.config, app.store, names=names, force=force_all,
                           since=_since(since), judge=judge, on_outcome=advance)
     after_poll(app.config, app.store, report)
-    for outcome in report.failed:
+    for outcome in (*report.failed, *report.unjudged):
         app.err.print(Text(f"{outcome.name}: {outcome.message}", style="red"))
     if stdout_is_tty() or app.verbosity:
         app.out.print(_poll_table(report.outcomes))
-    if report.failed:
+    if report.failed or report.unjudged:
         sys.exit(1)
 
 

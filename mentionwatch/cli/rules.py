@@ -147,7 +147,12 @@ def rules_rescore(app: AppContext) -> None:
     with Progress(console=app.err, disable=not app.err.is_terminal) as progress:
         task = progress.add_task("Re-scoring", total=total)
         done = store.rescore(engine, on_progress=lambda n: progress.advance(task, n))
-    app.out.print(f"Re-scored {done} mentions.")
+    app.out.print(f"Re-scored {done.mentions - done.failed} mentions.")
+    if done.failed:
+        app.err.print(Text(f"The rules failed on {done.failed} mentions, which keep their "
+                           f"earlier judgement ({done.error}). The log has the traceback.",
+                           style="red"))
+        sys.exit(1)
 
 
 
