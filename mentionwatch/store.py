@@ -139,7 +139,7 @@ def judge_each(judge: Judge, facts: Sequence[MentionFacts]
         except Exception as exc:
             verdicts.append(None)
             failures += 1
-            first = first or f"{type(exc).__name__}: {str(exc)[:200]}"
+            first = first or f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
     return verdicts, (failures, first)
 
 

@@ -69,6 +69,25 @@ def test_text_conditions(tmp_path: Path, when: str, hit: str, miss: str) -> None
     assert not matches(engine, miss)
 
 
+def test_a_users_regex_cannot_stall_the_poll_on_a_strangers_post(tmp_path: Path) -> None:
+    import time
+
+    # Nested repeats: the standard library's `re` takes about 7 s on this post here, and
+    # doubles with each word more; the engine's search is linear.
+    slow = engine_from(tmp_path, rule('regex = ["(\\\\w+\\\\s?)+$"]'))
+    started = time.perf_counter()
+    assert not matches(slow, "word " * 8 + "!")
+    assert matches(slow, "word " * 8)
+    assert time.perf_counter() - started < 2
+    # A pattern even that cannot tame stops with an error naming it, within its time bound.
+    hopeless = engine_from(tmp_path, rule('regex = ["(?:(?:a|aa)+)+b"]'))
+    started = time.perf_counter()
+    with pytest.raises(RuleError, match=r"\(\?:\(\?:a\|aa\)\+\)\+b' took over 0.25 s"):
+        hopeless.judge_one(facts("a" * 45), now=NOW)
+    assert time.perf_counter() - started < 2
+    assert matches(hopeless, "aab")  # a short post is judged as usual
+
+
 @pytest.mark.parametrize(
     ("when", "hit", "miss"),
     [

@@ -134,3 +134,22 @@ def test_poll_says_which_mentions_went_unjudged_and_exits_1(
     code, listed = run_cli(["--config", str(path), "mentions", "list", "--json"],
                            monkeypatch, capsys)
     assert code == 0 and listed.count('"external_id"') == 2
+
+
+def test_a_regex_that_runs_away_on_one_post_costs_only_that_posts_judgement(
+        db_url: str, store: Store, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "greedy.toml").write_text(
+        '[pack]\nname = "greedy"\n[[rules]]\nname = "stutter"\nflag = "complaint"\n'
+        '[rules.when]\nregex = ["(?:(?:a|aa)+)+b"]\n', encoding="utf-8")
+    config = make_config(db_url, [{"name": "feed", "kind": "rss", "url": "http://127.0.0.1:9/x"}],
+                         rules={"dirs": [str(mine)]})
+    store.sync_sources([("feed", "rss", "h")])
+    posts = {"1": "@acme down again, third outage this week", "2": "acme " + "a" * 45}
+    result = store.store_batch("feed", Batch([MentionIn(external_id=k, text=v)
+                                              for k, v in posts.items()]),
+                               judge=load_judge(config))
+    assert (result.stored, result.unjudged) == (2, 1)
+    assert result.judge_error is not None and "took over 0.25 s" in result.judge_error
+    assert _flags(store) == {"1": "complaint", "2": None}

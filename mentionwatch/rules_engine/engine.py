@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import regex
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from mentionwatch.errors import RuleError
 from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
@@ -112,7 +113,7 @@ class Engine:
         if self._model is not None:
             all_terms |= self._model.lexicon.keys()
         self.matcher = TermMatcher(all_terms)
-        self._regex: dict[str, re.Pattern[str]] = {}
+        self._regex: dict[str, Callable[[str], Any]] = {}
         # Normalised term sets per condition (conditions are frozen and live with the engine).
         self._sets: dict[int, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
         self.history_days = max((r.when.history_days() for _, r in self.rules), default=0)
@@ -243,11 +244,13 @@ class Engine:
             )
         return sets
 
-    def _pattern(self, pattern: str) -> re.Pattern[str]:
-        compiled = self._regex.get(pattern)
-        if compiled is None:
-            compiled = self._regex[pattern] = re.compile(pattern, re.IGNORECASE)
-        return compiled
+    def _pattern(self, pattern: str) -> Callable[[str], Any]:
+        """A user pattern's search, case-insensitive and bounded in time (see
+        REGEX_TIMEOUT): the pattern is a user's, the text a stranger's."""
+        search = self._regex.get(pattern)
+        if search is None:
+            search = self._regex[pattern] = _bounded_search(pattern)
+        return search
 
     def _compile(self, cond: Condition) -> Test:
         """A pure test with the same verdict as `_holds(cond, ...)`, built once per rule: only
@@ -276,7 +279,7 @@ class Engine:
         if cond.complained_within_days is not None:
             checks.append(_recent_complaint(timedelta(days=cond.complained_within_days)))
         if cond.regex:
-            checks.append(_any_pattern([self._pattern(p).search for p in cond.regex]))
+            checks.append(_any_pattern([self._pattern(p) for p in cond.regex]))
         if cond.all_of:
             checks.append(_all_hold([self._compile(sub) for sub in cond.all_of]))
         if cond.any_of:
@@ -305,7 +308,7 @@ class Engine:
         if cond.regex:  # like `any`: one of the patterns must match
             match = None
             for pattern in cond.regex:
-                match = self._pattern(pattern).search(ctx.text)
+                match = self._pattern(pattern)(ctx.text)
                 if match:
                     break
             if not match:
@@ -459,7 +462,29 @@ def _recent_complaint(window: timedelta) -> Test:
     return test
 
 
-def _any_pattern(searches: Sequence[Callable[[str], re.Match[str] | None]]) -> Test:
+#: How long one rule's regular expression may search one post. The `regex` module runs the
+#: nested repeats that take the standard library exponential time ("(\w+\s?)+$" on a long
+#: post) in linear time; the few patterns it cannot tame stop here with an error naming
+#: them, instead of stalling the poll.
+REGEX_TIMEOUT = 0.25
+
+
+def _bounded_search(pattern: str) -> Callable[[str], Any]:
+    search = regex.compile(pattern, regex.IGNORECASE).search
+
+    def bounded(text: str) -> Any:
+        try:
+            return search(text, timeout=REGEX_TIMEOUT)
+        except TimeoutError:
+            raise RuleError(
+                f"The regular expression {pattern!r} took over {REGEX_TIMEOUT} s on one post.",
+                hint="Simplify it: nested repeats such as ((a|aa)+)+ can take forever on "
+                     "some texts.") from None
+
+    return bounded
+
+
+def _any_pattern(searches: Sequence[Callable[[str], Any]]) -> Test:
     def test(ctx: _Context) -> bool:
         text = ctx.text
         for search in searches:  # noqa: SIM110 (a loop, not any(genexpr): see _all_hold)

@@ -29,6 +29,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mentionwatch.errors import RuleError
@@ -75,8 +76,8 @@ class Condition(_Strict):
     def _compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
-                re.compile(pattern)
-            except re.error as exc:
+                regex.compile(pattern)  # as the engine runs it (engine._bounded_search)
+            except regex.error as exc:
                 raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
         return value
 
