@@ -18,7 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -93,6 +104,9 @@ class SourceStatus:
     mentions: int
     last_new_mention_at: datetime | None
     state: dict[str, Any] | None
+    #: Stored mentions without a judgement: the rules failed on them, or they were stored
+    #: before this version kept one (`mentionwatch rules rescore` judges them).
+    unjudged: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,11 +247,13 @@ class Store:
 
     def source_statuses(self) -> list[SourceStatus]:
         counts = (
-            select(Mention.source_id, func.count().label("n"))
+            select(Mention.source_id, func.count().label("n"),
+                   func.count(case((Mention.explanation.is_(None), 1))).label("unjudged"))
             .group_by(Mention.source_id)
             .subquery()
         )
-        query = select(Source, func.coalesce(counts.c.n, 0)).outerjoin(
+        query = select(Source, func.coalesce(counts.c.n, 0),
+                       func.coalesce(counts.c.unjudged, 0)).outerjoin(
             counts, counts.c.source_id == Source.id
         ).order_by(Source.name)
         with self.session(readonly=True) as session:
@@ -250,8 +266,9 @@ class Store:
                     next_attempt_at=s.next_attempt_at, rate_limited_until=s.rate_limited_until,
                     disabled_reason=s.disabled_reason, mentions=int(n),
                     last_new_mention_at=s.last_new_mention_at, state=s.state,
+                    unjudged=int(unjudged),
                 )
-                for s, n in session.execute(query)
+                for s, n, unjudged in session.execute(query)
             ]
 
     # ----------------------------------------------------------------- ingest

@@ -134,6 +134,16 @@ def test_poll_says_which_mentions_went_unjudged_and_exits_1(
     code, listed = run_cli(["--config", str(path), "mentions", "list", "--json"],
                            monkeypatch, capsys)
     assert code == 0 and listed.count('"external_id"') == 2
+    # `status` says so too (the daemon has no stderr a person reads), until a rescore.
+    monkeypatch.setenv("COLUMNS", "200")
+    code, shown = run_cli(["--config", str(path), "status"], monkeypatch, capsys)
+    assert code == 0 and "1 mentions not judged: run `mentionwatch rules rescore`" in shown
+    code, as_json = run_cli(["--config", str(path), "status", "--json"], monkeypatch, capsys)
+    assert '"unjudged": 1' in as_json
+    code, rescored = run_cli(["--config", str(path), "rules", "rescore"], monkeypatch, capsys)
+    assert code == 0 and "Re-scored 2 mentions." in rescored
+    code, as_json = run_cli(["--config", str(path), "status", "--json"], monkeypatch, capsys)
+    assert '"unjudged": 0' in as_json
 
 
 def test_a_regex_that_runs_away_on_one_post_costs_only_that_posts_judgement(

@@ -177,6 +177,7 @@ def status(app: AppContext, as_json: bool) -> None:
                 "consecutive_failures": r.consecutive_failures,
                 "rate_limited_until": _iso(r.rate_limited_until),
                 "disabled_reason": r.disabled_reason, "mentions": r.mentions,
+                "unjudged": r.unjudged,
                 "interval_s": source_interval(configured[r.name]).total_seconds(),
                 "reads_this_month": _reads(app, configured[r.name], now)[0],
                 "monthly_read_cap": _reads(app, configured[r.name], now)[1],
@@ -213,6 +214,11 @@ def status(app: AppContext, as_json: bool) -> None:
                          "check it", style="yellow")
         else:
             state = Text("ok", style="green")
+        if r.unjudged and state.plain == "ok":
+            state = Text(f"{r.unjudged} mentions not judged: run `mentionwatch rules rescore`",
+                         style="yellow")
+        elif r.unjudged:
+            state.append(f"; {r.unjudged} mentions not judged", style="yellow")
         table.add_row(
             r.name, r.kind, ago(r.last_success_at, now), _next_cell(r, interval, now),
             Text(str(r.consecutive_failures), style="red" if r.consecutive_failures else ""),
