@@ -24,7 +24,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    case,
     func,
     or_,
     select,
@@ -104,8 +103,9 @@ class SourceStatus:
     mentions: int
     last_new_mention_at: datetime | None
     state: dict[str, Any] | None
-    #: Stored mentions without a judgement: the rules failed on them, or they were stored
-    #: before this version kept one (`mentionwatch rules rescore` judges them).
+    #: Mentions fetched within UNJUDGED_WINDOW and stored without a judgement: the rules
+    #: failed on them, or this version's predecessor judged them (`mentionwatch rules
+    #: rescore` judges them).
     unjudged: int = 0
 
 
@@ -129,6 +129,9 @@ class _Written:
     ids: tuple[int, ...] = ()
     rows: tuple[_WrittenMention, ...] = ()
 
+
+#: How far back `status` looks for mentions stored without a judgement.
+UNJUDGED_WINDOW = timedelta(days=7)
 
 #: How many mentions a judge failed on, and the first error.
 _Failed = tuple[int, str | None]
@@ -247,15 +250,28 @@ class Store:
 
     def source_statuses(self) -> list[SourceStatus]:
         counts = (
-            select(Mention.source_id, func.count().label("n"),
-                   func.count(case((Mention.explanation.is_(None), 1))).label("unjudged"))
+            select(Mention.source_id, func.count().label("n"))
             .group_by(Mention.source_id)
             .subquery()
         )
-        query = select(Source, func.coalesce(counts.c.n, 0),
-                       func.coalesce(counts.c.unjudged, 0)).outerjoin(
-            counts, counts.c.source_id == Source.id
-        ).order_by(Source.name)
+        # Only the recent ones, found through ix_mentions_fetched_at: counting every row's
+        # explanation reads the whole table (0.5 s on a million mentions, against 0.01 s).
+        # `+ 0` keeps SQLite from walking an index on source_id for the GROUP BY instead,
+        # which reads every row too.
+        source = (Mention.source_id + 0).label("source_id")
+        unjudged = (
+            select(source, func.count().label("n"))
+            .where(Mention.fetched_at >= utcnow() - UNJUDGED_WINDOW,
+                   Mention.explanation.is_(None))
+            .group_by(source)
+            .subquery()
+        )
+        query = (
+            select(Source, func.coalesce(counts.c.n, 0), func.coalesce(unjudged.c.n, 0))
+            .outerjoin(counts, counts.c.source_id == Source.id)
+            .outerjoin(unjudged, unjudged.c.source_id == Source.id)
+            .order_by(Source.name)
+        )
         with self.session(readonly=True) as session:
             return [
                 SourceStatus(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
 from mentionwatch import db
 from mentionwatch.connector import AuthorIn, Batch, MentionIn
@@ -123,6 +123,14 @@ def test_a_store_from_before_upgrades_and_rescore_fills_the_explanations(
             conn.exec_driver_sql("UPDATE mentions SET explanation = NULL")
         old = {m.external_id: m for m in store.list_mentions()}
         assert old["down"].explanation is None
+        # `status` counts the recent ones (it looks back a week, through an index).
+        [box] = [r for r in store.source_statuses() if r.name == "box"]
+        assert (box.mentions, box.unjudged) == (len(POSTS), len(POSTS))
+        with store.session() as s:
+            s.execute(update(Mention).where(Mention.external_id == "plain")
+                      .values(fetched_at=old["plain"].fetched_at - timedelta(days=8)))
+        [box] = [r for r in store.source_statuses() if r.name == "box"]
+        assert (box.mentions, box.unjudged) == (len(POSTS), len(POSTS) - 1)
         down = old["down"]
         assert explanation_lines(down.explanation, down.priority, down.flag) == [NOT_EXPLAINED]
         assert explanation_lines(None, 0.0, None) == []  # nothing to say of a plain mention

@@ -137,7 +137,8 @@ def test_poll_says_which_mentions_went_unjudged_and_exits_1(
     # `status` says so too (the daemon has no stderr a person reads), until a rescore.
     monkeypatch.setenv("COLUMNS", "200")
     code, shown = run_cli(["--config", str(path), "status"], monkeypatch, capsys)
-    assert code == 0 and "1 mentions not judged: run `mentionwatch rules rescore`" in shown
+    assert code == 0 and ("1 mentions of the last 7 days not judged: run `mentionwatch rules "
+                          "rescore`") in shown
     code, as_json = run_cli(["--config", str(path), "status", "--json"], monkeypatch, capsys)
     assert '"unjudged": 1' in as_json
     code, rescored = run_cli(["--config", str(path), "rules", "rescore"], monkeypatch, capsys)

@@ -31,6 +31,7 @@ from mentionwatch.models import Mention, utcnow
 from mentionwatch.pipeline import SourceOutcome
 from mentionwatch.pipeline import poll as run_poll
 from mentionwatch.resources import example_config_path
+from mentionwatch.store import UNJUDGED_WINDOW
 from mentionwatch.text import first_line
 
 
@@ -215,10 +216,11 @@ def status(app: AppContext, as_json: bool) -> None:
         else:
             state = Text("ok", style="green")
         if r.unjudged and state.plain == "ok":
-            state = Text(f"{r.unjudged} mentions not judged: run `mentionwatch rules rescore`",
-                         style="yellow")
+            state = Text(f"{r.unjudged} mentions of the last {UNJUDGED_WINDOW.days} days not "
+                         "judged: run `mentionwatch rules rescore`", style="yellow")
         elif r.unjudged:
-            state.append(f"; {r.unjudged} mentions not judged", style="yellow")
+            state.append(f"; {r.unjudged} mentions of the last {UNJUDGED_WINDOW.days} days "
+                         "not judged", style="yellow")
         table.add_row(
             r.name, r.kind, ago(r.last_success_at, now), _next_cell(r, interval, now),
             Text(str(r.consecutive_failures), style="red" if r.consecutive_failures else ""),
