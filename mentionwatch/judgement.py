@@ -122,13 +122,15 @@ def complaint_text(explanation: dict[str, Any] | None) -> str | None:
     score = explanation.get("complaint_score")
     if score is None:
         return None
+    from mentionwatch.rules_engine.classifier import features_text
+    from mentionwatch.rules_engine.sentence import together_text
+
     line = f"complaint score {score:.2f}"
     if explanation.get("complaint_sentence") is not None:
-        line += (f" (words {explanation.get('complaint_word_model', 0.0):.2f} and sentence "
-                 f"model {explanation['complaint_sentence']:.2f} together)")
+        both = together_text(explanation.get("complaint_word_model", 0.0),
+                             explanation["complaint_sentence"])
+        line += f" ({both})"
     features = explanation.get("complaint_features") or []
     if features:
-        from mentionwatch.rules_engine.classifier import readable
-
-        line += ": " + ", ".join(f"{readable(str(f))} {float(w):+.2f}" for f, w in features)
+        line += ": " + features_text(features)
     return line

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
+from typing import Any
 
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
 
@@ -134,6 +135,12 @@ def readable(feature: str) -> str:
     if words[0] == "<s>":
         words[0] = "(start)"
     return " ".join(words)
+
+
+def features_text(top: Iterable[Sequence[Any]]) -> str:
+    """Features with their weights as a person reads them: `@handle +1.17, outage terms
+    +1.08` (from `Model.explain`, or the same pairs read back from JSON)."""
+    return ", ".join(f"{readable(str(feature))} {float(weight):+.2f}" for feature, weight in top)
 
 
 @dataclass(frozen=True, slots=True)

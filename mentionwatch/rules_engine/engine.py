@@ -31,7 +31,7 @@ from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack
-from mentionwatch.rules_engine.sentence import SentenceScorer, combine
+from mentionwatch.rules_engine.sentence import SentenceScorer, combine, together_text
 from mentionwatch.rules_engine.templates import first_name, fit, render
 
 #: When several flags match, the first in this order wins.
@@ -325,12 +325,11 @@ class Engine:
         if cond.complaint_score_at_least is not None or cond.complaint_score_below is not None:
             score = ctx.complaint or 0.0
             if not ctx.complaint_words and ctx.complaint_top:
-                ctx.complaint_words = ", ".join(f"{classifier.readable(feat)} {weight:+.2f}"
-                                                for feat, weight in ctx.complaint_top)
+                ctx.complaint_words = classifier.features_text(ctx.complaint_top)
                 if ctx.complaint_sentence is not None:
-                    ctx.complaint_words = (f"words {ctx.complaint_word_model:.2f} and sentence "
-                                           f"model {ctx.complaint_sentence:.2f} together; "
-                                           + ctx.complaint_words)
+                    ctx.complaint_words = (together_text(ctx.complaint_word_model or 0.0,
+                                                         ctx.complaint_sentence)
+                                           + "; " + ctx.complaint_words)
             words = ctx.complaint_words
             if cond.complaint_score_at_least is not None:
                 if not score >= cond.complaint_score_at_least:

@@ -199,6 +199,11 @@ def combine(words: float, sentence: float) -> float:
     return sigmoid(logit(words) + logit(sentence))
 
 
+def together_text(words: float, sentence: float) -> str:
+    """How `combine` reached a score, as the reasons say it."""
+    return f"words {words:.2f} and sentence model {sentence:.2f} together"
+
+
 def check(directory: Path | None = None, head: SentenceHead | None = None
           ) -> tuple[Path, SentenceHead]:
     """Whether the sentence model can run, without loading it (which takes seconds): the
