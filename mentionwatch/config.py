@@ -344,7 +344,7 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(
-                f"Config file {path} does not exist.",
+                f"Config file {path} {_not_a_file(path)}.",
                 hint="Create one with `mentionwatch init --path PATH`.",
             )
         return path
@@ -352,7 +352,7 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
-            raise ConfigError(f"${ENV_CONFIG} points at {path}, which does not exist.")
+            raise ConfigError(f"${ENV_CONFIG} points at {path}, which {_not_a_file(path)}.")
         return path
     candidates = [Path.cwd() / CONFIG_FILENAME, user_config_path()]
     for path in candidates:
@@ -363,6 +363,14 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
         f"No configuration file found (looked in {looked}).",
         hint="Run `mentionwatch init` to write a starter config, or pass --config PATH.",
     )
+
+def _not_a_file(path: Path) -> str:
+    """Why `path` cannot be the config file, as the end of a sentence."""
+    if path.is_dir():
+        return "is a directory, not a config file"
+    if path.exists():
+        return "is not a regular file (a device or a pipe cannot be the config file)"
+    return "does not exist"
 
 def user_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME)) / CONFIG_FILENAME

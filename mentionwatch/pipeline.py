@@ -243,7 +243,8 @@ def _record_source_error(
         auth_failure=isinstance(exc, AuthFailed),
         disable_after_auth_failures=AUTH_FAILURES_TO_DISABLE,
     )
-    log.warning("source %s: %s", source.name, message)
+    # Debug only: the caller says it once (`poll` on stderr, `run` in its log).
+    log.debug("source %s failed: %s", source.name, message)
     return SourceOutcome(source.name, "failed", message=message)
 
 

@@ -3,7 +3,9 @@ MENTIONWATCH_TEST_PG_URL is set), real HTTP servers on 127.0.0.1, and configs.""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +86,27 @@ BRAND: dict[str, Any] = {
     "own_accounts": {"twitter": ["acme", "acmehelp"], "reddit": ["acme_official"]},
     "support_email": "help@acme.example",
 }
+
+
+class Overtime(BaseException):
+    """A block ran past its `deadline`. Not an Exception, so that no `except Exception`
+    (or `except TimeoutError`) of the code under test can take it for its own failure."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail, instead of hanging the run, when the block takes longer than `seconds`
+    (SIGALRM: the main thread on POSIX; Python's `re` and `regex` both check for it)."""
+    def expire(signum: int, frame: Any) -> None:
+        raise Overtime(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def make_config(db_url: str, sources: list[dict[str, Any]], **sections: Any) -> Config:

@@ -77,6 +77,7 @@ def test_poll_exit_code_1_when_a_source_fails(project: Path, feeds: FeedServer) 
     result = run(["poll"], project)
     assert result.returncode == 1
     assert "broken:" in result.stderr and "404" in result.stderr
+    assert result.stderr.count("404") == 1  # said once, not logged and then said again
     assert "Traceback" not in result.stderr
     status = run(["status", "--json"], project)
     by_name = {s["source"]: s for s in json.loads(status.stdout)}

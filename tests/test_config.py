@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,20 @@ def test_missing_config_says_how_to_create_one(tmp_path: Path,
     with pytest.raises(ConfigError) as info:
         load_config()
     assert "mentionwatch init" in str(info.value)
+
+
+def test_a_config_path_that_is_not_a_file_says_what_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cases = {tmp_path / "nope.toml": "does not exist", tmp_path: "is a directory",
+             Path(os.devnull): "is not a regular file"}
+    for path, what in cases.items():
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert f"Config file {path} {what}" in str(info.value)
+        monkeypatch.setenv("MENTIONWATCH_CONFIG", str(path))
+        with pytest.raises(ConfigError) as info:
+            load_config()
+        assert f"points at {path}, which {what}" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -139,13 +139,15 @@ def _render_in_full(template: str, fields: dict[str, str]) -> str:
     """The plain rendering: fill every field, then tidy the whole text."""
     text = re.sub(r"\{([a-z_]+)\}", lambda m: fields.get(m.group(1), ""), template)
     text = re.sub(r"[ \t]+([,.!?])", r"\1", text)
-    return re.sub(r"[ \t]{2,}", " ", text).strip()
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return re.sub(r",+([,.!?])", r"\1", text).strip()
 
 
 _PIECES = st.sampled_from(["{author}", "{first_name}", "{brand}", "{nope}", " ", "\t", ",",
                            ".", "!", "?", "Hi", "{", "}", "%s", "\n", "\u00a0", "\ue001", "-"])
 _VALUES = st.sampled_from(["", " ", "a b", " ,", "\t.", "{brand}", "x  y", "Sam", "@u1",
-                           "alice.bsky.social", ".a", "a.", "?x", "\ue000", "\u00a0x", "a\n"])
+                           "alice.bsky.social", ".a", "a.", "?x", "\ue000", "\u00a0x", "a\n",
+                           "a,", "a,.b", "a,b", "a,,"])
 
 
 @settings(max_examples=3000, deadline=None)

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from mentionwatch.cli import cli
 from mentionwatch.config import parse_config
 from mentionwatch.errors import ConfigError, RuleError
+from mentionwatch.judgement import complaint_text
 from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_judge, load_packs, sentence
 from mentionwatch.rules_engine import classifier as clf
@@ -77,8 +78,8 @@ def test_the_engine_combines_both_models_and_says_so(scorer: sentence.SentenceSc
     assert judged.explanation["complaint_score"] == pytest.approx(
         sentence.combine(alone, other), abs=2e-3)
     assert "complaint_sentence" not in words_only.judge_one(mention, now=NOW).explanation
-    reasons = " ".join(str(h.explanation.get("complaint_score", "")) for h in judged.hits)
-    assert f"words {alone:.2f} and sentence model {other:.2f} together" in reasons
+    line = complaint_text(judged.explanation) or ""
+    assert f"words {alone:.2f} and sentence model {other:.2f} together" in line
     # The one-text path (rules test, the benchmark) gives what the batch gave.
     score, top = both.complaint_score(text, judged.sentiment or 0.0)
     assert score == pytest.approx(judged.explanation["complaint_score"], abs=1e-3)

@@ -31,7 +31,7 @@ from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack
-from mentionwatch.rules_engine.sentence import SentenceScorer, combine, together_text
+from mentionwatch.rules_engine.sentence import SentenceScorer, combine
 from mentionwatch.rules_engine.templates import first_name, fit, render
 
 #: When several flags match, the first in this order wins.
@@ -64,10 +64,9 @@ class _Context:
     now: datetime
     #: The complaint classifier's score (when a pack uses the classifier) and the features
     #: that weighed most (the feature set itself is not kept: a batch of them costs more in
-    #: garbage collection than they save), and those features as a reason reads them.
+    #: garbage collection than they save).
     complaint: float | None = None
     complaint_top: list[tuple[str, float]] | None = None
-    complaint_words: str = ""
     #: The sentence model's and the word model's own probabilities, when the sentence model
     #: takes part (complaint is then the two combined, see sentence.combine).
     complaint_sentence: float | None = None
@@ -323,22 +322,17 @@ class Engine:
                 return False
             r["sentiment"] = f"{ctx.sentiment:.3f} >= {cond.sentiment_above}"
         if cond.complaint_score_at_least is not None or cond.complaint_score_below is not None:
+            # Only the threshold: the words behind the score are the judgement's own
+            # explanation (one line under the rules), not repeated in each rule that used it.
             score = ctx.complaint or 0.0
-            if not ctx.complaint_words and ctx.complaint_top:
-                ctx.complaint_words = classifier.features_text(ctx.complaint_top)
-                if ctx.complaint_sentence is not None:
-                    ctx.complaint_words = (together_text(ctx.complaint_word_model or 0.0,
-                                                         ctx.complaint_sentence)
-                                           + "; " + ctx.complaint_words)
-            words = ctx.complaint_words
             if cond.complaint_score_at_least is not None:
                 if not score >= cond.complaint_score_at_least:
                     return False
-                r["complaint_score"] = f"{score:.2f} >= {cond.complaint_score_at_least} ({words})"
+                r["complaint_score"] = f"{score:.2f} >= {cond.complaint_score_at_least}"
             if cond.complaint_score_below is not None:
                 if not score < cond.complaint_score_below:
                     return False
-                r["complaint_score"] = f"{score:.2f} < {cond.complaint_score_below} ({words})"
+                r["complaint_score"] = f"{score:.2f} < {cond.complaint_score_below}"
         if cond.source and f.source_kind not in cond.source and f.source not in cond.source:
             return False
         if cond.language and (f.language or "").split("-")[0] not in cond.language:
@@ -405,9 +399,11 @@ class Engine:
         return max(candidates, key=lambda r: r.severity, default=None)
 
     def _fields(self, f: MentionFacts) -> dict[str, str]:
-        handle = (f.author_handle or "").strip()
-        author = f"@{handle.lstrip('@')}" if handle and f.source_kind in (
-            "twitter", "mastodon", "bluesky") else handle
+        handle = (f.author_handle or "").strip().lstrip("@")
+        # Where people are addressed by @handle. Elsewhere (Reddit, Hacker News, feeds) a
+        # reply sits under the post it answers, and a bare user name in front of "Thank you"
+        # reads as a slip ("anon Thank you for ..."), so the field is empty there.
+        author = f"@{handle}" if handle and f.source_kind in _AT_HANDLES else ""
         digest = hashlib.sha256(f"{f.source}:{f.url}:{f.text}".encode()).hexdigest()
         return {
             "author": author,
@@ -419,6 +415,9 @@ class Engine:
             "support_hours": self.brand.support_hours or "",
             "source": f.source_kind,
         }
+
+
+_AT_HANDLES = frozenset({"twitter", "mastodon", "bluesky"})
 
 
 def _text(facts: MentionFacts) -> str:

@@ -16,8 +16,10 @@ _FIELD = re.compile(r"\{([a-z_]+)\}")
 # Python for every match.
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[,.!?])")
 _RUN_OF_SPACES = re.compile(r"[ \t]{2,}")
-# Either tidy-up could change the text (checked first: most drafts need neither).
-_UNTIDY = re.compile(r"[ \t](?:[ \t]|[,.!?])")
+# A comma left in front of other punctuation ("Sorry, {author}." -> "Sorry,.").
+_STRAY_COMMA = re.compile(r",+(?=[,.!?])")
+# One of the tidy-ups could change the text (checked first: most drafts need none).
+_UNTIDY = re.compile(r"[ \t](?:[ \t]|[,.!?])|,[,.!?]")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -26,10 +28,11 @@ def _pieces(template: str) -> tuple[str, ...]:
     return tuple(_FIELD.split(template))
 
 
-# A value without whitespace that does not start with , . ! ? ("@sam", "alice.bsky.social",
-# a case reference) is never touched by the tidy-up and does not change what it does around
-# it: drafts are tidied once per template and shape of the values, then filled.
-_PLAIN = re.compile(r"[^\s,.!?\ue000-\uf8ff][^\s\ue000-\uf8ff]*")
+# A value without whitespace that does not start with , . ! ? and whose commas are each
+# followed by a letter or digit ("@sam", "alice.bsky.social", a case reference) is never
+# touched by the tidy-up and does not change what it does around it: drafts are tidied once
+# per template and shape of the values, then filled.
+_PLAIN = re.compile(r"[^\s,.!?\ue000-\uf8ff](?:[^\s,\ue000-\uf8ff]|,(?=[^\s,.!?\ue000-\uf8ff]))*")
 _SLOT = re.compile(r"([\ue000-\uf8ff])")
 
 
@@ -51,8 +54,8 @@ def _tidied(template: str, shape: tuple[str | None, ...]) -> tuple[str | int, ..
 
 def _tidy(text: str) -> str:
     if _UNTIDY.search(text):
-        # Tidy what an empty field leaves behind ("Hi ," -> "Hi,").
-        text = _RUN_OF_SPACES.sub(" ", _SPACE_BEFORE_PUNCT.sub("", text))
+        # Tidy what an empty field leaves behind ("Hi ," -> "Hi,", "Sorry, ." -> "Sorry.").
+        text = _STRAY_COMMA.sub("", _RUN_OF_SPACES.sub(" ", _SPACE_BEFORE_PUNCT.sub("", text)))
     return text.strip()
 
 
