@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -100,6 +102,30 @@ def test_rules_test_command_explains(tmp_path: Path) -> None:
     assert '"flag": "complaint"' in pasted.output and '"outage"' in pasted.output
     empty = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "-"], input="\n")
     assert empty.exit_code == 2 and "TEXT is empty" in empty.output
+
+
+def test_rules_test_source_is_a_kind_or_one_of_your_sources(tmp_path: Path) -> None:
+    config = tmp_path / "mentionwatch.toml"
+    config.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n'
+                      f'[database]\nurl = "sqlite:///{tmp_path / "db.sqlite"}"\n'
+                      '[[sources]]\nname = "forum"\nkind = "rss"\n'
+                      'url = "https://forum.example/feed"\n')
+
+    def public_reply(source: str) -> Any:
+        result = CliRunner().invoke(cli, ["--config", str(config), "rules", "test",
+                                          "@acme down again", "--source", source, "--json"])
+        return result.exit_code, json.loads(result.output)["public_draft"] \
+            if result.exit_code == 0 else result.output
+
+    assert public_reply("twitter")[1].startswith("@customer ")
+    # The forum is a feed: its reply sits under the post, no handle in front.
+    for source in ("forum", "rss"):
+        code, draft = public_reply(source)
+        assert code == 0 and not draft.startswith("customer") and draft[0].isupper()
+    code, output = public_reply("twittr")
+    assert code == 2
+    assert "'twittr' is neither a source kind nor one of your sources" in output
+    assert "twitter" in output and "forum" in output
 
 
 def test_rules_check_command(tmp_path: Path) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
@@ -32,22 +32,27 @@ def _engine(app: AppContext) -> Any:
 
 @rules_group.command("test")
 @click.argument("text")
-@click.option("--source", "source_kind", default="twitter", show_default=True,
-              help="Source kind the text came from (sets the reply length limit).")
+@click.option("--source", "source", default="twitter", show_default=True,
+              help="Where the post came from: a source kind (twitter, reddit, mastodon, "
+                   "bluesky, hackernews, rss, google_alerts) or the name of one of your "
+                   "sources. Sets the reply's length limit and how the author is addressed.")
 @click.option("--author", default="customer", show_default=True, help="Author handle.")
 @click.option("--name", "author_name", default=None, help="Author display name.")
-@click.option("--followers", type=int, default=0, show_default=True)
-@click.option("--verified", is_flag=True)
-@click.option("--likes", type=int, default=0)
-@click.option("--reposts", type=int, default=0)
-@click.option("--replies", type=int, default=0)
-@click.option("--age", "age_minutes", type=int, default=5, show_default=True,
+@click.option("--followers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The author's followers (reach, and followers_at_least).")
+@click.option("--verified", is_flag=True, help="The author's account is verified.")
+@click.option("--likes", type=click.IntRange(min=0), default=0,
+              help="Likes so far (engagement and its velocity).")
+@click.option("--reposts", type=click.IntRange(min=0), default=0, help="Reposts so far.")
+@click.option("--replies", type=click.IntRange(min=0), default=0, help="Replies so far.")
+@click.option("--age", "age_minutes", type=click.IntRange(min=0), default=5, show_default=True,
               help="Minutes since it was posted.")
 @click.option("--reply-to-brand", is_flag=True, help="The post answers the brand account.")
-@click.option("--language", default="en", show_default=True)
+@click.option("--language", default="en", show_default=True,
+              help="The post's language code (for language conditions).")
 @click.option("--json", "as_json", is_flag=True, help="Print the judgement as JSON.")
 @pass_app
-def rules_test(app: AppContext, text: str, source_kind: str, author: str,
+def rules_test(app: AppContext, text: str, source: str, author: str,
                author_name: str | None, followers: int, verified: bool, likes: int,
                reposts: int, replies: int, age_minutes: int, reply_to_brand: bool,
                language: str, as_json: bool) -> None:
@@ -61,9 +66,10 @@ def rules_test(app: AppContext, text: str, source_kind: str, author: str,
     if not text.strip():
         raise click.UsageError("TEXT is empty: give the post to try, or - to read it from "
                                "standard input.")
+    source_kind = _source_kind(app, source)
     engine = _engine(app)
     facts = MentionFacts(
-        source=source_kind, source_kind=source_kind, text=text, title=None, url=None,
+        source=source, source_kind=source_kind, text=text, title=None, url=None,
         author_handle=author, author_name=author_name, followers=followers,
         verified=verified, language=language,
         created_at=datetime.now(UTC) - timedelta(minutes=age_minutes),
@@ -78,13 +84,16 @@ def rules_test(app: AppContext, text: str, source_kind: str, author: str,
                             ("   priority: ", "bold"), f"{judgement.priority:.3f}",
                             ("   sentiment: ", "bold"), f"{judgement.sentiment:+.3f}"))
     if judgement.hits:
-        table = Table(title="Rules that matched", title_justify="left")
-        for col in ("rule", "pack", "flag", "severity", "alert", "why"):
-            table.add_column(col, overflow="fold")
+        # As the triage screen has them: the rule on one line, its reasons indented below
+        # (a table squeezed the reasons into a narrow column on an 80-column terminal).
+        out.print(Text("Rules that matched", style="bold"))
         for hit in judgement.hits:
-            table.add_row(hit.rule, hit.pack or "", hit.flag, f"{hit.severity:.2f}",
-                          "yes" if hit.alert else "", Text(reasons_text(hit.explanation)))
-        out.print(table)
+            alert = ", alerts on-call" if hit.alert else ""
+            out.print(Text(f"  {hit.pack or '-'}/{hit.rule} ({hit.flag}, severity "
+                           f"{hit.severity:.2f}{alert})"))
+            out.print(Text(textwrap.fill(reasons_text(hit.explanation), width=max(out.width, 40),
+                                         initial_indent=" " * 6, subsequent_indent=" " * 6,
+                                         break_on_hyphens=False)))
     for line in explanation_lines(judgement.explanation, judgement.priority, judgement.flag):
         out.print(Text(line))
     for title, draft in (("public reply", judgement.public_draft),
@@ -92,6 +101,22 @@ def rules_test(app: AppContext, text: str, source_kind: str, author: str,
                           judgement.private_draft)):
         if draft:
             out.print(Panel(Text(draft), title=title, title_align="left"))
+
+
+def _source_kind(app: AppContext, source: str) -> str:
+    """The kind behind --source: one of the user's sources by name, else a kind."""
+    from mentionwatch import registry
+
+    by_name = {s.name: s.kind for s in app.config.sources}
+    if source in by_name:
+        return by_name[source]
+    kinds = registry.available_kinds()
+    if source not in kinds:
+        names = f"; your sources: {', '.join(sorted(by_name))}" if by_name else ""
+        raise click.BadParameter(
+            f"{source!r} is neither a source kind nor one of your sources. "
+            f"Kinds: {', '.join(sorted(kinds))}{names}.", param_hint="--source")
+    return source
 
 
 def judgement_json(j: Judgement) -> dict[str, Any]:

@@ -683,8 +683,8 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
     if d.matches:
         out.append("why flagged:\n", style="bold")
         for r in d.matches:
-            out.append(f"  {r.pack}/{r.rule} ({r.flag}, severity {r.severity:.2f}) "
-                       f"{safe(reasons_text(r.explanation))}\n")
+            out.append(f"  {r.pack}/{r.rule} ({r.flag}, severity {r.severity:.2f})\n"
+                       f"    {safe(reasons_text(r.explanation))}\n")
     for line in explanation_lines(m.explanation, m.priority, m.flag):
         out.append(f"{safe(line)}\n", style="dim")
     for action in d.actions:
