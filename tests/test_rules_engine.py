@@ -3,6 +3,7 @@ templates, length limits, and bad rule files with their messages."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from mentionwatch.errors import RuleError
 from mentionwatch.judgement import MentionFacts
+from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_pack, load_packs
 from mentionwatch.rules_engine.matcher import TermMatcher
 from mentionwatch.rules_engine.templates import fit, render
@@ -189,6 +191,28 @@ def test_author_is_an_at_handle_only_where_people_are_addressed_so(
     assert draft == f"{opening}, Sam."
 
 
+@pytest.mark.parametrize(("email", "phone", "hours", "expected"), [
+    ("help@acme.example", "+1 555 0100", "9-5",
+     "Ref MW-X. Reach us at help@acme.example or +1 555 0100 (9-5). Or call +1 555 0100."),
+    ("help@acme.example", None, "9-5", "Ref MW-X. Reach us at help@acme.example (9-5)."),
+    (None, "+1 555 0100", None, "Ref MW-X. Reach us at +1 555 0100. Or call +1 555 0100."),
+    # No way to reach the team: the sentences that would name one are left out whole.
+    (None, None, "9-5", "Ref MW-X."),
+])
+def test_optional_parts_leave_out_contact_details_the_brand_does_not_have(
+        email: str | None, phone: str | None, hours: str | None, expected: str) -> None:
+    brand = BrandFacts("Acme", email, phone, hours)
+    fields = {"case_ref": "MW-X", "contact": brand.contact(), "support_phone": phone or ""}
+    template = "Ref {case_ref}.[[ Reach us at {contact}.]][[ Or call {support_phone}.]]"
+    assert render(template, fields) == expected
+    # Through the engine, with the shipped packs' own templates and a brand without a phone.
+    engine = Engine(load_packs([rules_dir()]), BrandFacts("Acme", "help@acme.example"), {})
+    judged = engine.judge_one(facts("@acme my internet is down again, third day"), now=NOW)
+    assert judged.private_draft is not None
+    assert "help@acme.example." in judged.private_draft
+    assert not re.search(r"\bor\b\s*[(.]|\(\s*\)|at\s*\.|\[\[|\]\]", judged.private_draft)
+
+
 def test_drafts_respect_the_source_limit(tmp_path: Path) -> None:
     long = "Sorry. " + "We are looking into it " * 20
     body = rule('any = ["down"]', extra=f'[rules.reply]\npublic = "{long}"')
@@ -217,6 +241,12 @@ def test_drafts_respect_the_source_limit(tmp_path: Path) -> None:
         ('[[rules]]\nname = "a"\nflag = "complaint"\nseverity = 2\n[rules.when]\nany = ["x"]\n',
          "rule 'a': severity: Input should be less than or equal to 1"),
         ("[[rules]\n", "not valid TOML"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nany = ["x"]\n'
+         '[rules.reply]\nprivate = "Hi.[[ Call {support_phone}."\n',
+         "rule 'a': reply.private: an optional part is written [[ ... ]]"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nany = ["x"]\n'
+         '[rules.reply]\npublic = "Hi.[[ a [[ {brand} ]] b]]"\n',
+         "none inside another"),
     ],
 )
 def test_bad_rule_files_name_file_rule_and_problem(tmp_path: Path, body: str,

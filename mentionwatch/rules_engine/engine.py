@@ -50,6 +50,12 @@ class BrandFacts:
     support_phone: str | None = None
     support_hours: str | None = None
 
+    def contact(self) -> str:
+        """The `{contact}` field: "help@acme.example or +1 555 0100 (Mon-Fri 9-5)", with
+        what is configured; empty when there is neither an address nor a phone number."""
+        ways = " or ".join(w for w in (self.support_email, self.support_phone) if w)
+        return f"{ways} ({self.support_hours})" if ways and self.support_hours else ways
+
 
 @dataclass(slots=True)  # not frozen: one is made per mention, and frozen ones cost more
 class _Context:
@@ -119,6 +125,7 @@ class Engine:
         self._compiled = [_CompiledRule(pack, rule, self._compile(rule.when))
                           for pack, rule in self.rules]
         self._by_name = {r.name: r for _, r in self.rules}
+        self._contact = brand.contact()
         self._vader = SentimentIntensityAnalyzer()
         #: The optional sentence model: complaint_score then combines both models' evidence.
         self.sentence = sentence
@@ -413,6 +420,7 @@ class Engine:
             "support_email": self.brand.support_email or "",
             "support_phone": self.brand.support_phone or "",
             "support_hours": self.brand.support_hours or "",
+            "contact": self._contact,
             "source": f.source_kind,
         }
 

@@ -33,13 +33,14 @@ import regex
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mentionwatch.errors import RuleError
+from mentionwatch.rules_engine.templates import OPTIONAL
 
 Flag = Literal["crisis", "complaint", "question", "praise", "spam", "ignore"]
 
 #: Fields a template may use. Mention text is never one of them: it is data, not template.
 TEMPLATE_FIELDS = frozenset(
     {"author", "first_name", "brand", "case_ref", "support_email", "support_phone",
-     "support_hours", "source"}
+     "support_hours", "contact", "source"}
 )
 _FIELD = re.compile(r"\{([^{}]*)\}")
 
@@ -141,6 +142,11 @@ class Reply(_Strict):
                 f"unknown template field(s) {', '.join('{' + u + '}' for u in unknown)}; "
                 f"allowed: {allowed}"
             )
+        rest = OPTIONAL.sub("", value)
+        if "[[" in rest or "]]" in rest:
+            raise ValueError(
+                "an optional part is written [[ ... ]], each '[[' closed by its own ']]' and "
+                f"none inside another: {value!r}")
         return value
 
 

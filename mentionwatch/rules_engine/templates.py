@@ -3,6 +3,10 @@
 Templates are written by the team; mention text is never part of one. Fields are filled in
 one pass (`{author}` -> "@sam"), so a value that itself looks like a template (`{brand}`,
 `{{ x }}`, `%s`) is inserted literally and never expanded.
+
+A part of a template written `[[ ... ]]` is optional: it is left out when a field in it is
+empty, so `Reference {case_ref}.[[ Or call us on {support_phone}.]]` reads well for a brand
+with no phone line. Optional parts do not nest.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import re
 from collections.abc import Mapping
 
 _FIELD = re.compile(r"\{([a-z_]+)\}")
+OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
 # A lookahead, not a group and "\1": a replacement with a group reference is expanded in
 # Python for every match.
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[,.!?])")
@@ -59,8 +64,25 @@ def _tidy(text: str) -> str:
     return text.strip()
 
 
+@functools.lru_cache(maxsize=4096)
+def _optional_fields(template: str) -> tuple[tuple[str, ...], ...]:
+    """The fields of each optional part, in order."""
+    return tuple(tuple(_FIELD.findall(part)) for part in OPTIONAL.findall(template))
+
+
+@functools.lru_cache(maxsize=4096)
+def _kept(template: str, keep: tuple[bool, ...]) -> str:
+    """The template with each optional part kept (brackets dropped) or left out."""
+    parts = iter(keep)
+    return OPTIONAL.sub(lambda m: m.group(1) if next(parts) else "", template)
+
+
 def render(template: str, fields: Mapping[str, str]) -> str:
-    """Fill `{field}` placeholders once; unknown or empty fields become empty text."""
+    """Fill `{field}` placeholders once; unknown or empty fields become empty text, and an
+    optional `[[ ... ]]` part with an empty field in it is left out."""
+    if "[[" in template:
+        template = _kept(template, tuple(all(fields.get(name) for name in names)
+                                         for names in _optional_fields(template)))
     pieces = _pieces(template)
     values = [fields.get(name, "") for name in pieces[1::2]]
     tidied = _tidied(template, tuple(None if _PLAIN.fullmatch(v) else v for v in values))
