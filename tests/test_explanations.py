@@ -22,11 +22,14 @@ from mentionwatch.judgement import (
 )
 from mentionwatch.models import Mention
 from mentionwatch.pipeline import build_connector, sync_sources
-from mentionwatch.rules_engine import load_judge
+from mentionwatch.resources import rules_dir
+from mentionwatch.rules_engine import BrandFacts, Engine, load_judge, load_packs
 from mentionwatch.store import Store
 from mentionwatch.tui.app import TriageApp
 from tests.conftest import make_config
+from tests.test_classifier import facts
 from tests.test_outbox import Receiver
+from tests.test_rules_fast_paths import _corpus
 
 NOW = datetime.now(UTC)
 POSTS = {"down": ("@acme down again, third outage this week, I want a refund", 12_000, 40),
@@ -89,6 +92,19 @@ def test_reasons_read_as_words() -> None:
                            "complaint_features": [["<s> <user>", 1.17], ["terms:outage", 1.08]]})
     assert both == ("complaint score 0.91 (words 0.74 and sentence model 0.88 together): "
                     "(start) @handle +1.17, outage terms +1.08")
+
+
+def test_each_rule_shows_the_complaint_score_its_explanation_shows() -> None:
+    engine = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {})
+    compared = 0
+    for judged in engine.judge([facts(text) for text in _corpus() if text]):
+        line = complaint_text(judged.explanation) or ""
+        for hit in judged.hits:
+            if "complaint_score" in hit.explanation:
+                compared += 1
+                shown = hit.explanation["complaint_score"].split()[0]
+                assert line.startswith(f"complaint score {shown}"), (hit.explanation, line)
+    assert compared > 50
 
 
 async def test_the_triage_screen_shows_how_the_priority_was_reached(

@@ -331,15 +331,17 @@ class Engine:
         if cond.complaint_score_at_least is not None or cond.complaint_score_below is not None:
             # Only the threshold: the words behind the score are the judgement's own
             # explanation (one line under the rules), not repeated in each rule that used it.
+            # Shown as that line shows it (rounded as stored), so the two agree.
             score = ctx.complaint or 0.0
+            shown = round(score, 3)
             if cond.complaint_score_at_least is not None:
                 if not score >= cond.complaint_score_at_least:
                     return False
-                r["complaint_score"] = f"{score:.2f} >= {cond.complaint_score_at_least}"
+                r["complaint_score"] = f"{shown:.2f} >= {cond.complaint_score_at_least}"
             if cond.complaint_score_below is not None:
                 if not score < cond.complaint_score_below:
                     return False
-                r["complaint_score"] = f"{score:.2f} < {cond.complaint_score_below}"
+                r["complaint_score"] = f"{shown:.2f} < {cond.complaint_score_below}"
         if cond.source and f.source_kind not in cond.source and f.source not in cond.source:
             return False
         if cond.language and (f.language or "").split("-")[0] not in cond.language:
