@@ -55,6 +55,32 @@ def test_term_matcher_whole_words_phrases_emoji_hashtags_overlaps() -> None:
     assert TermMatcher([]).find("anything") == set()
 
 
+@pytest.mark.parametrize(("term", "found", "not_found"), [
+    # An emoji or symbol needs no space around it; a word does.
+    ("😡", ["so angry😡", "😡😡nothing works"], []),
+    ("👍", ["great job👍"], []),
+    ("❤️", ["love it ❤", "love it ❤️"], []),  # with or without the emoji presentation mark
+    # Scripts written without spaces: found inside a run of them.
+    ("最悪", ["本当に最悪です", "最悪！"], []),
+    ("แย่มาก", ["บริการแย่มากครับ"], []),
+    # A contraction is not the word it starts with; a possessive is.
+    ("can", ["I can login"], ["I can't login", "I can’t login", "canteen"]),
+    ("won", ["we won"], ["it won't work"]),
+    ("acme", ["acme's router", "ACME!"], ["acmeville", "acme_bot", "acme2"]),
+    ("@acme", ["hey @acme"], ["mail help@acme.example"]),
+    # Composed or not, and case-folded beyond ASCII.
+    ("café", ["cafe\u0301 au lait", "CAFÉ"], ["cafeteria"]),
+    ("straße", ["STRASSE gesperrt"], []),
+])
+def test_term_boundaries_follow_what_the_term_starts_and_ends_with(
+        term: str, found: list[str], not_found: list[str]) -> None:
+    m = TermMatcher([term])
+    for text in found:
+        assert m.find(text), text
+    for text in not_found:
+        assert not m.find(text), text
+
+
 @pytest.mark.parametrize(
     ("when", "hit", "miss"),
     [
@@ -241,6 +267,21 @@ def test_drafts_respect_the_source_limit(tmp_path: Path) -> None:
         ('[[rules]]\nname = "a"\nflag = "complaint"\nseverity = 2\n[rules.when]\nany = ["x"]\n',
          "rule 'a': severity: Input should be less than or equal to 1"),
         ("[[rules]\n", "not valid TOML"),
+        # Parts that would hold for every post.
+        ('[[rules]]\nname = "a"\nflag = "crisis"\n[rules.when]\nany_of = [{}]\n',
+         "rule 'a': when: any_of[0] is empty: a condition with nothing in it holds for every"),
+        ('[[rules]]\nname = "a"\nflag = "crisis"\n[rules.when]\nany = ["x"]\n'
+         'all_of = [{ any = ["y"] }, { any = [] }]\n', "rule 'a': when: all_of[1] is empty"),
+        ('[[rules]]\nname = "a"\nflag = "crisis"\n[rules.when]\nregex = [""]\n',
+         "rule 'a': when.regex: an empty pattern matches every post"),
+        # Wrong types are refused, not guessed at.
+        ('[[rules]]\nname = "a"\nflag = "complaint"\nseverity = "0.9"\n[rules.when]\n'
+         'any = ["x"]\n', "rule 'a': severity: Input should be a valid number"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\nalert = "yes"\n[rules.when]\n'
+         'any = ["x"]\n', "rule 'a': alert: Input should be a valid boolean"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nany = ["x"]\n'
+         'followers_at_least = "100"\n', "rule 'a': when.followers_at_least: Input should be a "
+         "valid integer"),
         ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nany = ["x"]\n'
          '[rules.reply]\nprivate = "Hi.[[ Call {support_phone}."\n',
          "rule 'a': reply.private: an optional part is written [[ ... ]]"),

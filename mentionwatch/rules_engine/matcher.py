@@ -3,29 +3,58 @@
 All of a pack's terms are compiled into ONE regular expression shaped as a trie
 (`acme(?: fiber| fibre)?|ac(?:count|cess)...`), so the cost per text grows with the text and
 the depth of the trie, not with the number of terms: 1,000 terms cost about what 10 do (see
-benchmarks/rules_speed.py). Matching is case-insensitive, by whole word (a term is not found
-inside a longer word), and overlapping terms are all found ("not working" and "working").
+benchmarks/rules_speed.py). Matching is case-insensitive and overlapping terms are all found
+("not working" and "working").
+
+Whole words: a term that starts (ends) with a letter or digit is not found with another one
+just before (after) it, so "acme" is not in "acmeville" and "can" is not in "can't" ("acme"
+is in "acme's"). A term's other ends need no boundary: an emoji or a symbol is found touching
+a word ("so angry😡"), and so is a term in a script written without spaces between words
+(Chinese, Japanese, Thai: "最悪" in "本当に最悪です").
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'",
+                              "\ufe0f": None})  # and the emoji presentation selector (❤️ = ❤)
+
+#: Scripts written without spaces between words (and Korean, whose particles attach to the
+#: word before them): a term in them is found inside a run of them.
+_UNSPACED = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF),
+             (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
+             (0xF900, 0xFAFF), (0xFF66, 0xFF9F), (0x20000, 0x3134F))
 
 
 def normalise_for_matching(text: str) -> str:
-    """Lower-case, with curly apostrophes made straight (phones type "don’t")."""
-    text = text.lower()
-    # str.translate looks every character up; most texts have no curly apostrophe at all.
-    if "\u2019" in text or "\u2018" in text or "\u02bc" in text:
-        text = text.translate(_APOSTROPHES)
-    return text
+    """Lower-case, with curly apostrophes made straight (phones type "don’t"); beyond ASCII
+    also composed (NFC: "café" typed as e + accent) and case-folded ("straße" = "STRASSE")."""
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFC", text).casefold()
+    return text.translate(_APOSTROPHES)
+
+
+def _needs_boundary(char: str) -> bool:
+    """Whether a term ending (or starting) with `char` must not run on into a word."""
+    if not (char.isalnum() or char == "_"):
+        return False
+    code = ord(char)
+    return not any(low <= code <= high for low, high in _UNSPACED)
 
 
 def normalise_term(term: str) -> str:
     return " ".join(normalise_for_matching(term).split())
+
+
+# After a term ending in a letter or digit: no letter or digit, and not the "'t" of a
+# contraction ("can" is not in "can't"; "acme" is in "acme's").
+_END = r"(?!\w|'t\b)"
+# Before a term starting with a letter, a digit, @ or # ("@acme" is not in "help@acme.com").
+_START = r"(?<!\w)"
 
 
 def _trie_pattern(terms: Iterable[str]) -> str:
@@ -36,20 +65,22 @@ def _trie_pattern(terms: Iterable[str]) -> str:
             node = node.setdefault(char, {})
         node[""] = {}
 
-    def build(node: dict) -> str:  # type: ignore[type-arg]
-        ends = "" in node
+    def build(node: dict, last: str) -> str:  # type: ignore[type-arg]
         branches = []
         for char in sorted(k for k in node if k):
             piece = r"\s+" if char == " " else re.escape(char)
-            branches.append(piece + build(node[char]))
+            if node is trie and (_needs_boundary(char) or char in "@#"):
+                piece = _START + piece
+            branches.append(piece + build(node[char], char))
+        end = (_END if _needs_boundary(last) else "") if "" in node else None
         if not branches:
-            return ""
+            return end or ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if ends:
-            return "(?:" + body + ")?"
-        return body
+        if end is None:
+            return body
+        return f"(?:{body}|{end})" if end else f"(?:{body})?"
 
-    return build(trie)
+    return build(trie, "")
 
 
 class TermMatcher:
@@ -60,10 +91,10 @@ class TermMatcher:
         if not self.terms:
             self._pattern: re.Pattern[str] | None = None
             return
-        # A zero-width lookahead at every word start: overlapping terms are all found, and
-        # the trie prefers the longest term that starts at a position.
-        body = _trie_pattern(self.terms)
-        self._pattern = re.compile(r"(?<![\w])(?=(" + body + r")(?!\w))")
+        # A zero-width lookahead at every position: overlapping terms are all found, and the
+        # trie prefers the longest term that starts at a position. Each term's own ends say
+        # whether it must start or end on a word boundary (_START, _END).
+        self._pattern = re.compile(r"(?=(" + _trie_pattern(self.terms) + "))")
         self._prefixes = self._all_prefix_terms()
         self._prefix_keys = frozenset(self._prefixes)
 

@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import regex
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mentionwatch.errors import RuleError
 from mentionwatch.rules_engine.templates import OPTIONAL
@@ -46,7 +53,9 @@ _FIELD = re.compile(r"\{([^{}]*)\}")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "0.9" is not a severity, "yes" not a boolean, 5.0 not a follower count (a
+    # pack that says them is wrong somewhere, and is told so instead of guessed at).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Condition(_Strict):
@@ -76,11 +85,24 @@ class Condition(_Strict):
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:
+            if not pattern:
+                raise ValueError("an empty pattern matches every post")
             try:
                 regex.compile(pattern)  # as the engine runs it (engine._bounded_search)
             except regex.error as exc:
                 raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _no_empty_parts(self) -> Condition:
+        parts = [(f"any_of[{i}]", c) for i, c in enumerate(self.any_of)]
+        parts += [(f"all_of[{i}]", c) for i, c in enumerate(self.all_of)]
+        parts += [("not", self.not_)] if self.not_ is not None else []
+        for where, part in parts:
+            if part.is_empty():
+                raise ValueError(f"{where} is empty: a condition with nothing in it holds for "
+                                 "every post (and under `not`, for none)")
+        return self
 
     @field_validator("any", "all", "none")
     @classmethod
