@@ -269,7 +269,7 @@ def test_drafts_respect_the_source_limit(tmp_path: Path) -> None:
         ("[[rules]\n", "not valid TOML"),
         # Parts that would hold for every post.
         ('[[rules]]\nname = "a"\nflag = "crisis"\n[rules.when]\nany_of = [{}]\n',
-         "rule 'a': when: any_of[0] is empty: a condition with nothing in it holds for every"),
+         "rule 'a': when: any_of[0] is empty: a condition with nothing in it would hold"),
         ('[[rules]]\nname = "a"\nflag = "crisis"\n[rules.when]\nany = ["x"]\n'
          'all_of = [{ any = ["y"] }, { any = [] }]\n', "rule 'a': when: all_of[1] is empty"),
         ('[[rules]]\nname = "a"\nflag = "crisis"\n[rules.when]\nregex = [""]\n',

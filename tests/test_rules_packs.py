@@ -13,10 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from mentionwatch.cli import cli
+from mentionwatch.errors import RuleError
 from mentionwatch.judgement import MentionFacts
 from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_packs
 from tests.conftest import FIXTURES
+from tests.test_decisions import run_cli
 
 POSTS = tomllib.loads((FIXTURES / "rules" / "posts.toml").read_text(encoding="utf-8"))
 NOW = datetime.now(UTC)
@@ -149,3 +151,97 @@ def test_rules_check_command(tmp_path: Path) -> None:
     finally:
         sys.argv = argv
     assert code == 2
+
+
+def _pack(folder: Path, name: str, body: str, file: str = "p.toml") -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / file).write_text(f'[pack]\nname = "{name}"\n{body}', encoding="utf-8")
+    return folder
+
+
+def test_rules_check_dir_is_checked_with_the_configured_packs_and_warns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "mentionwatch.toml"
+    config.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n'
+                      '[[sources]]\nname = "forum"\nkind = "rss"\n'
+                      'url = "https://forum.example/feed"\n'
+                      '[[sources]]\nname = "x"\nkind = "twitter"\n'
+                      'query = "acme"\nmentions = false\nbearer_token_env = "MW_TEST_X_TOKEN"\n')
+    monkeypatch.setenv("MW_TEST_X_TOKEN", "t")
+    check = ["--config", str(config), "rules", "check"]
+    # A new folder that reuses a shipped rule's name: valid alone, refused with the rest.
+    clash = _pack(tmp_path / "clash", "mine", '[[rules]]\nname = "outage"\nflag = "complaint"'
+                  '\n[rules.when]\nany = ["down"]\n')
+    code, said = run_cli([*check, str(clash)], monkeypatch, capsys)
+    assert code == 2 and "rule 'outage' is also defined in" in said and "complaints.toml" in said
+    twins = tmp_path / "twins"
+    _pack(twins, "same", '[[rules]]\nname = "a1"\nflag = "praise"\n[rules.when]\nany = ["a"]\n',
+          "a.toml")
+    _pack(twins, "same", '[[rules]]\nname = "b1"\nflag = "praise"\n[rules.when]\nany = ["b"]\n',
+          "b.toml")
+    code, said = run_cli([*check, str(twins)], monkeypatch, capsys)
+    assert code == 2 and "pack name 'same' is also used by" in said
+    wrong_case = tmp_path / "upper"
+    wrong_case.mkdir()
+    (wrong_case / "billing.TOML").write_text("", encoding="utf-8")
+    code, said = run_cli([*check, str(wrong_case)], monkeypatch, capsys)
+    assert code == 2 and "has no packs" in said and "billing.TOML" in said
+    # Valid, but likely wrong: said as warnings, and the check passes.
+    risky = _pack(tmp_path / "risky", "risky", (
+        '[[rules]]\nname = "typo"\nflag = "complaint"\n[rules.when]\nany = ["late"]\n'
+        'source = ["twiter"]\n'
+        '[[rules]]\nname = "chatty"\nflag = "complaint"\n[rules.when]\nany = ["parcel"]\n'
+        f'[rules.reply]\npublic = "{{author}} {"We are so sorry. " * 20}Please send us your '
+        'order number and home address here."\n'))
+    code, said = run_cli([*check, str(risky)], monkeypatch, capsys)
+    assert code == 0 and "6 packs" in said
+    assert "rule 'typo': source 'twiter' is neither a source kind nor one of your sources" \
+        in said and "forum" in said
+    assert "rule 'chatty': the public reply mentions address, order number" in said
+    assert "over twitter's 280" in said and "over rss" not in said  # feeds have no limit
+    assert "rule 'typo': the public" not in said
+
+
+def test_pack_files_from_windows_editors_and_plain_names(tmp_path: Path) -> None:
+    from mentionwatch.rules_engine import load_pack
+
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + b'[pack]\nname = "bom"\n[[rules]]\nname = "a"\n'
+                    b'flag = "praise"\n[rules.when]\nany = ["thanks"]\n')
+    assert load_pack(bom).name == "bom"
+    odd = tmp_path / "odd.toml"
+    odd.write_text('[pack]\nname = "[bold red]x[/]"\n[[rules]]\nname = "a"\nflag = "praise"\n'
+                   '[rules.when]\nany = ["thanks"]\n', encoding="utf-8")
+    with pytest.raises(RuleError, match=r"pack.name: String should match pattern"):
+        load_pack(odd)
+
+
+def test_language_conditions_compare_primary_subtags(tmp_path: Path) -> None:
+    _pack(tmp_path, "lang", '[[rules]]\nname = "en"\nflag = "praise"\n[rules.when]\n'
+          'any = ["thanks"]\nlanguage = ["EN"]\n')
+    engine = Engine(load_packs([tmp_path]), BrandFacts("Acme"), {})
+    for language, hit in (("en", True), ("en-GB", True), ("en_US", True), ("EN", True),
+                          ("de", False), (None, False)):
+        mention = MentionFacts(
+            source="x", source_kind="twitter", text="thanks acme", title=None, url=None,
+            author_handle="a", author_name=None, followers=0, verified=False,
+            language=language, created_at=NOW, likes=0, reposts=0, replies=0,
+            is_reply_to_brand=False)
+        assert bool(engine.judge_one(mention, now=NOW).hits) is hit, language
+
+
+def test_rules_test_judges_the_text_a_poll_would_store(tmp_path: Path) -> None:
+    config = tmp_path / "mentionwatch.toml"
+    config.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n')
+    result = CliRunner().invoke(cli, [
+        "--config", str(config), "rules", "test",
+        "\x1b[31macme\x1b[0m down \x1b]0;pwned\x07again\x00", "--author", "\x1b[5mx"])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x00" not in result.output
+    assert "@x " in result.output and "terms: down" in result.output
+    invisible = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "\u200b \u200b"])
+    assert invisible.exit_code == 2 and "TEXT is empty" in invisible.output
+    ancient = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "acme down",
+                                       "--age", "99999999999"])
+    assert ancient.exit_code == 2 and "--age" in ancient.output

@@ -6,17 +6,23 @@ import contextlib
 import json
 import sys
 import textwrap
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.panel import Panel
 from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
-from mentionwatch.errors import RuleError
+from mentionwatch.config import Config
+from mentionwatch.errors import ConfigError, RuleError
 from mentionwatch.judgement import Judgement, MentionFacts, explanation_lines, reasons_text
+from mentionwatch.text import clean_text, strip_terminal_escapes
+
+if TYPE_CHECKING:  # the rules engine loads VADER: imported when a command needs it
+    from mentionwatch.rules_engine.packs import Condition, RulePack
 
 
 @click.group("rules")
@@ -45,8 +51,8 @@ def _engine(app: AppContext) -> Any:
               help="Likes so far (engagement and its velocity).")
 @click.option("--reposts", type=click.IntRange(min=0), default=0, help="Reposts so far.")
 @click.option("--replies", type=click.IntRange(min=0), default=0, help="Replies so far.")
-@click.option("--age", "age_minutes", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Minutes since it was posted.")
+@click.option("--age", "age_minutes", type=click.IntRange(min=0, max=10 * 365 * 24 * 60),
+              default=5, show_default=True, help="Minutes since it was posted.")
 @click.option("--reply-to-brand", is_flag=True, help="The post answers the brand account.")
 @click.option("--language", default="en", show_default=True,
               help="The post's language code (for language conditions).")
@@ -62,8 +68,14 @@ def rules_test(app: AppContext, text: str, source: str, author: str,
     Example: mentionwatch rules test "@acme down again, 3rd time this week" --followers 12000
     """
     if text == "-":
-        text = sys.stdin.read().strip()
-    if not text.strip():
+        text = sys.stdin.read()
+    # As a poll would store it: terminal escapes and control characters out, whitespace
+    # tidied (so the rules judge what they would judge, and nothing reaches the terminal).
+    text = clean_text(text, is_html=False)
+    author = " ".join(strip_terminal_escapes(author).split())
+    author_name = " ".join(strip_terminal_escapes(author_name).split()) if author_name else None
+    # Nothing visible (only spaces, or only zero-width characters) is no post either.
+    if not any(not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf") for c in text):
         raise click.UsageError("TEXT is empty: give the post to try, or - to read it from "
                                "standard input.")
     source_kind = _source_kind(app, source)
@@ -133,17 +145,27 @@ def judgement_json(j: Judgement) -> dict[str, Any]:
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @pass_app
 def rules_check(app: AppContext, directory: Path | None) -> None:
-    """Validate rule packs: unknown keys, bad regexes, unknown template fields, duplicate
-    names. Without DIRECTORY, checks the packs the config uses. Exit code 2 on a problem."""
+    """Validate rule packs: unknown keys, wrong types, bad regexes, unknown template fields,
+    duplicate names. Without DIRECTORY, checks the packs the config uses; with it, checks
+    DIRECTORY together with them (what adding it to [rules] dirs would give). Warns about
+    what is valid but likely wrong: a source no config has, a public reply longer than its
+    source allows, a public reply asking for private data. Exit code 2 on a problem."""
+    from mentionwatch.resources import rules_dir
     from mentionwatch.rules_engine import load_packs, pack_dirs
 
-    dirs = [directory] if directory else pack_dirs(app.config)
+    config = app.config if directory is None else _config_if_any(app)
+    dirs = pack_dirs(config) if config is not None else [rules_dir()]
+    if directory is not None and directory.resolve() not in {d.resolve() for d in dirs}:
+        dirs.append(directory)
+    if not dirs:
+        raise RuleError("No rule packs: [rules] defaults = false and no [rules] dirs.",
+                        hint="Enable [rules] defaults or add a folder to [rules] dirs.")
     packs = load_packs(dirs)
-    if not packs:
-        raise RuleError(f"No rule packs (*.toml) in {', '.join(map(str, dirs))}.")
     rules = sum(len(p.rules) for p in packs)
-    app.out.print(f"{len(packs)} packs, {rules} rules: OK "
-                  f"({', '.join(p.name for p in packs)})")
+    app.out.print(Text(f"{len(packs)} packs, {rules} rules: OK "
+                       f"({', '.join(p.name for p in packs)})"))
+    for warning in _pack_warnings(packs, config):
+        app.err.print(Text(f"warning: {warning}", style="yellow"))
     if directory is None and app.config.rules.complaint_model_file is not None:
         from mentionwatch.rules_engine import word_model
 
@@ -157,6 +179,74 @@ def rules_check(app: AppContext, directory: Path | None) -> None:
 
         folder, _ = check(sentence_dir(app.config))
         app.out.print(f"complaint_model words+sentence: OK (the model in {folder})")
+
+
+def _config_if_any(app: AppContext) -> Config | None:
+    """The config when there is one: `rules check DIR` also works without."""
+    try:
+        return app.config
+    except ConfigError as exc:
+        if "No configuration file found" in exc.message:
+            return None
+        raise
+
+
+#: Words a public reply should not ask for (the private follow-up is for them).
+_PRIVATE_ASKS = ("account number", "password", "address", "date of birth", "card number",
+                 "social security", "pin code", "order number")
+
+
+def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
+    """What is valid but likely a mistake, one line each, naming the file and the rule."""
+    from mentionwatch import registry
+    from mentionwatch.rules_engine import reply_limit
+    from mentionwatch.rules_engine.templates import render
+
+    kinds = set(registry.available_kinds())
+    names = {s.name: s.kind for s in config.sources} if config is not None else {}
+    used_kinds = set(names.values()) or {"twitter"}
+    brand = config.brand if config is not None else None
+    # The longest values a draft is likely to get, to see whether a reply fits.
+    sample = {"author": "@" + "a" * 15, "first_name": "Alexandra", "case_ref": "MW-ABC123",
+              "brand": brand.name if brand else "Acme", "source": "bluesky",
+              "support_email": (brand.support_email if brand else None) or "help@example.com",
+              "support_phone": (brand.support_phone if brand else None) or "+1 555 0100",
+              "support_hours": (brand.support_hours if brand else None) or "Mon-Fri 9-17"}
+    sample["contact"] = f"{sample['support_email']} or {sample['support_phone']} " \
+                        f"({sample['support_hours']})"
+    out: list[str] = []
+    for pack in packs:
+        for rule in pack.rules:
+            where = f"{pack.path}: rule {rule.name!r}"
+            sources = _sources(rule.when)
+            unknown = sorted(v for v in sources if v not in kinds and v not in names)
+            if unknown:
+                known = ", ".join(sorted(kinds | set(names)))
+                out.append(f"{where}: source {', '.join(map(repr, unknown))} is neither a "
+                           f"source kind nor one of your sources ({known}); it never matches")
+            public = rule.reply.public if rule.reply else None
+            if not public:
+                continue
+            asks = [w for w in _PRIVATE_ASKS if w in public.lower()]
+            if asks:
+                out.append(f"{where}: the public reply mentions {', '.join(asks)}: ask for "
+                           "private details in the private follow-up, never in public")
+            drafted = render(public, sample)
+            for kind in sorted({names.get(v, v) for v in sources} & kinds or used_kinds):
+                limit = reply_limit(kind)
+                if limit is not None and len(drafted) > limit:
+                    out.append(f"{where}: the public reply comes to about {len(drafted)} "
+                               f"characters, over {kind}'s {limit}: drafts there are cut "
+                               "short (at a sentence or word)")
+    return out
+
+
+def _sources(cond: Condition) -> set[str]:
+    """Every `source` value in a condition and the ones nested in it."""
+    out = set(cond.source)
+    for sub in (*cond.any_of, *cond.all_of, *([cond.not_] if cond.not_ else [])):
+        out |= _sources(sub)
+    return out
 
 
 @rules_group.command("rescore")

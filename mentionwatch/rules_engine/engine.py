@@ -30,7 +30,7 @@ from mentionwatch.errors import RuleError
 from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
-from mentionwatch.rules_engine.packs import Condition, Rule, RulePack
+from mentionwatch.rules_engine.packs import Condition, Rule, RulePack, language_code
 from mentionwatch.rules_engine.sentence import SentenceScorer, combine
 from mentionwatch.rules_engine.templates import first_name, fit, render
 
@@ -344,7 +344,7 @@ class Engine:
                 r["complaint_score"] = f"{shown:.2f} < {cond.complaint_score_below}"
         if cond.source and f.source_kind not in cond.source and f.source not in cond.source:
             return False
-        if cond.language and (f.language or "").split("-")[0] not in cond.language:
+        if cond.language and language_code(f.language) not in cond.language:
             return False
         if cond.followers_at_least is not None:
             if (f.followers or 0) < cond.followers_at_least:
@@ -443,7 +443,7 @@ def _fact_checks(cond: Condition) -> list[Test]:
         checks.append(lambda c: c.facts.source_kind in sources or c.facts.source in sources)
     if cond.language:
         languages = frozenset(cond.language)
-        checks.append(lambda c: (c.facts.language or "").split("-")[0] in languages)
+        checks.append(lambda c: language_code(c.facts.language) in languages)
     if cond.followers_at_least is not None:
         followers = cond.followers_at_least
         checks.append(lambda c: (c.facts.followers or 0) >= followers)

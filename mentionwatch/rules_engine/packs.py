@@ -50,6 +50,13 @@ TEMPLATE_FIELDS = frozenset(
      "support_hours", "contact", "source"}
 )
 _FIELD = re.compile(r"\{([^{}]*)\}")
+#: Pack and rule names: shown on screens and in emails, so plain.
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def language_code(value: str | None) -> str:
+    """A language tag's primary subtag in lower case: "en" for "EN", "en-GB" or "en_US"."""
+    return (value or "").replace("_", "-").split("-")[0].strip().lower()
 
 
 class _Strict(BaseModel):
@@ -100,9 +107,15 @@ class Condition(_Strict):
         parts += [("not", self.not_)] if self.not_ is not None else []
         for where, part in parts:
             if part.is_empty():
-                raise ValueError(f"{where} is empty: a condition with nothing in it holds for "
-                                 "every post (and under `not`, for none)")
+                raise ValueError(f"{where} is empty: a condition with nothing in it would "
+                                 "hold for every post")
         return self
+
+    @field_validator("language")
+    @classmethod
+    def _language_codes(cls, value: list[str]) -> list[str]:
+        # Compared with the mention's primary subtag, lower case ("EN", "en-GB", "en_US").
+        return [language_code(v) for v in value]
 
     @field_validator("any", "all", "none")
     @classmethod
@@ -157,6 +170,9 @@ class Reply(_Strict):
     def _known_fields(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if "{{" in value or "}}" in value:
+            raise ValueError("fields are written with single braces, {author}, not "
+                             f"{{{{author}}}}: {value!r}")
         unknown = sorted({f for f in _FIELD.findall(value) if f not in TEMPLATE_FIELDS})
         if unknown:
             allowed = ", ".join(sorted(TEMPLATE_FIELDS))
@@ -173,7 +189,7 @@ class Reply(_Strict):
 
 
 class Rule(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, pattern=NAME)
     flag: Flag
     severity: float = Field(default=0.5, ge=0, le=1)
     alert: bool = False
@@ -183,7 +199,7 @@ class Rule(_Strict):
 
 
 class PackInfo(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=NAME)
     description: str | None = None
 
 
@@ -205,7 +221,8 @@ class RulePack(BaseModel):
 def load_pack(path: Path) -> RulePack:
     """Read and validate one pack file. Raises RuleError naming the file and the rule."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows editors start a UTF-8 file with a byte-order mark.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{path}: not valid TOML: {exc}.") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -225,12 +242,26 @@ def load_packs(dirs: list[Path]) -> list[RulePack]:
     """Load every `*.toml` in the folders, in name order; rule names must be unique."""
     packs: list[RulePack] = []
     seen: dict[str, Path] = {}
+    names: dict[str, Path] = {}
     for folder in dirs:
         if not folder.is_dir():
             raise RuleError(f"Rule folder {folder} does not exist.",
                             hint="Fix [rules] dirs in the config.")
-        for path in sorted(folder.glob("*.toml")):
+        files = sorted(folder.glob("*.toml"))
+        if not files:
+            # A folder the user named and nothing in it is read: a wrong path, or files
+            # named otherwise ("billing.TOML", "billing.toml.txt").
+            others = sorted(p.name for p in folder.iterdir() if ".toml" in p.name.lower())
+            raise RuleError(
+                f"Rule folder {folder} has no packs: they are the files named *.toml in it"
+                + (f" (not {', '.join(others[:3])})" if others else "") + ".",
+                hint="Fix [rules] dirs in the config, or rename the files.")
+        for path in files:
             pack = load_pack(path)
+            if pack.name in names:
+                raise RuleError(f"{path}: pack name {pack.name!r} is also used by "
+                                f"{names[pack.name]}; pack names must be unique.")
+            names[pack.name] = path
             for rule in pack.rules:
                 if rule.name in seen:
                     raise RuleError(f"{path}: rule {rule.name!r} is also defined in "
