@@ -53,8 +53,12 @@ def normalise_term(term: str) -> str:
 # After a term ending in a letter or digit: no letter or digit, and not the "'t" of a
 # contraction ("can" is not in "can't"; "acme" is in "acme's").
 _END = r"(?!\w|'t\b)"
-# Before a term starting with a letter, a digit, @ or # ("@acme" is not in "help@acme.com").
-_START = r"(?<!\w)"
+
+
+def _starts_anywhere(char: str) -> bool:
+    """Whether a term starting with `char` may start right after a letter or digit: not
+    one starting with a letter, a digit, @ or # ("@acme" is not in "help@acme.com")."""
+    return not (_needs_boundary(char) or char in "@#")
 
 
 def _trie_pattern(terms: Iterable[str]) -> str:
@@ -69,8 +73,6 @@ def _trie_pattern(terms: Iterable[str]) -> str:
         branches = []
         for char in sorted(k for k in node if k):
             piece = r"\s+" if char == " " else re.escape(char)
-            if node is trie and (_needs_boundary(char) or char in "@#"):
-                piece = _START + piece
             branches.append(piece + build(node[char], char))
         end = (_END if _needs_boundary(last) else "") if "" in node else None
         if not branches:
@@ -88,13 +90,22 @@ class TermMatcher:
 
     def __init__(self, terms: Iterable[str]) -> None:
         self.terms = frozenset(t for t in (normalise_term(t) for t in terms) if t)
-        if not self.terms:
-            self._pattern: re.Pattern[str] | None = None
-            return
-        # A zero-width lookahead at every position: overlapping terms are all found, and the
-        # trie prefers the longest term that starts at a position. Each term's own ends say
-        # whether it must start or end on a word boundary (_START, _END).
-        self._pattern = re.compile(r"(?=(" + _trie_pattern(self.terms) + "))")
+        # A zero-width lookahead at every word start: overlapping terms are all found, and
+        # the trie prefers the longest term that starts at a position. Each term's end says
+        # whether it must end on a word boundary (_END).
+        # Two patterns. Terms starting with a letter, digit, @ or # are looked for at word
+        # starts only: positions inside a word are passed over at once (entering the trie
+        # at every position costs eight times as much). Terms that may start anywhere (an
+        # emoji, a symbol, a Chinese character) are looked for where their first characters
+        # are, and not at all in a text that cannot hold one (most texts are ASCII).
+        words = {t for t in self.terms if not _starts_anywhere(t[0])}
+        anywhere = self.terms - words
+        self._pattern = (re.compile(r"(?<!\w)(?=(" + _trie_pattern(words) + "))")
+                         if words else None)
+        firsts = sorted({t[0] for t in anywhere})
+        self._anywhere = (re.compile("(?=[" + "".join(map(re.escape, firsts)) + "])(?=("
+                                     + _trie_pattern(anywhere) + "))") if anywhere else None)
+        self._anywhere_in_ascii = any(c.isascii() for c in firsts)
         self._prefixes = self._all_prefix_terms()
         self._prefix_keys = frozenset(self._prefixes)
 
@@ -113,9 +124,12 @@ class TermMatcher:
 
     def find(self, text: str) -> set[str]:
         """The terms (normalised) that occur in `text` as whole words."""
-        if self._pattern is None or not text:
+        if not text or not self.terms:
             return set()
-        found = set(self._pattern.findall(normalise_for_matching(text)))
+        text = normalise_for_matching(text)
+        found = set(self._pattern.findall(text)) if self._pattern is not None else set()
+        if self._anywhere is not None and (self._anywhere_in_ascii or not text.isascii()):
+            found.update(self._anywhere.findall(text))
         if not found <= self.terms:  # a phrase spread over several spaces or lines
             found = {" ".join(term.split()) for term in found}
         for term in self._prefix_keys.intersection(found):

@@ -40,7 +40,7 @@ from pydantic import (
 )
 
 from mentionwatch.errors import RuleError
-from mentionwatch.rules_engine.templates import OPTIONAL
+from mentionwatch.rules_engine.templates import OPTIONAL, RESERVED
 
 Flag = Literal["crisis", "complaint", "question", "praise", "spam", "ignore"]
 
@@ -170,6 +170,9 @@ class Reply(_Strict):
     def _known_fields(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if re.search(f"[{RESERVED}]", value):
+            raise ValueError("a template may not contain NUL or private-use characters "
+                             "(U+E000-U+F8FF)")
         if "{{" in value or "}}" in value:
             raise ValueError("fields are written with single braces, {author}, not "
                              f"{{{{author}}}}: {value!r}")

@@ -17,14 +17,28 @@ from collections.abc import Mapping
 
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
-# A lookahead, not a group and "\1": a replacement with a group reference is expanded in
-# Python for every match.
-_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[,.!?])")
-_RUN_OF_SPACES = re.compile(r"[ \t]{2,}")
-# A comma left in front of other punctuation ("Sorry, {author}." -> "Sorry,.").
-_STRAY_COMMA = re.compile(r",+(?=[,.!?])")
-# One of the tidy-ups could change the text (checked first: most drafts need none).
-_UNTIDY = re.compile(r"[ \t](?:[ \t]|[,.!?])|,[,.!?]")
+# Only the gap an empty field leaves is tidied, never the team's own text around it (French
+# "la panne !" keeps its space) nor a value. The gap is marked while tidying; values are
+# slots the tidy-up cannot see into, so a template is tidied once per set of empty fields.
+_GAP = "\x00"
+_SLOT0 = 0xE000  # values: private-use characters, which templates may not contain
+_SLOT = re.compile(r"([\ue000-\uf8ff])")
+RESERVED = "\x00\ue000-\uf8ff"
+_RESERVED = re.compile(f"[{RESERVED}]")
+_GAPS = re.compile(r"\x00(?:[ \t]*\x00)+")                 # "{a} {b}" both empty: one gap
+_GAP_IN_BRACKETS = re.compile(r"[ \t]*\(\x00\)")          # "at 9 ({hours})" -> "at 9"
+_GAP_BEFORE_STOP = re.compile(r",?[ \t]*\x00[ \t]*(?=[.!?])")  # "Sorry, {author}." -> "Sorry."
+_GAP_BEFORE_COMMA = re.compile(r"[ \t]*\x00[ \t]*(?=,)")   # "Hi {first_name}, " -> "Hi, "
+_GAP_AT_EDGE = re.compile(r"^[ \t]*\x00[ \t]*|[ \t]*\x00[ \t]*$", re.M)  # "{author} Hi" -> "Hi"
+_GAP_BETWEEN = re.compile(r"[ \t]+\x00[ \t]+")             # "thanks {x} for" -> "thanks for"
+
+
+def _close_gaps(text: str) -> str:
+    for pattern, replacement in ((_GAPS, _GAP), (_GAP_IN_BRACKETS, ""), (_GAP_BEFORE_STOP, ""),
+                                 (_GAP_BEFORE_COMMA, ""), (_GAP_AT_EDGE, ""),
+                                 (_GAP_BETWEEN, " ")):
+        text = pattern.sub(replacement, text)
+    return text.replace(_GAP, "")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -33,35 +47,19 @@ def _pieces(template: str) -> tuple[str, ...]:
     return tuple(_FIELD.split(template))
 
 
-# A value without whitespace that does not start with , . ! ? and whose commas are each
-# followed by a letter or digit ("@sam", "alice.bsky.social", a case reference) is never
-# touched by the tidy-up and does not change what it does around it: drafts are tidied once
-# per template and shape of the values, then filled.
-_PLAIN = re.compile(r"[^\s,.!?\ue000-\uf8ff](?:[^\s,\ue000-\uf8ff]|,(?=[^\s,.!?\ue000-\uf8ff]))*")
-_SLOT = re.compile(r"([\ue000-\uf8ff])")
-
-
 @functools.lru_cache(maxsize=4096)
-def _tidied(template: str, shape: tuple[str | None, ...]) -> tuple[str | int, ...] | None:
-    """The rendered template with each plain value (None in `shape`) left as a slot:
-    literal text and slot numbers. None when the text itself uses the slot characters."""
-    pieces = _pieces(template)
-    if _SLOT.search(template) or any(v is not None and _SLOT.search(v) for v in shape):
-        return None
+def _shaped(template: str, empty: tuple[bool, ...]) -> tuple[str | int, ...]:
+    """The template with its empty fields' gaps closed: literal text, and the numbers of
+    the fields whose values go between."""
+    # (Rule packs refuse templates with these characters; dropped here all the same.)
+    pieces = [_RESERVED.sub("", p) if i % 2 == 0 else p for i, p in enumerate(_pieces(template))]
     parts = [pieces[0]]
     for index in range(1, len(pieces), 2):
-        value = shape[index // 2]
-        parts.append(chr(0xE000 + index // 2) if value is None else value)
+        parts.append(_GAP if empty[index // 2] else chr(_SLOT0 + index // 2))
         parts.append(pieces[index + 1])
-    text = _tidy("".join(parts))
-    return tuple(ord(p) - 0xE000 if i % 2 else p for i, p in enumerate(_SLOT.split(text)))
-
-
-def _tidy(text: str) -> str:
-    if _UNTIDY.search(text):
-        # Tidy what an empty field leaves behind ("Hi ," -> "Hi,", "Sorry, ." -> "Sorry.").
-        text = _STRAY_COMMA.sub("", _RUN_OF_SPACES.sub(" ", _SPACE_BEFORE_PUNCT.sub("", text)))
-    return text.strip()
+    text = "".join(parts)
+    text = (_close_gaps(text) if _GAP in text else text).strip()
+    return tuple(ord(p) - _SLOT0 if i % 2 else p for i, p in enumerate(_SLOT.split(text)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -78,21 +76,15 @@ def _kept(template: str, keep: tuple[bool, ...]) -> str:
 
 
 def render(template: str, fields: Mapping[str, str]) -> str:
-    """Fill `{field}` placeholders once; unknown or empty fields become empty text, and an
-    optional `[[ ... ]]` part with an empty field in it is left out."""
+    """Fill `{field}` placeholders once; unknown or empty fields become empty text (and the
+    space or comma they leave behind goes), and an optional `[[ ... ]]` part with an empty
+    field in it is left out. Values are inserted as they are."""
     if "[[" in template:
         template = _kept(template, tuple(all(fields.get(name) for name in names)
                                          for names in _optional_fields(template)))
-    pieces = _pieces(template)
-    values = [fields.get(name, "") for name in pieces[1::2]]
-    tidied = _tidied(template, tuple(None if _PLAIN.fullmatch(v) else v for v in values))
-    if tidied is not None:
-        return "".join([p if isinstance(p, str) else values[p] for p in tidied])
-    parts = [pieces[0]]
-    for index in range(1, len(pieces), 2):
-        parts.append(values[index // 2])
-        parts.append(pieces[index + 1])
-    return _tidy("".join(parts))
+    values = [fields.get(name, "") for name in _pieces(template)[1::2]]
+    shaped = _shaped(template, tuple(not v for v in values))
+    return "".join([p if isinstance(p, str) else values[p] for p in shaped])
 
 
 def fit(text: str, limit: int | None) -> str:
