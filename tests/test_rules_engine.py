@@ -15,7 +15,7 @@ from mentionwatch.judgement import MentionFacts
 from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_pack, load_packs
 from mentionwatch.rules_engine.matcher import TermMatcher
-from mentionwatch.rules_engine.templates import fit, render
+from mentionwatch.rules_engine.templates import first_name, fit, render
 from tests.conftest import deadline
 
 NOW = datetime.now(UTC)
@@ -115,7 +115,7 @@ def test_a_users_regex_cannot_stall_the_poll_on_a_strangers_post(tmp_path: Path)
     hopeless = engine_from(tmp_path, rule('regex = ["(?:(?:a|aa)+)+b"]'))
     started = time.perf_counter()
     with deadline(10), pytest.raises(
-            RuleError, match=r"\(\?:\(\?:a\|aa\)\+\)\+b' took over 0.25 s"):
+            RuleError, match=r"\(\?:\(\?:a\|aa\)\+\)\+b' \(rule t/r\) took over 0.25 s"):
         hopeless.judge_one(facts("a" * 45), now=NOW)
     assert time.perf_counter() - started < 2
     assert matches(hopeless, "aab")  # a short post is judged as usual
@@ -306,3 +306,15 @@ def test_duplicate_rule_names_across_packs(tmp_path: Path) -> None:
             f'[pack]\nname = "{name}"\n' + rule('any = ["x"]'), encoding="utf-8")
     with pytest.raises(RuleError, match=r"rule 'r' is also defined in .*one\.toml"):
         load_packs([tmp_path])
+
+
+@pytest.mark.parametrize(("display_name", "expected"), [
+    ("Sam Smith", "Sam"), ("Jean-Luc Picard", "Jean-Luc"), ("O'Brien", "O'Brien"),
+    ("Zoë K.", "Zoë"), ("李华", "李华"),
+    # Not a person's name, or not one to greet by.
+    ("sam_99", ""), ("ACME Support", ""), ("Dr. Who", ""), ("🔥Sam", ""), ("x-", ""), ("", ""),
+    (None, ""),
+])
+def test_first_name_only_when_the_display_name_starts_with_one(
+        display_name: str | None, expected: str) -> None:
+    assert first_name(display_name) == expected

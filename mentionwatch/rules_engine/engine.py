@@ -119,6 +119,11 @@ class Engine:
             all_terms |= self._model.lexicon.keys()
         self.matcher = TermMatcher(all_terms)
         self._regex: dict[str, Callable[[str], Any]] = {}
+        # Which rules use each pattern, for the message of one that runs away.
+        self._regex_rules: dict[str, list[str]] = {}
+        for pack, rule in self.rules:
+            for pattern in _patterns(rule.when):
+                self._regex_rules.setdefault(pattern, []).append(f"{pack}/{rule.name}")
         # Normalised term sets per condition (conditions are frozen and live with the engine).
         self._sets: dict[int, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
         self.history_days = max((r.when.history_days() for _, r in self.rules), default=0)
@@ -255,7 +260,8 @@ class Engine:
         REGEX_TIMEOUT): the pattern is a user's, the text a stranger's."""
         search = self._regex.get(pattern)
         if search is None:
-            search = self._regex[pattern] = _bounded_search(pattern)
+            search = self._regex[pattern] = _bounded_search(
+                pattern, self._regex_rules.get(pattern, []))
         return search
 
     def _compile(self, cond: Condition) -> Test:
@@ -477,15 +483,25 @@ def _recent_complaint(window: timedelta) -> Test:
 REGEX_TIMEOUT = 0.25
 
 
-def _bounded_search(pattern: str) -> Callable[[str], Any]:
+def _patterns(cond: Condition) -> list[str]:
+    """The regular expressions of a condition and the ones nested in it."""
+    out = list(cond.regex)
+    for sub in (*cond.any_of, *cond.all_of, *([cond.not_] if cond.not_ else [])):
+        out += _patterns(sub)
+    return out
+
+
+def _bounded_search(pattern: str, rules: Sequence[str] = ()) -> Callable[[str], Any]:
     search = regex.compile(pattern, regex.IGNORECASE).search
+    used_by = f" (rule {', '.join(rules)})" if rules else ""
 
     def bounded(text: str) -> Any:
         try:
             return search(text, timeout=REGEX_TIMEOUT)
         except TimeoutError:
             raise RuleError(
-                f"The regular expression {pattern!r} took over {REGEX_TIMEOUT} s on one post.",
+                f"The regular expression {pattern!r}{used_by} took over {REGEX_TIMEOUT} s on "
+                "one post.",
                 hint="Simplify it: nested repeats such as ((a|aa)+)+ can take forever on "
                      "some texts.") from None
 

@@ -103,10 +103,16 @@ def fit(text: str, limit: int | None) -> str:
 
 
 def first_name(display_name: str | None) -> str:
-    """A first name only when the display name looks like a person's name."""
-    if not display_name:
+    """A first name only when the display name looks like a person's name: its first word,
+    letters (with a hyphen or apostrophe inside: "Jean-Luc", "O'Brien"), starting with a
+    capital, or in a script without capitals ("李华")."""
+    if not display_name or not display_name.strip():
         return ""
-    word = display_name.strip().split()[0] if display_name.strip() else ""
-    if word.isalpha() and word[:1].isupper() and 1 < len(word) <= 20:
-        return word
-    return ""
+    word = display_name.split()[0]
+    letters = word.replace("-", "").replace("'", "").replace("\u2019", "")
+    if not (letters.isalpha() and 1 < len(word) <= 20) or word[-1] in "-'\u2019":
+        return ""
+    if letters.isupper():  # "ACME Support", "SALE": a shout, not a name
+        return ""
+    initial = word[0]
+    return word if initial.isupper() or (initial.isalpha() and not initial.islower()) else ""
