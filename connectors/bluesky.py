@@ -88,6 +88,11 @@ class BlueskyConnector:
     can_reply: ClassVar[bool] = True
     can_send_private: ClassVar[bool] = True
     reply_limit: ClassVar[int | None] = MAX_GRAPHEMES
+
+    @staticmethod
+    def reply_length(text: str) -> int:
+        """A reply's length as Bluesky counts it against `reply_limit`."""
+        return grapheme_count(text)
     default_interval: ClassVar[int] = 5 * 60
     # Search terms and notifications are aimed at the brand already.
     prefiltered: ClassVar[bool] = True

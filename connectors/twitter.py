@@ -388,6 +388,11 @@ class TwitterConnector:
     can_reply: ClassVar[bool] = True
     can_send_private: ClassVar[bool] = True
     reply_limit: ClassVar[int | None] = REPLY_LIMIT
+
+    @staticmethod
+    def reply_length(text: str) -> int:
+        """A reply's length as X counts it against `reply_limit`."""
+        return weighted_length(text)
     default_interval: ClassVar[int] = 300
     # Both queries are built from the brand terms (or are the brand's mentions): keep what X
     # matched even when the text alone does not spell a term (a match in a link or a handle).

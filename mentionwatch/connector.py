@@ -124,6 +124,8 @@ class Connector(Protocol):
     can_reply: ClassVar[bool]
     can_send_private: ClassVar[bool]
     #: Public reply length limit, in the source's own counting; None when not applicable.
+    #: A connector whose source counts otherwise than by characters also has a static
+    #: `reply_length(text) -> int` (X: weighted; Bluesky: graphemes).
     reply_limit: ClassVar[int | None]
     #: Default poll interval in seconds when the source gives none.
     default_interval: ClassVar[int]

@@ -248,6 +248,20 @@ def test_drafts_respect_the_source_limit(tmp_path: Path) -> None:
     unlimited = engine.judge_one(facts("down", source_kind="reddit"), now=NOW).public_draft
     assert unlimited == long.strip()
     assert fit("one two three four five six", 12) == "one two…"
+    # As the source counts: on X a Chinese character counts twice.
+    from connectors.twitter import weighted_length
+    chinese = "非常抱歉给您带来不便。" * 20
+    cut = fit(chinese, 280, weighted_length)
+    assert weighted_length(cut) <= 280 < len(cut) * 2 + 40 and cut.endswith("。")
+    # Through the engine: by characters the draft would be twice X's limit.
+    (tmp_path / "pack.toml").write_text('[pack]\nname = "t"\n' + rule(
+        'any = ["down"]', extra=f'[rules.reply]\npublic = "{chinese}"'), encoding="utf-8")
+    by_chars = Engine(load_packs([tmp_path]), BRAND, {"twitter": 280})
+    as_x_counts = Engine(load_packs([tmp_path]), BRAND, {"twitter": 280},
+                         reply_lengths=lambda kind: weighted_length)
+    assert weighted_length(by_chars.judge_one(facts("down"), now=NOW).public_draft or "") > 280
+    draft = as_x_counts.judge_one(facts("down"), now=NOW).public_draft or ""
+    assert 200 < weighted_length(draft) <= 280
     assert fit("First sentence here. And a tail that goes on", 30) == "First sentence here."
 
 

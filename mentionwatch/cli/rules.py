@@ -199,7 +199,7 @@ _PRIVATE_ASKS = ("account number", "password", "address", "date of birth", "card
 def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
     """What is valid but likely a mistake, one line each, naming the file and the rule."""
     from mentionwatch import registry
-    from mentionwatch.rules_engine import reply_limit
+    from mentionwatch.rules_engine import reply_length, reply_limit
     from mentionwatch.rules_engine.templates import render
 
     kinds = set(registry.available_kinds())
@@ -233,9 +233,9 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
                            "private details in the private follow-up, never in public")
             drafted = render(public, sample)
             for kind in sorted({names.get(v, v) for v in sources} & kinds or used_kinds):
-                limit = reply_limit(kind)
-                if limit is not None and len(drafted) > limit:
-                    out.append(f"{where}: the public reply comes to about {len(drafted)} "
+                limit, length = reply_limit(kind), reply_length(kind)(drafted)
+                if limit is not None and length > limit:
+                    out.append(f"{where}: the public reply comes to about {length} "
                                f"characters, over {kind}'s {limit}: drafts there are cut "
                                "short (at a sentence or word)")
     return out

@@ -7,6 +7,7 @@ Nothing here imports the TUI.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from mentionwatch.config import Config
@@ -56,6 +57,18 @@ def word_model(config: Config) -> classifier.Model | None:
 
 
 @functools.cache
+def reply_length(kind: str) -> Callable[[str], int]:
+    """How a source kind counts a reply's length (X: CJK and emoji count twice; Bluesky:
+    graphemes), from its connector; plain characters when it says nothing."""
+    try:
+        if kind in available_kinds():
+            return getattr(connector_class(kind), "reply_length", len)
+    except ImportError:
+        pass
+    return len
+
+
+@functools.cache
 def reply_limit(kind: str) -> int | None:
     """Public reply length limit of a source kind, from its connector (None: unknown)."""
     if kind not in available_kinds():
@@ -80,4 +93,4 @@ def load_judge(config: Config) -> Engine:
         sentence = SentenceScorer(sentence_dir(config))
     return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
                                     brand.support_hours), reply_limit, sentence=sentence,
-                  model=word_model(config))
+                  model=word_model(config), reply_lengths=reply_length)

@@ -97,7 +97,8 @@ class Engine:
     def __init__(self, packs: Sequence[RulePack], brand: BrandFacts,
                  reply_limits: Mapping[str, int | None] | Callable[[str], int | None] | None
                  = None, sentence: SentenceScorer | None = None,
-                 model: classifier.Model | None = None) -> None:
+                 model: classifier.Model | None = None,
+                 reply_lengths: Callable[[str], Callable[[str], int]] | None = None) -> None:
         self.packs = list(packs)
         self.rules: list[tuple[str, Rule]] = [(p.name, r) for p in packs for r in p.rules]
         self.brand = brand
@@ -107,6 +108,9 @@ class Engine:
         self._limit_for: Callable[[str], int | None] = (
             limits if callable(limits) else dict(limits).get
         )
+        #: How each source kind counts a reply's length (plain characters unless told).
+        self._length_for: Callable[[str], Callable[[str], int]] = (
+            reply_lengths or (lambda kind: len))
         # The word model: the shipped one unless the config names another.
         self._model = ((model or classifier.default_model())
                        if any(r.when.uses_classifier() for _, r in self.rules) else None)
@@ -201,7 +205,8 @@ class Engine:
             fields = self._fields(facts)
             limit = self._limit_for(facts.source_kind)
             if reply.public:
-                public = fit(render(reply.public, fields), limit)
+                public = fit(render(reply.public, fields), limit,
+                             self._length_for(facts.source_kind))
             if reply.private:
                 private = render(reply.private, fields)
             channel = reply.channel

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.S)
@@ -87,15 +87,27 @@ def render(template: str, fields: Mapping[str, str]) -> str:
     return "".join([p if isinstance(p, str) else values[p] for p in shaped])
 
 
-def fit(text: str, limit: int | None) -> str:
-    """Shorten a draft to the source's limit at a sentence or word boundary.
-
-    Drafts are suggestions a person edits; a cut draft is marked with an ellipsis so the
-    person sees it was shortened."""
-    if limit is None or len(text) <= limit:
+def fit(text: str, limit: int | None, length: Callable[[str], int] = len) -> str:
+    """Shorten a draft to the source's limit, as the source counts (`length`: X counts
+    Chinese characters and emoji twice): at the end of a sentence, or else at a word, marked
+    with an ellipsis. Drafts are suggestions a person edits; `rules check` warns about a
+    template too long for its source."""
+    if limit is None or length(text) <= limit:
         return text
+    budget = limit
+    while budget > 0:
+        cut = _cut(text, budget)
+        over = length(cut) - limit
+        if over <= 0:
+            return cut
+        budget -= max(1, over // 2)
+    return ""
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` shortened to at most `limit` characters."""
     cut = text[: max(0, limit - 1)]
-    sentence = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    sentence = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "), cut.rfind("。"))
     if sentence >= limit // 2:
         return cut[: sentence + 1]
     space = cut.rfind(" ")

@@ -226,12 +226,14 @@ class TriageApp(App[None]):
     def update_lengths(self) -> None:
         if self.current is None:
             return
-        from mentionwatch.rules_engine import reply_limit
+        from mentionwatch.rules_engine import reply_length, reply_limit
 
-        limit = reply_limit(self.current.mention.source.kind)
+        kind = self.current.mention.source.kind
+        limit = reply_limit(kind)
         public = self.query_one("#public", TextArea).text
-        label = Text(f"public reply  {len(public)}" + (f"/{limit}" if limit else ""))
-        if limit and len(public) > limit:
+        length = reply_length(kind)(public)
+        label = Text(f"public reply  {length}" + (f"/{limit}" if limit else ""))
+        if limit and length > limit:
             label.stylize("bold red")
         if self.current.mention.id in self.edits:
             label.append("  edited, not approved yet", style="yellow")
