@@ -50,10 +50,11 @@ def add_mention(
     store: Store, ext: str, text: str, *, handle: str = "angry_ann", followers: int | None = 50000,
     flag: str | None = "complaint", priority: float = 0.0, rules: tuple[tuple[str, bool], ...] = (),
     draft: str | None = None, created_at: datetime | None = None, now: datetime | None = None,
-    url: str | None = None,
+    url: str | None = None, kind: str = "rss",
 ) -> int:
-    store.sync_sources([("feed", "rss", "h")])
-    result = store.store_batch("feed", Batch([MentionIn(
+    source = "feed" if kind == "rss" else kind
+    store.sync_sources([(source, kind, "h")])
+    result = store.store_batch(source, Batch([MentionIn(
         external_id=ext, text=text, url=url or f"https://forum.example/t/{ext}",
         author=AuthorIn(handle=handle, display_name="Ann Example", followers=followers),
         created_at=created_at,
@@ -97,7 +98,7 @@ def test_urgent_mention_email_has_everything(store: Store, db_url: str,
     assert mail.mail_from == "mentionwatch@acme.example"
     subject = mail.message["Subject"]
     assert subject.startswith("[mentionwatch] Urgent complaint")
-    assert "@angry_ann" in subject and "fiber has been down" in subject
+    assert "from angry_ann: " in subject and "fiber has been down" in subject  # a feed: no @
     plain, html = mail.part("plain"), mail.part("html")
     for part in (plain, html):
         assert "50,000 followers" in part
@@ -122,6 +123,26 @@ def test_urgent_mention_email_has_everything(store: Store, db_url: str,
     # Nothing new: a second run sends nothing.
     assert run_alerts(config, store).sent == 0
     assert len(smtp.messages) == 1
+
+
+@pytest.mark.parametrize(("kind", "handle", "who"), [
+    ("rss", "Acme Security Team", "from Acme Security Team: "),
+    ("reddit", "angry_ann", "from angry_ann: "),
+    ("twitter", "angry_ann", "from @angry_ann: "),
+    ("mastodon", "ann@social.example", "from @ann@social.example: "),
+    ("bluesky", "@ann.bsky.social", "from @ann.bsky.social: "),
+])
+def test_only_at_handle_sources_get_an_at_sign(store: Store, db_url: str, smtp: SmtpServer,
+                                               kind: str, handle: str, who: str) -> None:
+    """Feeds, Reddit and Hacker News name a person, not an @handle ("@Acme Security Team"
+    misreads): the convention the drafts' {author} follows."""
+    config = alerts_config(db_url, smtp.port)
+    add_mention(store, "m1", "acme is down", handle=handle, kind=kind,
+                rules=(("complaint-outage", True),))
+    run_alerts(config, store)
+    (mail,) = smtp.messages
+    assert who in mail.message["Subject"]
+    assert f"Author: {who[5:-2]} (Ann Example)" in mail.part("plain").splitlines()
 
 
 def test_priority_threshold(store: Store, db_url: str, smtp: SmtpServer) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from mentionwatch.alerts.rules import clean_header
 from mentionwatch.alerts.store import AlertRow, MentionView
-from mentionwatch.judgement import complaint_text, priority_text, reasons_text
+from mentionwatch.judgement import author_label, complaint_text, priority_text, reasons_text
 from mentionwatch.text import one_line
 
 SUBJECT_PREFIX = "[mentionwatch] "
@@ -68,7 +68,7 @@ def subject_for(rows: Sequence[AlertRow], mentions: dict[int, MentionView]) -> s
     mention = mentions.get(first.mention_id) if first.mention_id else None
     about = first.headline
     if mention is not None:
-        who = f"@{mention.author_handle.lstrip('@')}" if mention.author_handle else "someone"
+        who = author_label(mention.author_handle, mention.source_kind) or "someone"
         about += f" from {who}: {mention.title or mention.text}"
     count = len(_by_mention(rows))
     if count > 1:
@@ -86,7 +86,7 @@ def _section(group: list[AlertRow], mention: MentionView | None) -> tuple[str, l
     lines: list[Line] = [("What happened", "\n".join(r.headline for r in group), "block")]
     if mention is not None:
         lines.append(("Source", mention.source, "text"))
-        author = mention.author_handle or "unknown"
+        author = author_label(mention.author_handle, mention.source_kind) or "unknown"
         if mention.author_name and mention.author_name != mention.author_handle:
             author += f" ({mention.author_name})"
         lines.append(("Author", author, "text"))

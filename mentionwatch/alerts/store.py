@@ -70,6 +70,8 @@ class MentionView:
 
     id: int
     source: str
+    #: The source's kind (`twitter`, `rss`...): whether the author is an @handle.
+    source_kind: str
     url: str | None
     author_handle: str | None
     author_name: str | None
@@ -250,7 +252,8 @@ class AlertStore:
                 author: Author | None = m.author
                 draft = drafts.get(m.id)
                 out[m.id] = MentionView(
-                    id=m.id, source=m.source.name, url=m.url, author_handle=m.author_handle,
+                    id=m.id, source=m.source.name, source_kind=m.source.kind, url=m.url,
+                    author_handle=m.author_handle,
                     author_name=author.display_name if author else None,
                     followers=author.followers if author else None,
                     verified=author.verified if author else None,
