@@ -16,9 +16,8 @@ from click.testing import CliRunner
 from mentionwatch.alerts import send_test
 from mentionwatch.alerts.rules import clean_header, judge_spike, on_call, retry_delay, spike_windows
 from mentionwatch.cli import cli
-from mentionwatch.config import AlertsConfig
+from mentionwatch.config import AlertsConfig, parse_config
 from mentionwatch.errors import SendError
-from tests.conftest import make_config
 from tests.smtpsink import SmtpServer, free_port
 
 # ---------------------------------------------------------------- pure parts
@@ -111,8 +110,11 @@ def _smtp_config(tmp_path: Path, port: int, cert: Path, **smtp: object):  # type
     section = {"host": "127.0.0.1", "port": port, "security": "starttls", "ca_file": str(cert),
                "username_env": "MW_SMTP_USER", "password_env": "MW_SMTP_PASS", "timeout": "5s",
                **smtp}
-    return make_config(f"sqlite:///{tmp_path / 'db.sqlite'}", [],
-                       alerts={"on_call": ["oncall@acme.example"], "smtp": section})
+    # Each test hands send_test its own login (a wrong one, none): not checked at load here.
+    return parse_config({"brand": {"name": "Acme", "terms": ["acme"]},
+                         "database": {"url": f"sqlite:///{tmp_path / 'db.sqlite'}"},
+                         "alerts": {"on_call": ["oncall@acme.example"], "smtp": section}},
+                        Path("test-config.toml"), check_secrets=False)
 
 
 def test_starttls_and_login(tmp_path: Path, tls_smtp: SmtpServer,
@@ -161,6 +163,22 @@ def test_implicit_tls(tmp_path: Path, cert: tuple[Path, Path]) -> None:
         assert [m.rcpt_tos for m in sink.messages] == [["someone@acme.example"]]
     finally:
         controller.stop()
+
+
+def test_a_server_without_auth_is_named_as_such(tmp_path: Path, cert: tuple[Path, Path]) -> None:
+    """security = "none" and a login configured, the server offers no AUTH: the error says
+    so (it had said the server does not offer STARTTLS)."""
+    server = SmtpServer().start()
+    try:
+        config = _smtp_config(tmp_path, server.port, cert[0], security="none")
+        with pytest.raises(SendError) as info:
+            send_test(config, environ={"MW_SMTP_USER": "alerts", "MW_SMTP_PASS": "s3cret-pw"})
+        assert "offers no authentication (SMTP AUTH)" in str(info.value)
+        assert "STARTTLS" not in str(info.value)
+        assert "username_env and password_env" in (info.value.hint or "")
+        assert not server.messages
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------- CLI
@@ -232,3 +250,21 @@ def test_cli_alerts_test_list_and_status(tmp_path: Path) -> None:
     assert "Alert emails failing: 1 pending after 1 attempts" in status.output
     as_json = runner.invoke(cli, ["--config", str(path), "alerts", "list", "--json"])
     assert '"trigger": "rule"' in as_json.output
+
+
+def test_missing_smtp_password_variable_stops_poll_and_status(tmp_path: Path) -> None:
+    """The real command, as cron runs it: exit 2 and one message naming the setting (poll
+    and status had exited 0, poll logging a retry warning, alerts pending for ever)."""
+    from tests.test_cli import run
+
+    path = _write_config(tmp_path, free_port())
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'security = "none"', 'security = "none"\nusername_env = "MW_SMTP_USER"\n'
+        'password_env = "MW_SMTP_PASS_MISSING"'), encoding="utf-8")
+    for command in (["poll"], ["status"], ["alerts", "send"]):
+        result = run(["--config", str(path), *command], tmp_path, env={"MW_SMTP_USER": "alerts"})
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert ("alerts.smtp.password_env: environment variable $MW_SMTP_PASS_MISSING is not "
+                "set") in result.stderr
+        assert "Export MW_SMTP_PASS_MISSING" in result.stderr
+        assert "Traceback" not in result.stderr and not result.stdout
