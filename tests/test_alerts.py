@@ -379,6 +379,35 @@ def test_spike_against_same_hour_on_previous_days(store: Store, db_url: str,
     assert run_alerts(config, store, now=now + timedelta(seconds=10)).recorded == 0
 
 
+def test_no_spike_on_a_new_install_first_pass_but_urgent_mentions_alert(
+        store: Store, db_url: str, smtp: SmtpServer) -> None:
+    """A first pass (or a backfill on a new install) stores a burst of posts at once: there
+    is no history to call it unusual, so no spike; the urgent one still alerts. A day later
+    the same burst is a spike."""
+    config = alerts_config(db_url, smtp.port, spike_min_count=5, triggers=["mention", "spike"])
+    now = utcnow()
+    for i in range(6):
+        add_mention(store, f"first-{i}", f"acme down {i}", created_at=now - timedelta(minutes=i),
+                    rules=(("outage", True),) if i == 0 else (), now=now)
+    result = run_alerts(config, store, now=now)
+    assert [r.trigger for r in AlertStore(store).recent()] == ["rule"]
+    assert result.sent == 1 and "Spike" not in smtp.messages[0].message["Subject"]
+    # Still the first day (23 hours on): the burst that lands now does not page either.
+    later = now + timedelta(hours=23)
+    for i in range(6):
+        add_mention(store, f"soon-{i}", f"acme down again {i}",
+                    created_at=later - timedelta(minutes=i), now=later)
+    assert run_alerts(config, store, now=later).recorded == 0
+    # A day and a window after the first pass, yesterday's hour was watched: a spike.
+    day_on = now + timedelta(days=1, hours=1)
+    for i in range(6):
+        add_mention(store, f"next-{i}", f"acme down again {i}",
+                    created_at=day_on - timedelta(minutes=i), now=day_on)
+    assert run_alerts(config, store, now=day_on).recorded == 1
+    (spike,) = [r for r in AlertStore(store).recent() if r.trigger == "spike"]
+    assert (spike.details["current"], spike.details["baseline_days"]) == (6, 1)
+
+
 def test_source_failing_disabled_and_quiet(store: Store, db_url: str, smtp: SmtpServer) -> None:
     config = make_config(db_url, [
         {"name": n, "kind": "rss", "url": "http://127.0.0.1:9/f.xml"}

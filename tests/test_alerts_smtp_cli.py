@@ -14,7 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from mentionwatch.alerts import send_test
-from mentionwatch.alerts.rules import clean_header, judge_spike, on_call, retry_delay, spike_windows
+from mentionwatch.alerts.rules import (
+    clean_header,
+    judge_spike,
+    on_call,
+    retry_delay,
+    spike_history_ready,
+    spike_windows,
+)
 from mentionwatch.cli import cli
 from mentionwatch.config import AlertsConfig, parse_config
 from mentionwatch.errors import SendError
@@ -60,6 +67,12 @@ def test_spike_maths() -> None:
     assert not judge_spike(3, [], k=3.0, min_count=4).spiking  # below the minimum
     assert judge_spike(4, [], k=3.0, min_count=4).spiking  # no history: minimum decides
     assert not judge_spike(30, [10, 12, 8], k=3.0, min_count=5).spiking
+    # Spikes wait for a day of monitoring before the current window.
+    start, hour = datetime(2026, 11, 20, 12, 0, tzinfo=UTC), timedelta(hours=1)
+    assert not spike_history_ready(start, hour, None)
+    assert not spike_history_ready(start, hour, start)  # the first pass
+    assert not spike_history_ready(start + timedelta(hours=24, minutes=59), hour, start)
+    assert spike_history_ready(start + timedelta(hours=25), hour, start)
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     current, days = spike_windows(now, timedelta(hours=1), 7, now - timedelta(days=2, hours=2))
     assert current == (now - timedelta(hours=1), now)
