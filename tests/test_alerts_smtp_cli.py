@@ -3,6 +3,7 @@ STARTTLS/implicit TLS with login against a real aiosmtpd server, and the `alerts
 
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import subprocess
@@ -281,3 +282,57 @@ def test_missing_smtp_password_variable_stops_poll_and_status(tmp_path: Path) ->
                 "set") in result.stderr
         assert "Export MW_SMTP_PASS_MISSING" in result.stderr
         assert "Traceback" not in result.stderr and not result.stdout
+
+
+def test_alerts_send_says_what_waits_in_back_off(tmp_path: Path) -> None:
+    """`sent 0` with alerts in SMTP back-off had read as if nothing were waiting: say how many
+    wait for a retry, when the next attempt is, and the last error."""
+    from mentionwatch.alerts import run_alerts
+    from mentionwatch.config import load_config
+    from mentionwatch.store import Store
+    from tests.test_alerts import add_mention
+
+    path = _write_config(tmp_path, free_port())  # nothing listens there
+    config = load_config(path)
+    store = Store.open(config.database_url())
+    try:
+        for i in range(4):
+            add_mention(store, f"m{i}", f"acme ate my homework {i}", rules=(("rage", True),))
+        assert run_alerts(config, store).error
+    finally:
+        store.close()
+    result = CliRunner().invoke(cli, ["--config", str(path), "alerts", "send"])
+    assert result.exit_code == 0, result.output
+    assert "recorded 0, sent 0 in 0 email(s), held for digest 0" in result.stdout
+    waiting = " ".join(result.stderr.split())
+    assert "4 alert(s) wait for a retry after a failed send; next attempt at 20" in waiting
+    assert re.search(r"UTC \(in (29|30)s\)", waiting)  # 30 s back-off after one failure
+    assert "cannot reach the SMTP server 127.0.0.1" in waiting
+
+
+def test_alerts_send_says_what_waits_for_the_digest(tmp_path: Path) -> None:
+    from mentionwatch.config import load_config
+    from mentionwatch.store import Store
+    from tests.test_alerts import add_mention
+
+    server = SmtpServer().start()
+    try:
+        path = _write_config(tmp_path, server.port)
+        store = Store.open(load_config(path).database_url())
+        runner = CliRunner()
+        try:
+            add_mention(store, "m1", "acme ate my homework", rules=(("rage", True),))
+            first = runner.invoke(cli, ["--config", str(path), "alerts", "send"])
+            assert "sent 1 in 1 email(s)" in first.stdout and "wait" not in first.output
+            add_mention(store, "m2", "acme ate my lunch", rules=(("rage", True),))
+            runner.invoke(cli, ["--config", str(path), "alerts", "send"])  # holds it
+        finally:
+            store.close()
+        again = runner.invoke(cli, ["--config", str(path), "alerts", "send"])
+        assert again.exit_code == 0, again.output
+        assert "held for digest 0" in again.stdout
+        assert re.search(r"1 alert\(s\) wait for the digest, sent at 20\S+ \S+ UTC \(in [45]m\)",
+                         " ".join(again.stdout.split()))
+        assert len(server.messages) == 1
+    finally:
+        server.stop()
