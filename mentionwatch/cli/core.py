@@ -319,7 +319,7 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
         app.out.print("No mentions stored yet. Run `mentionwatch poll`.")
         return
     table = Table(title_justify="left", expand=True)
-    # On a narrow terminal (and in a pipe, 80 columns) the text matters more than who.
+    # On a narrow terminal (or a narrow $COLUMNS in a pipe) the text matters more than who.
     narrow = app.out.width < 110
     table.add_column("when", no_wrap=True)
     table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=12 if narrow else 18)
