@@ -429,7 +429,28 @@ def parse_config(
                         hint=f"Export {var} with the secret, or set enabled = false on this "
                         "source.",
                     )
+    if check_secrets and config.alerts.enabled:
+        _check_smtp_secrets(config.alerts.smtp, file, env)
     return config
+
+def _check_smtp_secrets(smtp: SmtpConfig, file: Path, env: Mapping[str, str]) -> None:
+    """The SMTP login's variables, checked as a source's are: unset, every alert would stay
+    pending, retried for ever, with only a log line to say so."""
+    keys = {"username_env": smtp.username_env, "password_env": smtp.password_env}
+    if bool(smtp.username_env) != bool(smtp.password_env):
+        missing, given = sorted(keys, key=lambda k: bool(keys[k]))
+        raise ConfigError(
+            f"{file}: alerts.smtp.{missing}: required with {given} (a login needs both).",
+            hint="Set both username_env and password_env in [alerts.smtp], or neither for a "
+            "server without login.",
+        )
+    for key, var in keys.items():
+        if var and not env.get(var):
+            raise ConfigError(
+                f"{file}: alerts.smtp.{key}: environment variable ${var} is not set.",
+                hint=f"Export {var} with the SMTP login's secret, leave username_env and "
+                "password_env out for a server without login, or set [alerts] enabled = false.",
+            )
 
 def secret_env_names(settings: BaseModel) -> dict[str, str]:
     """Map each `*_env` setting that is set to the environment variable it names."""

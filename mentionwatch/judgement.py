@@ -8,6 +8,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 FLAGS = ("crisis", "complaint", "question", "praise", "spam", "ignore")
+#: Source kinds where people are addressed by @handle (X, Mastodon, Bluesky). Elsewhere
+#: (Reddit, Hacker News, feeds) the author is a user or display name: "@Acme Security Team"
+#: misreads it.
+AT_HANDLE_KINDS = frozenset({"twitter", "mastodon", "bluesky"})
+
+
+def author_label(handle: str | None, source_kind: str) -> str:
+    """How drafts and alerts name an author: `@handle` on the kinds in AT_HANDLE_KINDS, the
+    name as the source gives it elsewhere; "" when there is none."""
+    name = (handle or "").strip()
+    if source_kind in AT_HANDLE_KINDS and name:
+        return "@" + name.lstrip("@")
+    return name
 
 
 @dataclass(frozen=True, slots=True)

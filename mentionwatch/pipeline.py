@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from mentionwatch.judgement import Judge
 from mentionwatch.models import utcnow
 from mentionwatch.registry import connector_class
 from mentionwatch.store import Store, config_hash
+from mentionwatch.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,21 @@ def sync_sources(config: Config, store: Store) -> None:
     ])
 
 
+def flatten_single_lines(mention: MentionIn) -> MentionIn:
+    """Make the fields shown on one line (title, author handle and display name) one line,
+    whatever the connector did: a line break in a feed item's title or author must not be
+    able to pass for a line of an alert email or a screen."""
+    if mention.title is not None:
+        mention.title = one_line(mention.title) or None
+    author = mention.author
+    if author is not None:
+        handle = one_line(author.handle)
+        name = one_line(author.display_name) or None
+        if handle != author.handle or name != author.display_name:
+            mention.author = replace(author, handle=handle, display_name=name)
+    return mention
+
+
 def filter_mentions(
     mentions: Sequence[MentionIn], matcher: BrandMatcher, *, prefiltered: bool,
     own_handles: set[str],
@@ -114,7 +130,7 @@ def filter_mentions(
     """Keep mentions that name the brand (unless the source already filtered) and that were
     not written by the brand's own accounts; record the matched terms on each."""
     kept = []
-    for mention in mentions:
+    for mention in map(flatten_single_lines, mentions):
         if mention.author and mention.author.handle.lower().lstrip("@") in own_handles:
             continue
         terms = matcher.find(f"{mention.title or ''}\n{mention.text}")

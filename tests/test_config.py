@@ -140,6 +140,26 @@ token_env = "MW_TEST_TOKEN"
     registry.connector_class.cache_clear()
 
 
+def test_missing_smtp_secret_is_a_config_error(tmp_path: Path) -> None:
+    """As a source's: unset, every alert would stay pending for ever behind a log line."""
+    smtp = '\n[alerts.smtp]\nusername_env = "MW_SMTP_USER"\npassword_env = "MW_SMTP_PASS_MISSING"\n'
+    path = write(tmp_path, GOOD + smtp)
+    message = error_for(path, environ={"MW_SMTP_USER": "alerts"})
+    assert ("alerts.smtp.password_env: environment variable $MW_SMTP_PASS_MISSING is not set"
+            in message)
+    assert "Export MW_SMTP_PASS_MISSING" in message
+    assert "alerts.smtp.username_env: environment variable $MW_SMTP_USER is not set" in \
+        error_for(path, environ={"MW_SMTP_PASS_MISSING": "pw"})
+    config = load_config(path, environ={"MW_SMTP_USER": "alerts", "MW_SMTP_PASS_MISSING": "pw"})
+    assert config.alerts.smtp.password_env == "MW_SMTP_PASS_MISSING"
+    # Half a login is a mistake too; alerts switched off need no mail server.
+    half = write(tmp_path, GOOD + '\n[alerts.smtp]\nusername_env = "MW_SMTP_USER"\n', "half.toml")
+    assert "alerts.smtp.password_env: required with username_env" in \
+        error_for(half, environ={"MW_SMTP_USER": "alerts"})
+    off = write(tmp_path, GOOD + "\n[alerts]\nenabled = false\n" + smtp, "off.toml")
+    assert load_config(off, environ={}).alerts.enabled is False
+
+
 def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:

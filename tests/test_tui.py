@@ -174,3 +174,27 @@ async def test_stats_view_shows_the_report_figures(postbox: None, receiver: Rece
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, StatsScreen)
+
+
+def test_detail_shows_a_stored_multi_line_author_and_title_on_one_line(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    """Rows stored before ingest flattened these fields still show them on one line: a line
+    break in an author's name must not print a line that reads as one of the screen's own."""
+    from mentionwatch.connector import AuthorIn
+    from mentionwatch.tui.app import render_detail
+    from mentionwatch.tui.queries import detail
+
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])
+    sync_sources(config, store)
+    (mention_id,) = store.store_batch("box", Batch([MentionIn(
+        external_id="x", text="acme is down", title="acme outage\nlink: http://evil.example",
+        author=AuthorIn(handle="ann\nengagement: 1000000 likes",
+                        display_name="Acme Security\nauthor: acme"))]),
+        want_ids=True).mention_ids
+    found = detail(store, mention_id)
+    assert found is not None
+    lines = render_detail(found).plain.splitlines()
+    assert "author: ann engagement: 1000000 likes (Acme Security author: acme)" in lines
+    assert "acme outage link: http://evil.example" in lines
+    assert [line for line in lines if line.startswith(("link:", "engagement:"))] == [
+        "engagement: 0 likes, 0 reposts, 0 replies"]

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from mentionwatch.alerts.message import build_message, check_message
 from mentionwatch.alerts.rules import on_call, retry_delay
 from mentionwatch.alerts.smtp import send
-from mentionwatch.alerts.store import AlertRow, AlertStore, DeliveryProblem
+from mentionwatch.alerts.store import AlertRow, AlertStore, DeliveryProblem, Waiting
 from mentionwatch.alerts.triggers import detect
 from mentionwatch.config import Config
 from mentionwatch.errors import SendError
@@ -27,7 +27,7 @@ from mentionwatch.pipeline import PollReport
 from mentionwatch.store import Store
 
 __all__ = ["Delivery", "after_poll", "deliver", "delivery_problem", "record_alerts",
-           "run_alerts", "send_test"]
+           "run_alerts", "send_test", "waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +153,8 @@ def send_test(
 def delivery_problem(config: Config, store: Store) -> DeliveryProblem | None:
     """Alerts that have failed to send `failures_to_report` times or more, or None."""
     return AlertStore(store).delivery_problem(config.alerts.failures_to_report)
+
+
+def waiting(store: Store, *, now: datetime | None = None) -> Waiting:
+    """The pending alerts not due yet: in back-off after a failed send, or held for a digest."""
+    return AlertStore(store).waiting(now or utcnow())

@@ -1,8 +1,9 @@
 """Write an alert email: a plain text part and a simple HTML part, built from stored values.
 
 User text (mention text, author names, rule explanations, drafts) is data: it is HTML-escaped
-in the HTML part, and a subject built from it is cleaned to one bounded line, so a mention
-cannot add headers or markup.
+in the HTML part, a subject built from it is cleaned to one bounded line, and in the plain
+part it never starts a line (multi-line text is indented, one-line fields flattened), so a
+mention cannot add headers, markup or lines that pass for the email's own fields.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from urllib.parse import urlsplit
 
 from mentionwatch.alerts.rules import clean_header
 from mentionwatch.alerts.store import AlertRow, MentionView
-from mentionwatch.judgement import complaint_text, priority_text, reasons_text
+from mentionwatch.judgement import author_label, complaint_text, priority_text, reasons_text
+from mentionwatch.text import one_line
 
 SUBJECT_PREFIX = "[mentionwatch] "
 #: How a person opens the mention in the triage TUI.
@@ -66,7 +68,7 @@ def subject_for(rows: Sequence[AlertRow], mentions: dict[int, MentionView]) -> s
     mention = mentions.get(first.mention_id) if first.mention_id else None
     about = first.headline
     if mention is not None:
-        who = f"@{mention.author_handle.lstrip('@')}" if mention.author_handle else "someone"
+        who = author_label(mention.author_handle, mention.source_kind) or "someone"
         about += f" from {who}: {mention.title or mention.text}"
     count = len(_by_mention(rows))
     if count > 1:
@@ -84,7 +86,7 @@ def _section(group: list[AlertRow], mention: MentionView | None) -> tuple[str, l
     lines: list[Line] = [("What happened", "\n".join(r.headline for r in group), "block")]
     if mention is not None:
         lines.append(("Source", mention.source, "text"))
-        author = mention.author_handle or "unknown"
+        author = author_label(mention.author_handle, mention.source_kind) or "unknown"
         if mention.author_name and mention.author_name != mention.author_handle:
             author += f" ({mention.author_name})"
         lines.append(("Author", author, "text"))
@@ -148,11 +150,14 @@ def _plain(intro: str, sections: list[tuple[str, list[Line]]]) -> str:
     for index, (title, lines) in enumerate(sections, 1):
         out.append(f"== {index}. {clean_header(title, 200)} ==")
         for label, value, kind in lines:
+            # User text never starts a line: a block's lines are indented, and a one-line
+            # value is made one line again (whatever is stored), so a feed item cannot
+            # forge a "Link:" or "Reach:" line of ours.
             if kind == "block":
                 out.append(f"{label}:")
                 out.extend("    " + line for line in value.splitlines() or [""])
             else:
-                out.append(f"{label}: {value}")
+                out.append(f"{label}: {one_line(value)}")
         out.append("")
     out.append("-- mentionwatch (answer in the TUI; nothing is posted without approval)")
     return "\n".join(out) + "\n"

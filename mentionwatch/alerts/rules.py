@@ -46,6 +46,18 @@ def spike_windows(
     return current, baseline
 
 
+def spike_history_ready(now: datetime, window: timedelta,
+                        monitored_since: datetime | None) -> bool:
+    """Whether spikes may alert: monitoring began at least a day before the current window,
+    so yesterday's same window (now - 24h - W, now - 24h] was watched.
+
+    Before that every post is new to us (a first pass, a backfill on a new install stores
+    weeks at once) and there is no history to call a burst unusual; urgent mentions still
+    alert one by one.
+    """
+    return monitored_since is not None and monitored_since <= now - DAY - window
+
+
 def judge_spike(current: int, baseline: Sequence[int], k: float, min_count: int) -> Spike:
     """Spike when `current >= min_count` and `current > k * mean(baseline)`.
 

@@ -51,14 +51,23 @@ def send(
             client = smtplib.SMTP(host, port, timeout=timeout)
         with client:
             if config.security == "starttls":
-                client.starttls(context=tls_context(config))
+                try:
+                    client.starttls(context=tls_context(config))
+                except smtplib.SMTPNotSupportedError:
+                    raise SendError(f"{where} does not offer STARTTLS.",
+                                    hint="Set [alerts.smtp] security = \"tls\" or \"none\" to "
+                                    "match the server.") from None
             if user and password:
-                client.login(user, password)
+                try:
+                    client.login(user, password)
+                except smtplib.SMTPNotSupportedError:
+                    raise SendError(
+                        f"{where} offers no authentication (SMTP AUTH), but [alerts.smtp] "
+                        "configures a login.",
+                        hint="Leave username_env and password_env out of [alerts.smtp] if the "
+                        "server takes mail without login; many servers offer AUTH only over "
+                        "TLS, so check security (\"starttls\" or \"tls\") too.") from None
             return client.send_message(message, to_addrs=list(recipients))
-    except smtplib.SMTPNotSupportedError:
-        raise SendError(f"{where} does not offer STARTTLS.",
-                        hint="Set [alerts.smtp] security = \"tls\" or \"none\" to match the "
-                        "server.") from None
     except smtplib.SMTPAuthenticationError as exc:
         raise SendError(f"{where} refused the SMTP login ({exc.smtp_code}).",
                         hint="Check the username and password variables.") from None

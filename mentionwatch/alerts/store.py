@@ -70,6 +70,8 @@ class MentionView:
 
     id: int
     source: str
+    #: The source's kind (`twitter`, `rss`...): whether the author is an @handle.
+    source_kind: str
     url: str | None
     author_handle: str | None
     author_name: str | None
@@ -105,6 +107,18 @@ class DeliveryProblem:
     attempts: int
     last_error: str | None
     oldest: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Pending alerts that are not due yet: after a failed send (in back-off), or held for
+    the next digest. Each with when the first of them is due."""
+
+    retrying: int = 0
+    next_retry_at: datetime | None = None
+    last_error: str | None = None
+    held: int = 0
+    held_until: datetime | None = None
 
 
 def _row(a: Alert) -> AlertRow:
@@ -250,7 +264,8 @@ class AlertStore:
                 author: Author | None = m.author
                 draft = drafts.get(m.id)
                 out[m.id] = MentionView(
-                    id=m.id, source=m.source.name, url=m.url, author_handle=m.author_handle,
+                    id=m.id, source=m.source.name, source_kind=m.source.kind, url=m.url,
+                    author_handle=m.author_handle,
                     author_name=author.display_name if author else None,
                     followers=author.followers if author else None,
                     verified=author.verified if author else None,
@@ -367,6 +382,25 @@ class AlertStore:
                 .order_by(Alert.id.desc()).limit(1)
             )
         return DeliveryProblem(int(row[0]), int(row[1]), last_error, row[2])
+
+    def waiting(self, now: datetime) -> Waiting:
+        """The pending alerts whose next attempt is after `now`, failed ones apart from those
+        only held for a digest (never attempted)."""
+        failed = Alert.attempts > 0
+        with self.store.session(readonly=True) as s:
+            counts = {bool(retry): (int(n), at) for retry, n, at in s.execute(
+                select(failed, func.count(), func.min(Alert.next_attempt_at))
+                .where(Alert.state == "pending", Alert.next_attempt_at > now)
+                .group_by(failed)
+            )}
+            retrying, next_retry_at = counts.get(True, (0, None))
+            held, held_until = counts.get(False, (0, None))
+            last_error = s.scalar(
+                select(Alert.last_error).where(Alert.state == "pending", failed,
+                                               Alert.next_attempt_at > now)
+                .order_by(Alert.id.desc()).limit(1)
+            ) if retrying else None
+        return Waiting(retrying, next_retry_at, last_error, held, held_until)
 
     def recent(self, limit: int = 50, state: str | None = None) -> list[AlertRow]:
         query = select(Alert).order_by(Alert.id.desc()).limit(limit)

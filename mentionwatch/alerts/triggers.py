@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from mentionwatch.alerts.rules import judge_spike, spike_windows
+from mentionwatch.alerts.rules import judge_spike, spike_history_ready, spike_windows
 from mentionwatch.alerts.store import AlertStore, NewAlert
 from mentionwatch.config import Config
 from mentionwatch.durations import format_duration
@@ -65,12 +65,16 @@ def urgent_mentions(config: Config, alerts: AlertStore, now: datetime) -> list[N
 
 
 def spikes(config: Config, alerts: AlertStore, now: datetime) -> list[NewAlert]:
-    """A spike alert at most once per window-sized time bucket."""
+    """A spike alert at most once per window-sized time bucket, and none in the first day
+    of monitoring (see `spike_history_ready`)."""
     cfg = config.alerts
     flags = None if "all" in cfg.spike_flags else list(cfg.spike_flags)
     series = "all mentions" if flags is None else " + ".join(flags)
+    since = alerts.monitored_since()
+    if not spike_history_ready(now, cfg.spike_window, since):
+        return []  # a first day (first pass, backfill): nothing to compare a burst with
     (start, end), baseline_windows = spike_windows(
-        now, cfg.spike_window, cfg.spike_baseline_days, alerts.monitored_since()
+        now, cfg.spike_window, cfg.spike_baseline_days, since
     )
     current = alerts.count_mentions(flags, start, end)
     if current < cfg.spike_min_count:

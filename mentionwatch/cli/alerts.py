@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import click
 from rich.table import Table
 from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
+from mentionwatch.durations import format_duration
 
 
 @click.group("alerts")
@@ -38,7 +40,8 @@ def alerts_test(app: AppContext, to: tuple[str, ...]) -> None:
 @pass_app
 def alerts_send(app: AppContext) -> None:
     """Record due alerts and send pending ones now (what every poll does afterwards)."""
-    from mentionwatch.alerts import run_alerts
+    from mentionwatch.alerts import run_alerts, waiting
+    from mentionwatch.models import utcnow
 
     result = run_alerts(app.config, app.store)
     app.out.print(Text(f"recorded {result.recorded}, sent {result.sent} in {result.emails} "
@@ -46,6 +49,22 @@ def alerts_send(app: AppContext) -> None:
     if result.error:
         app.err.print(Text(f"sending failed (alerts stay pending): {result.error}", style="red"))
         raise SystemExit(1)
+    # What this run did not try: alerts in back-off after an earlier failure, or waiting for
+    # a digest. "sent 0" alone had read as if nothing were waiting.
+    now = utcnow()
+    wait = waiting(app.store, now=now)
+    if wait.retrying and wait.next_retry_at:
+        app.err.print(Text(
+            f"{wait.retrying} alert(s) wait for a retry after a failed send; next attempt "
+            f"{_when(wait.next_retry_at, now)} (last error: {wait.last_error or 'unknown'})",
+            style="yellow"))
+    if wait.held and wait.held_until:
+        app.out.print(Text(f"{wait.held} alert(s) wait for the digest, sent "
+                           f"{_when(wait.held_until, now)}"))
+
+
+def _when(at: datetime, now: datetime) -> str:
+    return f"at {at:%Y-%m-%d %H:%M:%S} UTC (in {format_duration(at - now)})"
 
 
 @alerts_group.command("list")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +19,34 @@ from mentionwatch.config import Config, load_config
 from mentionwatch.errors import MentionwatchError
 from mentionwatch.store import Store
 
+#: Table width for output that is not a terminal (cron mail, journald, a pipe) when $COLUMNS
+#: is not set: wide enough that no column is dropped, as 80 had dropped `status`'s mentions.
+PIPE_WIDTH = 200
+
+
+class PipeConsole(Console):
+    """A console for a stream that is not a terminal. Messages (plain strings and Text) are
+    printed as they are, one line each, never wrapped or padded to a width: a mail reader or
+    journald wraps for itself. Tables and panels are still laid out, for `width`."""
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
+        if soft_wrap is None:
+            soft_wrap = all(isinstance(o, str | Text) for o in objects)
+        super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
 
 def make_console(*, stderr: bool = False) -> Console:
     # rich honours NO_COLOR and turns styling off when the stream is not a terminal.
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if console.is_terminal:
+        return console
+    return PipeConsole(stderr=stderr, highlight=False, soft_wrap=False, width=pipe_width())
+
+
+def pipe_width(environ: Mapping[str, str] | None = None) -> int:
+    """$COLUMNS when it is a positive number, else PIPE_WIDTH."""
+    columns = (os.environ if environ is None else environ).get("COLUMNS", "").strip()
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH
 
 
 @dataclass
@@ -35,9 +60,17 @@ class AppContext:
 
     def setup_logging(self) -> None:
         level = {0: logging.WARNING, 1: logging.INFO}.get(self.verbosity, logging.DEBUG)
-        handler = RichHandler(console=self.err, show_path=False, markup=False,
-                              rich_tracebacks=False, show_time=self.err.is_terminal)
-        logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+        handler: logging.Handler
+        if self.err.is_terminal:
+            handler = RichHandler(console=self.err, show_path=False, markup=False,
+                                  rich_tracebacks=False)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        else:
+            # Cron mail, journald, a file: one plain line per record (a traceback as Python
+            # prints it), not rich's columns padded and wrapped to a width.
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        logging.basicConfig(level=level, handlers=[handler], force=True)
         # Library chatter (HTTP request lines may carry query strings) stays out below -vv.
         for noisy in ("httpx", "httpcore", "urllib3", "alembic", "prawcore", "tweepy"):
             logging.getLogger(noisy).setLevel(logging.DEBUG if self.verbosity > 2

@@ -32,7 +32,7 @@ from mentionwatch.pipeline import SourceOutcome
 from mentionwatch.pipeline import poll as run_poll
 from mentionwatch.resources import example_config_path
 from mentionwatch.store import UNJUDGED_WINDOW
-from mentionwatch.text import first_line
+from mentionwatch.text import first_line, one_line
 
 
 def _since(value: str | None) -> datetime | None:
@@ -319,7 +319,7 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
         app.out.print("No mentions stored yet. Run `mentionwatch poll`.")
         return
     table = Table(title_justify="left", expand=True)
-    # On a narrow terminal (and in a pipe, 80 columns) the text matters more than who.
+    # On a narrow terminal (or a narrow $COLUMNS in a pipe) the text matters more than who.
     narrow = app.out.width < 110
     table.add_column("when", no_wrap=True)
     table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=12 if narrow else 18)
@@ -333,7 +333,7 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
     for m in rows:
         # Text() keeps user text inert: brackets are not rich markup.
         cells: list[str | Text] = [ago(m.created_at, now), m.source.name,
-                                   Text(m.author_handle or ""), m.flag or "",
+                                   Text(one_line(m.author_handle)), m.flag or "",
                                    Text(first_line(_headline(m), 200))]
         table.add_row(*cells, *([Text(m.url or "")] if show_url else []))
     app.out.print(table)
@@ -365,7 +365,8 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     author = mention.author
-    who = mention.author_handle or "unknown author"
+    # One line whatever is stored: an author cannot add a line of their own here.
+    who = one_line(mention.author_handle) or "unknown author"
     if author and author.followers is not None:
         who += f" ({author.followers:,} followers)"
     out = app.out
@@ -374,7 +375,7 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
                             "  ", Text(who), f"  {ago(mention.created_at)}"))
     if mention.url:
         out.print(Text(mention.url))
-    body = Text(f"{mention.title}\n\n" if mention.title else "") + Text(mention.text)
+    body = Text(f"{one_line(mention.title)}\n\n" if mention.title else "") + Text(mention.text)
     out.print(Panel(body, title="mention", title_align="left"))
     for r in matches:
         out.print(Text(f"{r.flag} · {r.pack}/{r.rule} · severity {r.severity:.2f}"

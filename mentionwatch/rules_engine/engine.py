@@ -27,7 +27,7 @@ import regex
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from mentionwatch.errors import RuleError
-from mentionwatch.judgement import Judgement, MentionFacts, RuleHit
+from mentionwatch.judgement import AT_HANDLE_KINDS, Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack, language_code
@@ -423,7 +423,7 @@ class Engine:
         # Where people are addressed by @handle. Elsewhere (Reddit, Hacker News, feeds) a
         # reply sits under the post it answers, and a bare user name in front of "Thank you"
         # reads as a slip ("anon Thank you for ..."), so the field is empty there.
-        author = f"@{handle}" if handle and f.source_kind in _AT_HANDLES else ""
+        author = f"@{handle}" if handle and f.source_kind in AT_HANDLE_KINDS else ""
         digest = hashlib.sha256(f"{f.source}:{f.url}:{f.text}".encode()).hexdigest()
         return {
             "author": author,
@@ -436,9 +436,6 @@ class Engine:
             "contact": self._contact,
             "source": f.source_kind,
         }
-
-
-_AT_HANDLES = frozenset({"twitter", "mastodon", "bluesky"})
 
 
 def _text(facts: MentionFacts) -> str:

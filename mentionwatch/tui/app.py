@@ -26,7 +26,7 @@ from mentionwatch.judgement import explanation_lines, reasons_text
 from mentionwatch.models import utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import current_operator
-from mentionwatch.text import first_line, strip_terminal_escapes
+from mentionwatch.text import first_line, one_line, strip_terminal_escapes
 from mentionwatch.tui.outbox_view import OutboxScreen, action_line, outbox_counts, summary_line
 from mentionwatch.tui.prompt import PromptScreen
 from mentionwatch.tui.queries import (
@@ -437,7 +437,7 @@ class TriageApp(App[None]):
         table = self.query_one("#queue", DataTable)
         now = self.clock()
         for row in rows:
-            who = Text(safe(row.author) or "?")
+            who = Text(one_line(row.author) or "?")
             if row.followers is not None:
                 who.append(f" ({row.followers:,})", style="dim")
             owner = Text(first_line(safe(row.assigned_to), 20))
@@ -664,17 +664,17 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
     out.append(m.flag or "unflagged", style=FLAG_STYLE.get(m.flag or "", "bold"))
     out.append(f"  priority {m.priority:.2f}  {m.source.name}\n")
     if m.title:
-        out.append(safe(m.title) + "\n", style="bold")
+        out.append(one_line(m.title) + "\n", style="bold")
     out.append(safe(m.text) + "\n\n")
     if m.url:
         out.append("link: ", style="dim")
         out.append(safe(m.url) + "\n")
     author = m.author
     out.append("author: ", style="dim")
-    out.append(safe(m.author_handle) or "?")
+    out.append(one_line(m.author_handle) or "?")
     if author is not None:
         if author.display_name:
-            out.append(f" ({safe(author.display_name)})")
+            out.append(f" ({one_line(author.display_name)})")
         if author.followers is not None:
             out.append(f", {author.followers:,} followers")
         if author.verified:
