@@ -9,8 +9,7 @@ import io
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
@@ -27,6 +26,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    retry_after,
 )
 from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
 from mentionwatch.text import clean_text
@@ -187,24 +187,14 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
                          hint=f"Check that {url} is public or that the URL is right.")
     if status == 429:
         raise RateLimited(f"{host}: rate limited (429).",
-                          until=_retry_after(response.headers.get("retry-after")))
+                          until=retry_after(response.headers.get("retry-after")))
+    # A 503 with Retry-After says when the server is back: wait for it, like a 429.
+    if status == 503 and (until := retry_after(response.headers.get("retry-after"))):
+        raise RateLimited(f"{host}: server unavailable (503), asked to wait.", until=until)
     if status >= 500:
         raise Transient(f"{host}: server error {status} {reason}.")
     raise BadResponse(f"{host}: the feed answered {status} {reason}.",
                       hint=f"Check the url setting ({url}).")
-
-
-def _retry_after(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    now = datetime.now(UTC)
-    if value.strip().isdigit():
-        return now + timedelta(seconds=int(value.strip()))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _load_cursor(cursor: str | None) -> dict[str, Any]:
