@@ -105,6 +105,13 @@ def test_status_shows_the_date_of_a_rate_limit_that_ends_another_day(
     assert f"rate limited until {until[:10]} {until[11:19]} UTC" in human.stdout
 
 
+@pytest.mark.parametrize("command", [["poll"], ["mentions", "list"]])
+def test_a_since_beyond_ten_years_is_a_usage_error(project: Path, command: list[str]) -> None:
+    result = run([*command, "--since", "99999999d"], project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Invalid value for --since: '99999999d' is too long" in result.stderr
+
+
 def test_bad_config_exits_2_with_one_clear_message(tmp_path: Path) -> None:
     (tmp_path / "mentionwatch.toml").write_text(
         '[brand]\nname = "Acme"\nterms = ["acme"]\nbogus = 1\n', encoding="utf-8")

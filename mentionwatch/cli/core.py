@@ -41,7 +41,7 @@ def _since(value: str | None) -> datetime | None:
     try:
         return utcnow() - parse_duration(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--since") from None
 
 
 def ago(when: datetime | None, now: datetime | None = None) -> str:
