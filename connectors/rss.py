@@ -77,6 +77,11 @@ class RssConnector:
         body, response = self._get(url, headers)
         if response.status_code == 304:
             return Batch([], not_modified=True)
+        if not body.strip():
+            # feedparser reads nothing as an empty, healthy feed: a feed that starts serving
+            # nothing must show as failing, not as a quiet "ok".
+            raise BadResponse(f"{host_of(url)}: the feed answered {response.status_code} with "
+                              "an empty body.", hint=f"Check that {url} still serves the feed.")
         parsed = feedparser.parse(
             io.BytesIO(body),
             # No content-location: feedparser would also turn a bare <guid>g1</guid> into
@@ -120,13 +125,16 @@ class RssConnector:
                         )
                     chunks.append(chunk)
                 return b"".join(chunks), response
-        except httpx.TimeoutException:
-            raise Transient(f"{host}: timed out fetching the feed.") from None
+        except httpx.TimeoutException as exc:
+            raise Transient(f"{_failed_host(exc, host)}: timed out fetching the feed.") from None
         except httpx.TooManyRedirects:
             raise BadResponse(f"{host}: too many redirects.") from None
         except httpx.DecodingError as exc:
             raise BadResponse(f"{host}: could not decode the response ({exc}).") from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
+        except httpx.TransportError as exc:
+            raise Transient(f"{_failed_host(exc, host)}: connection failed "
+                            f"({type(exc).__name__}: {exc}).") from None
+        except httpx.StreamError as exc:
             raise Transient(f"{host}: connection failed ({type(exc).__name__}: {exc}).") from None
         except httpx.InvalidURL as exc:
             raise BadResponse(f"{url!r} is not a valid URL ({exc}).") from None
@@ -195,6 +203,15 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
         raise Transient(f"{host}: server error {status} {reason}.")
     raise BadResponse(f"{host}: the feed answered {status} {reason}.",
                       hint=f"Check the url setting ({url}).")
+
+
+def _failed_host(exc: httpx.RequestError, host: str) -> str:
+    """The host whose request failed: after a redirect, not the one in the url setting."""
+    try:
+        failed = host_of(str(exc.request.url))
+    except RuntimeError:  # no request attached
+        return host
+    return failed if failed == host else f"{failed} (redirected from {host})"
 
 
 def _load_cursor(cursor: str | None) -> dict[str, Any]:

@@ -205,6 +205,32 @@ def test_retry_after_is_bounded_and_a_503_with_it_waits_like_a_429(
     assert down_row.rate_limited_until is None and "server error 503" in (down_row.last_error or "")
 
 
+def test_an_empty_feed_body_is_a_failure_not_ok(store: Store, feeds: FeedServer,
+                                                db_url: str) -> None:
+    empty = feeds.add("/empty.xml", "")
+    blank = feeds.add("/blank.xml", "  \r\n\t \n")
+    config = make_config(db_url, [{"name": "empty", "kind": "rss", "url": empty},
+                                  {"name": "blank", "kind": "rss", "url": blank}])
+    by_name = {o.name: o for o in poll(config, store).outcomes}
+    for name, url in (("empty", empty), ("blank", blank)):
+        assert by_name[name].status == "failed"
+        assert f"the feed answered 200 with an empty body. Check that {url} still serves" in (
+            by_name[name].message or "")
+        assert _source(store, name).consecutive_failures == 1
+
+
+def test_a_redirect_that_fails_names_the_host_that_refused(store: Store, feeds: FeedServer,
+                                                          db_url: str) -> None:
+    # 127.0.0.2 is loopback too, and nothing listens on port 9 there.
+    url = feeds.add("/moved.xml", "", status=302,
+                    headers={"Location": "http://127.0.0.2:9/feed.xml"})
+    config = make_config(db_url, [{"name": "moved", "kind": "rss", "url": url}])
+    [outcome] = poll(config, store).outcomes
+    here = feeds.base_url.removeprefix("http://")
+    assert (outcome.message or "").startswith(
+        f"127.0.0.2:9 (redirected from {here}): connection failed")
+
+
 def test_crash_mid_pass_leaves_nothing_then_next_pass_stores_each_once(
     store: Store, feeds: FeedServer, db_url: str
 ) -> None:
