@@ -225,6 +225,21 @@ def test_since_too_long_or_in_the_future_is_a_usage_error(
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    # A negative --top had sliced from the end: all authors but the last three.
+    (["--top", "-3"], "Invalid value for '--top': -3 is not in the range x>=1"),
+    (["--top", "0"], "Invalid value for '--top': 0 is not in the range x>=1"),
+    # --to alone had been ignored: nothing was sent and nothing said so.
+    (["--to", "x@y.example"], "Invalid value for --to: --to needs --email"),
+])
+def test_report_options_that_make_no_sense_are_usage_errors(
+        store: Store, db_url: str, tmp_path: Path, args: list[str], expected: str) -> None:
+    config = _write_config(tmp_path, db_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), "report", *args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+
+
 # --------------------------------------------------------------------------- export
 
 

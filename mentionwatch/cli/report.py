@@ -84,7 +84,8 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 @click.option("--section", type=click.Choice(SECTIONS), default=None,
               help="With --format csv: one section as its own table (default: all sections "
               "in one long table with columns section,row,column,value).")
-@click.option("--top", default=10, show_default=True, help="How many top authors and terms.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many top authors and terms.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Also write a self-contained HTML report (opens offline) to this file.")
 @click.option("--email", "email", is_flag=True,
@@ -109,6 +110,9 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
     """
     if section and fmt != "csv":
         raise click.BadParameter("--section needs --format csv", param_hint="--section")
+    if to and not email:
+        raise click.BadParameter("--to needs --email (it says who the emailed report goes to)",
+                                 param_hint="--to")
     _check_sources(app, sources)
     now = utcnow()
     result = build_report(app.store, since=_parse_since(since, now), now=now,
