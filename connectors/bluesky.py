@@ -40,6 +40,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    retry_after,
 )
 from mentionwatch.errors import (
     AuthFailed,
@@ -179,9 +180,12 @@ class BlueskyConnector:
 
     def _source_error(self, exc: Exception) -> SourceError:
         if isinstance(exc, atx.RateLimitExceededError):
-            until = exc.reset_at
-            if until is None and exc.retry_after is not None:
-                until = datetime.now(UTC) + _seconds(exc.retry_after)
+            try:
+                until = exc.reset_at
+            except (OverflowError, ValueError, OSError):  # beyond the calendar: as if not sent
+                until = None
+            if until is None:
+                until = retry_after(exc.retry_after)
             return RateLimited("Bluesky: rate limited (429).", until=until)
         if isinstance(exc, atx.UnauthorizedError):
             return AuthFailed(f"Bluesky refused the request ({_detail(exc)}).",
@@ -495,12 +499,6 @@ def _as_dict(value: Any) -> dict[str, Any]:
 def _detail(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return clean_text(text, is_html=False)[:200]
-
-
-def _seconds(value: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
 
 
 def _time(value: Any) -> datetime:

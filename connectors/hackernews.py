@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -27,6 +26,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    retry_after,
 )
 from mentionwatch.durations import parse_duration
 from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
@@ -257,6 +257,9 @@ def _raise_for_status(response: httpx.Response) -> None:
         raise RateLimited("Hacker News search: rate limited (429).",
                           until=retry_after(response.headers.get("retry-after")),
                           hint="Algolia allows 10,000 requests an hour per IP; poll less often.")
+    # A 503 with Retry-After says when the service is back: wait for it, like a 429.
+    if status == 503 and (until := retry_after(response.headers.get("retry-after"))):
+        raise RateLimited("Hacker News search: unavailable (503), asked to wait.", until=until)
     if status in (401, 403):
         raise AuthFailed(f"Hacker News search refused the request ({status}).",
                          hint="Check the api_url setting; the public API needs no key.")
@@ -264,21 +267,6 @@ def _raise_for_status(response: httpx.Response) -> None:
         raise Transient(f"Hacker News search: server error {status}.")
     raise BadResponse(f"Hacker News search answered {status} {response.reason_phrase}.",
                       hint="Check the queries and tags settings.")
-
-
-def retry_after(value: str | None) -> datetime | None:
-    """A Retry-After header (seconds or an HTTP date) as a UTC time; None when absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    now = datetime.now(UTC)
-    if value.isdigit():
-        return now + timedelta(seconds=int(value))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _split_gap(lower: int, oldest: int) -> list[list[int]]:

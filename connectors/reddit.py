@@ -39,6 +39,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    retry_after,
 )
 from mentionwatch.errors import (
     AuthFailed,
@@ -482,9 +483,11 @@ class RedditConnector:
     def _transport_error(self, exc: pce.PrawcoreException, what: str) -> SourceError:
         s = self.settings
         if isinstance(exc, pce.TooManyRequests):
-            wait = _float(exc.retry_after) or 60.0
+            now = datetime.now(UTC)
+            until = retry_after(exc.retry_after, now=now) or now + timedelta(seconds=60)
+            wait = (until - now).total_seconds()
             return RateLimited(f"Reddit: too many requests (HTTP 429); retry after {wait:.0f} s.",
-                               until=datetime.now(UTC) + timedelta(seconds=wait))
+                               until=until)
         if isinstance(exc, pce.OAuthException):
             setting = ("refresh_token_env" if s.refresh_token_env
                        else "username_env / password_env")

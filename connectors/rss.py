@@ -9,8 +9,7 @@ import io
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
@@ -27,6 +26,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    retry_after,
 )
 from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
 from mentionwatch.text import clean_text
@@ -77,6 +77,11 @@ class RssConnector:
         body, response = self._get(url, headers)
         if response.status_code == 304:
             return Batch([], not_modified=True)
+        if not body.strip():
+            # feedparser reads nothing as an empty, healthy feed: a feed that starts serving
+            # nothing must show as failing, not as a quiet "ok".
+            raise BadResponse(f"{host_of(url)}: the feed answered {response.status_code} with "
+                              "an empty body.", hint=f"Check that {url} still serves the feed.")
         parsed = feedparser.parse(
             io.BytesIO(body),
             # No content-location: feedparser would also turn a bare <guid>g1</guid> into
@@ -120,13 +125,16 @@ class RssConnector:
                         )
                     chunks.append(chunk)
                 return b"".join(chunks), response
-        except httpx.TimeoutException:
-            raise Transient(f"{host}: timed out fetching the feed.") from None
+        except httpx.TimeoutException as exc:
+            raise Transient(f"{_failed_host(exc, host)}: timed out fetching the feed.") from None
         except httpx.TooManyRedirects:
             raise BadResponse(f"{host}: too many redirects.") from None
         except httpx.DecodingError as exc:
             raise BadResponse(f"{host}: could not decode the response ({exc}).") from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
+        except httpx.TransportError as exc:
+            raise Transient(f"{_failed_host(exc, host)}: connection failed "
+                            f"({type(exc).__name__}: {exc}).") from None
+        except httpx.StreamError as exc:
             raise Transient(f"{host}: connection failed ({type(exc).__name__}: {exc}).") from None
         except httpx.InvalidURL as exc:
             raise BadResponse(f"{url!r} is not a valid URL ({exc}).") from None
@@ -187,24 +195,23 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
                          hint=f"Check that {url} is public or that the URL is right.")
     if status == 429:
         raise RateLimited(f"{host}: rate limited (429).",
-                          until=_retry_after(response.headers.get("retry-after")))
+                          until=retry_after(response.headers.get("retry-after")))
+    # A 503 with Retry-After says when the server is back: wait for it, like a 429.
+    if status == 503 and (until := retry_after(response.headers.get("retry-after"))):
+        raise RateLimited(f"{host}: server unavailable (503), asked to wait.", until=until)
     if status >= 500:
         raise Transient(f"{host}: server error {status} {reason}.")
     raise BadResponse(f"{host}: the feed answered {status} {reason}.",
                       hint=f"Check the url setting ({url}).")
 
 
-def _retry_after(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    now = datetime.now(UTC)
-    if value.strip().isdigit():
-        return now + timedelta(seconds=int(value.strip()))
+def _failed_host(exc: httpx.RequestError, host: str) -> str:
+    """The host whose request failed: after a redirect, not the one in the url setting."""
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        failed = host_of(str(exc.request.url))
+    except RuntimeError:  # no request attached
+        return host
+    return failed if failed == host else f"{failed} (redirected from {host})"
 
 
 def _load_cursor(cursor: str | None) -> dict[str, Any]:

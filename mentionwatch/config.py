@@ -46,6 +46,28 @@ def _duration(value: Any) -> timedelta:
         return value
     return parse_duration(value)
 
+
+def _timeout(value: Any) -> timedelta:
+    # A zero timeout fails every request at once with a confusing connection error.
+    timeout = _duration(value)
+    if timeout <= timedelta(0):
+        raise ValueError(f"a timeout must be more than 0s (got {value!r}); use e.g. '20s'")
+    return timeout
+
+
+#: A source is polled at most this often: `interval = "0s"` made `run` poll every second.
+MIN_SOURCE_INTERVAL = timedelta(seconds=10)
+
+
+def _interval(value: Any) -> timedelta | None:
+    if value is None:
+        return None
+    interval = _duration(value)
+    if interval < MIN_SOURCE_INTERVAL:
+        raise ValueError(f"{value!r} is too short; a source is polled at most every "
+                         f"{MIN_SOURCE_INTERVAL.seconds}s (use e.g. '5m')")
+    return interval
+
 class BrandConfig(StrictModel):
     """What counts as a mention of the brand, and how the brand talks to customers."""
 
@@ -88,7 +110,7 @@ class PollConfig(StrictModel):
     timeout: timedelta = Field(default=timedelta(seconds=20))
     user_agent: str | None = None
 
-    _parse_timeout = field_validator("timeout", mode="before")(_duration)
+    _parse_timeout = field_validator("timeout", mode="before")(_timeout)
 
 class RulesConfig(StrictModel):
     defaults: bool = True
@@ -124,7 +146,7 @@ class SmtpConfig(StrictModel):
     #: Extra CA certificates to trust (a private mail relay); the system store is always used.
     ca_file: Path | None = None
 
-    _parse_timeout = field_validator("timeout", mode="before")(_duration)
+    _parse_timeout = field_validator("timeout", mode="before")(_timeout)
 
     def effective_port(self) -> int:
         return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
@@ -207,9 +229,7 @@ class SourceConfig(StrictModel):
     enabled: bool = True
     interval: timedelta | None = None
 
-    _parse_interval = field_validator("interval", mode="before")(
-        lambda v: None if v is None else _duration(v)
-    )
+    _parse_interval = field_validator("interval", mode="before")(_interval)
 
     @property
     def settings_data(self) -> dict[str, Any]:

@@ -7,9 +7,11 @@ text and posts it. It raises the typed `SourceError`s from `mentionwatch.errors`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
@@ -145,3 +147,30 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def retry_after(value: str | float | None, *, now: datetime | None = None) -> datetime | None:
+    """When a Retry-After value says to try again, in UTC: a number of seconds (the header, or
+    a library's reading of it) or an HTTP date.
+
+    None when absent or unreadable, negative, or beyond the calendar (`999999999999`): such a
+    header is treated as not sent. A far but valid time is returned as it is; the pipeline
+    caps how long a source is skipped (`health.MAX_RATE_LIMIT_WAIT`)."""
+    if value is None or isinstance(value, bool):
+        return None
+    now = now or datetime.now(UTC)
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:
+        return None

@@ -8,6 +8,9 @@ from itertools import pairwise
 
 BACKOFF_BASE = timedelta(seconds=60)
 BACKOFF_CAP = timedelta(hours=1)
+#: The longest a source is skipped because it asked us to wait (Retry-After, a rate-limit
+#: reset): a header that says "2099" must not silence a source for decades.
+MAX_RATE_LIMIT_WAIT = timedelta(hours=24)
 #: Consecutive authentication failures after which a source is disabled until its config changes.
 AUTH_FAILURES_TO_DISABLE = 3
 

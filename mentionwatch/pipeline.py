@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,7 +22,12 @@ from mentionwatch.brand import BrandMatcher
 from mentionwatch.config import Config, SourceConfig
 from mentionwatch.connector import Batch, Connector, ConnectorContext, MentionIn
 from mentionwatch.errors import AuthFailed, RateLimited, SourceError
-from mentionwatch.health import AUTH_FAILURES_TO_DISABLE, backoff, due_state
+from mentionwatch.health import (
+    AUTH_FAILURES_TO_DISABLE,
+    MAX_RATE_LIMIT_WAIT,
+    backoff,
+    due_state,
+)
 from mentionwatch.judgement import Judge
 from mentionwatch.models import utcnow
 from mentionwatch.registry import connector_class
@@ -250,6 +255,12 @@ def _record_source_error(
 ) -> SourceOutcome:
     message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
     rate_limited_until = exc.until if isinstance(exc, RateLimited) else None
+    if rate_limited_until is not None and rate_limited_until > now + MAX_RATE_LIMIT_WAIT:
+        asked = rate_limited_until.astimezone(UTC)
+        hours = MAX_RATE_LIMIT_WAIT / timedelta(hours=1)
+        message += (f" The server asked to wait until {asked:%Y-%m-%d %H:%M} UTC; mentionwatch"
+                    f" waits at most {hours:.0f} hours and tries again then.")
+        rate_limited_until = now + MAX_RATE_LIMIT_WAIT
     if isinstance(exc, RateLimited) and rate_limited_until is None:
         rate_limited_until = now + max(interval, timedelta(minutes=1))
     store.record_failure(

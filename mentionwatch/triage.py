@@ -15,7 +15,7 @@ from sqlalchemy import Connection, update
 from mentionwatch import outbox
 from mentionwatch.audit import record
 from mentionwatch.config import TeamConfig
-from mentionwatch.durations import format_duration, parse_duration
+from mentionwatch.durations import DurationTooLong, format_duration, parse_duration
 from mentionwatch.models import Mention
 from mentionwatch.store import Store
 
@@ -69,6 +69,8 @@ def _as_duration(typed: str, now: datetime) -> datetime | None:
                          f"('{typed}:00').")
     try:
         return now + parse_duration(typed)
+    except DurationTooLong:
+        raise
     except ValueError:
         return None
 

@@ -89,6 +89,30 @@ def test_poll_exit_code_1_when_a_source_fails(project: Path, feeds: FeedServer) 
     assert "broken" in human.stdout and "404" in human.stdout
 
 
+def test_status_shows_the_date_of_a_rate_limit_that_ends_another_day(
+        project: Path, feeds: FeedServer) -> None:
+    limited = feeds.add("/limited.xml", "slow down", status=429,
+                        headers={"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"})
+    config = project / "mentionwatch.toml"
+    config.write_text(config.read_text() + feed_source("limited", limited))
+    result = run(["poll"], project)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "asked to wait until 2099-10-21 07:28 UTC" in result.stderr
+    # Capped at 24 hours from now: always another day, so the date is shown.
+    [until] = [s["rate_limited_until"] for s in json.loads(run(["status", "--json"],
+                                                               project).stdout)
+               if s["source"] == "limited"]
+    human = run(["status"], project)
+    assert f"rate limited until {until[:10]} {until[11:19]} UTC" in human.stdout
+
+
+@pytest.mark.parametrize("command", [["poll"], ["mentions", "list"]])
+def test_a_since_beyond_ten_years_is_a_usage_error(project: Path, command: list[str]) -> None:
+    result = run([*command, "--since", "99999999d"], project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Invalid value for --since: '99999999d' is too long" in result.stderr
+
+
 def test_bad_config_exits_2_with_one_clear_message(tmp_path: Path) -> None:
     (tmp_path / "mentionwatch.toml").write_text(
         '[brand]\nname = "Acme"\nterms = ["acme"]\nbogus = 1\n', encoding="utf-8")

@@ -91,6 +91,18 @@ def test_a_config_path_that_is_not_a_file_says_what_it_is(
         (GOOD.replace('kind = "rss"', 'kind = "myspace"'),
          "sources[0] (blog).kind: unknown source kind 'myspace'"),
         (GOOD + '\n[poll]\ntimeout = "soon"\n', "poll.timeout: 'soon' is not a duration"),
+        # Beyond 10 years date arithmetic overflowed: the second poll crashed in due_state.
+        (GOOD + 'interval = "99999999d"\n',
+         "sources[0] (blog).interval: '99999999d' is too long; durations are at most 3650d"),
+        (GOOD + 'interval = 1e300\n', "sources[0] (blog).interval: 1e+300 is too long"),
+        # A zero timeout failed every feed with a ConnectError; a zero interval made `run`
+        # poll every second.
+        (GOOD + '\n[poll]\ntimeout = "0s"\n', "poll.timeout: a timeout must be more than 0s"),
+        (GOOD + '\n[alerts.smtp]\nhost = "smtp.example"\ntimeout = 0\n',
+         "alerts.smtp.timeout: a timeout must be more than 0s"),
+        (GOOD + 'interval = "0s"\n', "sources[0] (blog).interval: '0s' is too short; a source "
+         "is polled at most every 10s"),
+        (GOOD + 'interval = 9.5\n', "sources[0] (blog).interval: 9.5 is too short"),
         (GOOD + '\n[database]\nurl = "mentionwatch.db"\n', "database.url: expected an SQLAlchemy"),
         (GOOD + GOOD.split("\n", 5)[-1].replace("[[sources]]", "[[sources]]"),
          "two sources are named 'blog'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,69 @@ def test_bozo_feed_keeps_the_entries_it_could_read(store: Store, feeds: FeedServ
     assert outcome.status == "ok"
     assert outcome.stored >= 2
     assert "malformed" in (outcome.message or "")
+
+
+def test_retry_after_is_bounded_and_a_503_with_it_waits_like_a_429(
+        store: Store, feeds: FeedServer, db_url: str) -> None:
+    far = feeds.add("/far.xml", "slow down", status=429,
+                    headers={"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"})
+    huge = feeds.add("/huge.xml", "slow down", status=429,
+                     headers={"Retry-After": "999999999999"})
+    busy = feeds.add("/busy.xml", "back soon", status=503, headers={"Retry-After": "120"})
+    down = feeds.add("/down.xml", "down", status=503)
+    config = make_config(db_url, [{"name": n, "kind": "rss", "url": u, "interval": "15m"}
+                                  for n, u in [("far", far), ("huge", huge), ("busy", busy),
+                                               ("down", down)]])
+    before = datetime.now(UTC)
+    by_name = {o.name: o for o in poll(config, store).outcomes}
+    after = datetime.now(UTC)
+    assert {o.status for o in by_name.values()} == {"failed"}
+    # 2099 is capped at 24 hours, and the error says the server asked for longer.
+    far_row = _source(store, "far")
+    assert far_row.rate_limited_until is not None
+    assert before + timedelta(hours=24) <= far_row.rate_limited_until <= after + timedelta(hours=24)
+    assert "asked to wait until 2099-10-21 07:28 UTC" in (by_name["far"].message or "")
+    assert "at most 24 hours" in (far_row.last_error or "")
+    # A number beyond the calendar is as if there were no header: the interval, no crash.
+    huge_row = _source(store, "huge")
+    assert "internal error" not in (huge_row.last_error or "")
+    assert "rate limited (429)" in (huge_row.last_error or "")
+    assert huge_row.rate_limited_until is not None
+    assert huge_row.rate_limited_until <= after + timedelta(minutes=15)
+    # A 503 that says when to come back is honoured; one that does not backs off as before.
+    busy_row = _source(store, "busy")
+    assert "503" in (busy_row.last_error or "")
+    assert busy_row.rate_limited_until is not None
+    assert before + timedelta(seconds=119) <= busy_row.rate_limited_until
+    assert busy_row.rate_limited_until <= after + timedelta(seconds=121)
+    down_row = _source(store, "down")
+    assert down_row.rate_limited_until is None and "server error 503" in (down_row.last_error or "")
+
+
+def test_an_empty_feed_body_is_a_failure_not_ok(store: Store, feeds: FeedServer,
+                                                db_url: str) -> None:
+    empty = feeds.add("/empty.xml", "")
+    blank = feeds.add("/blank.xml", "  \r\n\t \n")
+    config = make_config(db_url, [{"name": "empty", "kind": "rss", "url": empty},
+                                  {"name": "blank", "kind": "rss", "url": blank}])
+    by_name = {o.name: o for o in poll(config, store).outcomes}
+    for name, url in (("empty", empty), ("blank", blank)):
+        assert by_name[name].status == "failed"
+        assert f"the feed answered 200 with an empty body. Check that {url} still serves" in (
+            by_name[name].message or "")
+        assert _source(store, name).consecutive_failures == 1
+
+
+def test_a_redirect_that_fails_names_the_host_that_refused(store: Store, feeds: FeedServer,
+                                                          db_url: str) -> None:
+    # 127.0.0.2 is loopback too, and nothing listens on port 9 there.
+    url = feeds.add("/moved.xml", "", status=302,
+                    headers={"Location": "http://127.0.0.2:9/feed.xml"})
+    config = make_config(db_url, [{"name": "moved", "kind": "rss", "url": url}])
+    [outcome] = poll(config, store).outcomes
+    here = feeds.base_url.removeprefix("http://")
+    assert (outcome.message or "").startswith(
+        f"127.0.0.2:9 (redirected from {here}): connection failed")
 
 
 def test_crash_mid_pass_leaves_nothing_then_next_pass_stores_each_once(

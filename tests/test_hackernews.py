@@ -169,6 +169,24 @@ def test_rate_limit_maps_to_rate_limited_with_retry_after(api: HTTPServer) -> No
     assert timedelta(seconds=100) < wait <= timedelta(seconds=120)
 
 
+@pytest.mark.parametrize(("status", "header", "waits"), [
+    (503, "120", True),  # a 503 that says when it is back waits like a 429
+    (429, "999999999999", False),  # beyond the calendar: as if absent, not an OverflowError
+    (429, "soon", False),
+])
+def test_retry_after_on_503_and_unusable_values(api: HTTPServer, status: int, header: str,
+                                                waits: bool) -> None:
+    api.expect_request(SEARCH).respond_with_json({"message": "busy"}, status=status,
+                                                 headers={"Retry-After": header})
+    with pytest.raises(RateLimited) as info:
+        _connector(api).fetch(None)
+    if waits:
+        assert info.value.until is not None
+        assert info.value.until - datetime.now(UTC) <= timedelta(seconds=120)
+    else:
+        assert info.value.until is None
+
+
 @pytest.mark.parametrize(("status", "body", "error"), [
     (503, b"<html>Service Unavailable</html>", Transient),
     (200, b"{\"hits\": [", BadResponse),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from connectors.reddit import RedditConnector, RedditSettings, markdown_to_text
 from mentionwatch.config import SourceConfig
@@ -189,6 +190,27 @@ def test_429_is_rate_limited_with_retry_after(api: HTTPServer) -> None:
     assert before + timedelta(seconds=3) <= err.value.until <= datetime.now(UTC) + \
         timedelta(seconds=5)
     assert len(requests_to(api, SEARCH)) == 1  # not retried
+
+
+def test_429_with_a_retry_after_beyond_the_calendar_waits_a_minute(api: HTTPServer) -> None:
+    def huge(request: Request) -> Response:
+        response = replay("error_429_too_many_requests__html_retry_after.json")
+        response.headers["Retry-After"] = "999999999999"
+        return response
+
+    FakeReddit(api)
+    api.clear_all_handlers()
+    api.expect_request(TOKEN_PATH).respond_with_handler(
+        lambda r: replay("oauth_access_token__client_credentials.json"))
+    api.expect_request(SEARCH).respond_with_handler(huge)
+    reddit = connector(api)
+    before = datetime.now(UTC)
+    with pytest.raises(RateLimited) as err:  # not OverflowError
+        reddit.fetch(None)
+    reddit.close()
+    assert err.value.until is not None
+    assert before + timedelta(seconds=59) <= err.value.until <= datetime.now(UTC) + \
+        timedelta(seconds=61)
 
 
 def test_401_names_the_settings(api: HTTPServer) -> None:

@@ -208,6 +208,38 @@ def test_cli_report_json_and_unknown_source(store: Store, db_url: str, tmp_path:
     assert isinstance(bad.exception, ConfigError) and "tw, rd" in bad.exception.message
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (["report", "--since", "99999999d"], "'99999999d' is too long; durations are at most 3650d"),
+    (["export", "mentions", "--since", "99999999d"], "is too long"),
+    # Nothing is stored from the future (created_at is clamped to the fetch time), so a
+    # window that starts there is a typo, for the report and the export alike.
+    (["report", "--since", "2999-01-01"], "'2999-01-01' is in the future"),
+    (["export", "mentions", "--since", "2999-01-01"], "'2999-01-01' is in the future"),
+])
+def test_since_too_long_or_in_the_future_is_a_usage_error(
+        store: Store, db_url: str, tmp_path: Path, args: list[str], expected: str) -> None:
+    config = _write_config(tmp_path, db_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), *args])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --since" in result.output and expected in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    # A negative --top had sliced from the end: all authors but the last three.
+    (["--top", "-3"], "Invalid value for '--top': -3 is not in the range x>=1"),
+    (["--top", "0"], "Invalid value for '--top': 0 is not in the range x>=1"),
+    # --to alone had been ignored: nothing was sent and nothing said so.
+    (["--to", "x@y.example"], "Invalid value for --to: --to needs --email"),
+])
+def test_report_options_that_make_no_sense_are_usage_errors(
+        store: Store, db_url: str, tmp_path: Path, args: list[str], expected: str) -> None:
+    config = _write_config(tmp_path, db_url)
+    result = CliRunner().invoke(cli, ["--config", str(config), "report", *args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+
+
 # --------------------------------------------------------------------------- export
 
 

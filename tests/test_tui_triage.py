@@ -643,6 +643,7 @@ def test_snooze_now_wakes_and_a_dst_day_keeps_the_wall_clock() -> None:
     ("25:00", "'25:00' is not a time I can read"),
     ("tomorrow 13pm", "is not a time I can read"),
     ("2026-11-30 10:00", "'2026-11-30 10:00' is in the past (Mon 2026-11-30 10:00)"),
+    ("99999999d", "'99999999d' is too long; durations are at most 3650d"),  # not OverflowError
 ])
 def test_snooze_times_that_are_wrong_say_what_to_type(typed: str, message: str) -> None:
     with pytest.raises(ValueError) as info:

@@ -5,8 +5,9 @@ poll` stores mentions with authors and metrics, resumes from its cursor, and sur
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,18 +133,30 @@ def run_once(store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch, *,
 
 def test_429_records_the_reset_and_skips_until_then(store: Store, fakex: FakeX,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    reset = datetime.fromtimestamp(int(time.time()) + 2 * 3600, UTC)
     fakex.script("GET", MENTIONS, 429, problem(429, "Too Many Requests", "Too Many Requests"),
-                 headers={"x-rate-limit-reset": "1893456000"})
+                 headers={"x-rate-limit-reset": str(int(reset.timestamp()))})
     outcome = run_once(store, fakex, monkeypatch)
     assert outcome.status == "failed" and "rate limit" in (outcome.message or "")
     row = store.source_row("x")
     assert row is not None
-    assert utc(row.rate_limited_until) == datetime(2030, 1, 1, tzinfo=UTC)
+    assert utc(row.rate_limited_until) == reset
     assert row.cursor is None and store.count_mentions("x") == 0
     seen = len(fakex.seen)
     skipped = run_once(store, fakex, monkeypatch, force=False)
-    assert skipped.status == "skipped" and "2030-01-01" in (skipped.message or "")
+    assert skipped.status == "skipped" and f"{reset:%Y-%m-%d %H:%M:%S}" in (skipped.message or "")
     assert len(fakex.seen) == seen  # no request while rate limited
+
+
+def test_a_reset_years_away_is_waited_for_a_day_at_most(store: Store, fakex: FakeX,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    fakex.script("GET", MENTIONS, 429, problem(429, "Too Many Requests", "Too Many Requests"),
+                 headers={"x-rate-limit-reset": "1893456000"})  # 2030-01-01
+    outcome = run_once(store, fakex, monkeypatch)
+    assert "asked to wait until 2030-01-01 00:00 UTC" in (outcome.message or "")
+    row = store.source_row("x")
+    assert row is not None and row.rate_limited_until is not None
+    assert utc(row.rate_limited_until) <= datetime.now(UTC) + timedelta(hours=24)
 
 
 def test_503_then_success_loses_nothing(store: Store, fakex: FakeX,

@@ -41,7 +41,7 @@ def _since(value: str | None) -> datetime | None:
     try:
         return utcnow() - parse_duration(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--since") from None
 
 
 def ago(when: datetime | None, now: datetime | None = None) -> str:
@@ -206,7 +206,7 @@ def status(app: AppContext, as_json: bool) -> None:
         elif r.disabled_reason:
             state = Text(r.disabled_reason, style="bold red")
         elif r.rate_limited_until and r.rate_limited_until > now:
-            state = Text(f"rate limited until {r.rate_limited_until:%H:%M:%S} UTC",
+            state = Text(f"rate limited until {_utc_time(r.rate_limited_until, now)}",
                          style="yellow")
         elif r.last_error:
             state = Text(r.last_error, style="red")
@@ -285,6 +285,14 @@ def _report_alert_delivery(app: AppContext) -> None:
             f"Alert emails failing: {problem.pending} pending after {problem.attempts} "
             f"attempts (oldest {ago(problem.oldest)}): {problem.last_error or 'unknown error'}",
             style="bold red"))
+
+
+def _utc_time(when: datetime, now: datetime) -> str:
+    """A time in UTC, with its date when that is not today's."""
+    when = when.astimezone(UTC)
+    if when.date() == now.astimezone(UTC).date():
+        return f"{when:%H:%M:%S} UTC"
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -17,7 +17,7 @@ from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
 from mentionwatch.config import Config
-from mentionwatch.durations import parse_duration
+from mentionwatch.durations import DurationTooLong, parse_duration
 from mentionwatch.errors import ConfigError, MentionwatchError
 from mentionwatch.export import iter_mention_records, write_csv, write_jsonl
 from mentionwatch.models import utcnow
@@ -33,9 +33,12 @@ from mentionwatch.reports import Report, build_report
 
 
 def _parse_since(value: str, now: datetime) -> datetime:
-    """A duration back from now ("7d") or an ISO 8601 date/time (UTC when no offset)."""
+    """A duration back from now ("7d") or an ISO 8601 date/time (UTC when no offset), not in
+    the future: nothing is stored from later than now, so such a window is a typo."""
     try:
         return now - parse_duration(value)
+    except DurationTooLong as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
     except ValueError:
         pass
     try:
@@ -45,7 +48,12 @@ def _parse_since(value: str, now: datetime) -> datetime:
             f"{value!r} is neither a duration (e.g. 7d, 24h) nor an ISO date (2024-05-01)",
             param_hint="--since",
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=now.tzinfo)
+    when = when if when.tzinfo else when.replace(tzinfo=now.tzinfo)
+    if when > now:
+        raise click.BadParameter(
+            f"{value!r} is in the future (now is {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC); "
+            "give a start before now, e.g. 7d or 2024-05-01", param_hint="--since")
+    return when
 
 
 def _check_sources(app: AppContext, sources: tuple[str, ...]) -> None:
@@ -76,7 +84,8 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 @click.option("--section", type=click.Choice(SECTIONS), default=None,
               help="With --format csv: one section as its own table (default: all sections "
               "in one long table with columns section,row,column,value).")
-@click.option("--top", default=10, show_default=True, help="How many top authors and terms.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many top authors and terms.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Also write a self-contained HTML report (opens offline) to this file.")
 @click.option("--email", "email", is_flag=True,
@@ -101,6 +110,9 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
     """
     if section and fmt != "csv":
         raise click.BadParameter("--section needs --format csv", param_hint="--section")
+    if to and not email:
+        raise click.BadParameter("--to needs --email (it says who the emailed report goes to)",
+                                 param_hint="--to")
     _check_sources(app, sources)
     now = utcnow()
     result = build_report(app.store, since=_parse_since(since, now), now=now,
