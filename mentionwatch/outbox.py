@@ -108,6 +108,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
             raise OutboxError(f"No mention with id {mention_id}.")
         if not simulated:
             _check_can_post(mention.kind, action, mention_id)
+        if action == "reply" and text is not None and text.strip():
+            _check_length(mention.kind, text.strip())  # an edit, also of a waiting reply
         live = conn.execute(
             select(OutboxAction.id, OutboxAction.state, OutboxAction.text,
                    OutboxAction.approved_by).where(
@@ -130,6 +132,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         body = (text if text is not None else drafted).strip()
         if not body:
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")
+        if action == "reply":
+            _check_length(mention.kind, body)
         edited = body != drafted.strip()
         editor = operator if edited else _last_editor(conn, mention_id, action,
                                                       draft.edited_by if draft else None)
@@ -151,6 +155,17 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         conn.execute(update(Mention).where(Mention.id == mention_id, Mention.status == "new")
                      .values(status="open"))
     return Approval(action_id, state, waiting)
+
+
+def _check_length(kind: str, body: str) -> None:
+    """Refuse, at approval, a public reply its source would refuse at sending."""
+    from mentionwatch.rules_engine import reply_length, reply_limit
+
+    limit = reply_limit(kind)
+    length = reply_length(kind)(body)
+    if limit is not None and length > limit:
+        raise OutboxError(f"The reply is {length} characters as {kind} counts them; the limit "
+                          f"is {limit}. Shorten it by {length - limit} and approve again.")
 
 
 def _approve_waiting(conn: Connection, live: Any, mention_id: int, flag: str | None,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Table,
@@ -807,9 +808,7 @@ class Store:
         if since:
             query = query.where(Mention.created_at >= since)
         if search:
-            pattern = f"%{search.lower()}%"
-            query = query.where(or_(func.lower(Mention.text).like(pattern),
-                                    func.lower(Mention.author_handle).like(pattern)))
+            query = query.where(text_search(search))
         query = query.order_by(Mention.created_at.desc(), Mention.id.desc()).limit(limit)
         with self.session(readonly=True) as session:
             return list(session.scalars(query).unique())
@@ -828,13 +827,17 @@ class Store:
             draft = session.scalar(select(Draft).where(Draft.mention_id == mention_id))
             return mention, matches, draft
 
-    def set_status(self, mention_id: int, status: str, *, actor: str, event: str) -> None:
-        """Set a mention's triage status and record who did it."""
+    def set_status(self, mention_id: int, status: str, *, actor: str, event: str,
+                   unanswered: bool = False) -> None:
+        """Set a mention's triage status and record who did it. `unanswered` also clears
+        its first response time (undoing "answered elsewhere" before any reply)."""
         from mentionwatch.audit import record
 
+        values: dict[str, Any] = {"status": status}
+        if unanswered:
+            values["first_response_at"] = None
         with self.engine.begin() as conn:
-            conn.execute(update(MENTIONS).where(MENTIONS.c.id == mention_id)
-                         .values(status=status))
+            conn.execute(update(MENTIONS).where(MENTIONS.c.id == mention_id).values(**values))
             record(conn, actor, event, mention_id, status=status)
 
     def count_mentions(self, source: str | None = None) -> int:
@@ -902,3 +905,12 @@ def _sqlite_time(value: datetime) -> str:
 def config_hash(data: dict[str, Any]) -> str:
     """A stable hash of a source's settings, to notice when a person changed them."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def text_search(words: str) -> ColumnElement[bool]:
+    """Mentions whose text, title or author handle hold `words` (any case; % and _ are
+    themselves, not LIKE's wildcards)."""
+    escaped = words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(*(func.lower(column).like(pattern, escape="\\")
+                 for column in (Mention.text, Mention.title, Mention.author_handle)))

@@ -70,6 +70,9 @@ def test_poll_is_quiet_for_cron_and_stores_mentions(project: Path) -> None:
     # The table view prints the markup literally instead of styling it.
     table = run(["mentions", "list"], project)
     assert "[bold red]Acme[/]" in table.stdout
+    # Each row starts with the id that `mentions show` and `approve` take.
+    [row] = [line for line in table.stdout.splitlines() if "[bold red]Acme[/]" in line]
+    assert row.split()[1] == str(down["id"])
 
 
 def test_poll_exit_code_1_when_a_source_fails(project: Path, feeds: FeedServer) -> None:

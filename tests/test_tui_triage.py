@@ -136,7 +136,7 @@ async def test_snooze_hides_until_the_time_then_it_comes_back(
         await pilot.pause()
         assert [r.id for r in app.rows] == [ids["urgent"]]
         assert "until" in screen_text(app)
-        await pilot.press("v", "v", "v", "v")  # back to open
+        await pilot.press("v", "v", "v", "v", "v")  # back to open
         await pilot.pause()
         clock.now += timedelta(hours=2, minutes=1)
         app.reload()  # what the 10 s refresh does
@@ -246,7 +246,7 @@ async def test_resolve_leaves_the_queue_and_is_audited(
         await pilot.pause()
         assert ids["urgent"] not in [r.id for r in app.rows]
         assert app.current is not None and app.current.mention.id == ids["hostile"]
-        await pilot.press("v", "v", "v")  # open -> snoozed -> assigned -> resolved
+        await pilot.press("v", "v", "v", "v")  # open, snoozed, assigned, answered, resolved
         await pilot.pause()
         assert [r.id for r in app.rows] == [ids["urgent"]]
     with store.session(readonly=True) as s:
@@ -435,6 +435,10 @@ async def test_filters_by_source_and_status_combine_with_search(
         await pilot.press("v")  # assigned
         await pilot.pause()
         assert shown() == ["d1"]
+        await pilot.press("v")  # answered: none, and the screen says why it is empty
+        await pilot.pause()
+        assert shown() == []
+        assert "Nothing matches view answered (v)." in screen_text(app)
         await pilot.press("v")  # resolved
         await pilot.pause()
         assert shown() == ["d2"]
@@ -683,3 +687,78 @@ def test_cli_snooze_assign_resolve(postbox: None, receiver: Receiver,
         assert mention.snoozed_until is not None and mention.snoozed_until > utcnow()
     assert [e[0] for e in events(store, ids["urgent"])] == ["resolve", "assign", "snooze"]
     assert {e[1] for e in events(store, ids["urgent"])} == {OPERATOR}
+
+
+# ----------------------------------------------------------------------------- answered
+
+
+async def test_answered_elsewhere_counts_as_answered_and_undo_goes_back_in_order(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    config = box_config(db_url, receiver)
+    ids = seed(store, config)
+    app = make_app(config, store)
+    notes = record_notes(app)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("h")  # the urgent one, answered on the forum by hand
+        await pilot.pause()
+        await pilot.press("d")  # the hostile one, not relevant
+        await pilot.pause()
+        assert [r.id for r in app.rows] == [ids["ask"]]
+        with store.session(readonly=True) as s:
+            urgent = s.get(Mention, ids["urgent"])
+            assert urgent is not None and urgent.status == "replied_elsewhere"
+            assert urgent.first_response_at is not None  # the reports count it answered
+        await pilot.press("v", "v", "v")  # the answered view holds it
+        await pilot.pause()
+        assert [r.id for r in app.rows] == [ids["urgent"]]
+        await pilot.press("v", "v", "v")  # back to open
+        await pilot.press("u")  # the last first: the hostile one
+        await pilot.pause()
+        assert {r.id for r in app.rows} == {ids["hostile"], ids["ask"]}
+        await pilot.press("u")
+        await pilot.pause()
+        assert {r.id for r in app.rows} == {ids["urgent"], ids["hostile"], ids["ask"]}
+        await pilot.press("u")
+        await pilot.pause()
+    assert any(n.startswith("Nothing to undo") for n in notes)
+    with store.session(readonly=True) as s:
+        urgent = s.get(Mention, ids["urgent"])
+        assert urgent is not None and urgent.first_response_at is None  # undone as well
+    assert ("replied_elsewhere", OPERATOR) in [(e, a) for e, a, _ in events(store, ids["urgent"])]
+
+
+async def test_search_reads_titles_and_takes_wildcards_literally(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    config = box_config(db_url, receiver)
+    sync_sources(config, store)
+    now = utcnow()
+    ids = add(store, "box", [("t1", "see the title", "complaint", 0.5, now),
+                             ("p1", "100% down again", "complaint", 0.4, now),
+                             ("u1", "my_router is dead", "complaint", 0.3, now)])
+    with store.engine.begin() as conn:
+        conn.execute(Mention.__table__.update().where(Mention.id == ids["t1"])  # type: ignore[attr-defined]
+                     .values(title="Outage hits the east side"))
+    found = lambda words: {r.id for r in queue(store, search=words)}  # noqa: E731
+    assert found("outage hits") == {ids["t1"]}
+    assert found("%") == {ids["p1"]} and found("_") == {ids["u1"]}
+    assert found("100%") == {ids["p1"]} and found("0% d") == {ids["p1"]}
+    assert {m.id for m in store.list_mentions(search="_")} == {ids["u1"]}
+
+
+def test_a_reply_over_the_source_limit_is_refused_at_approval(
+        postbox: None, receiver: Receiver, store: Store, db_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mentionwatch import rules_engine
+
+    config = box_config(db_url, receiver)
+    ids = seed(store, config)
+    monkeypatch.setattr(rules_engine, "reply_limit", lambda kind: 20)
+    with pytest.raises(outbox.OutboxError, match=r"is 31 characters as postbox counts them; the "
+                                                  r"limit is 20\. Shorten it by 11"):
+        outbox.take_approval(store, ids["urgent"], "reply", operator=OPERATOR,
+                             text="x" * 31)
+    with pytest.raises(outbox.OutboxError, match="the limit is 20"):  # the draft as it is
+        outbox.take_approval(store, ids["urgent"], "reply", operator=OPERATOR)
+    assert outbox.take_approval(store, ids["urgent"], "reply", operator=OPERATOR,
+                                text="Sorry, DM us.").state == "approved"

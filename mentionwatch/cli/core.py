@@ -329,6 +329,7 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
     table = Table(title_justify="left", expand=True)
     # On a narrow terminal (or a narrow $COLUMNS in a pipe) the text matters more than who.
     narrow = app.out.width < 110
+    table.add_column("id", no_wrap=True, justify="right")  # for `mentions show ID`, approve
     table.add_column("when", no_wrap=True)
     table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=12 if narrow else 18)
     table.add_column("author", no_wrap=True, overflow="ellipsis", max_width=12 if narrow else 22)
@@ -340,7 +341,7 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
     now = utcnow()
     for m in rows:
         # Text() keeps user text inert: brackets are not rich markup.
-        cells: list[str | Text] = [ago(m.created_at, now), m.source.name,
+        cells: list[str | Text] = [str(m.id), ago(m.created_at, now), m.source.name,
                                    Text(one_line(m.author_handle)), m.flag or "",
                                    Text(first_line(_headline(m), 200))]
         table.add_row(*cells, *([Text(m.url or "")] if show_url else []))

@@ -73,7 +73,7 @@ class TriageApp(App[None]):
         Binding("e", "edit", "Edit"),
         Binding("d", "dismiss('not relevant')", "Dismiss"),
         Binding("s", "dismiss('spam')", "Spam"),
-        Binding("h", "dismiss('handled elsewhere')", "Handled elsewhere", show=False),
+        Binding("h", "replied_elsewhere", "Handled elsewhere", show=False),
         Binding("u", "undo", "Undo"),
         Binding("o", "open_link", "Open"),
         Binding("f", "cycle_filter", "Flag"),
@@ -107,7 +107,9 @@ class TriageApp(App[None]):
         self.rows: list[QueueRow] = []
         self.current: Detail | None = None
         self.focus_mention = mention_id
-        self.last_dismissed: tuple[int, str] | None = None
+        #: What `u` brings back, the last first: (mention id, its status before, whether it
+        #: had no first response before: "answered elsewhere" gives it one).
+        self.undo_stack: list[tuple[int, str, bool]] = []
         self.connector_for = connector_for
         #: The demo: approved replies go to a simulated sender, and the screen says so.
         self.simulated = simulated
@@ -209,8 +211,7 @@ class TriageApp(App[None]):
         private = self.query_one("#private", TextArea)
         self.current = detail(self.store, mention_id) if mention_id is not None else None
         if self.current is None:
-            box.update(Text("Nothing needs an answer. New mentions appear here as they "
-                            "are polled."))
+            box.update(Text(self.empty_message()))
             public.text = private.text = ""
             return
         box.update(render_detail(self.current, self.config.team, self.clock()))
@@ -313,17 +314,33 @@ class TriageApp(App[None]):
             return
         mention = self.current.mention
         outbox.mark(self.store, mention.id, "dismissed", operator=self.operator, reason=reason)
-        self.last_dismissed = (mention.id, mention.status)
+        self.undo_stack.append((mention.id, mention.status, False))
         self.notify(f"Dismissed #{mention.id} ({reason}). Press u to undo.", markup=False)
         self.reload()
 
-    def action_undo(self) -> None:
-        if self.last_dismissed is None:
+    def action_replied_elsewhere(self) -> None:
+        """Answered outside mentionwatch (on a forum, by phone): counted as answered in the
+        reports, as `mentionwatch replied-elsewhere` does."""
+        self.catch_up()
+        if self.current is None:
             return
-        mention_id, status = self.last_dismissed
-        self.store.set_status(mention_id, status, actor=self.operator, event="undo_dismiss")
-        self.last_dismissed = None
+        mention = self.current.mention
+        outbox.mark(self.store, mention.id, "replied_elsewhere", operator=self.operator)
+        self.undo_stack.append((mention.id, mention.status, mention.first_response_at is None))
+        self.notify(f"#{mention.id} marked as answered elsewhere. Press u to undo.",
+                    markup=False)
+        self.reload()
+
+    def action_undo(self) -> None:
+        if not self.undo_stack:
+            self.notify("Nothing to undo: u brings back what you dismissed or marked as "
+                        "answered elsewhere in this session.", markup=False)
+            return
+        mention_id, status, unanswered = self.undo_stack.pop()
+        self.store.set_status(mention_id, status, actor=self.operator, event="undo_dismiss",
+                              unanswered=unanswered)
         self.focus_mention = mention_id
+        self.notify(f"#{mention_id} is back in the queue.", markup=False)
         self.reload()
 
     def action_edit(self) -> None:
@@ -404,6 +421,21 @@ class TriageApp(App[None]):
         meanwhile are caught up at once, not at the next tick."""
         if self.screen_stack and screen is self.screen_stack[0]:
             self.call_next(self.reload)
+
+    def empty_message(self) -> str:
+        """What an empty queue means: nothing to answer, or nothing that the search and
+        filters let through (and how to see the rest)."""
+        where = self.current_filter()
+        narrowed = [f"search '{where.search}' (/ then Enter on an empty box clears it)"
+                    if where.search else "",
+                    f"flag {where.flag} (f)" if where.flag else "",
+                    f"source {where.source} (c)" if where.source else "",
+                    f"view {where.view} (v)" if where.view != "open" else "",
+                    "only yours (m)" if where.assigned_to else ""]
+        narrowed = [n for n in narrowed if n]
+        if narrowed:
+            return "Nothing matches " + ", ".join(narrowed) + "."
+        return "Nothing needs an answer. New mentions appear here as they are polled."
 
     def current_filter(self) -> QueueFilter:
         return QueueFilter(flag=FILTERS[self.filter_index], source=self.sources[self.source_index],

@@ -23,10 +23,11 @@ DETAILS = {
     "approve('both')": "Approve the public reply and the private follow-up.",
     "dismiss('not relevant')": "Not relevant: off the queue (u brings it back).",
     "dismiss('spam')": "Dismiss as spam.",
-    "dismiss('handled elsewhere')": "Dismiss: someone answered it elsewhere.",
+    "replied_elsewhere": "Answered elsewhere (on the forum, by phone): off the queue, and "
+                         "counted as answered in the reports (u brings it back).",
     "stats": "Response times, volume and flags of the last 7 days (as `mentionwatch report`).",
     "back_to_queue": "Leave the draft or the search box (edits are kept).",
-    "undo": "Bring back the last dismissed mention.",
+    "undo": "Bring back what you dismissed or marked as answered elsewhere, the last first.",
     "open_link": "Open the mention's link in the browser.",
     "edit": "Move into the public draft to edit it in place (Tab to the private one, "
             "Esc back to the queue). Edits are kept while you move around and on refresh, "

@@ -34,12 +34,12 @@ from mentionwatch.models import (
     Source,
     utcnow,
 )
-from mentionwatch.store import Store
+from mentionwatch.store import Store, text_search
 
 OPEN_STATUSES = WAITING_STATUSES
 ACTIONABLE_FLAGS = ("crisis", "complaint", "question", "praise")
 #: Status views: waiting (awake), snoozed, waiting and assigned, then the closed ones.
-VIEWS = ("open", "snoozed", "assigned", "resolved", "dismissed")
+VIEWS = ("open", "snoozed", "assigned", "answered", "resolved", "dismissed")
 PAGE_SIZE = 200
 
 
@@ -128,6 +128,8 @@ def _view(view: str, now: datetime) -> list[ColumnElement[bool]]:
         return [_waiting(), Mention.snoozed_until > now]
     if view == "assigned":
         return [_waiting(), _awake(now), Mention.assigned_to.is_not(None)]
+    if view == "answered":  # a reply or follow-up sent, or answered elsewhere
+        return [Mention.status.in_(("replied", "replied_elsewhere"))]
     if view in ("resolved", "dismissed"):
         return [Mention.status == view]
     raise ValueError(f"unknown queue view {view!r}; use one of {', '.join(VIEWS)}")
@@ -162,9 +164,7 @@ def queue_statement(where: QueueFilter, *, now: datetime, after: QueueKey | None
     if where.assigned_to:
         query = query.where(Mention.assigned_to == where.assigned_to)
     if where.search:
-        pattern = f"%{where.search.lower()}%"
-        query = query.where(func.lower(Mention.text).like(pattern)
-                            | func.lower(Mention.author_handle).like(pattern))
+        query = query.where(text_search(where.search))
     if after is not None:
         query = query.where(_after(after))
     return query
