@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
 from mentionwatch.errors import StoreError
 from mentionwatch.resources import migrations_dir
@@ -118,7 +118,7 @@ def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
-    except OperationalError as exc:
+    except DatabaseError as exc:  # unreachable, or (SQLite) a file that is not a database
         raise StoreError(_connect_message(engine, exc)) from None
 
 
@@ -128,10 +128,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if current_revision(engine) == head_revision() and revision == "head":
             return
         command.upgrade(_alembic_config(engine), revision)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         raise StoreError(_connect_message(engine, exc)) from None
 
 
-def _connect_message(engine: Engine, exc: OperationalError) -> str:
+def _connect_message(engine: Engine, exc: DatabaseError) -> str:
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     return f"Cannot use the database {redact_url(str(engine.url))}: {reason}"

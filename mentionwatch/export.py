@@ -28,9 +28,13 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "flag", "priority", "sentiment", "status", "assigned_to", "snoozed_until",
     "first_response_at",
 )
-#: Columns holding text written by strangers: guarded against spreadsheet formulas.
-USER_TEXT_COLUMNS = frozenset({"author_handle", "author_name", "title", "text", "url",
-                               "canonical_url", "author_profile_url", "matched_terms"})
+#: Columns holding text a stranger (a feed, a post, its author) or a person can set:
+#: guarded against spreadsheet formulas. A feed's <guid> is the external_id, its
+#: <language> the language. Only numbers, flags, known words and our own times are not.
+USER_TEXT_COLUMNS = frozenset({"source", "external_id", "kind", "url", "canonical_url",
+                               "author_handle", "author_name", "author_profile_url", "title",
+                               "text", "language", "conversation_id", "in_reply_to_id",
+                               "matched_terms", "assigned_to"})
 # A cell starting with one of these is run as a formula by Excel/LibreOffice/Sheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Rows fetched per round trip while streaming a large export.

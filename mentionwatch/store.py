@@ -801,7 +801,9 @@ class Store:
         query = select(Mention).join(Mention.source)
         if source:
             query = query.where(Source.name == source)
-        if flag:
+        if flag == "none":
+            query = query.where(Mention.flag.is_(None))
+        elif flag:
             query = query.where(Mention.flag == flag)
         if status:
             query = query.where(Mention.status == status)

@@ -73,6 +73,26 @@ def test_poll_is_quiet_for_cron_and_stores_mentions(project: Path) -> None:
     # Each row starts with the id that `mentions show` and `approve` take.
     [row] = [line for line in table.stdout.splitlines() if "[bold red]Acme[/]" in line]
     assert row.split()[1] == str(down["id"])
+    # Filters that match nothing say so (not "no mentions stored yet"); typos are refused.
+    none = run(["mentions", "list", "--search", "zzzz-nothing"], project)
+    assert none.returncode == 0 and "No stored mention matches these options." in none.stdout
+    typo = run(["mentions", "list", "--flag", "complaints"], project)
+    assert typo.returncode == 2 and "'complaints' is not one of" in typo.stderr
+    flagged = run(["mentions", "list", "--flag", "complaint", "--json"], project)
+    assert {r["external_id"] for r in json.loads(flagged.stdout)} == {
+        r["external_id"] for r in rows if r["flag"] == "complaint"}
+
+
+def test_a_file_that_is_not_a_database_is_one_clear_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database\n")
+    (tmp_path / "mentionwatch.toml").write_text(config_text(f"sqlite:///{junk}", ""),
+                                                 encoding="utf-8")
+    for command in (["status"], ["report"], ["db", "current"], ["db", "upgrade"]):
+        result = run(command, tmp_path)
+        assert result.returncode == 1, command
+        assert "Database error: Cannot use the database" in result.stderr
+        assert "file is not a database" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_poll_exit_code_1_when_a_source_fails(project: Path, feeds: FeedServer) -> None:

@@ -19,6 +19,7 @@ from rich.console import Console
 from mentionwatch.cli import cli
 from mentionwatch.errors import ConfigError
 from mentionwatch.export import EXPORT_COLUMNS, csv_cell, iter_mention_records
+from mentionwatch.models import Mention
 from mentionwatch.report_render import render_csv, render_terminal, sparkline
 from mentionwatch.reports import (
     MentionRow,
@@ -215,6 +216,9 @@ def test_cli_report_json_and_unknown_source(store: Store, db_url: str, tmp_path:
     # window that starts there is a typo, for the report and the export alike.
     (["report", "--since", "2999-01-01"], "'2999-01-01' is in the future"),
     (["export", "mentions", "--since", "2999-01-01"], "'2999-01-01' is in the future"),
+    # A date long ago had built a report of 740,000 days (4.6 GB and still going).
+    (["report", "--since", "0001-01-01"], "is more than 3650 days (10 years) back"),
+    (["mentions", "list", "--since", "1900-01-01"], "is more than 3650 days"),
 ])
 def test_since_too_long_or_in_the_future_is_a_usage_error(
         store: Store, db_url: str, tmp_path: Path, args: list[str], expected: str) -> None:
@@ -231,6 +235,11 @@ def test_since_too_long_or_in_the_future_is_a_usage_error(
     (["--top", "0"], "Invalid value for '--top': 0 is not in the range x>=1"),
     # --to alone had been ignored: nothing was sent and nothing said so.
     (["--to", "x@y.example"], "Invalid value for --to: --to needs --email"),
+    (["--email", "--to", "not an address"], "'not an address' is not an email address"),
+    (["--email", "--to", "a@b.example\r\nBcc: evil@x.example"], "is not an email address"),
+    # The text report is for the terminal: -o had been ignored, writing no file.
+    (["-o", "report.txt"], "-o writes the json or csv output"),
+    (["--html", "same.out", "--format", "json", "-o", "same.out"], "name the same file"),
 ])
 def test_report_options_that_make_no_sense_are_usage_errors(
         store: Store, db_url: str, tmp_path: Path, args: list[str], expected: str) -> None:
@@ -280,6 +289,32 @@ def test_export_guards_formulas_and_filters(store: Store, db_url: str, tmp_path:
     assert m2["text"] == "'" + FORMULA_TEXT
     m4 = next(r for r in rows if r["external_id"] == "m4")
     assert m4["sentiment"] == "-0.8"  # numbers are never touched by the guard
+
+
+def test_every_column_a_feed_can_set_is_guarded_and_excel_gets_a_bom(
+        store: Store, db_url: str, tmp_path: Path) -> None:
+    insert_fixture(store)
+    with store.engine.begin() as conn:  # a feed's <guid> and <language>, as stored
+        conn.execute(Mention.__table__.update().values(  # type: ignore[attr-defined]
+            language="=1+2", assigned_to="@SUM(1)"))
+    config = _write_config(tmp_path, db_url)
+    out = tmp_path / "excel.csv"
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions",
+                                      "--excel", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # Excel then reads UTF-8
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows and all(r["language"] == "'=1+2" and r["assigned_to"] == "'@SUM(1)"
+                        for r in rows)
+    with store.engine.begin() as conn:
+        conn.execute(Mention.__table__.update().where(  # type: ignore[attr-defined]
+            Mention.external_id == "m1").values(
+            external_id='=HYPERLINK("http://evil.example","open me")'))
+    plain = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions"])
+    guids = [r["external_id"] for r in csv.DictReader(io.StringIO(plain.output))]
+    assert "'=HYPERLINK(\"http://evil.example\",\"open me\")" in guids
+    assert not plain.output.startswith("\ufeff")
 
 
 def test_export_jsonl_keeps_types(store: Store, db_url: str, tmp_path: Path) -> None:

@@ -204,7 +204,8 @@ def test_templates_fill_safe_fields_and_mention_text_stays_data(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(("kind", "handle", "opening"), [
-    ("twitter", "sam", "@sam Sorry"), ("mastodon", "@sam@social.example", "@sam@social.example Sorry"),
+    ("twitter", "sam", "@sam Sorry"),
+    ("mastodon", "@sam@social.example", "@sam@social.example Sorry"),
     ("bluesky", "sam.bsky.social", "@sam.bsky.social Sorry"),
     # Threaded replies: no bare "sam Sorry" in front.
     ("reddit", "sam", "Sorry"), ("rss", "anon", "Sorry"), ("hackernews", "pg", "Sorry"),

@@ -735,7 +735,10 @@ async def test_search_reads_titles_and_takes_wildcards_literally(
     now = utcnow()
     ids = add(store, "box", [("t1", "see the title", "complaint", 0.5, now),
                              ("p1", "100% down again", "complaint", 0.4, now),
-                             ("u1", "my_router is dead", "complaint", 0.3, now)])
+                             ("u1", "my_router is dead", "complaint", 0.3, now),
+                             ("n1", "acme opened a shop", None, 0.0, now)])
+    # `mentions list --flag none`: the mentions no rule flagged.
+    assert [m.id for m in store.list_mentions(flag="none")] == [ids["n1"]]
     with store.engine.begin() as conn:
         conn.execute(Mention.__table__.update().where(Mention.id == ids["t1"])  # type: ignore[attr-defined]
                      .values(title="Outage hits the east side"))

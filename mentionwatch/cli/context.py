@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from mentionwatch.config import Config, load_config
+from mentionwatch.durations import MAX_DURATION, DurationTooLong, parse_duration
 from mentionwatch.errors import MentionwatchError
 from mentionwatch.store import Store
 
@@ -128,3 +130,34 @@ def run_guarded(command: Any) -> int:
 
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """A duration back from now ("7d") or an ISO 8601 date/time (UTC when no offset), not in
+    the future (nothing is stored from later than now, so such a window is a typo) and at
+    most MAX_DURATION back (0001-01-01 would build a report of 740,000 days)."""
+    compact_date = len(value) == 8 and value.isdigit()  # 20261130: a date, not seconds
+    if not compact_date:
+        try:
+            return now - parse_duration(value)
+        except DurationTooLong as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+        except ValueError:
+            pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither a duration (e.g. 7d, 24h) nor an ISO date (2024-05-01)",
+            param_hint="--since",
+        ) from None
+    when = when if when.tzinfo else when.replace(tzinfo=now.tzinfo)
+    if when > now:
+        raise click.BadParameter(
+            f"{value!r} is in the future (now is {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC); "
+            "give a start before now, e.g. 7d or 2024-05-01", param_hint="--since")
+    if now - when > MAX_DURATION:
+        raise click.BadParameter(
+            f"{value!r} is more than {MAX_DURATION.days} days (10 years) back, the longest "
+            "window", param_hint="--since")
+    return when

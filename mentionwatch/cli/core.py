@@ -20,13 +20,13 @@ from rich.table import Table
 from rich.text import Text
 
 from mentionwatch import db
-from mentionwatch.cli.context import AppContext, pass_app, stdout_is_tty
+from mentionwatch.cli.context import AppContext, parse_since, pass_app, stdout_is_tty
 from mentionwatch.config import CONFIG_FILENAME, user_config_path
-from mentionwatch.durations import format_duration, parse_duration
+from mentionwatch.durations import format_duration
 from mentionwatch.errors import ConfigError
 from mentionwatch.health import due_state, quiet_for, typical_gap
 from mentionwatch.hooks import after_poll
-from mentionwatch.judgement import explanation_lines, reasons_text
+from mentionwatch.judgement import FLAGS, explanation_lines, reasons_text
 from mentionwatch.models import Mention, utcnow
 from mentionwatch.pipeline import SourceOutcome
 from mentionwatch.pipeline import poll as run_poll
@@ -36,12 +36,7 @@ from mentionwatch.text import first_line, one_line
 
 
 def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return utcnow() - parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
+    return parse_since(value, utcnow()) if value is not None else None
 
 
 def ago(when: datetime | None, now: datetime | None = None) -> str:
@@ -304,13 +299,22 @@ def mentions_group() -> None:
     """Look at stored mentions."""
 
 
+#: A mention's triage status, as stored.
+MENTION_STATUSES = ("new", "open", "replied", "replied_elsewhere", "dismissed", "resolved")
+
+
 @mentions_group.command("list")
-@click.option("--limit", default=50, show_default=True, help="How many to show.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="How many to show.")
 @click.option("--source", help="Only this source.")
-@click.option("--flag", help="Only this flag (complaint, crisis, question, praise, spam).")
-@click.option("--status", "status_", help="Only this triage status (new, open, dismissed...).")
-@click.option("--since", metavar="DURATION", help="Only mentions created within, e.g. 24h.")
-@click.option("--search", metavar="TEXT", help="Only mentions whose text or author contains it.")
+@click.option("--flag", type=click.Choice([*FLAGS, "none"]),
+              help="Only this flag (none: the mentions no rule flagged).")
+@click.option("--status", "status_", type=click.Choice(MENTION_STATUSES),
+              help="Only this triage status.")
+@click.option("--since", metavar="DURATION|DATE",
+              help="Only mentions created since: a duration back (24h, 7d) or an ISO date.")
+@click.option("--search", metavar="TEXT",
+              help="Only mentions whose text, title or author contains it.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array (source, external_id, url, author, text, created_at...).")
 @pass_app
@@ -324,7 +328,10 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
         click.echo(json.dumps([mention_json(m) for m in rows], indent=2, ensure_ascii=False))
         return
     if not rows:
-        app.out.print("No mentions stored yet. Run `mentionwatch poll`.")
+        if any(v is not None for v in (source, flag, status_, since, search)):
+            app.out.print("No stored mention matches these options.")
+        else:
+            app.out.print("No mentions stored yet. Run `mentionwatch poll`.")
         return
     table = Table(title_justify="left", expand=True)
     # On a narrow terminal (or a narrow $COLUMNS in a pipe) the text matters more than who.

@@ -5,19 +5,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import IO
 
 import click
 from rich.text import Text
 
-from mentionwatch.cli.context import AppContext, pass_app
+from mentionwatch.cli.context import AppContext, parse_since, pass_app
 from mentionwatch.config import Config
-from mentionwatch.durations import DurationTooLong, parse_duration
 from mentionwatch.errors import ConfigError, MentionwatchError
 from mentionwatch.export import iter_mention_records, write_csv, write_jsonl
 from mentionwatch.models import utcnow
@@ -30,30 +29,6 @@ from mentionwatch.report_render import (
     render_terminal,
 )
 from mentionwatch.reports import Report, build_report
-
-
-def _parse_since(value: str, now: datetime) -> datetime:
-    """A duration back from now ("7d") or an ISO 8601 date/time (UTC when no offset), not in
-    the future: nothing is stored from later than now, so such a window is a typo."""
-    try:
-        return now - parse_duration(value)
-    except DurationTooLong as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is neither a duration (e.g. 7d, 24h) nor an ISO date (2024-05-01)",
-            param_hint="--since",
-        ) from None
-    when = when if when.tzinfo else when.replace(tzinfo=now.tzinfo)
-    if when > now:
-        raise click.BadParameter(
-            f"{value!r} is in the future (now is {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC); "
-            "give a start before now, e.g. 7d or 2024-05-01", param_hint="--since")
-    return when
 
 
 def _check_sources(app: AppContext, sources: tuple[str, ...]) -> None:
@@ -113,9 +88,19 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
     if to and not email:
         raise click.BadParameter("--to needs --email (it says who the emailed report goes to)",
                                  param_hint="--to")
+    for address in to:
+        _check_address(address)
+    if output and fmt == "text":
+        raise click.BadParameter("-o writes the json or csv output: add --format json or "
+                                 "--format csv (the text report is for the terminal)",
+                                 param_hint="--output")
+    if html_path is not None and not html_path.strip():
+        raise click.BadParameter("--html needs a file name", param_hint="--html")
+    if html_path and output and Path(html_path).resolve() == Path(output).resolve():
+        raise click.BadParameter("--html and -o name the same file", param_hint="--html")
     _check_sources(app, sources)
     now = utcnow()
-    result = build_report(app.store, since=_parse_since(since, now), now=now,
+    result = build_report(app.store, since=parse_since(since, now), now=now,
                           sources=sources, top=top)
     if html_path:
         with _output(html_path) as fp:
@@ -132,6 +117,15 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
         app.out.print(render_terminal(result))
     if html_path:
         app.err.print(f"Wrote the HTML report to {html_path}.")
+
+
+def _check_address(address: str) -> None:
+    """One plain email address, as --to takes (no display name, no line breaks)."""
+    name, parsed = parseaddr(address)
+    if (parsed != address.strip() or "@" not in parsed or any(c in address for c in "\r\n")
+            or " " in parsed):
+        raise click.BadParameter(f"{address!r} is not an email address (name@example.com)",
+                                 param_hint="--to")
 
 
 def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: datetime) -> None:
@@ -196,15 +190,22 @@ def export_group() -> None:
 @click.option("--no-formula-guard", is_flag=True,
               help="CSV: keep cells that start with = + - @ exactly as stored (by default "
               "they get a leading ' so a spreadsheet does not run them as formulas).")
+@click.option("--excel", is_flag=True,
+              help="CSV: start with a byte-order mark, so Excel reads it as UTF-8 (accents, "
+              "emoji); other tools may then see the mark in the first column's name.")
 @pass_app
 def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...], fmt: str,
-                    output: str | None, no_formula_guard: bool) -> None:
+                    output: str | None, no_formula_guard: bool, excel: bool) -> None:
     """Every stored field of each mention, oldest first: stable column names, ISO 8601 UTC
     times, URLs. CSV opens in any spreadsheet; JSON Lines keeps lists and numbers typed."""
     _check_sources(app, sources)
-    start = _parse_since(since, utcnow()) if since else None
+    start = parse_since(since, utcnow()) if since else None
     records = iter_mention_records(app.store, since=start, sources=sources)
+    if excel and fmt != "csv":
+        raise click.BadParameter("--excel is for --format csv", param_hint="--excel")
     with _output(output) as fp:
+        if excel:
+            fp.write("\ufeff")
         count = (write_csv(records, fp, formula_guard=not no_formula_guard) if fmt == "csv"
                  else write_jsonl(records, fp))
     if output:
