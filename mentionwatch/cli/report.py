@@ -121,7 +121,7 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
 
 def _check_address(address: str) -> None:
     """One plain email address, as --to takes (no display name, no line breaks)."""
-    name, parsed = parseaddr(address)
+    _, parsed = parseaddr(address)
     if (parsed != address.strip() or "@" not in parsed or any(c in address for c in "\r\n")
             or " " in parsed):
         raise click.BadParameter(f"{address!r} is not an email address (name@example.com)",
