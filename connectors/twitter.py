@@ -641,6 +641,10 @@ class TwitterConnector:
 
     def _call(self, fn: Callable[[], Any], purpose: str) -> Any:
         """Run one tweepy call, turning its failures into mentionwatch errors."""
+        # A read is tried again at the next pass; a post that failed this way is "unknown"
+        # (it may have gone out) and is never sent again by itself.
+        then = ("; it may have gone out: check the account before sending again."
+                if purpose == "posting" else "; will retry.")
         try:
             return fn()
         except tweepy.TooManyRequests as exc:
@@ -654,7 +658,7 @@ class TwitterConnector:
             raise self._auth_error(purpose, 403, _api_detail(exc)) from None
         except tweepy.TwitterServerError as exc:
             raise Transient(f"Source {self.name}: X server error "
-                            f"({exc.response.status_code}); will retry.") from None
+                            f"({exc.response.status_code}){then}") from None
         except tweepy.BadRequest as exc:
             raise BadResponse(f"Source {self.name}: X rejected the request (400): "
                               f"{_api_detail(exc) or 'no detail'}.",
@@ -664,10 +668,10 @@ class TwitterConnector:
                               f"{_api_detail(exc) or 'no detail'}.") from None
         except requests.Timeout:
             raise Transient(f"Source {self.name}: X did not answer within "
-                            f"{self._timeout:g} s; will retry.") from None
+                            f"{self._timeout:g} s{then}") from None
         except requests.ConnectionError as exc:
             raise Transient(f"Source {self.name}: cannot reach {self.settings.base_url}: "
-                            f"{type(exc).__name__}; will retry.") from None
+                            f"{type(exc).__name__}{then}") from None
         except ValueError:  # requests.JSONDecodeError: a 2xx whose body is not JSON
             if purpose == "posting":
                 raise BadResponse(f"Source {self.name}: X's answer is not JSON; the post may "
@@ -677,7 +681,7 @@ class TwitterConnector:
                               "will retry.") from None
         except requests.RequestException as exc:
             raise Transient(f"Source {self.name}: request to X failed: "
-                            f"{type(exc).__name__}; will retry.") from None
+                            f"{type(exc).__name__}{then}") from None
 
     def _auth_error(self, purpose: str, status: int, detail: str) -> AuthFailed:
         s = self.settings

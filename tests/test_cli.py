@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from mentionwatch.db import head_revision
+from mentionwatch.models import Mention
+from mentionwatch.store import Store
 from tests.feedserver import FeedServer, rss
 from tests.smtpsink import free_port
 
@@ -55,7 +58,7 @@ def project(tmp_path: Path, feeds: FeedServer, db_url: str) -> Path:
     return tmp_path
 
 
-def test_poll_is_quiet_for_cron_and_stores_mentions(project: Path) -> None:
+def test_poll_is_quiet_for_cron_and_stores_mentions(project: Path, db_url: str) -> None:
     result = run(["poll"], project)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     listed = run(["mentions", "list", "--json"], project)
@@ -78,6 +81,16 @@ def test_poll_is_quiet_for_cron_and_stores_mentions(project: Path) -> None:
     assert none.returncode == 0 and "No stored mention matches these options." in none.stdout
     typo = run(["mentions", "list", "--flag", "complaints"], project)
     assert typo.returncode == 2 and "'complaints' is not one of" in typo.stderr
+    # A row that holds escapes anyway (written by something other than ingest) stays inert.
+    store = Store.open(db_url)
+    with store.engine.begin() as conn:
+        conn.execute(update(Mention).where(Mention.id == down["id"]).values(
+            text="\x1b[2J\x1b]0;pwned\x07wiped", author_handle="\x1b[41mred"))
+    store.close()
+    for command in (["mentions", "show", str(down["id"])], ["mentions", "list"]):
+        shown = run(command, project)
+        assert shown.returncode == 0 and "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+        assert "wiped" in shown.stdout or command[1] == "list"
     flagged = run(["mentions", "list", "--flag", "complaint", "--json"], project)
     assert {r["external_id"] for r in json.loads(flagged.stdout)} == {
         r["external_id"] for r in rows if r["flag"] == "complaint"}

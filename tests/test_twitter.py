@@ -378,8 +378,11 @@ def test_server_error_while_posting_is_transient(fakex: FakeX,
     fakex.script("POST", "/2/tweets", 429, problem(429, "Too Many Requests", "slow down"),
                  headers={"x-rate-limit-reset": "1893456000"})
     conn = connector(fakex, monkeypatch, **posting())
-    with pytest.raises(Transient):
+    with pytest.raises(Transient) as failed:
         conn.reply(mention_ref(), "hi")
+    # Not "will retry": an unanswered post is left for a person to check, never re-sent.
+    assert "may have gone out: check the account" in failed.value.message
+    assert "will retry" not in failed.value.message
     with pytest.raises(RateLimited):
         conn.reply(mention_ref(), "hi")
     assert len(fakex.seen) == 2

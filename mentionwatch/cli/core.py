@@ -32,7 +32,7 @@ from mentionwatch.pipeline import SourceOutcome
 from mentionwatch.pipeline import poll as run_poll
 from mentionwatch.resources import example_config_path
 from mentionwatch.store import UNJUDGED_WINDOW
-from mentionwatch.text import first_line, one_line
+from mentionwatch.text import first_line, one_line, strip_terminal_escapes
 
 
 def _since(value: str | None) -> datetime | None:
@@ -349,9 +349,9 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
     for m in rows:
         # Text() keeps user text inert: brackets are not rich markup.
         cells: list[str | Text] = [str(m.id), ago(m.created_at, now), m.source.name,
-                                   Text(one_line(m.author_handle)), m.flag or "",
-                                   Text(first_line(_headline(m), 200))]
-        table.add_row(*cells, *([Text(m.url or "")] if show_url else []))
+                                   Text(inert(one_line(m.author_handle))), m.flag or "",
+                                   Text(inert(first_line(_headline(m), 200)))]
+        table.add_row(*cells, *([Text(inert(m.url or ""))] if show_url else []))
     app.out.print(table)
 
 
@@ -382,7 +382,7 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
         return
     author = mention.author
     # One line whatever is stored: an author cannot add a line of their own here.
-    who = one_line(mention.author_handle) or "unknown author"
+    who = inert(one_line(mention.author_handle)) or "unknown author"
     if author and author.followers is not None:
         who += f" ({author.followers:,} followers)"
     out = app.out
@@ -390,8 +390,9 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
                             f"  priority {mention.priority:.2f}  ", mention.source.name,
                             "  ", Text(who), f"  {ago(mention.created_at)}"))
     if mention.url:
-        out.print(Text(mention.url))
-    body = Text(f"{one_line(mention.title)}\n\n" if mention.title else "") + Text(mention.text)
+        out.print(Text(inert(mention.url)))
+    body = Text(f"{inert(one_line(mention.title))}\n\n" if mention.title else "") + Text(
+        inert(mention.text))
     out.print(Panel(body, title="mention", title_align="left"))
     for r in matches:
         out.print(Text(f"{r.flag} · {r.pack}/{r.rule} · severity {r.severity:.2f}"
@@ -401,11 +402,19 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
         out.print(Text(line))
     if draft:
         if draft.public_text:
-            out.print(Panel(Text(draft.public_text), title="public reply", title_align="left"))
+            out.print(Panel(Text(inert(draft.public_text)), title="public reply",
+                            title_align="left"))
         if draft.private_text:
-            out.print(Panel(Text(draft.private_text),
+            out.print(Panel(Text(inert(draft.private_text)),
                             title=f"private follow-up ({draft.private_channel})",
                             title_align="left"))
+
+
+def inert(value: str) -> str:
+    """Stored text as the terminal shows it: escapes and control characters out, whatever
+    a row holds (ingest removes them; this is the second line of defence). Text() keeps
+    rich markup inert."""
+    return strip_terminal_escapes(value) if value else value
 
 
 def _headline(m: Mention) -> str:
