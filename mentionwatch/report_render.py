@@ -503,7 +503,8 @@ def digest_text(report: Report) -> str:
         + ", ".join(f"{b.label}: {b.count}" for b in report.backlog) + ")",
         "",
         "Top authors: " + ", ".join(
-            f"{a.handle} ({a.followers or 0:,})" for a in report.top_authors[:5]),
+            a.handle if a.followers is None else f"{a.handle} ({a.followers:,})"
+            for a in report.top_authors[:5]),
         "Top terms: " + ", ".join(f"{t.term} ({t.count})" for t in report.top_terms[:5]),
     ]
     return "\n".join(lines) + "\n"

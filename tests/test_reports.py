@@ -206,7 +206,14 @@ def test_cli_report_json_and_unknown_source(store: Store, db_url: str, tmp_path:
     assert data["response"]["share_within_1h"] == pytest.approx(4 / 7, abs=1e-6)
     assert data["total"] == 13
     bad = CliRunner().invoke(cli, ["--config", str(config), "report", "--source", "nope"])
-    assert isinstance(bad.exception, ConfigError) and "tw, rd" in bad.exception.message
+    assert isinstance(bad.exception, ConfigError) and "rd, tw" in bad.exception.message
+    # A source taken out of the config keeps its history: it can still be reported on.
+    text = config.read_text()
+    config.write_text(text[:text.index("[[sources]]\nname = \"rd\"")])
+    alone = CliRunner().invoke(cli, ["--config", str(config), "report", "--since", since,
+                                     "--source", "rd", "--format", "json"])
+    assert alone.exit_code == 0, alone.output
+    assert 0 < json.loads(alone.output)["total"] < 13
 
 
 @pytest.mark.parametrize(("args", "expected"), [

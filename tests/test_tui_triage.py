@@ -765,3 +765,28 @@ def test_a_reply_over_the_source_limit_is_refused_at_approval(
         outbox.take_approval(store, ids["urgent"], "reply", operator=OPERATOR)
     assert outbox.take_approval(store, ids["urgent"], "reply", operator=OPERATOR,
                                 text="Sorry, DM us.").state == "approved"
+
+
+async def test_open_says_what_it_did_and_shows_the_link_without_a_browser(
+        postbox: None, receiver: Receiver, store: Store, db_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    config = box_config(db_url, receiver)
+    sync_sources(config, store)
+    result = store.store_batch("box", Batch([MentionIn(external_id="l1", text="acme down",
+                                                       url="https://forum.example/t/1")]),
+                               want_ids=True)
+    with store.engine.begin() as conn:
+        store.write_judgements(conn, [(result.mention_ids[0], Judgement(
+            flag="complaint", priority=0.5, sentiment=-0.3, public_draft="Sorry!"))])
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) and False)
+    app = make_app(config, store)
+    notes = record_notes(app)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("o")
+        await pilot.pause()
+    assert opened == ["https://forum.example/t/1"]
+    assert "No browser to open here; the link is https://forum.example/t/1" in notes

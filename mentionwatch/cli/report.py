@@ -32,8 +32,20 @@ from mentionwatch.reports import Report, build_report
 
 
 def _check_sources(app: AppContext, sources: tuple[str, ...]) -> None:
-    for name in sources:
-        app.config.source(name)  # raises ConfigError listing the configured names
+    """Each name is a configured source or one the store has mentions of (a source since
+    renamed or removed keeps its history)."""
+    from mentionwatch.tui.queries import source_names
+
+    configured = {s.name for s in app.config.sources}
+    unknown = [n for n in sources if n not in configured]
+    if not unknown:
+        return
+    stored = set(source_names(app.store))
+    for name in unknown:
+        if name not in stored:
+            known = ", ".join(sorted(configured | stored)) or "none"
+            raise ConfigError(f"No source named {name!r} in {app.config.path} or the store "
+                              f"(sources: {known}).")
 
 
 @contextmanager

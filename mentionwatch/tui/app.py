@@ -347,8 +347,16 @@ class TriageApp(App[None]):
         self.query_one("#public", TextArea).focus()
 
     def action_open_link(self) -> None:
-        if self.current and self.current.mention.url:
-            webbrowser.open(self.current.mention.url)
+        if self.current is None:
+            return
+        url = self.current.mention.url
+        if not url:
+            self.notify("This mention has no link.", markup=False)
+        elif webbrowser.open(url):
+            self.notify(f"Opened {url} in the browser.", markup=False)
+        else:  # a server without a browser: at least show where it is
+            self.notify(f"No browser to open here; the link is {url}", markup=False,
+                        timeout=30)
 
     def action_cycle_filter(self) -> None:
         self.filter_index = (self.filter_index + 1) % len(FILTERS)

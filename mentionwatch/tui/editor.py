@@ -59,7 +59,7 @@ def edit_text(app: App[Any], text: str, command: list[str]) -> EditResult:
     finally:
         path.unlink(missing_ok=True)
     # Editors end the file with a newline; the draft did not have one.
-    return EditResult(edited.removesuffix("\n"))
+    return EditResult(edited.rstrip("\n"))  # editors end a file with a line break or more
 
 
 def _run(app: App[Any], argv: list[str]) -> int:
