@@ -477,14 +477,16 @@ class TriageApp(App[None]):
         table = self.query_one("#queue", DataTable)
         now = self.clock()
         for row in rows:
-            who = Text(one_line(row.author) or "?")
+            # Source and author are cut short so the text column stays on a 120-column screen.
+            who = Text(first_line(one_line(row.author) or "?", 16))
             if row.followers is not None:
                 who.append(f" ({row.followers:,})", style="dim")
             owner = Text(first_line(safe(row.assigned_to), 20))
             if row.snoozed_until and row.snoozed_until > now:
                 owner.append(f" until {row.snoozed_until.astimezone():%a %H:%M}", style="dim")
             table.add_row(Text(row.flag or "", style=FLAG_STYLE.get(row.flag or "", "")),
-                          Text(f"{row.priority:.2f}"), Text(row.source), who, age_text(row),
+                          Text(f"{row.priority:.2f}"), Text(first_line(row.source, 14)), who,
+                          age_text(row),
                           owner, Text(first_line(safe(row.title or row.text), 80)),
                           key=str(row.id))
 
