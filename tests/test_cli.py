@@ -174,6 +174,20 @@ def test_db_commands(project: Path) -> None:
     assert current.returncode == 0 and "up to date" in current.stdout
 
 
+def test_db_current_exits_1_when_the_schema_is_behind(tmp_path: Path) -> None:
+    from mentionwatch import db
+
+    path = tmp_path / "old.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine, "0002_tui_indexes")
+    engine.dispose()
+    (tmp_path / "mentionwatch.toml").write_text(config_text(f"sqlite:///{path}", ""),
+                                                 encoding="utf-8")
+    behind = run(["db", "current"], tmp_path)
+    assert behind.returncode == 1 and "behind: latest is" in behind.stdout
+    assert "0002_tui_indexes" in behind.stdout
+
+
 def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "mentionwatch.toml").write_text(config_text(
         "postgresql://nobody:hunter2@127.0.0.1:9/none", ""), encoding="utf-8")

@@ -475,7 +475,8 @@ def db_upgrade(app: AppContext) -> None:
 @db_group.command("current")
 @pass_app
 def db_current(app: AppContext) -> None:
-    """Show the database URL (password hidden) and its schema revision."""
+    """Show the database URL (password hidden) and its schema revision. Exit code 1 when the
+    schema is behind (run `mentionwatch db upgrade`), so a script can check."""
     engine = db.make_engine(app.config.database_url())
     try:
         current = db.current_revision(engine)
@@ -485,3 +486,5 @@ def db_current(app: AppContext) -> None:
     note = "up to date" if current == head else f"behind: latest is {head}; run `db upgrade`"
     app.out.print(f"{db.redact_url(app.config.database_url())}: revision {current or 'none'} "
                   f"({note})")
+    if current != head:
+        sys.exit(1)
