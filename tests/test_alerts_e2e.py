@@ -46,6 +46,35 @@ class TinyJudge:
         return out
 
 
+
+def write_config(folder: Path, db: Path, smtp_port: int, source: str, url: str, *,
+                 threshold: float) -> Path:
+    """A config with one feed source and alerts to a local SMTP sink."""
+    config = folder / "mentionwatch.toml"
+    config.write_text(f"""
+[brand]
+name = "Acme"
+terms = ["acme"]
+
+[database]
+url = "sqlite:///{db}"
+
+[alerts]
+on_call = ["oncall@acme.example"]
+priority_threshold = {threshold}
+
+[alerts.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+
+[[sources]]
+name = "{source}"
+kind = "rss"
+url = "{url}"
+""", encoding="utf-8")
+    return config
+
 def test_angry_post_reaches_on_call_after_one_poll(
     tmp_path: Path, feeds: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,29 +90,7 @@ def test_angry_post_reaches_on_call_after_one_poll(
             "pubDate": "Sun, 22 Nov 2026 08:00:00 GMT",
         }]))
         db = tmp_path / "mw.db"
-        config = tmp_path / "mentionwatch.toml"
-        config.write_text(f"""
-[brand]
-name = "Acme"
-terms = ["acme"]
-
-[database]
-url = "sqlite:///{db}"
-
-[alerts]
-on_call = ["oncall@acme.example"]
-priority_threshold = 0.8
-
-[alerts.smtp]
-host = "127.0.0.1"
-port = {smtp.port}
-security = "none"
-
-[[sources]]
-name = "forum"
-kind = "rss"
-url = "{url}"
-""", encoding="utf-8")
+        config = write_config(tmp_path, db, smtp.port, "forum", url, threshold=0.8)
         # The author is known from another platform with a large audience (feeds carry no
         # follower counts); the feed's author resolves to the same record.
         store = Store.open(f"sqlite:///{db}")
@@ -144,29 +151,7 @@ def test_feed_item_cannot_forge_lines_of_the_alert_email(
             "pubDate": "Sun, 22 Nov 2026 08:00:00 GMT",
         }]))
         db = tmp_path / "mw.db"
-        config = tmp_path / "mentionwatch.toml"
-        config.write_text(f"""
-[brand]
-name = "Acme"
-terms = ["acme"]
-
-[database]
-url = "sqlite:///{db}"
-
-[alerts]
-on_call = ["oncall@acme.example"]
-priority_threshold = 0.0
-
-[alerts.smtp]
-host = "127.0.0.1"
-port = {smtp.port}
-security = "none"
-
-[[sources]]
-name = "status"
-kind = "rss"
-url = "{url}"
-""", encoding="utf-8")
+        config = write_config(tmp_path, db, smtp.port, "status", url, threshold=0.0)
         if not HAS_ENGINE:
             monkeypatch.setattr("mentionwatch.cli.core._load_judge", lambda app: TinyJudge())
 
