@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from mentionwatch.cli import cli
-from mentionwatch.errors import ConfigError
+from mentionwatch.errors import ConfigError, SendError
 from mentionwatch.export import EXPORT_COLUMNS, csv_cell, iter_mention_records
 from mentionwatch.models import Mention
 from mentionwatch.report_render import render_csv, render_terminal, sparkline
@@ -391,6 +391,13 @@ security = "none"
     page = msg.get_body(preferencelist=("html",)).get_content()
     assert 'id="kpi-within-1h"><div class="v">57%<' in page
     assert "<script" not in page
+    # The server gone: a digest is not kept to retry, and the message says so.
+    failed = CliRunner().invoke(cli, ["--config", str(config), "report", "--since",
+                                      SINCE.isoformat(), "--email"])
+    assert failed.exit_code == 1
+    assert isinstance(failed.exception, SendError)
+    assert failed.exception.message.startswith("The digest was not sent: cannot reach")
+    assert "retried" not in str(failed.exception)
 
 
 def test_report_email_without_recipients_says_what_to_do(store: Store, db_url: str,

@@ -84,5 +84,4 @@ def send(
         reason = "timed out" if isinstance(exc, socket.timeout | TimeoutError) else \
             f"{type(exc).__name__}: {exc}"
         raise SendError(f"cannot reach the SMTP server {where} ({reason}).",
-                        hint="Check [alerts.smtp] host and port; alerts stay pending and "
-                        "are retried.") from None
+                        hint="Check [alerts.smtp] host and port.") from None

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, parse_since, pass_app
 from mentionwatch.config import Config
-from mentionwatch.errors import ConfigError, MentionwatchError
+from mentionwatch.errors import ConfigError, MentionwatchError, SendError
 from mentionwatch.export import iter_mention_records, write_csv, write_jsonl
 from mentionwatch.models import utcnow
 from mentionwatch.report_render import (
@@ -141,7 +141,12 @@ def _check_address(address: str) -> None:
 
 
 def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: datetime) -> None:
-    delivered, refused = send_digest(app.config, result, list(to), now)
+    try:
+        delivered, refused = send_digest(app.config, result, list(to), now)
+    except SendError as exc:  # nothing keeps a digest to retry: say so
+        raise SendError(f"The digest was not sent: {exc.message}",
+                        hint=(exc.hint or "") + " Run the command again once it is fixed."
+                        ) from None
     app.err.print(f"Sent the digest to {', '.join(delivered)}.")
     if refused:
         app.err.print(Text(f"Refused by the server: {', '.join(refused)}", style="red"))

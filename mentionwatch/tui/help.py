@@ -40,10 +40,11 @@ DETAILS = {
     "assign": "Give the mention to a named person (empty: nobody). Shown in the queue.",
     "resolve": "The case is closed: it leaves the queue, recorded as resolved by you.",
     "cycle_source": "Show one source at a time, then all.",
-    "cycle_view": "open (waiting, awake) / snoozed / assigned / resolved / dismissed.",
+    "cycle_view": "open (waiting, awake) / snoozed / assigned / answered / resolved / "
+                  "dismissed.",
     "toggle_mine": "Only mentions assigned to you (the operator at the top right).",
     "cycle_filter": "Show one flag at a time, then all.",
-    "search": "Search text and author handles (Enter; empty Enter clears). Combines with "
+    "search": "Search text, titles and author handles (Enter; empty Enter clears). Combines with "
               "the filters.",
     "refresh": "Re-read the queue (also every 10 s), keeping the selection and any edit.",
 }
