@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -75,6 +76,17 @@ url = "{url}"
 """, encoding="utf-8")
     return config
 
+
+def poll_and_receive_one(config: Path, smtp: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`mentionwatch poll` as cron runs it, then the one email it sends to the sink."""
+    if not HAS_ENGINE:
+        monkeypatch.setattr("mentionwatch.cli.core._load_judge", lambda app: TinyJudge())
+    result = CliRunner().invoke(cli_main(), ["--config", str(config), "poll"])
+    assert result.exit_code == 0, result.output
+    assert smtp.sink.arrived.wait(5)
+    (mail,) = smtp.messages
+    return mail
+
 def test_angry_post_reaches_on_call_after_one_poll(
     tmp_path: Path, feeds: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -98,14 +110,7 @@ def test_angry_post_reaches_on_call_after_one_poll(
             s.add(Author(platform="web", handle="angry_ann", handle_key="angry_ann",
                          followers=50_000))
         store.close()
-        if not HAS_ENGINE:
-            monkeypatch.setattr("mentionwatch.cli.core._load_judge", lambda app: TinyJudge())
-
-        result = CliRunner().invoke(cli_main(), ["--config", str(config), "poll"])
-
-        assert result.exit_code == 0, result.output
-        assert smtp.sink.arrived.wait(5)
-        (mail,) = smtp.messages
+        mail = poll_and_receive_one(config, smtp, monkeypatch)
         assert mail.rcpt_tos == ["oncall@acme.example"]
         assert "Acme fiber: furious" in mail.message["Subject"]
         plain, html = mail.part("plain"), mail.part("html")
@@ -152,14 +157,7 @@ def test_feed_item_cannot_forge_lines_of_the_alert_email(
         }]))
         db = tmp_path / "mw.db"
         config = write_config(tmp_path, db, smtp.port, "status", url, threshold=0.0)
-        if not HAS_ENGINE:
-            monkeypatch.setattr("mentionwatch.cli.core._load_judge", lambda app: TinyJudge())
-
-        result = CliRunner().invoke(cli_main(), ["--config", str(config), "poll"])
-
-        assert result.exit_code == 0, result.output
-        assert smtp.sink.arrived.wait(5)
-        (mail,) = smtp.messages
+        mail = poll_and_receive_one(config, smtp, monkeypatch)
         raw_plain = mail.part("plain")
         lines = raw_plain.splitlines()
         # Our own fields, once each; nothing from the feed starts a line as one of them.

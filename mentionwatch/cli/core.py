@@ -347,11 +347,12 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
         table.add_column("url", no_wrap=True, overflow="ellipsis", ratio=1)
     now = utcnow()
     for m in rows:
-        # Text() keeps user text inert: brackets are not rich markup.
+        # Text() keeps rich markup inert; escapes are stripped whatever a row holds (ingest
+        # removes them already: this is the second line of defence).
         cells: list[str | Text] = [str(m.id), ago(m.created_at, now), m.source.name,
-                                   Text(inert(one_line(m.author_handle))), m.flag or "",
-                                   Text(inert(first_line(_headline(m), 200)))]
-        table.add_row(*cells, *([Text(inert(m.url or ""))] if show_url else []))
+                                   Text(one_line(m.author_handle)), m.flag or "",
+                                   Text(strip_terminal_escapes(first_line(_headline(m), 200)))]
+        table.add_row(*cells, *([Text(strip_terminal_escapes(m.url or ""))] if show_url else []))
     app.out.print(table)
 
 
@@ -382,7 +383,7 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
         return
     author = mention.author
     # One line whatever is stored: an author cannot add a line of their own here.
-    who = inert(one_line(mention.author_handle)) or "unknown author"
+    who = one_line(mention.author_handle) or "unknown author"
     if author and author.followers is not None:
         who += f" ({author.followers:,} followers)"
     out = app.out
@@ -390,9 +391,9 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
                             f"  priority {mention.priority:.2f}  ", mention.source.name,
                             "  ", Text(who), f"  {ago(mention.created_at)}"))
     if mention.url:
-        out.print(Text(inert(mention.url)))
-    body = Text(f"{inert(one_line(mention.title))}\n\n" if mention.title else "") + Text(
-        inert(mention.text))
+        out.print(Text(strip_terminal_escapes(mention.url)))
+    body = Text(f"{one_line(mention.title)}\n\n" if mention.title else "") + Text(
+        strip_terminal_escapes(mention.text))
     out.print(Panel(body, title="mention", title_align="left"))
     for r in matches:
         out.print(Text(f"{r.flag} · {r.pack}/{r.rule} · severity {r.severity:.2f}"
@@ -402,19 +403,12 @@ def mentions_show(app: AppContext, mention_id: int, as_json: bool) -> None:
         out.print(Text(line))
     if draft:
         if draft.public_text:
-            out.print(Panel(Text(inert(draft.public_text)), title="public reply",
+            out.print(Panel(Text(strip_terminal_escapes(draft.public_text)), title="public reply",
                             title_align="left"))
         if draft.private_text:
-            out.print(Panel(Text(inert(draft.private_text)),
+            out.print(Panel(Text(strip_terminal_escapes(draft.private_text)),
                             title=f"private follow-up ({draft.private_channel})",
                             title_align="left"))
-
-
-def inert(value: str) -> str:
-    """Stored text as the terminal shows it: escapes and control characters out, whatever
-    a row holds (ingest removes them; this is the second line of defence). Text() keeps
-    rich markup inert."""
-    return strip_terminal_escapes(value) if value else value
 
 
 def _headline(m: Mention) -> str:

@@ -19,10 +19,10 @@ from mentionwatch.cli.context import AppContext, pass_app
 from mentionwatch.config import Config
 from mentionwatch.errors import ConfigError, RuleError
 from mentionwatch.judgement import Judgement, MentionFacts, explanation_lines, reasons_text
-from mentionwatch.text import clean_text, strip_terminal_escapes
+from mentionwatch.text import clean_text, one_line
 
 if TYPE_CHECKING:  # the rules engine loads VADER: imported when a command needs it
-    from mentionwatch.rules_engine.packs import Condition, RulePack
+    from mentionwatch.rules_engine.packs import RulePack
 
 
 @click.group("rules")
@@ -72,8 +72,8 @@ def rules_test(app: AppContext, text: str, source: str, author: str,
     # As a poll would store it: terminal escapes and control characters out, whitespace
     # tidied (so the rules judge what they would judge, and nothing reaches the terminal).
     text = clean_text(text, is_html=False)
-    author = " ".join(strip_terminal_escapes(author).split())
-    author_name = " ".join(strip_terminal_escapes(author_name).split()) if author_name else None
+    author = one_line(author)
+    author_name = one_line(author_name) or None
     # Nothing visible (only spaces, or only zero-width characters) is no post either.
     if not any(not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf") for c in text):
         raise click.UsageError("TEXT is empty: give the post to try, or - to read it from "
@@ -199,7 +199,7 @@ _PRIVATE_ASKS = ("account number", "password", "address", "date of birth", "card
 def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
     """What is valid but likely a mistake, one line each, naming the file and the rule."""
     from mentionwatch import registry
-    from mentionwatch.rules_engine import reply_length, reply_limit
+    from mentionwatch.rules_engine import BrandFacts, reply_length, reply_limit
     from mentionwatch.rules_engine.templates import render
 
     kinds = set(registry.available_kinds())
@@ -212,13 +212,13 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
               "support_email": (brand.support_email if brand else None) or "help@example.com",
               "support_phone": (brand.support_phone if brand else None) or "+1 555 0100",
               "support_hours": (brand.support_hours if brand else None) or "Mon-Fri 9-17"}
-    sample["contact"] = f"{sample['support_email']} or {sample['support_phone']} " \
-                        f"({sample['support_hours']})"
+    sample["contact"] = BrandFacts(sample["brand"], sample["support_email"],
+                                   sample["support_phone"], sample["support_hours"]).contact()
     out: list[str] = []
     for pack in packs:
         for rule in pack.rules:
             where = f"{pack.path}: rule {rule.name!r}"
-            sources = _sources(rule.when)
+            sources = {s for part in rule.when.parts() for s in part.source}
             unknown = sorted(v for v in sources if v not in kinds and v not in names)
             if unknown:
                 known = ", ".join(sorted(kinds | set(names)))
@@ -238,14 +238,6 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
                     out.append(f"{where}: the public reply comes to about {length} "
                                f"characters, over {kind}'s {limit}: drafts there are cut "
                                "short (at a sentence or word)")
-    return out
-
-
-def _sources(cond: Condition) -> set[str]:
-    """Every `source` value in a condition and the ones nested in it."""
-    out = set(cond.source)
-    for sub in (*cond.any_of, *cond.all_of, *([cond.not_] if cond.not_ else [])):
-        out |= _sources(sub)
     return out
 
 

@@ -126,7 +126,7 @@ class Engine:
         # Which rules use each pattern, for the message of one that runs away.
         self._regex_rules: dict[str, list[str]] = {}
         for pack, rule in self.rules:
-            for pattern in _patterns(rule.when):
+            for pattern in (p for part in rule.when.parts() for p in part.regex):
                 self._regex_rules.setdefault(pattern, []).append(f"{pack}/{rule.name}")
         # Normalised term sets per condition (conditions are frozen and live with the engine).
         self._sets: dict[int, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
@@ -483,14 +483,6 @@ def _recent_complaint(window: timedelta) -> Test:
 #: post) in linear time; the few patterns it cannot tame stop here with an error naming
 #: them, instead of stalling the poll.
 REGEX_TIMEOUT = 0.25
-
-
-def _patterns(cond: Condition) -> list[str]:
-    """The regular expressions of a condition and the ones nested in it."""
-    out = list(cond.regex)
-    for sub in (*cond.any_of, *cond.all_of, *([cond.not_] if cond.not_ else [])):
-        out += _patterns(sub)
-    return out
 
 
 def _bounded_search(pattern: str, rules: Sequence[str] = ()) -> Callable[[str], Any]:

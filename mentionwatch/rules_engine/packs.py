@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,6 +153,12 @@ class Condition(_Strict):
 
     def _children(self) -> list[Condition]:
         return [*self.any_of, *self.all_of, *([self.not_] if self.not_ else [])]
+
+    def parts(self) -> Iterator[Condition]:
+        """This condition and every one nested in it (under `not` too)."""
+        yield self
+        for sub in self._children():
+            yield from sub.parts()
 
     def history_days(self) -> int:
         days = self.complained_within_days or 0
