@@ -1,42 +1,46 @@
-"""Does a text name the brand? Word-boundary aware, with exclusions for homonyms. Pure."""
+"""Does a text name the brand? Found as the rule packs' terms are found (`terms.TermMatcher`:
+whole words, case-folded, emoji and unspaced scripts), with exclusions for homonyms. Pure."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-
-def _term_pattern(term: str) -> str:
-    # A term matches as a whole word: "acme" finds "Acme's", "@acme" and "#acme" but not
-    # "acmeville"; a term that starts with @ or # keeps that character.
-    return r"(?<![\w])" + re.escape(term.strip()) + r"(?!\w)"
-
-
-def compile_terms(terms: Iterable[str]) -> re.Pattern[str] | None:
-    """One case-insensitive alternation for all terms, longest first; None if no terms."""
-    unique = sorted({t.strip().lower() for t in terms if t.strip()}, key=len, reverse=True)
-    if not unique:
-        return None
-    return re.compile("|".join(_term_pattern(t) for t in unique), re.IGNORECASE)
+from mentionwatch.terms import TermMatcher, normalise_for_matching, normalise_term
 
 
 class BrandMatcher:
-    """Finds brand terms in text; excluded phrases ("acme anvil") are masked out first."""
+    """Finds brand terms in text; a term inside an excluded phrase ("acme anvil") is not
+    counted. A name written with @ or # keeps that character ("@acme" is not found in
+    "help@acme.com")."""
 
     def __init__(self, terms: Iterable[str], exclude: Iterable[str] = ()) -> None:
-        self._terms = compile_terms(terms)
-        self._exclude = compile_terms(exclude)
+        terms = list(terms)
+        self._terms = TermMatcher(terms)
+        # Reported as configured, lower-cased ("straße", not the matcher's "strasse").
+        self._names = {normalise_term(t): " ".join(t.lower().split()) for t in terms}
+        self._exclude = TermMatcher(exclude)
 
     def find(self, text: str) -> list[str]:
-        """The distinct terms (lower-cased, in order of appearance) that the text mentions."""
-        if self._terms is None or not text:
+        """The distinct terms (lower-cased, in order of appearance) that the text mentions.
+        Where names overlap, the longest one found at a place counts ("acme fiber", not
+        also "acme" or "fiber")."""
+        if not self._terms.terms or not text:
             return []
-        if self._exclude is not None:
-            text = self._exclude.sub(lambda m: " " * len(m.group(0)), text)
-        found = self._terms.findall(text)
+        text = normalise_for_matching(text)
+        found = self._terms.spans(text)
         if not found:
             return []
-        return list(dict.fromkeys(term.lower() for term in found))
+        hidden = self._exclude.spans(text)
+        terms: dict[str, None] = {}
+        covered = 0
+        for start, end, term in found:
+            if start < covered:  # inside a longer name found before
+                continue
+            if any(start < h_end and h_start < end for h_start, h_end, _ in hidden):
+                continue
+            terms.setdefault(self._names.get(term, term))
+            covered = end
+        return list(terms)
 
     def mentions(self, text: str) -> bool:
         return bool(self.find(text))

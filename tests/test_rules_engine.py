@@ -14,8 +14,8 @@ from mentionwatch.errors import RuleError
 from mentionwatch.judgement import MentionFacts
 from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_pack, load_packs
-from mentionwatch.rules_engine.matcher import TermMatcher
 from mentionwatch.rules_engine.templates import first_name, fit, render
+from mentionwatch.terms import TermMatcher
 from tests.conftest import deadline
 
 NOW = datetime.now(UTC)

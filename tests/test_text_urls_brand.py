@@ -75,6 +75,27 @@ def test_brand_matcher_word_boundaries_and_exclusions() -> None:
     assert BrandMatcher(["🚀rocket"]).find("go 🚀rocket go") == ["🚀rocket"]
 
 
+def test_brand_matcher_finds_names_as_rule_terms_are_found() -> None:
+    # The brand filter uses the rule packs' term matcher: names in scripts written without
+    # spaces, names touching an emoji, case-folded and composed text, phrases over lines.
+    assert BrandMatcher(["小米"]).find("我喜欢小米手机") == ["小米"]
+    assert BrandMatcher(["acme"]).find("so done with acme😡") == ["acme"]
+    assert BrandMatcher(["Straße Bank"]).find("STRASSE BANK ist down") == ["straße bank"]
+    assert BrandMatcher(["café"]).find("Cafe\u0301 down") == ["café"]  # e + combining accent
+    assert BrandMatcher(["Acme Fiber"]).find("my acme\n  fiber line") == ["acme fiber"]
+    # A name is not found inside its own contraction, nor as part of a longer word.
+    assert BrandMatcher(["can"]).find("I can't log in") == []
+    assert BrandMatcher(["小米"]).find("小米手机") == ["小米"]
+    # Overlapping names: the longest found at a place counts, once.
+    m = BrandMatcher(["acme", "acme fiber", "fiber"])
+    assert m.find("ACME FIBER down, acme too") == ["acme fiber", "acme"]
+    # Exclusions are matched the same way: a curly apostrophe, a line break, case.
+    m = BrandMatcher(["acme"], ["acme’s law", "acme anvil"])
+    assert m.find("Acme's law says so") == []
+    assert m.find("an ACME\nanvil fell") == []
+    assert m.find("an acme anvil fell on acme") == ["acme"]
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("90s", 90), ("15m", 900), ("1h30m", 5400), ("2d", 172800), (30, 30), ("45", 45)],

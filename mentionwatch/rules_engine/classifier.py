@@ -38,7 +38,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
+from mentionwatch.terms import TermMatcher, normalise_term
 
 MODEL_PATH = Path(__file__).with_name("complaint_model.json")
 FORMAT = 1

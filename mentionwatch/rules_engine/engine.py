@@ -29,10 +29,10 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from mentionwatch.errors import RuleError
 from mentionwatch.judgement import AT_HANDLE_KINDS, Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
-from mentionwatch.rules_engine.matcher import TermMatcher, normalise_term
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack, language_code
 from mentionwatch.rules_engine.sentence import SentenceScorer, combine
 from mentionwatch.rules_engine.templates import first_name, fit, render
+from mentionwatch.terms import TermMatcher, normalise_term
 
 #: When several flags match, the first in this order wins.
 FLAG_ORDER = ("ignore", "spam", "crisis", "complaint", "question", "praise")

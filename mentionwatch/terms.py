@@ -1,4 +1,4 @@
-"""Find many terms in a text in one pass.
+"""Find many terms in a text in one pass: the rule packs' terms and the brand's names.
 
 All of a pack's terms are compiled into ONE regular expression shaped as a trie
 (`acme(?: fiber| fibre)?|ac(?:count|cess)...`), so the cost per text grows with the text and
@@ -120,6 +120,22 @@ class TermMatcher:
             )
             if shorter:
                 out[term] = shorter
+        return out
+
+    def spans(self, normalised: str) -> list[tuple[int, int, str]]:
+        """Where terms occur in a text already passed through `normalise_for_matching`:
+        (start, end, term) in order of start, the longest term first at a position. Unlike
+        `find`, a shorter term inside a longer one found at the same place is not given."""
+        if not normalised or not self.terms:
+            return []
+        out = []
+        for pattern, wanted in ((self._pattern, True),
+                                (self._anywhere, self._anywhere_in_ascii
+                                 or not normalised.isascii())):
+            if pattern is not None and wanted:
+                out += [(m.start(1), m.end(1), " ".join(m.group(1).split()))
+                        for m in pattern.finditer(normalised)]
+        out.sort(key=lambda span: (span[0], -span[1]))
         return out
 
     def find(self, text: str) -> set[str]:
