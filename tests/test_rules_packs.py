@@ -63,6 +63,18 @@ def test_danger_words_in_their_everyday_sense_wake_nobody(engine: Engine, text: 
     assert judge(engine, text) != "crisis"
 
 
+@pytest.mark.parametrize("text", [
+    "Review: the Acme Mesh 6 covered our whole test house, but at $349 it is hard to recommend",
+    "honestly can't recommend the acme x2, the battery died in a week",
+    "we wouldn't recommend acme's basic plan to gamers",
+    "Acme Fiber review: fast, fair, easy to recommend",
+])
+def test_a_verdict_on_the_brand_is_not_a_question(engine: Engine, text: str) -> None:
+    # "recommend" is a question term for "which plan do you recommend"; a reviewer's
+    # verdict must not get "Thanks for asking!" (the demo's news review had).
+    assert judge(engine, text) != "question"
+
+
 def test_every_flagged_post_gets_both_drafts_without_private_data_requests(
         engine: Engine) -> None:
     counts: Counter[str] = Counter()
