@@ -122,25 +122,32 @@ def test_a_users_regex_cannot_stall_the_poll_on_a_strangers_post(tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    ("when", "hit", "miss"),
+    ("when", "hit", "miss", "reason"),
     [
-        ('source = ["reddit"]', {"source_kind": "reddit"}, {"source_kind": "twitter"}),
-        ('language = ["de"]', {"language": "de-AT"}, {"language": "en"}),
-        ("followers_at_least = 10000", {"followers": 10000}, {"followers": 9999}),
-        ("verified = true", {"verified": True}, {"verified": None}),
+        ('source = ["reddit"]', {"source_kind": "reddit"}, {"source_kind": "twitter"},
+         {"source": "reddit"}),
+        ('source = ["my-forum"]', {"source": "my-forum", "source_kind": "rss"}, {},
+         {"source": "my-forum"}),
+        ('language = ["de"]', {"language": "de-AT"}, {"language": "en"}, {"language": "de"}),
+        ("followers_at_least = 10000", {"followers": 10000}, {"followers": 9999},
+         {"followers": "10000 >= 10000"}),
+        ("verified = true", {"verified": True}, {"verified": None}, {"verified": "yes"}),
         ("engagement_at_least = 50", {"likes": 30, "reposts": 15, "replies": 5},
-         {"likes": 49}),
-        ("reply_to_brand = true", {"is_reply_to_brand": True}, {}),
+         {"likes": 49}, {"engagement": "50 >= 50"}),
+        ("reply_to_brand = true", {"is_reply_to_brand": True}, {}, {"reply_to_brand": "yes"}),
         ("complained_within_days = 3",
          {"author_history": ((NOW - timedelta(days=2), "complaint"),)},
-         {"author_history": ((NOW - timedelta(days=5), "complaint"),)}),
+         {"author_history": ((NOW - timedelta(days=5), "complaint"),)},
+         {"earlier_complaints": 1}),
     ],
 )
 def test_author_and_context_conditions(tmp_path: Path, when: str, hit: dict[str, Any],
-                                       miss: dict[str, Any]) -> None:
+                                       miss: dict[str, Any], reason: dict[str, Any]) -> None:
     engine = engine_from(tmp_path, rule(when))
-    assert matches(engine, "text", **hit)
     assert not matches(engine, "text", **miss)
+    # A rule that fires says which of the mention's facts made it (rules test, the TUI).
+    (got,) = engine.judge_one(facts("text", **hit), now=NOW).hits
+    assert got.explanation == reason
 
 
 def test_boolean_composition(tmp_path: Path) -> None:

@@ -75,6 +75,26 @@ def test_a_verdict_on_the_brand_is_not_a_question(engine: Engine, text: str) -> 
     assert judge(engine, text) != "question"
 
 
+def test_a_news_story_about_an_outage_gets_a_statement_not_a_dm(engine: Engine) -> None:
+    def judged(kind: str) -> Any:
+        return engine.judge_one(MentionFacts(
+            source="news", source_kind=kind, text="Thousands of Acme Fiber customers "
+            "reported outages on Sunday morning ...", title="Outage hits Acme Fiber "
+            "customers across the east side", url=None, author_handle="news.example.com",
+            author_name=None, followers=None, verified=None, language="en",
+            created_at=NOW - timedelta(hours=1), likes=0, reposts=0, replies=0,
+            is_reply_to_brand=False), now=NOW)
+
+    story = judged("google_alerts")
+    assert story.flag == "complaint" and story.draft_rule == "press-coverage"
+    assert story.private_channel == "email"
+    assert "direct message" not in (story.public_draft or "")
+    assert "about your story" in (story.private_draft or "")
+    # The same words posted on X are a customer's problem: the usual move to a DM.
+    post = judged("twitter")
+    assert post.draft_rule == "outage" and "direct message" in (post.public_draft or "")
+
+
 def test_every_flagged_post_gets_both_drafts_without_private_data_requests(
         engine: Engine) -> None:
     counts: Counter[str] = Counter()

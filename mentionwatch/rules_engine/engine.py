@@ -353,23 +353,32 @@ class Engine:
                 if not score < cond.complaint_score_below:
                     return False
                 r["complaint_score"] = f"{shown:.2f} < {cond.complaint_score_below}"
-        if cond.source and f.source_kind not in cond.source and f.source not in cond.source:
-            return False
-        if cond.language and language_code(f.language) not in cond.language:
-            return False
+        if cond.source:
+            if f.source_kind not in cond.source and f.source not in cond.source:
+                return False
+            r["source"] = f.source_kind if f.source_kind in cond.source else f.source
+        if cond.language:
+            code = language_code(f.language)
+            if code not in cond.language:
+                return False
+            r["language"] = code
         if cond.followers_at_least is not None:
             if (f.followers or 0) < cond.followers_at_least:
                 return False
             r["followers"] = f"{f.followers} >= {cond.followers_at_least}"
-        if cond.verified is not None and bool(f.verified) != cond.verified:
-            return False
+        if cond.verified is not None:
+            if bool(f.verified) != cond.verified:
+                return False
+            r["verified"] = "yes" if f.verified else "no"
         if cond.engagement_at_least is not None:
             engagement = f.likes + f.reposts + f.replies
             if engagement < cond.engagement_at_least:
                 return False
             r["engagement"] = f"{engagement} >= {cond.engagement_at_least}"
-        if cond.reply_to_brand is not None and f.is_reply_to_brand != cond.reply_to_brand:
-            return False
+        if cond.reply_to_brand is not None:
+            if f.is_reply_to_brand != cond.reply_to_brand:
+                return False
+            r["reply_to_brand"] = "yes" if f.is_reply_to_brand else "no"
         if cond.complained_within_days is not None:
             since = ctx.now - timedelta(days=cond.complained_within_days)
             earlier = [at for at, _ in f.author_history if at >= since]
