@@ -12,9 +12,10 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -87,6 +88,8 @@ class Rescored:
     mentions: int
     failed: int = 0
     error: str | None = None
+    #: How many mentions went from one flag to another (None: no flag), by (before, after).
+    changed: Mapping[tuple[str | None, str | None], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -676,6 +679,7 @@ class Store:
         earlier judgement and is counted in `failed`."""
         done = failures = 0
         first: str | None = None
+        changed: Counter[tuple[str | None, str | None]] = Counter()
         with self.engine.connect() as conn:
             sources = list(conn.execute(select(SOURCES.c.id, SOURCES.c.name, SOURCES.c.kind)))
         for source in sources:
@@ -689,15 +693,23 @@ class Store:
                     ).scalars())
                     if not ids:
                         break
+                    before = self._flags(conn, ids)
                     failed, error = self._apply_judge(conn, judge, source.name, source.kind,
                                                       ids)
+                    after = self._flags(conn, ids)
+                    changed.update((before[i], after[i]) for i in ids if before[i] != after[i])
                 last_id = ids[-1]
                 done += len(ids)
                 failures += failed
                 first = first or error
                 if on_progress:
                     on_progress(len(ids))
-        return Rescored(done, failures, first)
+        return Rescored(done, failures, first, dict(changed))
+
+    @staticmethod
+    def _flags(conn: Connection, ids: Sequence[int]) -> dict[int, str | None]:
+        rows = conn.execute(select(MENTIONS.c.id, MENTIONS.c.flag).where(MENTIONS.c.id.in_(ids)))
+        return {mention_id: flag for mention_id, flag in rows}
 
     _DRAFT_COLUMNS = ("public_text", "private_text", "private_channel", "rule", "updated_at")
 

@@ -225,7 +225,10 @@ def test_rules_check_dir_is_checked_with_the_configured_packs_and_warns(
         'source = ["twiter"]\n'
         '[[rules]]\nname = "chatty"\nflag = "complaint"\n[rules.when]\nany = ["parcel"]\n'
         f'[rules.reply]\npublic = "{{author}} {"We are so sorry. " * 20}Please send us your '
-        'order number and home address here."\n'))
+        'order number and home address here."\n'
+        '[[rules]]\nname = "holes"\nflag = "complaint"\n[rules.when]\nany = ["late"]\n'
+        '[rules.reply]\npublic = "Sorry![[ Call {support_phone}.]]"\n'
+        'private = "Call us at {support_phone}. Or: {contact}.[[ Mail {support_email}.]]"\n'))
     code, said = run_cli([*check, str(risky)], monkeypatch, capsys)
     assert code == 0 and "6 packs" in said
     assert "rule 'typo': source 'twiter' is neither a source kind nor one of your sources" \
@@ -233,6 +236,13 @@ def test_rules_check_dir_is_checked_with_the_configured_packs_and_warns(
     assert "rule 'chatty': the public reply mentions address, order number" in said
     assert "over twitter's 280" in said and "over rss" not in said  # feeds have no limit
     assert "rule 'typo': the public" not in said
+    # A support field this brand leaves empty, outside an optional part: a hole in the draft.
+    assert ("rule 'holes': the private follow-up uses {support_phone} but [brand] "
+            "support_phone is not set") in said
+    assert "the private follow-up uses {contact} but [brand] support_email or support_phone" \
+        in said
+    assert "{support_email}" not in said and "rule 'holes': the public" not in said
+    assert said.count("is not set") == 2  # the shipped packs keep such sentences optional
 
 
 def test_pack_files_from_windows_editors_and_plain_names(tmp_path: Path) -> None:

@@ -57,7 +57,8 @@ def test_ingest_writes_judgements_and_rescore_follows_rule_changes(
     changed = make_config(db_url, [{"name": "feed", "kind": "rss",
                                      "url": "http://127.0.0.1:9/x"}],
                           rules={"dirs": [str(mine)]})
-    assert store.rescore(load_judge(changed)).mentions == 3
+    rescored = store.rescore(load_judge(changed))
+    assert rescored.mentions == 3 and rescored.changed == {(None, "complaint"): 1}
     assert _flags(store) == {"1": "complaint", "2": "praise", "3": "complaint"}
     meh = next(m for m in store.list_mentions() if m.external_id == "3")
     detail = store.mention_detail(meh.id)
@@ -145,7 +146,7 @@ def test_poll_says_which_mentions_went_unjudged_and_exits_1(
     code, as_json = run_cli(["--config", str(path), "status", "--json"], monkeypatch, capsys)
     assert '"unjudged": 1' in as_json
     code, rescored = run_cli(["--config", str(path), "rules", "rescore"], monkeypatch, capsys)
-    assert code == 0 and "Re-scored 2 mentions." in rescored
+    assert code == 0 and "Re-scored 2 mentions; no flag changed." in rescored
     code, as_json = run_cli(["--config", str(path), "status", "--json"], monkeypatch, capsys)
     assert '"unjudged": 0' in as_json
 
@@ -168,3 +169,12 @@ def test_a_regex_that_runs_away_on_one_post_costs_only_that_posts_judgement(
     assert (result.stored, result.unjudged) == (2, 1)
     assert result.judge_error is not None and "took over 0.25 s" in result.judge_error
     assert _flags(store) == {"1": "complaint", "2": None}
+
+
+def test_rescore_says_how_flags_moved() -> None:
+    from mentionwatch.cli.rules import _flag_changes
+    from mentionwatch.store import Rescored
+
+    assert _flag_changes(Rescored(5)) == "no flag changed"
+    moved = Rescored(5, changed={(None, "crisis"): 1, ("complaint", None): 2})
+    assert _flag_changes(moved) == "3 changed flag: complaint -> none 2, none -> crisis 1"

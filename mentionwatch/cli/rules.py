@@ -23,6 +23,7 @@ from mentionwatch.text import clean_text, one_line
 
 if TYPE_CHECKING:  # the rules engine loads VADER: imported when a command needs it
     from mentionwatch.rules_engine.packs import RulePack
+    from mentionwatch.store import Rescored
 
 
 @click.group("rules")
@@ -224,6 +225,7 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
                 known = ", ".join(sorted(kinds | set(names)))
                 out.append(f"{where}: source {', '.join(map(repr, unknown))} is neither a "
                            f"source kind nor one of your sources ({known}); it never matches")
+            out += _empty_field_warnings(where, rule, brand)
             public = rule.reply.public if rule.reply else None
             if not public:
                 continue
@@ -241,6 +243,38 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
     return out
 
 
+def _flag_changes(done: Rescored) -> str:
+    """"2 changed flag: none -> crisis 1, complaint -> none 1" (most first)."""
+    if not done.changed:
+        return "no flag changed"
+    total = sum(done.changed.values())
+    moves = sorted(done.changed.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    said = ", ".join(f"{old or 'none'} -> {new or 'none'} {n}" for (old, new), n in moves)
+    return f"{total} changed flag: {said}"
+
+
+def _empty_field_warnings(where: str, rule: Any, brand: Any) -> list[str]:
+    """A template using a support field the config leaves empty, outside an optional part:
+    the draft would read "call us at." (the fields are [brand] settings)."""
+    if brand is None or rule.reply is None:
+        return []
+    from mentionwatch.rules_engine.templates import OPTIONAL, fields_in
+
+    empty = {name for name in ("support_email", "support_phone", "support_hours")
+             if not getattr(brand, name)}
+    if not (brand.support_email or brand.support_phone):
+        empty.add("contact")
+    out = []
+    for part, template in (("public reply", rule.reply.public),
+                           ("private follow-up", rule.reply.private)):
+        for field in sorted(empty.intersection(fields_in(OPTIONAL.sub("", template or "")))):
+            setting = ("support_email or support_phone" if field == "contact" else field)
+            out.append(f"{where}: the {part} uses {{{field}}} but [brand] {setting} is not "
+                       "set, so the draft has a hole there: set it, or put that sentence in "
+                       "[[ ... ]] so it is left out")
+    return out
+
+
 @rules_group.command("rescore")
 @pass_app
 def rules_rescore(app: AppContext) -> None:
@@ -254,7 +288,7 @@ def rules_rescore(app: AppContext) -> None:
     with Progress(console=app.err, disable=not app.err.is_terminal) as progress:
         task = progress.add_task("Re-scoring", total=total)
         done = store.rescore(engine, on_progress=lambda n: progress.advance(task, n))
-    app.out.print(f"Re-scored {done.mentions - done.failed} mentions.")
+    app.out.print(f"Re-scored {done.mentions - done.failed} mentions; {_flag_changes(done)}.")
     if done.failed:
         app.err.print(Text(f"The rules failed on {done.failed} mentions, which keep their "
                            f"earlier judgement ({done.error}). The log has the traceback.",

@@ -41,6 +41,11 @@ def _close_gaps(text: str) -> str:
     return text.replace(_GAP, "")
 
 
+def fields_in(template: str) -> set[str]:
+    """The names of the fields a template uses."""
+    return set(_FIELD.findall(template))
+
+
 @functools.lru_cache(maxsize=4096)
 def _pieces(template: str) -> tuple[str, ...]:
     """The template split once: literal, field name, literal, field name, ..., literal."""
