@@ -790,7 +790,9 @@ class TwitterConnector:
             raise SendError("The message is empty; write something before sending.")
         if len(text) > DM_LIMIT:
             raise SendError(f"The message is {len(text):,} characters; X allows {DM_LIMIT:,}.")
-        participant = mention.author_external_id
+        # The post's own author id first: the stored author row is keyed by handle, and a
+        # handle X recycled may carry an earlier holder's id.
+        participant = _tweet_author_id(mention.raw) or mention.author_external_id
         if not participant:
             raise SendError(f"No X user id is stored for @{mention.author_handle}; "
                             "cannot open a direct message.")
@@ -833,6 +835,13 @@ class TwitterConnector:
                                 "it may have been deleted.") from None
 
         return self._call(guarded, "posting")
+
+
+def _tweet_author_id(raw: Mapping[str, Any]) -> str | None:
+    """The author id in a stored mention's raw payload (`{"tweet": ..., "author": ...}`)."""
+    tweet = raw.get("tweet") if isinstance(raw, Mapping) else None
+    author_id = tweet.get("author_id") if isinstance(tweet, Mapping) else None
+    return author_id if isinstance(author_id, str) and author_id.isdigit() else None
 
 
 def _left(allowance: int | None, read: int) -> int | None:

@@ -202,3 +202,42 @@ def test_invalid_json_keeps_the_cursor(store: Store, fakex: FakeX,
     after = store.source_row("x")
     assert after is not None and after.cursor == before.cursor
     assert run_once(store, fakex, monkeypatch).stored == 2
+
+
+POSTING_ENV = {"X_TEST_CK": "ck-SECRET", "X_TEST_CS": "cs-SECRET", "X_TEST_AT": "at-SECRET",
+               "X_TEST_AS": "as-SECRET"}
+
+
+def posting_config(store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in {**ENV, **POSTING_ENV}.items():
+        monkeypatch.setenv(key, value)
+    return make_config(store.engine.url.render_as_string(hide_password=False), [x_source(
+        fakex, consumer_key_env="X_TEST_CK", consumer_secret_env="X_TEST_CS",
+        access_token_env="X_TEST_AT", access_token_secret_env="X_TEST_AS")])
+
+
+def mention_id(store: Store, external_id: str) -> int:
+    with store.session(readonly=True) as session:
+        found = session.scalar(select(Mention.id).where(Mention.external_id == external_id))
+    assert found is not None
+    return int(found)
+
+
+def test_an_approved_direct_message_goes_to_the_polled_author(
+    store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mentionwatch import outbox
+    from mentionwatch.pipeline import build_connector
+
+    config = posting_config(store, fakex, monkeypatch)
+    environ = {**ENV, **POSTING_ENV}
+    assert poll_source(config.sources[0], config, store, force=True, environ=environ).stored
+    mention = mention_id(store, "1578516295611748353")
+    outbox.approve(store, mention, "private", operator="dana", text="Could you DM us?")
+    fakex.seen.clear()
+    [sent] = outbox.send_pending(config, store, connector_for=lambda source: build_connector(
+        source, config, environ=environ))
+    # The author's X id came from the stored post: the DM went out, to that person.
+    assert (sent.state, sent.message) == ("sent", None)
+    [dm] = fakex.requests_to(f"/2/dm_conversations/with/{DM_PERSON_ID}/messages")
+    assert dm.method == "POST" and dm.json == {"text": "Could you DM us?"}
