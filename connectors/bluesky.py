@@ -47,6 +47,7 @@ from mentionwatch.errors import (
     BadResponse,
     RateLimited,
     SendError,
+    SendUnconfirmed,
     SourceError,
     Transient,
 )
@@ -380,7 +381,7 @@ class BlueskyConnector:
         except atx.BadRequestError as exc:
             raise SendError(f"Bluesky refused the reply ({_detail(exc)}).") from None
         except (AtProtocolError, ValueError) as exc:
-            raise self._source_error(exc) from None
+            raise self._sending_error(exc, "the reply") from None
         data = _as_dict(created)
         return PostResult(external_id=str(data["uri"]),
                           url=post_url(self.settings.handle, str(data["uri"])))
@@ -402,11 +403,13 @@ class BlueskyConnector:
             raise SendError(f"@{handle} does not accept direct messages on Bluesky.",
                             hint="Reply publicly and ask them to write to the support email.")
         chat = self.client.with_bsky_chat_proxy()
+        sending = False
         try:
             convo = _as_dict(chat.chat.bsky.convo.get_convo_for_members({"members": [did]}))
             convo_id = (convo.get("convo") or {}).get("id")
             if not convo_id:
                 raise SendError("Bluesky did not return a conversation for this author.")
+            sending = True
             sent = _as_dict(chat.chat.bsky.convo.send_message(
                 {"convoId": convo_id, "message": {"text": text}}))
         except atx.BadRequestError as exc:
@@ -419,8 +422,20 @@ class BlueskyConnector:
                 hint="Create an app password with 'Allow access to your direct messages' "
                 f"ticked and put it in ${self.settings.app_password_env}.") from None
         except (AtProtocolError, ValueError) as exc:
-            raise self._source_error(exc) from None
+            if not sending:
+                raise self._source_error(exc) from None
+            raise self._sending_error(exc, "the message") from None
         return PostResult(external_id=str(sent.get("id")), url=None)
+
+    def _sending_error(self, exc: Exception, what: str) -> SourceError | SendError:
+        """A posting call that failed: an error status or a lost connection is a source
+        error as usual; anything else came from reading a success answer, so it may have
+        been posted."""
+        if isinstance(exc, atx.RequestErrorBase):
+            return self._source_error(exc)
+        return SendUnconfirmed(f"Bluesky took {what} but its answer cannot be read "
+                               f"({type(exc).__name__}); it may have gone out.",
+                               hint="Check the account before sending again.")
 
     def close(self) -> None:
         http = getattr(self.client.request, "_client", None)

@@ -50,6 +50,7 @@ from mentionwatch.errors import (
     BadResponse,
     RateLimited,
     SendError,
+    SendUnconfirmed,
     SourceError,
     Transient,
 )
@@ -355,11 +356,17 @@ class MastodonConnector:
         except MastodonError as exc:
             if _status(exc) == 403:
                 raise self._source_error(exc) from None
+            if isinstance(exc, MastodonAPIError) and _status(exc) is None:
+                # Mastodon.py raises this only for a success status whose body is not JSON.
+                raise SendUnconfirmed(f"Mastodon ({self.host}) answered the post with something "
+                                      "that is not JSON; it may have gone out: check the "
+                                      "account before sending again.") from None
             raise SendError(f"Mastodon ({self.host}) refused the post: "
                             f"{_api_message(exc)}.") from None
-        if not isinstance(status, Mapping) or "id" not in status:
-            raise SendError(f"Mastodon ({self.host}) did not say which post it created; "
-                            "check the account before sending again.")
+        # (Mastodon.py fills every field of a Status it casts, a missing id as None.)
+        if not isinstance(status, Mapping) or not status.get("id"):
+            raise SendUnconfirmed(f"Mastodon ({self.host}) did not say which post it created; "
+                                  "check the account before sending again.")
         return status
 
     def close(self) -> None:

@@ -46,6 +46,7 @@ from mentionwatch.errors import (
     BadResponse,
     RateLimited,
     SendError,
+    SendUnconfirmed,
     SourceError,
     Transient,
 )
@@ -373,9 +374,9 @@ class RedditConnector:
         target = model_cls(self.reddit, id=fullname[3:])
         comment = self._call(lambda: target.reply(text), what="/api/comment/", sending=True)
         if comment is None:
-            raise SendError("Reddit accepted the reply but did not return it (a subreddit "
-                            "filter may be holding it).",
-                            hint="Check the thread before sending again.")
+            raise SendUnconfirmed("Reddit accepted the reply but did not return it (a "
+                                  "subreddit filter may be holding it).",
+                                  hint="Check the thread before sending again.")
         data = vars(comment)
         link_id = str(data.get("link_id") or mention.conversation_id or fullname)
         sub = data.get("subreddit")
@@ -444,6 +445,11 @@ class RedditConnector:
         except RedditAPIException as exc:
             raise self._api_error(exc, sending) from None
         except pce.PrawcoreException as exc:
+            if sending and isinstance(exc, pce.BadJSON):  # a success status, unreadable
+                raise SendUnconfirmed(f"Reddit: {what} answered with something that is not "
+                                      "JSON; it may have been posted.",
+                                      hint="Check the thread or the sent messages before "
+                                      "sending again.") from None
             raise self._transport_error(exc, what) from None
         except KeyError as exc:
             # prawcore maps a 401/403 through its www-authenticate header and raises

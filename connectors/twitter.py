@@ -43,6 +43,7 @@ from mentionwatch.errors import (
     BadResponse,
     RateLimited,
     SendError,
+    SendUnconfirmed,
     SourceError,
     Transient,
 )
@@ -674,9 +675,9 @@ class TwitterConnector:
                             f"{type(exc).__name__}{then}") from None
         except ValueError:  # requests.JSONDecodeError: a 2xx whose body is not JSON
             if purpose == "posting":
-                raise BadResponse(f"Source {self.name}: X's answer is not JSON; the post may "
-                                  "have gone out: check the account before sending again.") \
-                    from None
+                raise SendUnconfirmed(f"Source {self.name}: X's answer is not JSON; the post "
+                                      "may have gone out: check the account before sending "
+                                      "again.") from None
             raise BadResponse(f"Source {self.name}: X answered with invalid JSON; "
                               "will retry.") from None
         except requests.RequestException as exc:
@@ -775,8 +776,8 @@ class TwitterConnector:
         )
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise BadResponse(f"Source {self.name}: X accepted the reply but its answer has no "
-                              "post id; check the account before sending again.")
+            raise SendUnconfirmed(f"Source {self.name}: X accepted the reply but its answer has "
+                                  "no post id; check the account before sending again.")
         who = self.settings.account or "i/web"
         return PostResult(external_id=data["id"], url=f"https://x.com/{who}/status/{data['id']}")
 
@@ -804,8 +805,8 @@ class TwitterConnector:
         )
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("dm_event_id"), str):
-            raise BadResponse(f"Source {self.name}: X accepted the message but its answer has "
-                              "no event id; check the inbox before sending again.")
+            raise SendUnconfirmed(f"Source {self.name}: X accepted the message but its answer "
+                                  "has no event id; check the inbox before sending again.")
         conversation = data.get("dm_conversation_id")
         url = f"https://x.com/messages/{conversation}" if isinstance(conversation, str) else None
         return PostResult(external_id=data["dm_event_id"], url=url)

@@ -21,7 +21,14 @@ from sqlalchemy import Connection, select, update
 from mentionwatch.audit import record
 from mentionwatch.config import Config, TeamConfig
 from mentionwatch.connector import Connector, PostResult, StoredMentionRef
-from mentionwatch.errors import MentionwatchError, RateLimited, SendError, SourceError, Transient
+from mentionwatch.errors import (
+    MentionwatchError,
+    RateLimited,
+    SendError,
+    SendUnconfirmed,
+    SourceError,
+    Transient,
+)
 from mentionwatch.models import AuditEvent, Draft, Mention, OutboxAction, Source, utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import APPROVED, NEEDS_APPROVAL, first_state, second_refusal, waiting_for
@@ -328,8 +335,9 @@ def send_one(config: Config, store: Store, action_id: int, *,
         finally:
             connector.close()
     except (SendError, RateLimited, Transient, SourceError, MentionwatchError) as exc:
-        # A transient failure during the call may still have posted: a person must look.
-        state = "unknown" if isinstance(exc, Transient) else "failed"
+        # A transient failure during the call, or an answer that does not show the post, may
+        # still have posted: a person must look.
+        state = "unknown" if isinstance(exc, Transient | SendUnconfirmed) else "failed"
         return _finish(store, action.id, mention.id, action.action, state, message=str(exc),
                        simulated=simulated)
     except Exception as exc:  # a connector bug: the call may have gone out

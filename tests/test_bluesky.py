@@ -13,7 +13,14 @@ from pytest_httpserver import HTTPServer
 from connectors.bluesky import BlueskyConnector, BlueskySettings, grapheme_count, post_url
 from mentionwatch.config import SourceConfig
 from mentionwatch.connector import ConnectorContext, StoredMentionRef
-from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
+from mentionwatch.errors import (
+    AuthFailed,
+    BadResponse,
+    RateLimited,
+    SendError,
+    SendUnconfirmed,
+    Transient,
+)
 from tests.apiserver import _api_server, api_fixture, load, requests_to  # noqa: F401 (fixture `api`)
 from tests.conftest import BRAND, make_config
 
@@ -188,6 +195,24 @@ def test_private_follow_up_refused_when_author_disallows_or_server_refuses(
                                                 status=400)
     with pytest.raises(SendError, match="disabled incoming messages"):
         _connector(api).send_private(_ref(1), "hi")
+
+
+def test_a_post_whose_answer_cannot_be_read_may_have_gone_out(api: HTTPServer) -> None:
+    api.expect_request(CREATE, method="POST").respond_with_data(b"<html>", status=200)
+    api.expect_request(SEND, method="POST").respond_with_json({"convoId": "3lbconvo00001"})
+    fake_bluesky(api)
+    with pytest.raises(SendUnconfirmed, match="may have gone out"):
+        _connector(api).reply(_ref(1), "hi")
+    with pytest.raises(SendUnconfirmed, match="may have gone out"):
+        _connector(api).send_private(_ref(1), "hi")
+    # An unreadable answer before anything is sent is only a bad response.
+    api.clear()
+    api.expect_request(CONVO).respond_with_data(b"<html>", status=200)
+    fake_bluesky(api)
+    with pytest.raises(BadResponse) as before:
+        _connector(api).send_private(_ref(1), "hi")
+    assert not isinstance(before.value, SendError)
+    assert requests_to(api, SEND, "POST") == []
 
 
 def test_auth_failure_names_the_setting(api: HTTPServer) -> None:

@@ -17,7 +17,14 @@ from werkzeug import Request
 from connectors.mastodon import MastodonConnector, MastodonSettings, status_length
 from mentionwatch.config import SourceConfig
 from mentionwatch.connector import ConnectorContext, StoredMentionRef
-from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
+from mentionwatch.errors import (
+    AuthFailed,
+    BadResponse,
+    RateLimited,
+    SendError,
+    SendUnconfirmed,
+    Transient,
+)
 from mentionwatch.models import Mention
 from mentionwatch.pipeline import poll
 from mentionwatch.store import Store
@@ -242,6 +249,19 @@ def test_refused_post_is_a_send_error_with_the_server_message(api: HTTPServer) -
     api.expect_request(STATUSES, method="POST").respond_with_json(
         load("mastodon", "error_422.json"), status=422)
     with pytest.raises(SendError, match="character limit"):
+        _connector(api).reply(_ref(), "hello")
+
+
+@pytest.mark.parametrize("answer", [b"<html>Bad gateway</html>", b'{"content": "hi"}'])
+def test_a_post_whose_answer_does_not_show_it_may_have_gone_out(api: HTTPServer,
+                                                                 answer: bytes) -> None:
+    FakeMastodon(api)
+    api.clear_all_handlers()
+    api.expect_request("/api/v2/instance/").respond_with_json(load("mastodon", "instance_v2.json"))
+    api.expect_request(STATUSES, method="POST").respond_with_data(
+        answer, status=200, content_type="application/json")
+    # Not "refused" (a failed action can be retried): the outbox leaves it unknown.
+    with pytest.raises(SendUnconfirmed, match="check the account before sending again"):
         _connector(api).reply(_ref(), "hello")
 
 

@@ -11,7 +11,7 @@ from pytest_httpserver import HTTPServer
 
 from connectors.reddit import RedditConnector
 from mentionwatch.connector import StoredMentionRef
-from mentionwatch.errors import RateLimited, SendError
+from mentionwatch.errors import RateLimited, SendError, SendUnconfirmed
 from tests.apiserver import _api_server, api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
 from tests.reddit_api import COMMENT, COMPOSE, SENT, TOKEN_PATH, FakeReddit
 from tests.test_reddit import ENV, connector
@@ -135,6 +135,25 @@ def test_other_api_errors_are_send_errors(api: HTTPServer) -> None:
             reddit.reply(ref("t1_d1616q2"), "hello")
     finally:
         reddit.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"<html>upstream reset</html>",  # a success status with a body that is not JSON
+    b'{"json": {"errors": [], "data": {"things": []}}}',  # no comment in the answer
+])
+def test_a_reply_whose_answer_does_not_show_it_may_have_gone_out(api: HTTPServer,
+                                                                  answer: bytes) -> None:
+    api.expect_request(TOKEN_PATH).respond_with_json(
+        load("reddit", "oauth_access_token__client_credentials.json")["response"]["body"])
+    api.expect_request(COMMENT, method="POST").respond_with_data(
+        answer, status=200, content_type="application/json")
+    reddit = connector(api)
+    try:
+        with pytest.raises(SendUnconfirmed, match=r"(may have been posted|did not return it)"):
+            reddit.reply(ref("t1_d1616q2"), "Thanks for the report")
+    finally:
+        reddit.close()
+    assert len(requests_to(api, COMMENT)) == 1
 
 
 def test_limits_are_checked_before_anything_is_sent(api: HTTPServer) -> None:

@@ -241,3 +241,29 @@ def test_an_approved_direct_message_goes_to_the_polled_author(
     assert (sent.state, sent.message) == ("sent", None)
     [dm] = fakex.requests_to(f"/2/dm_conversations/with/{DM_PERSON_ID}/messages")
     assert dm.method == "POST" and dm.json == {"text": "Could you DM us?"}
+
+
+@pytest.mark.parametrize("answer", [b'{"data": {"id": "14560', b'{"data": {"text": "hi"}}'])
+def test_a_post_whose_answer_does_not_show_it_is_unknown_never_resent(
+    store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch, answer: bytes
+) -> None:
+    from mentionwatch import outbox
+    from mentionwatch.outbox import OutboxError
+    from mentionwatch.pipeline import build_connector
+
+    config = posting_config(store, fakex, monkeypatch)
+    environ = {**ENV, **POSTING_ENV}
+    poll_source(config.sources[0], config, store, force=True, environ=environ)
+    mention = mention_id(store, "1578516295611748353")
+    action = outbox.approve(store, mention, "reply", operator="dana", text="Sorry!")
+    # X took the post (201) but the answer is cut off or has no id: it may well be out.
+    fakex.script("POST", "/2/tweets", 201, raw=answer)
+    [result] = outbox.send_pending(config, store, connector_for=lambda source: build_connector(
+        source, config, environ=environ))
+    assert result.state == "unknown"
+    assert "check the account before sending again" in (result.message or "")
+    with pytest.raises(OutboxError, match="only failed actions can be retried"):
+        outbox.retry(store, action, operator="dana")
+    assert outbox.send_pending(config, store, connector_for=lambda source: build_connector(
+        source, config, environ=environ)) == []
+    assert len(fakex.requests_to("/2/tweets")) == 1
