@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -28,6 +29,7 @@ import praw
 import prawcore
 from praw.exceptions import ClientException, PRAWException, RedditAPIException
 from prawcore import exceptions as pce
+from prawcore.sessions import RetryStrategy
 from pydantic import Field, field_validator, model_validator
 
 from mentionwatch.config import read_secret, validate_http_url
@@ -67,6 +69,22 @@ _RATELIMIT = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)s?", re.I)
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
 
 T = TypeVar("T")
+
+
+class _SendOnce(RetryStrategy):
+    """prawcore's retry strategy for a posting call: no second try. Its default tries a 5xx,
+    a read timeout or a dropped connection twice more, even for a POST, and a reply that
+    reached Reddit before the error would be posted again; the outbox leaves such a send
+    `unknown` for a person instead."""
+
+    def _sleep_seconds(self) -> float | None:
+        return None
+
+    def consume_available_retry(self) -> RetryStrategy:
+        return self
+
+    def should_retry_on_failure(self) -> bool:
+        return False
 
 
 class RedditSettings(ConnectorSettings):
@@ -441,6 +459,9 @@ class RedditConnector:
     def _call(self, fn: Callable[[], T], *, what: str, sending: bool = False) -> T:
         self._refuse_long_wait()
         try:
+            if sending:
+                with self._sent_once():
+                    return fn()
             return fn()
         except RedditAPIException as exc:
             raise self._api_error(exc, sending) from None
@@ -460,6 +481,20 @@ class RedditConnector:
         except ClientException as exc:
             error = SendError if sending else BadResponse
             raise error(f"Reddit: {exc}") from None
+
+    @contextmanager
+    def _sent_once(self) -> Iterator[None]:
+        """Within the block, prawcore sends each request once (see `_SendOnce`)."""
+        core = getattr(self.reddit, "_core", None)
+        if core is None or not hasattr(core, "_retry_strategy_class"):
+            yield
+            return
+        before = core._retry_strategy_class
+        core._retry_strategy_class = _SendOnce
+        try:
+            yield
+        finally:
+            core._retry_strategy_class = before
 
     def _refuse_long_wait(self) -> None:
         """prawcore's limiter sleeps until Reddit's window resets when it is used up (up to
