@@ -215,9 +215,7 @@ class MastodonConnector:
     def _source_error(self, exc: MastodonError) -> SourceError:
         where = f"Mastodon ({self.host})"
         if isinstance(exc, MastodonRatelimitError):
-            reset = getattr(self.api, "ratelimit_reset", None)
-            until = datetime.fromtimestamp(reset, UTC) if reset else None
-            return RateLimited(f"{where}: rate limited.", until=until)
+            return RateLimited(f"{where}: rate limited.", until=self._reset_time())
         if isinstance(exc, MastodonUnauthorizedError) or _status(exc) == 403:
             return AuthFailed(
                 f"{where}: the access token was refused ({_status(exc)}: {_api_message(exc)}).",
@@ -233,6 +231,15 @@ class MastodonConnector:
                                hint="Check that api_base_url points at a Mastodon server.")
         return BadResponse(f"{where}: {_status(exc) or ''} {_api_message(exc)}".strip() + ".",
                            hint="Check the hashtags and search settings.")
+
+    def _reset_time(self) -> datetime | None:
+        """When the rate limit resets (X-RateLimit-Reset, as Mastodon.py read it); None when
+        absent or beyond the calendar ("999999999999"): the pipeline then waits an interval."""
+        reset = getattr(self.api, "ratelimit_reset", None)
+        try:
+            return datetime.fromtimestamp(reset, UTC) if reset else None
+        except (OverflowError, OSError, ValueError):
+            return None
 
     def _to_mention(self, status: Mapping[str, Any], kind: str,
                     me: Mapping[str, Any]) -> MentionIn | None:

@@ -163,6 +163,18 @@ def test_rate_limit_raises_with_reset_time(api: HTTPServer) -> None:
     assert abs((info.value.until - reset).total_seconds()) < 5
 
 
+@pytest.mark.parametrize("reset", ["999999999999", "99999999999999999999"])
+def test_a_rate_limit_reset_beyond_the_calendar_counts_as_not_sent(api: HTTPServer,
+                                                                   reset: str) -> None:
+    # It had escaped as "internal error: ValueError: year 33658 is out of range".
+    api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+        load("mastodon", "error_429.json"), status=429,
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
+    with pytest.raises(RateLimited) as info:
+        _connector(api).fetch(None)
+    assert info.value.until is None
+
+
 def test_auth_failure_names_the_setting_and_hides_the_token(api: HTTPServer) -> None:
     api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
         load("mastodon", "error_401.json"), status=401)
