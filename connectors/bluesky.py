@@ -15,6 +15,7 @@ from us gets a clear SendError).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -40,6 +41,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    UnreadableItems,
     retry_after,
 )
 from mentionwatch.errors import (
@@ -246,9 +248,12 @@ class BlueskyConnector:
                 and str(p.get("author", {}).get("handle", "")).lower() not in own]
         if self.settings.fetch_profiles:
             requests += self._load_profiles(p["author"]["did"] for p, _ in kept)
-        mentions = [self._to_mention(p, k, me) for p, k in kept]
+        unreadable = UnreadableItems(self.context.source.name)
+        mentions = [m for p, k in kept
+                    if (m := unreadable.read(p.get("uri"),
+                                             functools.partial(self._to_mention, p, k, me)))]
         return Batch(mentions, next_cursor=json.dumps(next_state, sort_keys=True),
-                     requests=requests, notes=notes)
+                     requests=requests, notes=notes + unreadable.notes())
 
     def _search(self, query: str, since: str | None
                 ) -> tuple[list[dict[str, Any]], str | None, int, bool]:

@@ -17,7 +17,9 @@ own limiter wanting to wait become `RateLimited(until)` and the scheduler skips 
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -41,6 +43,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    UnreadableItems,
     retry_after,
 )
 from mentionwatch.errors import (
@@ -220,6 +223,7 @@ class RedditConnector:
         notes: list[str] = []
         requests = read = gone = 0
         own = self._own_names()
+        unreadable = UnreadableItems(self.context.source.name)
         for key, path, params, lookback in self._streams():
             items, entry, calls, complete = self._walk(path, params, state.get(key), lookback)
             requests += calls
@@ -237,11 +241,13 @@ class RedditConnector:
                     continue
                 if str(data.get("author") or "").lower() in own:
                     continue  # the brand's own posts, including replies sent from here
-                mention = self._to_mention(str(item.get("kind")), data, own)
+                mention = unreadable.read(data.get("name"), functools.partial(
+                    self._to_mention, str(item.get("kind")), data, own))
                 if mention is not None:
                     mentions.setdefault(mention.external_id, mention)
         if gone:
             notes.append(f"{gone} deleted or removed item(s) skipped")
+        notes += unreadable.notes()
         # Streams no longer configured keep their cursor (re-adding one resumes it).
         merged = state | next_state
         return Batch(list(mentions.values()), next_cursor=json.dumps(merged, sort_keys=True),
@@ -293,7 +299,7 @@ class RedditConnector:
                 data = child.get("data") if isinstance(child, Mapping) else None
                 if not isinstance(data, Mapping) or not data.get("name"):
                     continue
-                name, created = str(data["name"]), _float(data.get("created_utc"))
+                name, created = str(data["name"]), _created(data)
                 if floor is not None and created is not None and created < floor:
                     reached = True  # older than the cursor: everything below was read before
                     continue
@@ -707,10 +713,19 @@ def _load_cursor(cursor: str | None) -> dict[str, Any]:
 
 
 def _float(value: Any) -> float | None:
+    """A number, or None (also for NaN and infinities, which would poison a cursor)."""
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _created(data: Mapping[str, Any]) -> float | None:
+    """An item's `created_utc` for the cursor; None for a time over a day ahead, which would
+    otherwise hold the cursor there and hide every later item as older."""
+    created = _float(data.get("created_utc"))
+    return None if created is not None and created > time.time() + 86400 else created
 
 
 def _int(value: Any) -> int | None:

@@ -36,6 +36,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    UnreadableItems,
 )
 from mentionwatch.durations import parse_duration
 from mentionwatch.errors import (
@@ -536,21 +537,24 @@ class TwitterConnector:
         read = 0
         sent_before = self.requests_sent
         notes: list[str] = []
+        unreadable = UnreadableItems(self.name)
         if self.settings.mentions:
             user_id = self.settings.account_user_id or state.user_id or self._lookup_user_id()
             state.user_id = None if self.settings.account_user_id else user_id
             got, n, more = self._run_query("mentions", state, now, _left(allowance, read),
-                                           user_id=user_id)
+                                           unreadable, user_id=user_id)
             mentions += got
             read += n
             if more:
                 notes.append("mentions: more to read next pass")
         if self.settings.search and (allowance is None or read < allowance):
-            got, n, more = self._run_query("search", state, now, _left(allowance, read))
+            got, n, more = self._run_query("search", state, now, _left(allowance, read),
+                                           unreadable)
             mentions += got
             read += n
             if more:
                 notes.append("search: more to read next pass")
+        notes += unreadable.notes()
         state.read += read
         return Batch(mentions, next_cursor=state.dumps(),
                      requests=self.requests_sent - sent_before, items_read=read, notes=notes)
@@ -569,7 +573,7 @@ class TwitterConnector:
 
     def _run_query(
         self, name: str, state: TwitterCursor, now: datetime, left: int | None,
-        *, user_id: str | None = None,
+        unreadable: UnreadableItems, *, user_id: str | None = None,
     ) -> tuple[list[MentionIn], int, bool]:
         """Page through one query from its cursor. Returns (mentions, posts read, more left).
 
@@ -612,7 +616,7 @@ class TwitterConnector:
             page, meta = self._page(body)
             pages += 1
             read += len(page)
-            mentions += self._to_mentions(page, body, user_id or state.user_id)
+            mentions += self._to_mentions(page, body, user_id or state.user_id, unreadable)
             page_newest = meta.get("newest_id")
             if isinstance(page_newest, str) and page_newest.isdigit() and (
                 newest is None or int(page_newest) > int(newest)
@@ -628,16 +632,15 @@ class TwitterConnector:
                                                   newest_id=newest, start_time=start_time)
                 return mentions, read, True
 
-    def _page(self, body: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _page(self, body: Any) -> tuple[list[Any], dict[str, Any]]:
+        """The posts and meta of a page; a post in an odd shape is the caller's to skip."""
         if not isinstance(body, dict):
             raise BadResponse(f"Source {self.name}: X answered with JSON that is not an object.")
         data = body.get("data", [])  # an empty result has no "data" at all
         meta = body.get("meta", {})
-        if not isinstance(data, list) or not isinstance(meta, dict) or not all(
-            isinstance(t, dict) and isinstance(t.get("id"), str) for t in data
-        ):
+        if not isinstance(data, list) or not isinstance(meta, dict):
             raise BadResponse(f"Source {self.name}: X answered with an unexpected shape "
-                              "(no list of posts with ids).")
+                              "(no list of posts).")
         return data, meta
 
     def _call(self, fn: Callable[[], Any], purpose: str) -> Any:
@@ -704,24 +707,38 @@ class TwitterConnector:
     # ------------------------------------------------------------------ normalising
 
     def _to_mentions(
-        self, tweets: Iterable[dict[str, Any]], body: Mapping[str, Any], user_id: str | None,
+        self, tweets: Iterable[Any], body: Mapping[str, Any], user_id: str | None,
+        unreadable: UnreadableItems,
     ) -> list[MentionIn]:
         includes = body.get("includes")
         users_list = includes.get("users", []) if isinstance(includes, dict) else []
-        users = {u["id"]: u for u in users_list if isinstance(u, dict) and "id" in u}
+        users = {u["id"]: u for u in users_list
+                 if isinstance(u, dict) and isinstance(u.get("id"), str)}
         own = self._own_handles()
         out = []
         for tweet in tweets:
-            user = users.get(tweet.get("author_id", ""), {})
-            handle = str(user.get("username") or "")
-            if handle.lower() in own or (user_id and tweet.get("author_id") == user_id):
-                continue  # the brand's own posts (and our replies) are never mentions
-            refs = {str(r.get("type")): r.get("id") for r in tweet.get("referenced_tweets") or []
-                    if isinstance(r, dict)}
-            if "retweeted" in refs and not self.settings.include_retweets:
-                continue
-            out.append(self._to_mention(tweet, user, refs, user_id))
+            item_id = tweet.get("id") if isinstance(tweet, dict) else tweet
+            mention = unreadable.read(item_id, functools.partial(
+                self._kept_mention, tweet, users, own, user_id))
+            if mention is not None:
+                out.append(mention)
         return out
+
+    def _kept_mention(self, tweet: dict[str, Any], users: Mapping[str, Any], own: set[str],
+                      user_id: str | None) -> MentionIn | None:
+        """The mention for one post, or None for the brand's own posts and dropped reposts.
+        Raises one of connector.UNREADABLE for a post in an odd shape."""
+        if not isinstance(tweet.get("id"), str):
+            raise TypeError("a post without a string id")
+        user = users.get(tweet.get("author_id", ""), {})
+        handle = str(user.get("username") or "")
+        if handle.lower() in own or (user_id and tweet.get("author_id") == user_id):
+            return None  # the brand's own posts (and our replies) are never mentions
+        refs = {str(r.get("type")): r.get("id") for r in tweet.get("referenced_tweets") or []
+                if isinstance(r, dict)}
+        if "retweeted" in refs and not self.settings.include_retweets:
+            return None
+        return self._to_mention(tweet, user, refs, user_id)
 
     def _to_mention(
         self, tweet: dict[str, Any], user: Mapping[str, Any], refs: Mapping[str, Any],

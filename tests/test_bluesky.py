@@ -259,6 +259,17 @@ def test_post_url() -> None:
         "https://bsky.app/profile/a.bsky.social/post/3k"
 
 
+def test_a_post_in_an_odd_shape_is_skipped_and_the_others_kept(api: HTTPServer) -> None:
+    page = load("bluesky", "searchPosts_page1.json")
+    odd = page["posts"][0]
+    odd["record"]["text"] = 5  # a record is free-form: reading it had failed the pass
+    api.expect_request(SEARCH).respond_with_json(page)
+    fake_bluesky(api)
+    batch = _connector(api, notifications=False).fetch(None)
+    assert [m.external_id for m in batch.mentions] == [p["uri"] for p in page["posts"][1:]]
+    assert "1 item(s) in a shape mentionwatch cannot read skipped" in batch.notes
+
+
 def test_poll_stores_bluesky_mentions_on_both_databases(
     api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -267,3 +267,26 @@ def test_a_post_whose_answer_does_not_show_it_is_unknown_never_resent(
     assert outbox.send_pending(config, store, connector_for=lambda source: build_connector(
         source, config, environ=environ)) == []
     assert len(fakex.requests_to("/2/tweets")) == 1
+
+
+def test_one_post_in_an_odd_shape_costs_only_itself(store: Store, fakex: FakeX,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.twitter_api import body, enrich
+
+    page = enrich(body("v2_users_mentions__async"), "newer")
+    page["meta"].pop("next_token")
+    odd, fine = page["data"]
+    odd["public_metrics"] = 5  # not an object: reading it had failed the whole pass
+    fakex.script("GET", MENTIONS, 200, page)
+    outcome = run_once(store, fakex, monkeypatch)
+    assert outcome.status == "ok", outcome.message
+    assert "1 item(s) in a shape mentionwatch cannot read skipped" in (outcome.message or "")
+    assert outcome.stored == 17 + 1  # the search results and the other mention
+    with store.session(readonly=True) as session:
+        stored = set(session.scalars(select(Mention.external_id)))
+    assert fine["id"] in stored and odd["id"] not in stored
+    # The cursor moved past the page: the odd post does not fail every later pass.
+    row = store.source_row("x")
+    assert row is not None and json.loads(row.cursor or "")["queries"]["mentions"] == {
+        "since_id": page["meta"]["newest_id"]}
+
