@@ -303,6 +303,38 @@ def test_poll_stores_bluesky_mentions_on_both_databases(
         store.close()
 
 
+def test_a_long_language_tag_is_stored_as_its_language(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy import select
+
+    from mentionwatch.models import Mention
+    from mentionwatch.pipeline import poll
+    from mentionwatch.store import Store
+
+    monkeypatch.setenv("BSKY_PW", PASSWORD)
+    page = load("bluesky", "searchPosts_page1.json")
+    # A valid BCP 47 tag the author's app set; the column holds 20 characters, and on
+    # PostgreSQL the post had failed every pass that read it ("value too long").
+    page["posts"][0]["record"]["langs"] = ["en-GB-oxendict-x-private1"]
+    api.expect_request(SEARCH).respond_with_json(page)
+    fake_bluesky(api)
+    source = {"name": "bsky", "kind": "bluesky", "handle": "acme.bsky.social",
+              "app_password_env": "BSKY_PW", "service_url": api.url_for("/").rstrip("/"),
+              "queries": ["acme"], "notifications": False}
+    config = make_config(db_url, [source], brand=dict(BRAND, own_accounts={}))
+    store = Store.open(db_url)
+    try:
+        [outcome] = poll(config, store, environ=ENV).outcomes
+        assert (outcome.status, outcome.stored) == ("ok", len(page["posts"])), outcome.message
+        with store.session(readonly=True) as s:
+            language = s.scalar(select(Mention.language).where(
+                Mention.external_id == page["posts"][0]["uri"]))
+        assert language == "en"
+    finally:
+        store.close()
+
+
 def test_session_is_reused_across_passes_and_processes(api: HTTPServer, tmp_path: Any) -> None:
     import stat
 

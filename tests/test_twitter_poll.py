@@ -290,3 +290,22 @@ def test_one_post_in_an_odd_shape_costs_only_itself(store: Store, fakex: FakeX,
     assert row is not None and json.loads(row.cursor or "")["queries"]["mentions"] == {
         "since_id": page["meta"]["newest_id"]}
 
+
+def test_fields_of_the_wrong_type_are_left_out_not_the_pass(
+    store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.twitter_api import body, enrich
+
+    page = enrich(body("v2_users_mentions__async"), "newer")
+    page["meta"].pop("next_token")
+    odd = page["data"][0]
+    # Read as they come, these reached the INSERT and failed it ("type 'list' is not
+    # supported", "cannot adapt type 'dict'"), with every other post of the pass.
+    odd.update(lang=["en"], conversation_id={"id": "1"})
+    fakex.script("GET", MENTIONS, 200, page)
+    outcome = run_once(store, fakex, monkeypatch)
+    assert (outcome.status, outcome.stored) == ("ok", 17 + 2), outcome.message
+    with store.session(readonly=True) as session:
+        row = session.execute(select(Mention.language, Mention.conversation_id).where(
+            Mention.external_id == odd["id"])).one()
+    assert tuple(row) == (None, None)
