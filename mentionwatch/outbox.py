@@ -32,6 +32,7 @@ from mentionwatch.errors import (
 from mentionwatch.models import AuditEvent, Draft, Mention, OutboxAction, Source, utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import APPROVED, NEEDS_APPROVAL, first_state, second_refusal, waiting_for
+from mentionwatch.text import strip_terminal_escapes
 
 log = logging.getLogger(__name__)
 
@@ -353,6 +354,10 @@ def _finish(store: Store, action_id: int, mention_id: int, action: str, state: s
             message: str | None = None, posted: PostResult | None = None,
             simulated: bool = False) -> SendOutcome:
     now = utcnow()
+    # Both may quote the source (its error text, the URL it gave): stored and shown inert.
+    message = strip_terminal_escapes(message) if message else message
+    if posted is not None and posted.url:
+        posted = PostResult(posted.external_id, strip_terminal_escapes(posted.url))
     with store.engine.begin() as conn:
         values: dict[str, Any] = {"state": state, "updated_at": now, "last_error": message}
         if posted is not None:

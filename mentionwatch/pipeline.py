@@ -32,7 +32,7 @@ from mentionwatch.judgement import Judge
 from mentionwatch.models import Author, Mention, utcnow
 from mentionwatch.registry import connector_class
 from mentionwatch.store import Store, config_hash
-from mentionwatch.text import one_line
+from mentionwatch.text import one_line, strip_terminal_escapes
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +283,7 @@ def _poll_locked(
         return _record_source_error(store, source, row.consecutive_failures, interval, exc, now)
     except Exception as exc:  # a bug in a connector must not stop the other sources
         log.exception("unexpected error while polling source %s", source.name)
-        message = f"internal error: {type(exc).__name__}: {exc}"
+        message = strip_terminal_escapes(f"internal error: {type(exc).__name__}: {exc}")
         store.record_failure(
             source.name, message, now=now,
             next_attempt_at=now + backoff(row.consecutive_failures + 1, interval),
@@ -298,7 +298,9 @@ def _record_source_error(
     store: Store, source: SourceConfig, failures: int, interval: timedelta,
     exc: SourceError, now: datetime,
 ) -> SourceOutcome:
-    message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
+    # The message often quotes the server (a reason phrase, an error text): it is stored
+    # and shown by status, poll and the TUI, so it must not carry terminal escapes.
+    message = strip_terminal_escapes(exc.message if not exc.hint else f"{exc.message} {exc.hint}")
     rate_limited_until = exc.until if isinstance(exc, RateLimited) else None
     if rate_limited_until is not None and rate_limited_until > now + MAX_RATE_LIMIT_WAIT:
         asked = rate_limited_until.astimezone(UTC)

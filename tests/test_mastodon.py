@@ -305,3 +305,51 @@ def test_poll_stores_mentions_and_never_our_own_posts(
         store.close()
 
 
+
+
+HOSTILE_REASON = "Bad \x1b]0;owned\x07\x1b[2J thing"  # sets the window title, clears
+
+
+def test_a_hostile_reason_phrase_is_stored_and_shown_inert(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from werkzeug import Response
+
+    from mentionwatch import outbox
+    from mentionwatch.models import OutboxAction
+    from mentionwatch.pipeline import build_connector
+
+    monkeypatch.setenv("MASTO_TOKEN", TOKEN)
+    FakeMastodon(api)
+    source = {"name": "masto", "kind": "mastodon", "api_base_url": api.url_for("/").rstrip("/"),
+              "access_token_env": "MASTO_TOKEN", "hashtags": ["acmefail"]}
+    config = make_config(db_url, [source], brand=BRAND_M)
+    store = Store.open(db_url)
+    try:
+        assert poll(config, store, environ=ENV).outcomes[0].stored == 4
+        with store.session(readonly=True) as s:
+            mention_id = s.scalar(select(Mention.id).order_by(Mention.id))
+        assert mention_id is not None
+        outbox.approve(store, mention_id, "reply", operator="dana", text="Sorry!")
+        api.clear_all_handlers()
+        api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+            load("mastodon", "verify_credentials.json"))
+        api.expect_request("/api/v2/instance/").respond_with_json(
+            load("mastodon", "instance_v2.json"))
+        # Answers with no error text: Mastodon.py passes the server's reason phrase on.
+        api.expect_request(STATUSES, method="POST").respond_with_response(Response(
+            b"{}", status=f"422 {HOSTILE_REASON}", content_type="application/json"))
+        api.expect_request(NOTIFS).respond_with_response(Response(
+            b"{}", status=f"418 {HOSTILE_REASON}", content_type="application/json"))
+        [sent] = outbox.send_pending(config, store, connector_for=lambda src: build_connector(
+            src, config, environ=ENV))
+        [polled] = poll(config, store, environ=ENV, force=True).outcomes
+        assert sent.state == "failed" and "thing" in (sent.message or "")
+        assert polled.status == "failed" and "thing" in (polled.message or "")
+        row = store.source_row("masto")
+        with store.session(readonly=True) as s:
+            error = s.scalar(select(OutboxAction.last_error))
+        for shown in (sent.message, polled.message, row.last_error if row else "", error):
+            assert shown and "\x1b" not in shown and "\x07" not in shown
+    finally:
+        store.close()
