@@ -32,7 +32,7 @@ from mentionwatch.errors import (
 from mentionwatch.models import AuditEvent, Draft, Mention, OutboxAction, Source, utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import APPROVED, NEEDS_APPROVAL, first_state, second_refusal, waiting_for
-from mentionwatch.text import strip_terminal_escapes
+from mentionwatch.text import one_line, strip_terminal_escapes
 
 log = logging.getLogger(__name__)
 
@@ -514,4 +514,11 @@ def after_poll(config: Config, store: Store, report: Any) -> None:
 
     for outcome in send_pending(config, store,
                                 connector_for=lambda source: build_connector(source, config)):
-        log.info("outbox: action %s (%s) %s", outcome.action_id, outcome.action, outcome.state)
+        if outcome.state == "sent":
+            log.info("outbox: action %s (%s) sent", outcome.action_id, outcome.action)
+            continue
+        # Not sent, or perhaps sent: a person must act. Said where cron mail and journald
+        # see it (the log shows warnings and worse by default).
+        log.warning("outbox: the %s to mention %s (action %s) is %s: %s", outcome.action,
+                    outcome.mention_id, outcome.action_id, outcome.state,
+                    one_line(outcome.message) or "no message")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from rich.table import Table
@@ -83,12 +84,16 @@ def _send(app: AppContext) -> None:
                            + (f" {r.url}" if r.url else ""), style=style))
     if not results:
         app.out.print("Nothing approved is waiting.")
+    if any(r.state != "sent" for r in results):
+        sys.exit(1)  # for scripts and cron: something needs a person
 
 
 @outbox_group.command("send")
 @pass_app
 def outbox_send(app: AppContext) -> None:
-    """Send every approved action once (also done after each poll/run pass)."""
+    """Send every approved action once (also done after each poll/run pass).
+
+    Exit code 1 when one failed or may have gone out (unknown): see `outbox list`."""
     _send(app)
 
 
