@@ -3,9 +3,11 @@ latest, `since`, cursor paging) and the brand account's notifications (mentions,
 quotes). Authors' follower counts come from one batched `getProfiles` call per 25 authors,
 cached for the connector's life.
 
-The cursor keeps, per stream, the newest `indexedAt` seen. Searches pass it as `since`
-(inclusive, so the same post may come back once; the store's dedup absorbs it) and notification
-paging stops at the first notification not newer than it.
+The cursor keeps, per search, the newest `sortAt` seen (the earlier of a post's `createdAt`
+and `indexedAt`: what searchPosts sorts and filters `since` on) and, for notifications, the
+newest `indexedAt`. A search passes its cursor less `lookback_seconds` as `since` (inclusive:
+posts come back a few times and the store's dedup absorbs them), because the search index
+takes posts in late; notification paging stops at the first notification not newer than it.
 
 Writing: a reply record with `root` and `parent` strong refs (uri + cid; the root is the
 thread's root when the mention is itself a reply), within 300 graphemes; a private follow-up
@@ -21,7 +23,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -79,6 +81,9 @@ class BlueskySettings(ConnectorSettings):
     max_pages: int = Field(default=5, ge=1, le=50)
     #: Fetch authors' profiles (followers) with getProfiles.
     fetch_profiles: bool = True
+    #: Search again this far behind the newest post seen: a post made just before it can
+    #: reach the search index after the pass, and would be older than `since` then.
+    lookback_seconds: int = Field(default=300, ge=0, le=86400)
 
     _check_url = field_validator("service_url")(validate_http_url)
 
@@ -264,7 +269,7 @@ class BlueskyConnector:
             params: dict[str, Any] = {"q": query, "sort": "latest",
                                       "limit": self.settings.page_size}
             if since:
-                params["since"] = since
+                params["since"] = _behind(since, self.settings.lookback_seconds)
             if page_cursor:
                 params["cursor"] = page_cursor
             response: Any = self._call(
@@ -274,7 +279,7 @@ class BlueskyConnector:
             if not isinstance(batch, list):
                 raise BadResponse("Bluesky searchPosts answered without 'posts'.")
             found.extend(batch)
-            newest = _max_time(newest, (p.get("indexedAt") for p in batch))
+            newest = _max_time(newest, map(_sort_at, batch))
             page_cursor = data.get("cursor")
             # First pass: one page is "now"; do not read the whole history.
             if not page_cursor or not batch or since is None:
@@ -522,13 +527,42 @@ def _detail(exc: Exception) -> str:
 
 
 def _time(value: Any) -> datetime:
+    return _parse_time(value) or datetime.now(UTC)
+
+
+def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
-        return datetime.now(UTC)
+        return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return datetime.now(UTC)
+        return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _iso(when: datetime) -> str:
+    """A time as Bluesky writes them: UTC, milliseconds, Z."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _sort_at(post: Any) -> str | None:
+    """The time searchPosts sorts by and compares `since` with: the earlier of when the post
+    says it was made and when it was indexed (a clock ahead cannot push it forward)."""
+    if not isinstance(post, Mapping):
+        return None
+    record = post.get("record")
+    created = record.get("createdAt") if isinstance(record, Mapping) else None
+    times = [t for t in (_parse_time(post.get("indexedAt")), _parse_time(created)) if t]
+    return _iso(min(times)) if times else None
+
+
+def _behind(since: str, seconds: int) -> str:
+    """`since` moved back `seconds` (a value that is not a time is passed on as it is)."""
+    when = _parse_time(since)
+    try:
+        return _iso(when - timedelta(seconds=seconds)) if when else since
+    except OverflowError:
+        return since
 
 
 def _max_time(current: str | None, values: Iterable[Any]) -> str | None:

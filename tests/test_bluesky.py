@@ -3,12 +3,14 @@ responses shaped as the lexicons document them."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from connectors.bluesky import BlueskyConnector, BlueskySettings, grapheme_count, post_url
 from mentionwatch.config import SourceConfig
@@ -21,7 +23,13 @@ from mentionwatch.errors import (
     SendUnconfirmed,
     Transient,
 )
-from tests.apiserver import _api_server, api_fixture, load, requests_to  # noqa: F401 (fixture `api`)
+from tests.apiserver import (  # noqa: F401 (fixture `api`)
+    _api_server,
+    api_fixture,
+    json_response,
+    load,
+    requests_to,
+)
 from tests.conftest import BRAND, make_config
 
 PASSWORD = "abcd-efgh-ijkl-mnop"
@@ -41,7 +49,7 @@ def fake_bluesky(api: HTTPServer) -> None:
     api.expect_request(SESSION, method="POST").respond_with_json(load("bluesky",
                                                                       "createSession.json"))
     api.expect_request(SEARCH, query_string={"q": "acme", "sort": "latest", "limit": "100",
-                                             "cursor": "2", "since": "2026-11-19T08:00:00.000Z"}
+                                             "cursor": "2", "since": "2026-11-19T07:55:00.000Z"}
                        ).respond_with_json(load("bluesky", "searchPosts_page2.json"))
     api.expect_request(SEARCH).respond_with_json(load("bluesky", "searchPosts_page1.json"))
     api.expect_request(NOTIFS).respond_with_json(load("bluesky", "listNotifications.json"))
@@ -99,10 +107,45 @@ def test_search_pages_with_cursor_and_since_from_the_stored_cursor(api: HTTPServ
     batch = bsky.fetch('{"search:acme": "2026-11-19T08:00:00.000Z"}')
     reqs = requests_to(api, SEARCH)
     assert [r.args.get("cursor") for r in reqs] == [None, "2"]
-    assert {r.args["since"] for r in reqs} == {"2026-11-19T08:00:00.000Z"}
+    # Five minutes (lookback_seconds) behind the cursor: the search index takes posts late.
+    assert {r.args["since"] for r in reqs} == {"2026-11-19T07:55:00.000Z"}
     # Page 2 held only the brand's own post: skipped.
     assert len(batch.mentions) == 2
     assert json.loads(batch.next_cursor or "")["search:acme"] == "2026-11-19T08:30:00.000Z"
+
+
+def _post(rkey: str, created: str, indexed: str) -> dict[str, Any]:
+    post = copy.deepcopy(load("bluesky", "searchPosts_page1.json")["posts"][0])
+    post["uri"] = post["uri"].rsplit("/", 1)[0] + "/" + rkey
+    post["record"]["createdAt"], post["indexedAt"] = created, indexed
+    return post
+
+
+def test_a_post_the_search_index_takes_in_late_is_still_found(api: HTTPServer) -> None:
+    index: list[dict[str, Any]] = []
+
+    def search(request: Request) -> Response:
+        # As documented: `since` (inclusive) and the order are on sortAt, the earlier of
+        # createdAt and indexedAt.
+        def sort_at(p: dict[str, Any]) -> str:
+            return min(p["record"]["createdAt"], p["indexedAt"])
+        since = request.args.get("since", "")
+        posts = sorted((p for p in index if sort_at(p) >= since), key=sort_at, reverse=True)
+        return json_response({"posts": posts})
+
+    api.expect_request(SEARCH).respond_with_handler(search)
+    fake_bluesky(api)
+    index.append(_post("3lbfirst", "2026-11-19T08:30:00.000Z", "2026-11-19T08:30:02.000Z"))
+    first = _connector(api, notifications=False).fetch(None)
+    # Made before the first post was indexed, and a little before the first post itself,
+    # but indexed after that pass: a since of the newest indexedAt (08:30:02) lost both.
+    index.append(_post("3lbbetween", "2026-11-19T08:30:01.000Z", "2026-11-19T08:30:05.000Z"))
+    index.append(_post("3lbearlier", "2026-11-19T08:29:30.000Z", "2026-11-19T08:31:00.000Z"))
+    second = _connector(api, notifications=False).fetch(first.next_cursor)
+    assert json.loads(first.next_cursor or "")["search:acme"] == "2026-11-19T08:30:00.000Z"
+    assert requests_to(api, SEARCH)[-1].args["since"] == "2026-11-19T08:25:00.000Z"
+    found = {m.external_id.rsplit("/", 1)[1] for m in second.mentions}
+    assert {"3lbbetween", "3lbearlier"} <= found
 
 
 def test_notifications_stop_at_the_cursor(api: HTTPServer) -> None:
