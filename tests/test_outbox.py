@@ -264,3 +264,26 @@ def test_a_send_that_failed_is_said_to_cron_and_to_scripts(
     outbox.retry(store, 2, operator="dana")
     again = runner.invoke(cli, ["--config", str(config_file), "outbox", "send"])
     assert again.exit_code == 0 and "sent" in again.output
+
+
+def test_outbox_list_shows_an_approved_text_inert(postbox: None, receiver: Receiver,
+                                                  store: Store, db_url: str,
+                                                  tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mentionwatch.cli import cli
+
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])
+    mention = setup_mention(store, config)
+    # What an $EDITOR session or a paste can leave in a draft: a title-setting OSC, a clear.
+    outbox.approve(store, mention, "reply", operator="dana",
+                   text="Sorry \x1b]0;owned\x07\x1b[2Jabout that")
+    config_file = tmp_path / "mw.toml"
+    config_file.write_text(
+        f'[brand]\nname = "Acme"\nterms = ["acme"]\n[database]\nurl = "{db_url}"\n'
+        f'[[sources]]\nname = "box"\nkind = "postbox"\nurl = "{receiver.url}"\n',
+        encoding="utf-8")
+    listed = CliRunner().invoke(cli, ["--config", str(config_file), "outbox", "list"],
+                                env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "Sorry about that" in listed.output and "\x1b" not in listed.output

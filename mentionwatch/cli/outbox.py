@@ -12,6 +12,7 @@ from rich.text import Text
 from mentionwatch import audit, outbox
 from mentionwatch.cli.context import AppContext, pass_app
 from mentionwatch.team import current_operator
+from mentionwatch.text import strip_terminal_escapes
 
 
 @click.command()
@@ -120,8 +121,9 @@ def outbox_list(app: AppContext, states: tuple[str, ...], as_json: bool) -> None
         by = a.approved_by or ""
         if a.second_approver:
             by += f" + {a.second_approver}"
+        # A person's text may hold what an editor or a paste left in it (rich keeps ESC).
         table.add_row(str(a.id), str(a.mention_id), a.action, a.state, Text(by),
-                      Text(a.last_error or a.text))
+                      Text(strip_terminal_escapes(a.last_error or a.text)))
     app.out.print(table)
 
 
