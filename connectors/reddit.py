@@ -521,7 +521,8 @@ class RedditConnector:
                 wait = parse_ratelimit(item.message or "")
                 until = datetime.now(UTC) + timedelta(seconds=wait or 60)
                 return RateLimited(f"Reddit: {item.message}", until=until,
-                                   hint="The action stays in the outbox and is retried then.")
+                                   hint="Nothing was posted; after that, `mentionwatch outbox "
+                                   "retry` sends it again.")
         text = "; ".join(f"{i.error_type}: {i.message}" for i in exc.items) or str(exc)
         if sending:
             return SendError(f"Reddit refused the post ({clean_text(text, is_html=False)}).")
