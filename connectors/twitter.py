@@ -359,6 +359,22 @@ def _api_detail(exc: tweepy.HTTPException) -> str:
     return clean_text("; ".join(parts)[:300], is_html=False)
 
 
+def _refused_parameters(exc: tweepy.HTTPException) -> set[str]:
+    """The request parameters a 400 names (`errors[].parameters`, e.g. a since_id that is
+    older than recent search reaches)."""
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return set()
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return {str(name) for error in errors or [] if isinstance(error, dict)
+            and isinstance(error.get("parameters"), dict) for name in error["parameters"]}
+
+
+class _BeyondRecentSearch(BadResponse):
+    """X refused a since_id or start_time: older than the 7 days recent search reaches."""
+
+
 def _reset_time(exc: tweepy.TooManyRequests) -> datetime | None:
     if exc.reset_time is None:
         return None
@@ -542,14 +558,14 @@ class TwitterConnector:
             user_id = self.settings.account_user_id or state.user_id or self._lookup_user_id()
             state.user_id = None if self.settings.account_user_id else user_id
             got, n, more = self._run_query("mentions", state, now, _left(allowance, read),
-                                           unreadable, user_id=user_id)
+                                           unreadable, notes, user_id=user_id)
             mentions += got
             read += n
             if more:
                 notes.append("mentions: more to read next pass")
         if self.settings.search and (allowance is None or read < allowance):
             got, n, more = self._run_query("search", state, now, _left(allowance, read),
-                                           unreadable)
+                                           unreadable, notes)
             mentions += got
             read += n
             if more:
@@ -573,9 +589,10 @@ class TwitterConnector:
 
     def _run_query(
         self, name: str, state: TwitterCursor, now: datetime, left: int | None,
-        unreadable: UnreadableItems, *, user_id: str | None = None,
+        unreadable: UnreadableItems, notes: list[str], *, user_id: str | None = None,
     ) -> tuple[list[MentionIn], int, bool]:
-        """Page through one query from its cursor. Returns (mentions, posts read, more left).
+        """Page through one query from its cursor. Returns (mentions, posts read, more left);
+        what the pass should say goes into `notes`.
 
         The query's cursor in `state` is updated in memory; it is stored only with the batch.
         """
@@ -604,9 +621,22 @@ class TwitterConnector:
             if name == "search":
                 if token:
                     params["next_token"] = token
-                body = self._call(
-                    functools.partial(self.reader.search_recent_tweets, query, **params),
-                    "reading")
+                try:
+                    body = self._call(
+                        functools.partial(self.reader.search_recent_tweets, query, **params),
+                        "reading")
+                except _BeyondRecentSearch:
+                    if pages or not (q.since_id or token):
+                        raise
+                    # The cursor is older than the 7 days recent search reaches (after an
+                    # outage, or a read budget spent until the month's end): X refuses it on
+                    # every pass. Read from the horizon instead; what is older is out of reach.
+                    horizon = now - SEARCH_HORIZON
+                    q, token, newest = QueryCursor(), None, None
+                    start_time = horizon.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    notes.append(f"search: the cursor was older than the 7 days recent search "
+                                 f"reaches; read again from {horizon:%Y-%m-%d %H:%M} UTC")
+                    continue
             else:
                 if token:
                     params["pagination_token"] = token
@@ -664,9 +694,11 @@ class TwitterConnector:
             raise Transient(f"Source {self.name}: X server error "
                             f"({exc.response.status_code}){then}") from None
         except tweepy.BadRequest as exc:
-            raise BadResponse(f"Source {self.name}: X rejected the request (400): "
-                              f"{_api_detail(exc) or 'no detail'}.",
-                              hint="Check `query`, `language` and `account_user_id`.") from None
+            error = (_BeyondRecentSearch if _refused_parameters(exc) & {"since_id", "start_time"}
+                     else BadResponse)
+            raise error(f"Source {self.name}: X rejected the request (400): "
+                        f"{_api_detail(exc) or 'no detail'}.",
+                        hint="Check `query`, `language` and `account_user_id`.") from None
         except tweepy.HTTPException as exc:
             raise BadResponse(f"Source {self.name}: X answered {exc.response.status_code}: "
                               f"{_api_detail(exc) or 'no detail'}.") from None
