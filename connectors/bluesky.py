@@ -3,9 +3,11 @@ latest, `since`, cursor paging) and the brand account's notifications (mentions,
 quotes). Authors' follower counts come from one batched `getProfiles` call per 25 authors,
 cached for the connector's life.
 
-The cursor keeps, per stream, the newest `indexedAt` seen. Searches pass it as `since`
-(inclusive, so the same post may come back once; the store's dedup absorbs it) and notification
-paging stops at the first notification not newer than it.
+The cursor keeps, per search, the newest `sortAt` seen (the earlier of a post's `createdAt`
+and `indexedAt`: what searchPosts sorts and filters `since` on) and, for notifications, the
+newest `indexedAt`. A search passes its cursor less `lookback_seconds` as `since` (inclusive:
+posts come back a few times and the store's dedup absorbs them), because the search index
+takes posts in late; notification paging stops at the first notification not newer than it.
 
 Writing: a reply record with `root` and `parent` strong refs (uri + cid; the root is the
 thread's root when the mention is itself a reply), within 300 graphemes; a private follow-up
@@ -15,12 +17,13 @@ from us gets a clear SendError).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -40,6 +43,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    UnreadableItems,
     retry_after,
 )
 from mentionwatch.errors import (
@@ -47,6 +51,7 @@ from mentionwatch.errors import (
     BadResponse,
     RateLimited,
     SendError,
+    SendUnconfirmed,
     SourceError,
     Transient,
 )
@@ -76,6 +81,9 @@ class BlueskySettings(ConnectorSettings):
     max_pages: int = Field(default=5, ge=1, le=50)
     #: Fetch authors' profiles (followers) with getProfiles.
     fetch_profiles: bool = True
+    #: Search again this far behind the newest post seen: a post made just before it can
+    #: reach the search index after the pass, and would be older than `since` then.
+    lookback_seconds: int = Field(default=300, ge=0, le=86400)
 
     _check_url = field_validator("service_url")(validate_http_url)
 
@@ -245,9 +253,12 @@ class BlueskyConnector:
                 and str(p.get("author", {}).get("handle", "")).lower() not in own]
         if self.settings.fetch_profiles:
             requests += self._load_profiles(p["author"]["did"] for p, _ in kept)
-        mentions = [self._to_mention(p, k, me) for p, k in kept]
+        unreadable = UnreadableItems(self.context.source.name)
+        mentions = [m for p, k in kept
+                    if (m := unreadable.read(p.get("uri"),
+                                             functools.partial(self._to_mention, p, k, me)))]
         return Batch(mentions, next_cursor=json.dumps(next_state, sort_keys=True),
-                     requests=requests, notes=notes)
+                     requests=requests, notes=notes + unreadable.notes())
 
     def _search(self, query: str, since: str | None
                 ) -> tuple[list[dict[str, Any]], str | None, int, bool]:
@@ -258,7 +269,7 @@ class BlueskyConnector:
             params: dict[str, Any] = {"q": query, "sort": "latest",
                                       "limit": self.settings.page_size}
             if since:
-                params["since"] = since
+                params["since"] = _behind(since, self.settings.lookback_seconds)
             if page_cursor:
                 params["cursor"] = page_cursor
             response: Any = self._call(
@@ -268,7 +279,7 @@ class BlueskyConnector:
             if not isinstance(batch, list):
                 raise BadResponse("Bluesky searchPosts answered without 'posts'.")
             found.extend(batch)
-            newest = _max_time(newest, (p.get("indexedAt") for p in batch))
+            newest = _max_time(newest, map(_sort_at, batch))
             page_cursor = data.get("cursor")
             # First pass: one page is "now"; do not read the whole history.
             if not page_cursor or not batch or since is None:
@@ -380,7 +391,7 @@ class BlueskyConnector:
         except atx.BadRequestError as exc:
             raise SendError(f"Bluesky refused the reply ({_detail(exc)}).") from None
         except (AtProtocolError, ValueError) as exc:
-            raise self._source_error(exc) from None
+            raise self._sending_error(exc, "the reply") from None
         data = _as_dict(created)
         return PostResult(external_id=str(data["uri"]),
                           url=post_url(self.settings.handle, str(data["uri"])))
@@ -402,11 +413,13 @@ class BlueskyConnector:
             raise SendError(f"@{handle} does not accept direct messages on Bluesky.",
                             hint="Reply publicly and ask them to write to the support email.")
         chat = self.client.with_bsky_chat_proxy()
+        sending = False
         try:
             convo = _as_dict(chat.chat.bsky.convo.get_convo_for_members({"members": [did]}))
             convo_id = (convo.get("convo") or {}).get("id")
             if not convo_id:
                 raise SendError("Bluesky did not return a conversation for this author.")
+            sending = True
             sent = _as_dict(chat.chat.bsky.convo.send_message(
                 {"convoId": convo_id, "message": {"text": text}}))
         except atx.BadRequestError as exc:
@@ -419,8 +432,20 @@ class BlueskyConnector:
                 hint="Create an app password with 'Allow access to your direct messages' "
                 f"ticked and put it in ${self.settings.app_password_env}.") from None
         except (AtProtocolError, ValueError) as exc:
-            raise self._source_error(exc) from None
+            if not sending:
+                raise self._source_error(exc) from None
+            raise self._sending_error(exc, "the message") from None
         return PostResult(external_id=str(sent.get("id")), url=None)
+
+    def _sending_error(self, exc: Exception, what: str) -> SourceError | SendError:
+        """A posting call that failed: an error status or a lost connection is a source
+        error as usual; anything else came from reading a success answer, so it may have
+        been posted."""
+        if isinstance(exc, atx.RequestErrorBase):
+            return self._source_error(exc)
+        return SendUnconfirmed(f"Bluesky took {what} but its answer cannot be read "
+                               f"({type(exc).__name__}); it may have gone out.",
+                               hint="Check the account before sending again.")
 
     def close(self) -> None:
         http = getattr(self.client.request, "_client", None)
@@ -502,13 +527,42 @@ def _detail(exc: Exception) -> str:
 
 
 def _time(value: Any) -> datetime:
+    return _parse_time(value) or datetime.now(UTC)
+
+
+def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
-        return datetime.now(UTC)
+        return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return datetime.now(UTC)
+        return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _iso(when: datetime) -> str:
+    """A time as Bluesky writes them: UTC, milliseconds, Z."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _sort_at(post: Any) -> str | None:
+    """The time searchPosts sorts by and compares `since` with: the earlier of when the post
+    says it was made and when it was indexed (a clock ahead cannot push it forward)."""
+    if not isinstance(post, Mapping):
+        return None
+    record = post.get("record")
+    created = record.get("createdAt") if isinstance(record, Mapping) else None
+    times = [t for t in (_parse_time(post.get("indexedAt")), _parse_time(created)) if t]
+    return _iso(min(times)) if times else None
+
+
+def _behind(since: str, seconds: int) -> str:
+    """`since` moved back `seconds` (a value that is not a time is passed on as it is)."""
+    when = _parse_time(since)
+    try:
+        return _iso(when - timedelta(seconds=seconds)) if when else since
+    except OverflowError:
+        return since
 
 
 def _max_time(current: str | None, values: Iterable[Any]) -> str | None:

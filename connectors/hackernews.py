@@ -26,6 +26,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    UnreadableItems,
     retry_after,
 )
 from mentionwatch.durations import parse_duration
@@ -91,6 +92,11 @@ class HackerNewsConnector:
         notes: list[str] = []
         requests = 0
         next_state: dict[str, Any] = {}
+        unreadable = UnreadableItems(self.context.source.name)
+
+        def to_mention(hit: Mapping[str, Any]) -> MentionIn | None:
+            return unreadable.read(hit.get("objectID"), lambda: self._to_mention(hit))
+
         for query in self.queries():
             saved = state.get(query)
             since, seen = self._start(saved)
@@ -101,7 +107,7 @@ class HackerNewsConnector:
             budget -= used
             newest, newest_ids = since, set(seen)
             for hit in page_hits:
-                mention = self._to_mention(hit)
+                mention = to_mention(hit)
                 if mention is None or (hit.get("created_at_i") == since
                                        and mention.external_id in seen):
                     continue
@@ -128,7 +134,7 @@ class HackerNewsConnector:
                 requests += used
                 budget -= used
                 for hit in gap_hits:
-                    mention = self._to_mention(hit)
+                    mention = to_mention(hit)
                     if mention is not None:
                         mentions.setdefault(mention.external_id, mention)
                 if not done and gap_oldest is not None:
@@ -142,6 +148,7 @@ class HackerNewsConnector:
             next_state[query] = {"created_at_i": newest, "ids": sorted(newest_ids)}
             if gaps:
                 next_state[query]["gaps"] = gaps
+        notes += unreadable.notes()
         return Batch(list(mentions.values()), next_cursor=json.dumps(next_state, sort_keys=True),
                      requests=requests, notes=notes)
 

@@ -50,6 +50,7 @@ from mentionwatch.errors import (
     BadResponse,
     RateLimited,
     SendError,
+    SendUnconfirmed,
     SourceError,
     Transient,
 )
@@ -214,9 +215,7 @@ class MastodonConnector:
     def _source_error(self, exc: MastodonError) -> SourceError:
         where = f"Mastodon ({self.host})"
         if isinstance(exc, MastodonRatelimitError):
-            reset = getattr(self.api, "ratelimit_reset", None)
-            until = datetime.fromtimestamp(reset, UTC) if reset else None
-            return RateLimited(f"{where}: rate limited.", until=until)
+            return RateLimited(f"{where}: rate limited.", until=self._reset_time())
         if isinstance(exc, MastodonUnauthorizedError) or _status(exc) == 403:
             return AuthFailed(
                 f"{where}: the access token was refused ({_status(exc)}: {_api_message(exc)}).",
@@ -232,6 +231,15 @@ class MastodonConnector:
                                hint="Check that api_base_url points at a Mastodon server.")
         return BadResponse(f"{where}: {_status(exc) or ''} {_api_message(exc)}".strip() + ".",
                            hint="Check the hashtags and search settings.")
+
+    def _reset_time(self) -> datetime | None:
+        """When the rate limit resets (X-RateLimit-Reset, as Mastodon.py read it); None when
+        absent or beyond the calendar ("999999999999"): the pipeline then waits an interval."""
+        reset = getattr(self.api, "ratelimit_reset", None)
+        try:
+            return datetime.fromtimestamp(reset, UTC) if reset else None
+        except (OverflowError, OSError, ValueError):
+            return None
 
     def _to_mention(self, status: Mapping[str, Any], kind: str,
                     me: Mapping[str, Any]) -> MentionIn | None:
@@ -355,11 +363,17 @@ class MastodonConnector:
         except MastodonError as exc:
             if _status(exc) == 403:
                 raise self._source_error(exc) from None
+            if isinstance(exc, MastodonAPIError) and _status(exc) is None:
+                # Mastodon.py raises this only for a success status whose body is not JSON.
+                raise SendUnconfirmed(f"Mastodon ({self.host}) answered the post with something "
+                                      "that is not JSON; it may have gone out: check the "
+                                      "account before sending again.") from None
             raise SendError(f"Mastodon ({self.host}) refused the post: "
                             f"{_api_message(exc)}.") from None
-        if not isinstance(status, Mapping) or "id" not in status:
-            raise SendError(f"Mastodon ({self.host}) did not say which post it created; "
-                            "check the account before sending again.")
+        # (Mastodon.py fills every field of a Status it casts, a missing id as None.)
+        if not isinstance(status, Mapping) or not status.get("id"):
+            raise SendUnconfirmed(f"Mastodon ({self.host}) did not say which post it created; "
+                                  "check the account before sending again.")
         return status
 
     def close(self) -> None:

@@ -17,10 +17,13 @@ own limiter wanting to wait become `RateLimited(until)` and the scheduler skips 
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -28,6 +31,7 @@ import praw
 import prawcore
 from praw.exceptions import ClientException, PRAWException, RedditAPIException
 from prawcore import exceptions as pce
+from prawcore.sessions import RetryStrategy
 from pydantic import Field, field_validator, model_validator
 
 from mentionwatch.config import read_secret, validate_http_url
@@ -39,6 +43,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    UnreadableItems,
     retry_after,
 )
 from mentionwatch.errors import (
@@ -46,6 +51,7 @@ from mentionwatch.errors import (
     BadResponse,
     RateLimited,
     SendError,
+    SendUnconfirmed,
     SourceError,
     Transient,
 )
@@ -66,6 +72,22 @@ _RATELIMIT = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)s?", re.I)
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
 
 T = TypeVar("T")
+
+
+class _SendOnce(RetryStrategy):
+    """prawcore's retry strategy for a posting call: no second try. Its default tries a 5xx,
+    a read timeout or a dropped connection twice more, even for a POST, and a reply that
+    reached Reddit before the error would be posted again; the outbox leaves such a send
+    `unknown` for a person instead."""
+
+    def _sleep_seconds(self) -> float | None:
+        return None
+
+    def consume_available_retry(self) -> RetryStrategy:
+        return self
+
+    def should_retry_on_failure(self) -> bool:
+        return False
 
 
 class RedditSettings(ConnectorSettings):
@@ -201,6 +223,7 @@ class RedditConnector:
         notes: list[str] = []
         requests = read = gone = 0
         own = self._own_names()
+        unreadable = UnreadableItems(self.context.source.name)
         for key, path, params, lookback in self._streams():
             items, entry, calls, complete = self._walk(path, params, state.get(key), lookback)
             requests += calls
@@ -218,11 +241,13 @@ class RedditConnector:
                     continue
                 if str(data.get("author") or "").lower() in own:
                     continue  # the brand's own posts, including replies sent from here
-                mention = self._to_mention(str(item.get("kind")), data, own)
+                mention = unreadable.read(data.get("name"), functools.partial(
+                    self._to_mention, str(item.get("kind")), data, own))
                 if mention is not None:
                     mentions.setdefault(mention.external_id, mention)
         if gone:
             notes.append(f"{gone} deleted or removed item(s) skipped")
+        notes += unreadable.notes()
         # Streams no longer configured keep their cursor (re-adding one resumes it).
         merged = state | next_state
         return Batch(list(mentions.values()), next_cursor=json.dumps(merged, sort_keys=True),
@@ -274,7 +299,7 @@ class RedditConnector:
                 data = child.get("data") if isinstance(child, Mapping) else None
                 if not isinstance(data, Mapping) or not data.get("name"):
                     continue
-                name, created = str(data["name"]), _float(data.get("created_utc"))
+                name, created = str(data["name"]), _created(data)
                 if floor is not None and created is not None and created < floor:
                     reached = True  # older than the cursor: everything below was read before
                     continue
@@ -373,9 +398,9 @@ class RedditConnector:
         target = model_cls(self.reddit, id=fullname[3:])
         comment = self._call(lambda: target.reply(text), what="/api/comment/", sending=True)
         if comment is None:
-            raise SendError("Reddit accepted the reply but did not return it (a subreddit "
-                            "filter may be holding it).",
-                            hint="Check the thread before sending again.")
+            raise SendUnconfirmed("Reddit accepted the reply but did not return it (a "
+                                  "subreddit filter may be holding it).",
+                                  hint="Check the thread before sending again.")
         data = vars(comment)
         link_id = str(data.get("link_id") or mention.conversation_id or fullname)
         sub = data.get("subreddit")
@@ -440,10 +465,18 @@ class RedditConnector:
     def _call(self, fn: Callable[[], T], *, what: str, sending: bool = False) -> T:
         self._refuse_long_wait()
         try:
+            if sending:
+                with self._sent_once():
+                    return fn()
             return fn()
         except RedditAPIException as exc:
             raise self._api_error(exc, sending) from None
         except pce.PrawcoreException as exc:
+            if sending and isinstance(exc, pce.BadJSON):  # a success status, unreadable
+                raise SendUnconfirmed(f"Reddit: {what} answered with something that is not "
+                                      "JSON; it may have been posted.",
+                                      hint="Check the thread or the sent messages before "
+                                      "sending again.") from None
             raise self._transport_error(exc, what) from None
         except KeyError as exc:
             # prawcore maps a 401/403 through its www-authenticate header and raises
@@ -454,6 +487,20 @@ class RedditConnector:
         except ClientException as exc:
             error = SendError if sending else BadResponse
             raise error(f"Reddit: {exc}") from None
+
+    @contextmanager
+    def _sent_once(self) -> Iterator[None]:
+        """Within the block, prawcore sends each request once (see `_SendOnce`)."""
+        core = getattr(self.reddit, "_core", None)
+        if core is None or not hasattr(core, "_retry_strategy_class"):
+            yield
+            return
+        before = core._retry_strategy_class
+        core._retry_strategy_class = _SendOnce
+        try:
+            yield
+        finally:
+            core._retry_strategy_class = before
 
     def _refuse_long_wait(self) -> None:
         """prawcore's limiter sleeps until Reddit's window resets when it is used up (up to
@@ -474,7 +521,8 @@ class RedditConnector:
                 wait = parse_ratelimit(item.message or "")
                 until = datetime.now(UTC) + timedelta(seconds=wait or 60)
                 return RateLimited(f"Reddit: {item.message}", until=until,
-                                   hint="The action stays in the outbox and is retried then.")
+                                   hint="Nothing was posted; after that, `mentionwatch outbox "
+                                   "retry` sends it again.")
         text = "; ".join(f"{i.error_type}: {i.message}" for i in exc.items) or str(exc)
         if sending:
             return SendError(f"Reddit refused the post ({clean_text(text, is_html=False)}).")
@@ -666,10 +714,19 @@ def _load_cursor(cursor: str | None) -> dict[str, Any]:
 
 
 def _float(value: Any) -> float | None:
+    """A number, or None (also for NaN and infinities, which would poison a cursor)."""
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _created(data: Mapping[str, Any]) -> float | None:
+    """An item's `created_utc` for the cursor; None for a time over a day ahead, which would
+    otherwise hold the cursor there and hide every later item as older."""
+    created = _float(data.get("created_utc"))
+    return None if created is not None and created > time.time() + 86400 else created
 
 
 def _int(value: Any) -> int | None:

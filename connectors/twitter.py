@@ -36,6 +36,7 @@ from mentionwatch.connector import (
     MentionIn,
     PostResult,
     StoredMentionRef,
+    UnreadableItems,
 )
 from mentionwatch.durations import parse_duration
 from mentionwatch.errors import (
@@ -43,6 +44,7 @@ from mentionwatch.errors import (
     BadResponse,
     RateLimited,
     SendError,
+    SendUnconfirmed,
     SourceError,
     Transient,
 )
@@ -357,6 +359,22 @@ def _api_detail(exc: tweepy.HTTPException) -> str:
     return clean_text("; ".join(parts)[:300], is_html=False)
 
 
+def _refused_parameters(exc: tweepy.HTTPException) -> set[str]:
+    """The request parameters a 400 names (`errors[].parameters`, e.g. a since_id that is
+    older than recent search reaches)."""
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return set()
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return {str(name) for error in errors or [] if isinstance(error, dict)
+            and isinstance(error.get("parameters"), dict) for name in error["parameters"]}
+
+
+class _BeyondRecentSearch(BadResponse):
+    """X refused a since_id or start_time: older than the 7 days recent search reaches."""
+
+
 def _reset_time(exc: tweepy.TooManyRequests) -> datetime | None:
     if exc.reset_time is None:
         return None
@@ -535,21 +553,24 @@ class TwitterConnector:
         read = 0
         sent_before = self.requests_sent
         notes: list[str] = []
+        unreadable = UnreadableItems(self.name)
         if self.settings.mentions:
             user_id = self.settings.account_user_id or state.user_id or self._lookup_user_id()
             state.user_id = None if self.settings.account_user_id else user_id
             got, n, more = self._run_query("mentions", state, now, _left(allowance, read),
-                                           user_id=user_id)
+                                           unreadable, notes, user_id=user_id)
             mentions += got
             read += n
             if more:
                 notes.append("mentions: more to read next pass")
         if self.settings.search and (allowance is None or read < allowance):
-            got, n, more = self._run_query("search", state, now, _left(allowance, read))
+            got, n, more = self._run_query("search", state, now, _left(allowance, read),
+                                           unreadable, notes)
             mentions += got
             read += n
             if more:
                 notes.append("search: more to read next pass")
+        notes += unreadable.notes()
         state.read += read
         return Batch(mentions, next_cursor=state.dumps(),
                      requests=self.requests_sent - sent_before, items_read=read, notes=notes)
@@ -568,9 +589,10 @@ class TwitterConnector:
 
     def _run_query(
         self, name: str, state: TwitterCursor, now: datetime, left: int | None,
-        *, user_id: str | None = None,
+        unreadable: UnreadableItems, notes: list[str], *, user_id: str | None = None,
     ) -> tuple[list[MentionIn], int, bool]:
-        """Page through one query from its cursor. Returns (mentions, posts read, more left).
+        """Page through one query from its cursor. Returns (mentions, posts read, more left);
+        what the pass should say goes into `notes`.
 
         The query's cursor in `state` is updated in memory; it is stored only with the batch.
         """
@@ -599,9 +621,22 @@ class TwitterConnector:
             if name == "search":
                 if token:
                     params["next_token"] = token
-                body = self._call(
-                    functools.partial(self.reader.search_recent_tweets, query, **params),
-                    "reading")
+                try:
+                    body = self._call(
+                        functools.partial(self.reader.search_recent_tweets, query, **params),
+                        "reading")
+                except _BeyondRecentSearch:
+                    if pages or not (q.since_id or token):
+                        raise
+                    # The cursor is older than the 7 days recent search reaches (after an
+                    # outage, or a read budget spent until the month's end): X refuses it on
+                    # every pass. Read from the horizon instead; what is older is out of reach.
+                    horizon = now - SEARCH_HORIZON
+                    q, token, newest = QueryCursor(), None, None
+                    start_time = horizon.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    notes.append(f"search: the cursor was older than the 7 days recent search "
+                                 f"reaches; read again from {horizon:%Y-%m-%d %H:%M} UTC")
+                    continue
             else:
                 if token:
                     params["pagination_token"] = token
@@ -611,7 +646,7 @@ class TwitterConnector:
             page, meta = self._page(body)
             pages += 1
             read += len(page)
-            mentions += self._to_mentions(page, body, user_id or state.user_id)
+            mentions += self._to_mentions(page, body, user_id or state.user_id, unreadable)
             page_newest = meta.get("newest_id")
             if isinstance(page_newest, str) and page_newest.isdigit() and (
                 newest is None or int(page_newest) > int(newest)
@@ -627,16 +662,15 @@ class TwitterConnector:
                                                   newest_id=newest, start_time=start_time)
                 return mentions, read, True
 
-    def _page(self, body: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _page(self, body: Any) -> tuple[list[Any], dict[str, Any]]:
+        """The posts and meta of a page; a post in an odd shape is the caller's to skip."""
         if not isinstance(body, dict):
             raise BadResponse(f"Source {self.name}: X answered with JSON that is not an object.")
         data = body.get("data", [])  # an empty result has no "data" at all
         meta = body.get("meta", {})
-        if not isinstance(data, list) or not isinstance(meta, dict) or not all(
-            isinstance(t, dict) and isinstance(t.get("id"), str) for t in data
-        ):
+        if not isinstance(data, list) or not isinstance(meta, dict):
             raise BadResponse(f"Source {self.name}: X answered with an unexpected shape "
-                              "(no list of posts with ids).")
+                              "(no list of posts).")
         return data, meta
 
     def _call(self, fn: Callable[[], Any], purpose: str) -> Any:
@@ -660,9 +694,11 @@ class TwitterConnector:
             raise Transient(f"Source {self.name}: X server error "
                             f"({exc.response.status_code}){then}") from None
         except tweepy.BadRequest as exc:
-            raise BadResponse(f"Source {self.name}: X rejected the request (400): "
-                              f"{_api_detail(exc) or 'no detail'}.",
-                              hint="Check `query`, `language` and `account_user_id`.") from None
+            error = (_BeyondRecentSearch if _refused_parameters(exc) & {"since_id", "start_time"}
+                     else BadResponse)
+            raise error(f"Source {self.name}: X rejected the request (400): "
+                        f"{_api_detail(exc) or 'no detail'}.",
+                        hint="Check `query`, `language` and `account_user_id`.") from None
         except tweepy.HTTPException as exc:
             raise BadResponse(f"Source {self.name}: X answered {exc.response.status_code}: "
                               f"{_api_detail(exc) or 'no detail'}.") from None
@@ -674,9 +710,9 @@ class TwitterConnector:
                             f"{type(exc).__name__}{then}") from None
         except ValueError:  # requests.JSONDecodeError: a 2xx whose body is not JSON
             if purpose == "posting":
-                raise BadResponse(f"Source {self.name}: X's answer is not JSON; the post may "
-                                  "have gone out: check the account before sending again.") \
-                    from None
+                raise SendUnconfirmed(f"Source {self.name}: X's answer is not JSON; the post "
+                                      "may have gone out: check the account before sending "
+                                      "again.") from None
             raise BadResponse(f"Source {self.name}: X answered with invalid JSON; "
                               "will retry.") from None
         except requests.RequestException as exc:
@@ -703,24 +739,38 @@ class TwitterConnector:
     # ------------------------------------------------------------------ normalising
 
     def _to_mentions(
-        self, tweets: Iterable[dict[str, Any]], body: Mapping[str, Any], user_id: str | None,
+        self, tweets: Iterable[Any], body: Mapping[str, Any], user_id: str | None,
+        unreadable: UnreadableItems,
     ) -> list[MentionIn]:
         includes = body.get("includes")
         users_list = includes.get("users", []) if isinstance(includes, dict) else []
-        users = {u["id"]: u for u in users_list if isinstance(u, dict) and "id" in u}
+        users = {u["id"]: u for u in users_list
+                 if isinstance(u, dict) and isinstance(u.get("id"), str)}
         own = self._own_handles()
         out = []
         for tweet in tweets:
-            user = users.get(tweet.get("author_id", ""), {})
-            handle = str(user.get("username") or "")
-            if handle.lower() in own or (user_id and tweet.get("author_id") == user_id):
-                continue  # the brand's own posts (and our replies) are never mentions
-            refs = {str(r.get("type")): r.get("id") for r in tweet.get("referenced_tweets") or []
-                    if isinstance(r, dict)}
-            if "retweeted" in refs and not self.settings.include_retweets:
-                continue
-            out.append(self._to_mention(tweet, user, refs, user_id))
+            item_id = tweet.get("id") if isinstance(tweet, dict) else tweet
+            mention = unreadable.read(item_id, functools.partial(
+                self._kept_mention, tweet, users, own, user_id))
+            if mention is not None:
+                out.append(mention)
         return out
+
+    def _kept_mention(self, tweet: dict[str, Any], users: Mapping[str, Any], own: set[str],
+                      user_id: str | None) -> MentionIn | None:
+        """The mention for one post, or None for the brand's own posts and dropped reposts.
+        Raises one of connector.UNREADABLE for a post in an odd shape."""
+        if not isinstance(tweet.get("id"), str):
+            raise TypeError("a post without a string id")
+        user = users.get(tweet.get("author_id", ""), {})
+        handle = str(user.get("username") or "")
+        if handle.lower() in own or (user_id and tweet.get("author_id") == user_id):
+            return None  # the brand's own posts (and our replies) are never mentions
+        refs = {str(r.get("type")): r.get("id") for r in tweet.get("referenced_tweets") or []
+                if isinstance(r, dict)}
+        if "retweeted" in refs and not self.settings.include_retweets:
+            return None
+        return self._to_mention(tweet, user, refs, user_id)
 
     def _to_mention(
         self, tweet: dict[str, Any], user: Mapping[str, Any], refs: Mapping[str, Any],
@@ -775,8 +825,8 @@ class TwitterConnector:
         )
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise BadResponse(f"Source {self.name}: X accepted the reply but its answer has no "
-                              "post id; check the account before sending again.")
+            raise SendUnconfirmed(f"Source {self.name}: X accepted the reply but its answer has "
+                                  "no post id; check the account before sending again.")
         who = self.settings.account or "i/web"
         return PostResult(external_id=data["id"], url=f"https://x.com/{who}/status/{data['id']}")
 
@@ -790,7 +840,9 @@ class TwitterConnector:
             raise SendError("The message is empty; write something before sending.")
         if len(text) > DM_LIMIT:
             raise SendError(f"The message is {len(text):,} characters; X allows {DM_LIMIT:,}.")
-        participant = mention.author_external_id
+        # The post's own author id first: the stored author row is keyed by handle, and a
+        # handle X recycled may carry an earlier holder's id.
+        participant = _tweet_author_id(mention.raw) or mention.author_external_id
         if not participant:
             raise SendError(f"No X user id is stored for @{mention.author_handle}; "
                             "cannot open a direct message.")
@@ -802,8 +854,8 @@ class TwitterConnector:
         )
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("dm_event_id"), str):
-            raise BadResponse(f"Source {self.name}: X accepted the message but its answer has "
-                              "no event id; check the inbox before sending again.")
+            raise SendUnconfirmed(f"Source {self.name}: X accepted the message but its answer "
+                                  "has no event id; check the inbox before sending again.")
         conversation = data.get("dm_conversation_id")
         url = f"https://x.com/messages/{conversation}" if isinstance(conversation, str) else None
         return PostResult(external_id=data["dm_event_id"], url=url)
@@ -833,6 +885,13 @@ class TwitterConnector:
                                 "it may have been deleted.") from None
 
         return self._call(guarded, "posting")
+
+
+def _tweet_author_id(raw: Mapping[str, Any]) -> str | None:
+    """The author id in a stored mention's raw payload (`{"tweet": ..., "author": ...}`)."""
+    tweet = raw.get("tweet") if isinstance(raw, Mapping) else None
+    author_id = tweet.get("author_id") if isinstance(tweet, Mapping) else None
+    return author_id if isinstance(author_id, str) and author_id.isdigit() else None
 
 
 def _left(allowance: int | None, read: int) -> int | None:

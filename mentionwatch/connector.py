@@ -7,17 +7,25 @@ text and posts it. It raises the typed `SourceError`s from `mentionwatch.errors`
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from mentionwatch.config import BrandConfig, PollConfig, SourceConfig
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+#: What normalising one item of an unexpected shape raises: a list where a number belongs, a
+#: time beyond the calendar, a missing key.
+UNREADABLE = (AttributeError, IndexError, KeyError, OverflowError, TypeError, ValueError)
 
 
 class ConnectorSettings(BaseModel):
@@ -147,6 +155,32 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class UnreadableItems:
+    """The items of one pass that could not be normalised. One odd item costs only itself:
+    it is skipped with a warning and a note, the others are stored and the cursor moves on
+    (failing the pass instead would fail every later pass on the same item)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.count = 0
+
+    def read(self, item_id: object, convert: Callable[[], R]) -> R | None:
+        """`convert()`, or None (counted and logged) when the item is not in a readable shape."""
+        try:
+            return convert()
+        except UNREADABLE as exc:
+            self.count += 1
+            # ascii(): the id comes from the source and must not carry escapes into a log.
+            log.warning("source %s: skipped item %s: not in a shape mentionwatch can read "
+                        "(%s)", self.source, ascii(str(item_id))[:100], type(exc).__name__)
+            return None
+
+    def notes(self) -> list[str]:
+        if not self.count:
+            return []
+        return [f"{self.count} item(s) in a shape mentionwatch cannot read skipped"]
 
 
 def retry_after(value: str | float | None, *, now: datetime | None = None) -> datetime | None:

@@ -78,3 +78,9 @@ class SendError(MentionwatchError):
     """An approved reply or private message could not be sent."""
 
     title = "Send error"
+
+
+class SendUnconfirmed(SendError):
+    """The source took the call, but its answer does not show what it created (unreadable,
+    no id). It may have been posted: the outbox leaves the action `unknown` for a person to
+    check at the source, and never sends it again by itself."""

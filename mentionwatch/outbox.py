@@ -21,10 +21,18 @@ from sqlalchemy import Connection, select, update
 from mentionwatch.audit import record
 from mentionwatch.config import Config, TeamConfig
 from mentionwatch.connector import Connector, PostResult, StoredMentionRef
-from mentionwatch.errors import MentionwatchError, RateLimited, SendError, SourceError, Transient
+from mentionwatch.errors import (
+    MentionwatchError,
+    RateLimited,
+    SendError,
+    SendUnconfirmed,
+    SourceError,
+    Transient,
+)
 from mentionwatch.models import AuditEvent, Draft, Mention, OutboxAction, Source, utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import APPROVED, NEEDS_APPROVAL, first_state, second_refusal, waiting_for
+from mentionwatch.text import one_line, strip_terminal_escapes
 
 log = logging.getLogger(__name__)
 
@@ -328,8 +336,9 @@ def send_one(config: Config, store: Store, action_id: int, *,
         finally:
             connector.close()
     except (SendError, RateLimited, Transient, SourceError, MentionwatchError) as exc:
-        # A transient failure during the call may still have posted: a person must look.
-        state = "unknown" if isinstance(exc, Transient) else "failed"
+        # A transient failure during the call, or an answer that does not show the post, may
+        # still have posted: a person must look.
+        state = "unknown" if isinstance(exc, Transient | SendUnconfirmed) else "failed"
         return _finish(store, action.id, mention.id, action.action, state, message=str(exc),
                        simulated=simulated)
     except Exception as exc:  # a connector bug: the call may have gone out
@@ -345,6 +354,10 @@ def _finish(store: Store, action_id: int, mention_id: int, action: str, state: s
             message: str | None = None, posted: PostResult | None = None,
             simulated: bool = False) -> SendOutcome:
     now = utcnow()
+    # Both may quote the source (its error text, the URL it gave): stored and shown inert.
+    message = strip_terminal_escapes(message) if message else message
+    if posted is not None and posted.url:
+        posted = PostResult(posted.external_id, strip_terminal_escapes(posted.url))
     with store.engine.begin() as conn:
         values: dict[str, Any] = {"state": state, "updated_at": now, "last_error": message}
         if posted is not None:
@@ -501,4 +514,11 @@ def after_poll(config: Config, store: Store, report: Any) -> None:
 
     for outcome in send_pending(config, store,
                                 connector_for=lambda source: build_connector(source, config)):
-        log.info("outbox: action %s (%s) %s", outcome.action_id, outcome.action, outcome.state)
+        if outcome.state == "sent":
+            log.info("outbox: action %s (%s) sent", outcome.action_id, outcome.action)
+            continue
+        # Not sent, or perhaps sent: a person must act. Said where cron mail and journald
+        # see it (the log shows warnings and worse by default).
+        log.warning("outbox: the %s to mention %s (action %s) is %s: %s", outcome.action,
+                    outcome.mention_id, outcome.action_id, outcome.state,
+                    one_line(outcome.message) or "no message")

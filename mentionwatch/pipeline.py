@@ -29,10 +29,10 @@ from mentionwatch.health import (
     due_state,
 )
 from mentionwatch.judgement import Judge
-from mentionwatch.models import utcnow
+from mentionwatch.models import Author, Mention, utcnow
 from mentionwatch.registry import connector_class
 from mentionwatch.store import Store, config_hash
-from mentionwatch.text import one_line
+from mentionwatch.text import one_line, strip_terminal_escapes
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,50 @@ def flatten_single_lines(mention: MentionIn) -> MentionIn:
     return mention
 
 
+def _limit(column: Any) -> int:
+    return int(column.type.length)
+
+
+#: Column widths of the fields a source fills in (a longer value fails the whole insert on
+#: PostgreSQL: "value too long for type character varying(20)").
+_MENTION_WIDTH = {name: _limit(getattr(Mention, name)) for name in (
+    "external_id", "kind", "conversation_id", "in_reply_to_id")}
+_AUTHOR_WIDTH = {name: _limit(getattr(Author, name)) for name in (
+    "handle", "display_name", "external_id")}
+_LANGUAGE_WIDTH = _limit(Mention.language)
+
+
+def fit_to_store(mention: MentionIn) -> MentionIn | None:
+    """The mention with the short fields a source sets made to fit their columns, or None
+    when it cannot be stored (an id longer than its column). A value of the wrong type
+    (a list for a language) is dropped. One odd post must not fail its whole pass, and with
+    it every later pass that reads it again."""
+    if not isinstance(mention.external_id, str) or (
+            len(mention.external_id) > _MENTION_WIDTH["external_id"]):
+        log.warning("skipped a mention whose id does not fit the store: %s",
+                    ascii(str(mention.external_id))[:100])
+        return None
+    mention.kind = _fit(mention.kind, _MENTION_WIDTH["kind"]) or "post"
+    mention.url = mention.url if isinstance(mention.url, str) else None
+    mention.conversation_id = _fit(mention.conversation_id, _MENTION_WIDTH["conversation_id"])
+    mention.in_reply_to_id = _fit(mention.in_reply_to_id, _MENTION_WIDTH["in_reply_to_id"])
+    language = mention.language if isinstance(mention.language, str) else None
+    if language and len(language) > _LANGUAGE_WIDTH:  # a long BCP 47 tag: its language
+        language = language.replace("_", "-").split("-")[0][:_LANGUAGE_WIDTH]
+    mention.language = language or None
+    author = mention.author
+    if author is not None:
+        fitted = replace(author, handle=_fit(author.handle, _AUTHOR_WIDTH["handle"]) or "",
+                         display_name=_fit(author.display_name, _AUTHOR_WIDTH["display_name"]),
+                         external_id=_fit(author.external_id, _AUTHOR_WIDTH["external_id"]))
+        mention.author = fitted if fitted.handle else None
+    return mention
+
+
+def _fit(value: Any, width: int) -> str | None:
+    return value[:width] if isinstance(value, str) else None
+
+
 def filter_mentions(
     mentions: Sequence[MentionIn], matcher: BrandMatcher, *, prefiltered: bool,
     own_handles: set[str],
@@ -135,7 +179,8 @@ def filter_mentions(
     """Keep mentions that name the brand (unless the source already filtered) and that were
     not written by the brand's own accounts; record the matched terms on each."""
     kept = []
-    for mention in map(flatten_single_lines, mentions):
+    fitting = (m for m in map(fit_to_store, mentions) if m is not None)
+    for mention in map(flatten_single_lines, fitting):
         if mention.author and mention.author.handle.lower().lstrip("@") in own_handles:
             continue
         terms = matcher.find(f"{mention.title or ''}\n{mention.text}")
@@ -238,7 +283,7 @@ def _poll_locked(
         return _record_source_error(store, source, row.consecutive_failures, interval, exc, now)
     except Exception as exc:  # a bug in a connector must not stop the other sources
         log.exception("unexpected error while polling source %s", source.name)
-        message = f"internal error: {type(exc).__name__}: {exc}"
+        message = strip_terminal_escapes(f"internal error: {type(exc).__name__}: {exc}")
         store.record_failure(
             source.name, message, now=now,
             next_attempt_at=now + backoff(row.consecutive_failures + 1, interval),
@@ -253,7 +298,9 @@ def _record_source_error(
     store: Store, source: SourceConfig, failures: int, interval: timedelta,
     exc: SourceError, now: datetime,
 ) -> SourceOutcome:
-    message = exc.message if not exc.hint else f"{exc.message} {exc.hint}"
+    # The message often quotes the server (a reason phrase, an error text): it is stored
+    # and shown by status, poll and the TUI, so it must not carry terminal escapes.
+    message = strip_terminal_escapes(exc.message if not exc.hint else f"{exc.message} {exc.hint}")
     rate_limited_until = exc.until if isinstance(exc, RateLimited) else None
     if rate_limited_until is not None and rate_limited_until > now + MAX_RATE_LIMIT_WAIT:
         asked = rate_limited_until.astimezone(UTC)

@@ -405,7 +405,7 @@ class Store:
         created = [min(m.created_at, now) if m.created_at else now for m in fresh]
         rows = [
             (
-                source_id, m.external_id, m.kind, m.url, canonical_url(m.url),
+                source_id, m.external_id, m.kind, m.url, _canonical(m.url),
                 author_ids.get(m.author.handle.lower()) if m.author else None,
                 m.author.handle if m.author else None,
                 m.title, m.text, m.language, prepare(at), fetched,
@@ -896,6 +896,16 @@ class Store:
                 .where(and_(Source.name == source_name, SourceUsage.period == period))
             ).first()
         return (row.requests, row.items_read) if row else (0, 0)
+
+
+def _canonical(url: str | None) -> str | None:
+    """The canonical URL, or None when it is longer than its column (such a URL is stored,
+    but takes no part in cross-source de-duplication)."""
+    key = canonical_url(url)
+    return key if key is None or len(key) <= _CANONICAL_WIDTH else None
+
+
+_CANONICAL_WIDTH = int(Mention.__table__.c.canonical_url.type.length)  # type: ignore[attr-defined]
 
 
 def _naive(value: datetime) -> datetime:

@@ -3,18 +3,33 @@ responses shaped as the lexicons document them."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from connectors.bluesky import BlueskyConnector, BlueskySettings, grapheme_count, post_url
 from mentionwatch.config import SourceConfig
 from mentionwatch.connector import ConnectorContext, StoredMentionRef
-from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
-from tests.apiserver import _api_server, api_fixture, load, requests_to  # noqa: F401 (fixture `api`)
+from mentionwatch.errors import (
+    AuthFailed,
+    BadResponse,
+    RateLimited,
+    SendError,
+    SendUnconfirmed,
+    Transient,
+)
+from tests.apiserver import (  # noqa: F401 (fixture `api`)
+    _api_server,
+    api_fixture,
+    json_response,
+    load,
+    requests_to,
+)
 from tests.conftest import BRAND, make_config
 
 PASSWORD = "abcd-efgh-ijkl-mnop"
@@ -34,7 +49,7 @@ def fake_bluesky(api: HTTPServer) -> None:
     api.expect_request(SESSION, method="POST").respond_with_json(load("bluesky",
                                                                       "createSession.json"))
     api.expect_request(SEARCH, query_string={"q": "acme", "sort": "latest", "limit": "100",
-                                             "cursor": "2", "since": "2026-11-19T08:00:00.000Z"}
+                                             "cursor": "2", "since": "2026-11-19T07:55:00.000Z"}
                        ).respond_with_json(load("bluesky", "searchPosts_page2.json"))
     api.expect_request(SEARCH).respond_with_json(load("bluesky", "searchPosts_page1.json"))
     api.expect_request(NOTIFS).respond_with_json(load("bluesky", "listNotifications.json"))
@@ -92,10 +107,45 @@ def test_search_pages_with_cursor_and_since_from_the_stored_cursor(api: HTTPServ
     batch = bsky.fetch('{"search:acme": "2026-11-19T08:00:00.000Z"}')
     reqs = requests_to(api, SEARCH)
     assert [r.args.get("cursor") for r in reqs] == [None, "2"]
-    assert {r.args["since"] for r in reqs} == {"2026-11-19T08:00:00.000Z"}
+    # Five minutes (lookback_seconds) behind the cursor: the search index takes posts late.
+    assert {r.args["since"] for r in reqs} == {"2026-11-19T07:55:00.000Z"}
     # Page 2 held only the brand's own post: skipped.
     assert len(batch.mentions) == 2
     assert json.loads(batch.next_cursor or "")["search:acme"] == "2026-11-19T08:30:00.000Z"
+
+
+def _post(rkey: str, created: str, indexed: str) -> dict[str, Any]:
+    post = copy.deepcopy(load("bluesky", "searchPosts_page1.json")["posts"][0])
+    post["uri"] = post["uri"].rsplit("/", 1)[0] + "/" + rkey
+    post["record"]["createdAt"], post["indexedAt"] = created, indexed
+    return post
+
+
+def test_a_post_the_search_index_takes_in_late_is_still_found(api: HTTPServer) -> None:
+    index: list[dict[str, Any]] = []
+
+    def search(request: Request) -> Response:
+        # As documented: `since` (inclusive) and the order are on sortAt, the earlier of
+        # createdAt and indexedAt.
+        def sort_at(p: dict[str, Any]) -> str:
+            return min(p["record"]["createdAt"], p["indexedAt"])
+        since = request.args.get("since", "")
+        posts = sorted((p for p in index if sort_at(p) >= since), key=sort_at, reverse=True)
+        return json_response({"posts": posts})
+
+    api.expect_request(SEARCH).respond_with_handler(search)
+    fake_bluesky(api)
+    index.append(_post("3lbfirst", "2026-11-19T08:30:00.000Z", "2026-11-19T08:30:02.000Z"))
+    first = _connector(api, notifications=False).fetch(None)
+    # Made before the first post was indexed, and a little before the first post itself,
+    # but indexed after that pass: a since of the newest indexedAt (08:30:02) lost both.
+    index.append(_post("3lbbetween", "2026-11-19T08:30:01.000Z", "2026-11-19T08:30:05.000Z"))
+    index.append(_post("3lbearlier", "2026-11-19T08:29:30.000Z", "2026-11-19T08:31:00.000Z"))
+    second = _connector(api, notifications=False).fetch(first.next_cursor)
+    assert json.loads(first.next_cursor or "")["search:acme"] == "2026-11-19T08:30:00.000Z"
+    assert requests_to(api, SEARCH)[-1].args["since"] == "2026-11-19T08:25:00.000Z"
+    found = {m.external_id.rsplit("/", 1)[1] for m in second.mentions}
+    assert {"3lbbetween", "3lbearlier"} <= found
 
 
 def test_notifications_stop_at_the_cursor(api: HTTPServer) -> None:
@@ -190,6 +240,24 @@ def test_private_follow_up_refused_when_author_disallows_or_server_refuses(
         _connector(api).send_private(_ref(1), "hi")
 
 
+def test_a_post_whose_answer_cannot_be_read_may_have_gone_out(api: HTTPServer) -> None:
+    api.expect_request(CREATE, method="POST").respond_with_data(b"<html>", status=200)
+    api.expect_request(SEND, method="POST").respond_with_json({"convoId": "3lbconvo00001"})
+    fake_bluesky(api)
+    with pytest.raises(SendUnconfirmed, match="may have gone out"):
+        _connector(api).reply(_ref(1), "hi")
+    with pytest.raises(SendUnconfirmed, match="may have gone out"):
+        _connector(api).send_private(_ref(1), "hi")
+    # An unreadable answer before anything is sent is only a bad response.
+    api.clear()
+    api.expect_request(CONVO).respond_with_data(b"<html>", status=200)
+    fake_bluesky(api)
+    with pytest.raises(BadResponse) as before:
+        _connector(api).send_private(_ref(1), "hi")
+    assert not isinstance(before.value, SendError)
+    assert requests_to(api, SEND, "POST") == []
+
+
 def test_auth_failure_names_the_setting(api: HTTPServer) -> None:
     api.expect_request(SESSION, method="POST").respond_with_json(
         load("bluesky", "error_401.json"), status=401)
@@ -234,6 +302,17 @@ def test_post_url() -> None:
         "https://bsky.app/profile/a.bsky.social/post/3k"
 
 
+def test_a_post_in_an_odd_shape_is_skipped_and_the_others_kept(api: HTTPServer) -> None:
+    page = load("bluesky", "searchPosts_page1.json")
+    odd = page["posts"][0]
+    odd["record"]["text"] = 5  # a record is free-form: reading it had failed the pass
+    api.expect_request(SEARCH).respond_with_json(page)
+    fake_bluesky(api)
+    batch = _connector(api, notifications=False).fetch(None)
+    assert [m.external_id for m in batch.mentions] == [p["uri"] for p in page["posts"][1:]]
+    assert "1 item(s) in a shape mentionwatch cannot read skipped" in batch.notes
+
+
 def test_poll_stores_bluesky_mentions_on_both_databases(
     api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -263,6 +342,38 @@ def test_poll_stores_bluesky_mentions_on_both_databases(
         row = store.source_row("bsky")
         assert row is not None and json.loads(row.cursor or "")["search:acme"] == \
             "2026-11-19T08:30:00.000Z"
+    finally:
+        store.close()
+
+
+def test_a_long_language_tag_is_stored_as_its_language(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy import select
+
+    from mentionwatch.models import Mention
+    from mentionwatch.pipeline import poll
+    from mentionwatch.store import Store
+
+    monkeypatch.setenv("BSKY_PW", PASSWORD)
+    page = load("bluesky", "searchPosts_page1.json")
+    # A valid BCP 47 tag the author's app set; the column holds 20 characters, and on
+    # PostgreSQL the post had failed every pass that read it ("value too long").
+    page["posts"][0]["record"]["langs"] = ["en-GB-oxendict-x-private1"]
+    api.expect_request(SEARCH).respond_with_json(page)
+    fake_bluesky(api)
+    source = {"name": "bsky", "kind": "bluesky", "handle": "acme.bsky.social",
+              "app_password_env": "BSKY_PW", "service_url": api.url_for("/").rstrip("/"),
+              "queries": ["acme"], "notifications": False}
+    config = make_config(db_url, [source], brand=dict(BRAND, own_accounts={}))
+    store = Store.open(db_url)
+    try:
+        [outcome] = poll(config, store, environ=ENV).outcomes
+        assert (outcome.status, outcome.stored) == ("ok", len(page["posts"])), outcome.message
+        with store.session(readonly=True) as s:
+            language = s.scalar(select(Mention.language).where(
+                Mention.external_id == page["posts"][0]["uri"]))
+        assert language == "en"
     finally:
         store.close()
 

@@ -291,3 +291,20 @@ def test_every_corpus_feed_is_ingested_or_a_readable_error(path: Path, feeds: Fe
                 assert "\x1b" not in m.text and "<script" not in m.text.lower()
     finally:
         store.close()
+
+
+def test_a_link_longer_than_the_canonical_column_is_stored_without_a_canonical_url(
+    store: Store, feeds: FeedServer, db_url: str
+) -> None:
+    long_link = "http://blog.example/" + "a" * 2100  # a tracking link; the column holds 2000
+    url = feeds.add("/long.xml", rss([
+        {"title": "Acme long", "guid": "long", "link": long_link, "description": "Acme"},
+        {"title": "Acme short", "guid": "short", "link": "http://blog.example/s",
+         "description": "Acme"}]))
+    config = make_config(db_url, [{"name": "blog", "kind": "rss", "url": url}])
+    [outcome] = poll(config, store).outcomes
+    # On PostgreSQL the long one had failed the whole pass ("value too long"), every pass.
+    assert (outcome.status, outcome.stored) == ("ok", 2), outcome.message
+    rows = {m.external_id: m for m in _rows(store)}
+    assert rows["long"].url == long_link and rows["long"].canonical_url is None
+    assert rows["short"].canonical_url == "http://blog.example/s"

@@ -133,6 +133,19 @@ def test_cursor_resume_reads_only_new_hits_including_same_second(api: HTTPServer
         second.next_cursor or "")
 
 
+def test_a_hit_in_an_odd_shape_is_skipped_and_the_others_kept(api: HTTPServer) -> None:
+    hits = load("hackernews", "hits.json")
+    hits[0]["num_comments"] = "n/a"  # int() of it had failed the pass, and every later one
+    api.expect_request(SEARCH).respond_with_handler(FakeAlgolia(hits))
+    batch = _connector(api).fetch(None)
+    ids = {m.external_id for m in batch.mentions}
+    assert hits[0]["objectID"] not in ids and len(ids) == len(hits) - 1
+    assert "1 item(s) in a shape mentionwatch cannot read skipped" in batch.notes
+    # The cursor moves on to the newest readable hit.
+    assert json.loads(batch.next_cursor or "")["acme"]["created_at_i"] == max(
+        h["created_at_i"] for h in hits[1:])
+
+
 def test_a_backlog_longer_than_max_pages_is_read_in_later_passes(api: HTTPServer) -> None:
     hits = load("hackernews", "hits.json")
     api.expect_request(SEARCH).respond_with_handler(FakeAlgolia(hits))

@@ -17,7 +17,14 @@ from werkzeug import Request
 from connectors.mastodon import MastodonConnector, MastodonSettings, status_length
 from mentionwatch.config import SourceConfig
 from mentionwatch.connector import ConnectorContext, StoredMentionRef
-from mentionwatch.errors import AuthFailed, BadResponse, RateLimited, SendError, Transient
+from mentionwatch.errors import (
+    AuthFailed,
+    BadResponse,
+    RateLimited,
+    SendError,
+    SendUnconfirmed,
+    Transient,
+)
 from mentionwatch.models import Mention
 from mentionwatch.pipeline import poll
 from mentionwatch.store import Store
@@ -156,6 +163,18 @@ def test_rate_limit_raises_with_reset_time(api: HTTPServer) -> None:
     assert abs((info.value.until - reset).total_seconds()) < 5
 
 
+@pytest.mark.parametrize("reset", ["999999999999", "99999999999999999999"])
+def test_a_rate_limit_reset_beyond_the_calendar_counts_as_not_sent(api: HTTPServer,
+                                                                   reset: str) -> None:
+    # It had escaped as "internal error: ValueError: year 33658 is out of range".
+    api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+        load("mastodon", "error_429.json"), status=429,
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
+    with pytest.raises(RateLimited) as info:
+        _connector(api).fetch(None)
+    assert info.value.until is None
+
+
 def test_auth_failure_names_the_setting_and_hides_the_token(api: HTTPServer) -> None:
     api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
         load("mastodon", "error_401.json"), status=401)
@@ -245,6 +264,19 @@ def test_refused_post_is_a_send_error_with_the_server_message(api: HTTPServer) -
         _connector(api).reply(_ref(), "hello")
 
 
+@pytest.mark.parametrize("answer", [b"<html>Bad gateway</html>", b'{"content": "hi"}'])
+def test_a_post_whose_answer_does_not_show_it_may_have_gone_out(api: HTTPServer,
+                                                                 answer: bytes) -> None:
+    FakeMastodon(api)
+    api.clear_all_handlers()
+    api.expect_request("/api/v2/instance/").respond_with_json(load("mastodon", "instance_v2.json"))
+    api.expect_request(STATUSES, method="POST").respond_with_data(
+        answer, status=200, content_type="application/json")
+    # Not "refused" (a failed action can be retried): the outbox leaves it unknown.
+    with pytest.raises(SendUnconfirmed, match="check the account before sending again"):
+        _connector(api).reply(_ref(), "hello")
+
+
 def test_poll_stores_mentions_and_never_our_own_posts(
     api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -273,3 +305,51 @@ def test_poll_stores_mentions_and_never_our_own_posts(
         store.close()
 
 
+
+
+HOSTILE_REASON = "Bad \x1b]0;owned\x07\x1b[2J thing"  # sets the window title, clears
+
+
+def test_a_hostile_reason_phrase_is_stored_and_shown_inert(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from werkzeug import Response
+
+    from mentionwatch import outbox
+    from mentionwatch.models import OutboxAction
+    from mentionwatch.pipeline import build_connector
+
+    monkeypatch.setenv("MASTO_TOKEN", TOKEN)
+    FakeMastodon(api)
+    source = {"name": "masto", "kind": "mastodon", "api_base_url": api.url_for("/").rstrip("/"),
+              "access_token_env": "MASTO_TOKEN", "hashtags": ["acmefail"]}
+    config = make_config(db_url, [source], brand=BRAND_M)
+    store = Store.open(db_url)
+    try:
+        assert poll(config, store, environ=ENV).outcomes[0].stored == 4
+        with store.session(readonly=True) as s:
+            mention_id = s.scalar(select(Mention.id).order_by(Mention.id))
+        assert mention_id is not None
+        outbox.approve(store, mention_id, "reply", operator="dana", text="Sorry!")
+        api.clear_all_handlers()
+        api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+            load("mastodon", "verify_credentials.json"))
+        api.expect_request("/api/v2/instance/").respond_with_json(
+            load("mastodon", "instance_v2.json"))
+        # Answers with no error text: Mastodon.py passes the server's reason phrase on.
+        api.expect_request(STATUSES, method="POST").respond_with_response(Response(
+            b"{}", status=f"422 {HOSTILE_REASON}", content_type="application/json"))
+        api.expect_request(NOTIFS).respond_with_response(Response(
+            b"{}", status=f"418 {HOSTILE_REASON}", content_type="application/json"))
+        [sent] = outbox.send_pending(config, store, connector_for=lambda src: build_connector(
+            src, config, environ=ENV))
+        [polled] = poll(config, store, environ=ENV, force=True).outcomes
+        assert sent.state == "failed" and "thing" in (sent.message or "")
+        assert polled.status == "failed" and "thing" in (polled.message or "")
+        row = store.source_row("masto")
+        with store.session(readonly=True) as s:
+            error = s.scalar(select(OutboxAction.last_error))
+        for shown in (sent.message, polled.message, row.last_error if row else "", error):
+            assert shown and "\x1b" not in shown and "\x07" not in shown
+    finally:
+        store.close()

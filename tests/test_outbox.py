@@ -233,3 +233,57 @@ def test_feeds_cannot_be_approved_for_posting(store: Store, db_url: str) -> None
         mention = s.get(Mention, mid)
         assert mention is not None and mention.status == "replied_elsewhere"
         assert mention.first_response_at is not None
+
+
+def test_a_send_that_failed_is_said_to_cron_and_to_scripts(
+        postbox: None, receiver: Receiver, store: Store, db_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mentionwatch.cli import cli
+
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])
+    first, second = setup_mention(store, config), setup_mention(store, config, external_id="m2")
+    config_file = tmp_path / "mw.toml"
+    config_file.write_text(
+        f'[brand]\nname = "Acme"\nterms = ["acme"]\n[database]\nurl = "{db_url}"\n'
+        f'[[sources]]\nname = "box"\nkind = "postbox"\nurl = "{receiver.url}"\n',
+        encoding="utf-8")
+    runner = CliRunner()
+    receiver.status = 503
+    outbox.approve(store, first, "reply", operator="dana")
+    # After a cron poll: a line on stderr (cron mails it), where it had been silent.
+    polled = runner.invoke(cli, ["--config", str(config_file), "poll"])
+    assert polled.exit_code == 0, polled.output
+    assert (f"WARNING outbox: the reply to mention {first} (action 1) is failed: postbox "
+            "refused (503)") in polled.stderr
+    # `outbox send` (and `approve --send`) exit 1 when something did not go out.
+    outbox.approve(store, second, "reply", operator="dana")
+    sent = runner.invoke(cli, ["--config", str(config_file), "outbox", "send"])
+    assert sent.exit_code == 1 and "failed: postbox refused (503)" in sent.output
+    receiver.status = 200
+    outbox.retry(store, 2, operator="dana")
+    again = runner.invoke(cli, ["--config", str(config_file), "outbox", "send"])
+    assert again.exit_code == 0 and "sent" in again.output
+
+
+def test_outbox_list_shows_an_approved_text_inert(postbox: None, receiver: Receiver,
+                                                  store: Store, db_url: str,
+                                                  tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mentionwatch.cli import cli
+
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])
+    mention = setup_mention(store, config)
+    # What an $EDITOR session or a paste can leave in a draft: a title-setting OSC, a clear.
+    outbox.approve(store, mention, "reply", operator="dana",
+                   text="Sorry \x1b]0;owned\x07\x1b[2Jabout that")
+    config_file = tmp_path / "mw.toml"
+    config_file.write_text(
+        f'[brand]\nname = "Acme"\nterms = ["acme"]\n[database]\nurl = "{db_url}"\n'
+        f'[[sources]]\nname = "box"\nkind = "postbox"\nurl = "{receiver.url}"\n',
+        encoding="utf-8")
+    listed = CliRunner().invoke(cli, ["--config", str(config_file), "outbox", "list"],
+                                env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "Sorry about that" in listed.output and "\x1b" not in listed.output

@@ -111,6 +111,29 @@ def test_search_pages_back_to_the_cursor_and_resumes(api: HTTPServer) -> None:
     assert json.loads(third.next_cursor or "") == json.loads(second.next_cursor or "")
 
 
+def test_items_in_an_odd_shape_cost_only_themselves(api: HTTPServer) -> None:
+    fake = FakeReddit(api)
+    recorded = by_created(fake.search)
+    fake.search = recorded[:4]
+    odd, infinite, *_ = by_created(fake.search)[::-1]
+    odd["data"]["created_utc"] = 1e20  # beyond the calendar: had failed the pass...
+    infinite["data"]["num_comments"] = "inf"  # ...as had this (OverflowError)
+    reddit = connector(api)
+    try:
+        first = reddit.fetch(None)
+        # ...and a far-future time held the cursor there: every later post looked older.
+        fake.search = [odd, *recorded]
+        second = reddit.fetch(first.next_cursor)
+    finally:
+        reddit.close()
+    names = [m.external_id for m in first.mentions]
+    assert odd["data"]["name"] not in names and infinite["data"]["name"] in names
+    assert len(names) == 3
+    assert "1 item(s) in a shape mentionwatch cannot read skipped" in first.notes
+    assert [m.external_id for m in second.mentions] == [
+        c["data"]["name"] for c in by_created(recorded[4:])[::-1]]
+
+
 def test_gap_longer_than_max_pages_is_reported(api: HTTPServer) -> None:
     fake = FakeReddit(api)
     recorded = by_created(fake.search)

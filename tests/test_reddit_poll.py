@@ -127,3 +127,43 @@ def test_poll_stores_reddit_mentions_resumes_and_survives_failures(
         assert store.count_mentions("reddit") == 8
     finally:
         store.close()
+
+
+def test_a_rate_limited_reply_says_how_to_send_it_again(
+    api: HTTPServer, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mentionwatch import outbox
+    from mentionwatch.config import load_config
+    from mentionwatch.pipeline import build_connector, poll
+    from tests.apiserver import json_response
+    from tests.reddit_api import COMMENT
+
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    FakeReddit(api)
+    config = load_config(str(write_config(tmp_path / "mw.toml", db_url, api)))
+    store = Store.open(db_url)
+    try:
+        poll(config, store)
+        with store.session(readonly=True) as s:
+            mention = s.scalar(select(Mention.id).where(Mention.kind == "comment"))
+        assert mention is not None
+        action = outbox.approve(store, mention, "reply", operator="dana", text="Thanks!")
+        api.clear_all_handlers()
+        api.expect_request(TOKEN_PATH, method="POST").respond_with_handler(
+            lambda r: replay("oauth_access_token__client_credentials.json"))
+        api.expect_request(COMMENT, method="POST").respond_with_handler(lambda r: json_response(
+            {"json": {"errors": [["RATELIMIT", "you are doing that too much. try again in 9 "
+                                  "minutes.", "ratelimit"]]}}))
+        send = lambda: outbox.send_pending(  # noqa: E731
+            config, store, connector_for=lambda src: build_connector(src, config))
+        [result] = send()
+        # Failed, and nothing sends a failed action by itself: the hint had promised a retry.
+        assert result.state == "failed" and "try again in 9 minutes" in (result.message or "")
+        assert "is retried then" not in (result.message or "")
+        assert "mentionwatch outbox retry" in (result.message or "")
+        assert send() == [] and len(requests_to(api, COMMENT)) == 1
+        outbox.retry(store, action, operator="dana")
+        assert [r.state for r in send()] == ["failed"] and len(requests_to(api, COMMENT)) == 2
+    finally:
+        store.close()

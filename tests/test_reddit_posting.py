@@ -3,6 +3,7 @@ sent to the real Reddit in the recorded cassettes; RATELIMIT, length limits, rea
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,9 +12,9 @@ from pytest_httpserver import HTTPServer
 
 from connectors.reddit import RedditConnector
 from mentionwatch.connector import StoredMentionRef
-from mentionwatch.errors import RateLimited, SendError
+from mentionwatch.errors import RateLimited, SendError, SendUnconfirmed, Transient
 from tests.apiserver import _api_server, api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
-from tests.reddit_api import COMMENT, COMPOSE, SENT, TOKEN_PATH, FakeReddit
+from tests.reddit_api import COMMENT, COMPOSE, SENT, TOKEN_PATH, FakeReddit, replay
 from tests.test_reddit import ENV, connector
 
 
@@ -135,6 +136,49 @@ def test_other_api_errors_are_send_errors(api: HTTPServer) -> None:
             reddit.reply(ref("t1_d1616q2"), "hello")
     finally:
         reddit.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"<html>upstream reset</html>",  # a success status with a body that is not JSON
+    b'{"json": {"errors": [], "data": {"things": []}}}',  # no comment in the answer
+])
+def test_a_reply_whose_answer_does_not_show_it_may_have_gone_out(api: HTTPServer,
+                                                                  answer: bytes) -> None:
+    api.expect_request(TOKEN_PATH).respond_with_json(
+        load("reddit", "oauth_access_token__client_credentials.json")["response"]["body"])
+    api.expect_request(COMMENT, method="POST").respond_with_data(
+        answer, status=200, content_type="application/json")
+    reddit = connector(api)
+    try:
+        with pytest.raises(SendUnconfirmed, match=r"(may have been posted|did not return it)"):
+            reddit.reply(ref("t1_d1616q2"), "Thanks for the report")
+    finally:
+        reddit.close()
+    assert len(requests_to(api, COMMENT)) == 1
+
+
+def test_a_server_error_while_posting_is_not_posted_again(api: HTTPServer) -> None:
+    FakeReddit(api)
+    api.clear_all_handlers()
+    api.expect_request(TOKEN_PATH, method="POST").respond_with_handler(
+        lambda r: replay("oauth_access_token__client_credentials.json"))
+    # Reddit answers 500 now and then after the comment was made: prawcore would try the POST
+    # twice more (a second and third copy of the reply), sleeping 2-4 s on the way.
+    api.expect_request(COMMENT, method="POST").respond_with_handler(
+        lambda r: replay("error_500_internal.json"))
+    api.expect_request(COMPOSE, method="POST").respond_with_handler(
+        lambda r: replay("error_500_internal.json"))
+    reddit = connector(api)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Transient, match="500 on /api/comment/"):
+            reddit.reply(ref("t1_d1616q2"), "Thanks for the report")
+        with pytest.raises(Transient, match="500 on /api/compose/"):
+            reddit.send_private(ref("t1_d1616q2"), "Thanks for the report")
+    finally:
+        reddit.close()
+    assert len(requests_to(api, COMMENT)) == 1 and len(requests_to(api, COMPOSE)) == 1
+    assert time.monotonic() - started < 2
 
 
 def test_limits_are_checked_before_anything_is_sent(api: HTTPServer) -> None:

@@ -14,6 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from connectors.twitter import (
+    QueryCursor,
     TwitterConnector,
     TwitterCursor,
     check_reply_length,
@@ -190,6 +191,33 @@ def test_resume_from_since_id(fakex: FakeX, monkeypatch: pytest.MonkeyPatch) -> 
     assert cursor["queries"]["mentions"]["since_id"] == "1578522401263919106"
     assert cursor["queries"]["search"]["since_id"] == "1578522194770296832"
     assert cursor["usage"]["read"] == 32 + 2
+
+
+def test_a_since_id_older_than_recent_search_reaches_is_dropped(
+    fakex: FakeX, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = "1519056945277198339"  # a post from April 2022
+    # X's answer to a since_id older than 7 days (shape as reported in rooteco/tweetscape#421).
+    fakex.script("GET", SEARCH, 400, {
+        "errors": [{"parameters": {"since_id": [old]},
+                    "message": f"Invalid 'since_id':'{old}'. 'since_id' must be a tweet id "
+                    "created after 2022-05-03T03:35:00Z."}],
+        "title": "Invalid Request", "detail": "One or more parameters to your request was "
+        "invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"})
+    conn = connector(fakex, monkeypatch, mentions=False)
+    # It had failed this pass and every later one, the cursor never moving.
+    batch = conn.fetch(TwitterCursor(queries={"search": QueryCursor(since_id=old)}).dumps())
+    refused, again, rest = fakex.requests_to(SEARCH)
+    assert refused.args["since_id"] == old
+    assert "since_id" not in again.args and "start_time" in again.args
+    start = datetime.strptime(again.args["start_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert timedelta(days=6, hours=23) < datetime.now(UTC) - start <= timedelta(days=7)
+    assert rest.args["start_time"] == again.args["start_time"] and "next_token" in rest.args
+    assert len(batch.mentions) == 17
+    assert "older than the 7 days recent search reaches" in batch.notes[0]
+    page1 = recording("v2_search_recent__async")["response"]["body"]
+    assert json.loads(batch.next_cursor or "")["queries"]["search"] == {
+        "since_id": page1["meta"]["newest_id"]}
 
 
 def test_rate_limit_carries_the_reset_time(fakex: FakeX, monkeypatch: pytest.MonkeyPatch

@@ -202,3 +202,110 @@ def test_invalid_json_keeps_the_cursor(store: Store, fakex: FakeX,
     after = store.source_row("x")
     assert after is not None and after.cursor == before.cursor
     assert run_once(store, fakex, monkeypatch).stored == 2
+
+
+POSTING_ENV = {"X_TEST_CK": "ck-SECRET", "X_TEST_CS": "cs-SECRET", "X_TEST_AT": "at-SECRET",
+               "X_TEST_AS": "as-SECRET"}
+
+
+def posting_config(store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in {**ENV, **POSTING_ENV}.items():
+        monkeypatch.setenv(key, value)
+    return make_config(store.engine.url.render_as_string(hide_password=False), [x_source(
+        fakex, consumer_key_env="X_TEST_CK", consumer_secret_env="X_TEST_CS",
+        access_token_env="X_TEST_AT", access_token_secret_env="X_TEST_AS")])
+
+
+def mention_id(store: Store, external_id: str) -> int:
+    with store.session(readonly=True) as session:
+        found = session.scalar(select(Mention.id).where(Mention.external_id == external_id))
+    assert found is not None
+    return int(found)
+
+
+def test_an_approved_direct_message_goes_to_the_polled_author(
+    store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mentionwatch import outbox
+    from mentionwatch.pipeline import build_connector
+
+    config = posting_config(store, fakex, monkeypatch)
+    environ = {**ENV, **POSTING_ENV}
+    assert poll_source(config.sources[0], config, store, force=True, environ=environ).stored
+    mention = mention_id(store, "1578516295611748353")
+    outbox.approve(store, mention, "private", operator="dana", text="Could you DM us?")
+    fakex.seen.clear()
+    [sent] = outbox.send_pending(config, store, connector_for=lambda source: build_connector(
+        source, config, environ=environ))
+    # The author's X id came from the stored post: the DM went out, to that person.
+    assert (sent.state, sent.message) == ("sent", None)
+    [dm] = fakex.requests_to(f"/2/dm_conversations/with/{DM_PERSON_ID}/messages")
+    assert dm.method == "POST" and dm.json == {"text": "Could you DM us?"}
+
+
+@pytest.mark.parametrize("answer", [b'{"data": {"id": "14560', b'{"data": {"text": "hi"}}'])
+def test_a_post_whose_answer_does_not_show_it_is_unknown_never_resent(
+    store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch, answer: bytes
+) -> None:
+    from mentionwatch import outbox
+    from mentionwatch.outbox import OutboxError
+    from mentionwatch.pipeline import build_connector
+
+    config = posting_config(store, fakex, monkeypatch)
+    environ = {**ENV, **POSTING_ENV}
+    poll_source(config.sources[0], config, store, force=True, environ=environ)
+    mention = mention_id(store, "1578516295611748353")
+    action = outbox.approve(store, mention, "reply", operator="dana", text="Sorry!")
+    # X took the post (201) but the answer is cut off or has no id: it may well be out.
+    fakex.script("POST", "/2/tweets", 201, raw=answer)
+    [result] = outbox.send_pending(config, store, connector_for=lambda source: build_connector(
+        source, config, environ=environ))
+    assert result.state == "unknown"
+    assert "check the account before sending again" in (result.message or "")
+    with pytest.raises(OutboxError, match="only failed actions can be retried"):
+        outbox.retry(store, action, operator="dana")
+    assert outbox.send_pending(config, store, connector_for=lambda source: build_connector(
+        source, config, environ=environ)) == []
+    assert len(fakex.requests_to("/2/tweets")) == 1
+
+
+def test_one_post_in_an_odd_shape_costs_only_itself(store: Store, fakex: FakeX,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.twitter_api import body, enrich
+
+    page = enrich(body("v2_users_mentions__async"), "newer")
+    page["meta"].pop("next_token")
+    odd, fine = page["data"]
+    odd["public_metrics"] = 5  # not an object: reading it had failed the whole pass
+    fakex.script("GET", MENTIONS, 200, page)
+    outcome = run_once(store, fakex, monkeypatch)
+    assert outcome.status == "ok", outcome.message
+    assert "1 item(s) in a shape mentionwatch cannot read skipped" in (outcome.message or "")
+    assert outcome.stored == 17 + 1  # the search results and the other mention
+    with store.session(readonly=True) as session:
+        stored = set(session.scalars(select(Mention.external_id)))
+    assert fine["id"] in stored and odd["id"] not in stored
+    # The cursor moved past the page: the odd post does not fail every later pass.
+    row = store.source_row("x")
+    assert row is not None and json.loads(row.cursor or "")["queries"]["mentions"] == {
+        "since_id": page["meta"]["newest_id"]}
+
+
+def test_fields_of_the_wrong_type_are_left_out_not_the_pass(
+    store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.twitter_api import body, enrich
+
+    page = enrich(body("v2_users_mentions__async"), "newer")
+    page["meta"].pop("next_token")
+    odd = page["data"][0]
+    # Read as they come, these reached the INSERT and failed it ("type 'list' is not
+    # supported", "cannot adapt type 'dict'"), with every other post of the pass.
+    odd.update(lang=["en"], conversation_id={"id": "1"})
+    fakex.script("GET", MENTIONS, 200, page)
+    outcome = run_once(store, fakex, monkeypatch)
+    assert (outcome.status, outcome.stored) == ("ok", 17 + 2), outcome.message
+    with store.session(readonly=True) as session:
+        row = session.execute(select(Mention.language, Mention.conversation_id).where(
+            Mention.external_id == odd["id"])).one()
+    assert tuple(row) == (None, None)

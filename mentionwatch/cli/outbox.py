@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from rich.table import Table
@@ -11,6 +12,7 @@ from rich.text import Text
 from mentionwatch import audit, outbox
 from mentionwatch.cli.context import AppContext, pass_app
 from mentionwatch.team import current_operator
+from mentionwatch.text import strip_terminal_escapes
 
 
 @click.command()
@@ -83,12 +85,16 @@ def _send(app: AppContext) -> None:
                            + (f" {r.url}" if r.url else ""), style=style))
     if not results:
         app.out.print("Nothing approved is waiting.")
+    if any(r.state != "sent" for r in results):
+        sys.exit(1)  # for scripts and cron: something needs a person
 
 
 @outbox_group.command("send")
 @pass_app
 def outbox_send(app: AppContext) -> None:
-    """Send every approved action once (also done after each poll/run pass)."""
+    """Send every approved action once (also done after each poll/run pass).
+
+    Exit code 1 when one failed or may have gone out (unknown): see `outbox list`."""
     _send(app)
 
 
@@ -115,8 +121,9 @@ def outbox_list(app: AppContext, states: tuple[str, ...], as_json: bool) -> None
         by = a.approved_by or ""
         if a.second_approver:
             by += f" + {a.second_approver}"
+        # A person's text may hold what an editor or a paste left in it (rich keeps ESC).
         table.add_row(str(a.id), str(a.mention_id), a.action, a.state, Text(by),
-                      Text(a.last_error or a.text))
+                      Text(strip_terminal_escapes(a.last_error or a.text)))
     app.out.print(table)
 
 
