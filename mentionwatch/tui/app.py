@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import webbrowser
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ from mentionwatch.text import first_line, one_line, strip_terminal_escapes
 from mentionwatch.tui.outbox_view import OutboxScreen, action_line, outbox_counts, summary_line
 from mentionwatch.tui.prompt import PromptScreen
 from mentionwatch.tui.queries import (
+    OPEN_STATUSES,
     PAGE_SIZE,
     VIEWS,
     Detail,
@@ -61,8 +63,23 @@ def age_text(row: QueueRow) -> Text:
     return Text(format_duration(age), style=style)
 
 
+@dataclass(frozen=True, slots=True)
+class Undoable:
+    """A mention as it was before a key took it off the queue, for `u` to put back."""
+
+    mention_id: int
+    status: str
+    #: It had no first response before ("answered elsewhere" gives it one).
+    unanswered: bool = False
+    #: The audit event of the undo ("undo_dismiss" also tells `rules train` to forget it).
+    event: str = "undo_dismiss"
+    #: Its drafts as edited here and not approved, kept while it was closed.
+    edits: dict[str, str] | None = None
+
+
 class TriageApp(App[None]):
-    """Queue on the left, the selected mention and its drafts on the right."""
+    """Queue on the left, the selected mention and its drafts on the right; on a screen
+    narrower than WIDE, the queue on top and the mention with its drafts below it."""
 
     CSS_PATH = "app.tcss"
     TITLE = "mentionwatch"
@@ -107,9 +124,8 @@ class TriageApp(App[None]):
         self.rows: list[QueueRow] = []
         self.current: Detail | None = None
         self.focus_mention = mention_id
-        #: What `u` brings back, the last first: (mention id, its status before, whether it
-        #: had no first response before: "answered elsewhere" gives it one).
-        self.undo_stack: list[tuple[int, str, bool]] = []
+        #: What `u` brings back, the last first.
+        self.undo_stack: list[Undoable] = []
         self.connector_for = connector_for
         #: The demo: approved replies go to a simulated sender, and the screen says so.
         self.simulated = simulated
@@ -314,7 +330,7 @@ class TriageApp(App[None]):
             return
         mention = self.current.mention
         outbox.mark(self.store, mention.id, "dismissed", operator=self.operator, reason=reason)
-        self.undo_stack.append((mention.id, mention.status, False))
+        self.undo_stack.append(Undoable(mention.id, mention.status))
         self.notify(f"Dismissed #{mention.id} ({reason}). Press u to undo.", markup=False)
         self.reload()
 
@@ -326,21 +342,26 @@ class TriageApp(App[None]):
             return
         mention = self.current.mention
         outbox.mark(self.store, mention.id, "replied_elsewhere", operator=self.operator)
-        self.undo_stack.append((mention.id, mention.status, mention.first_response_at is None))
+        self.undo_stack.append(Undoable(mention.id, mention.status,
+                                        unanswered=mention.first_response_at is None))
         self.notify(f"#{mention.id} marked as answered elsewhere. Press u to undo.",
                     markup=False)
         self.reload()
 
     def action_undo(self) -> None:
         if not self.undo_stack:
-            self.notify("Nothing to undo: u brings back what you dismissed or marked as "
-                        "answered elsewhere in this session.", markup=False)
+            self.notify("Nothing to undo: u brings back what you dismissed, resolved or "
+                        "marked as answered elsewhere in this session.", markup=False)
             return
-        mention_id, status, unanswered = self.undo_stack.pop()
-        self.store.set_status(mention_id, status, actor=self.operator, event="undo_dismiss",
-                              unanswered=unanswered)
+        undo = self.undo_stack.pop()
+        mention_id = undo.mention_id
+        self.store.set_status(mention_id, undo.status, actor=self.operator, event=undo.event,
+                              unanswered=undo.unanswered)
+        if undo.edits:
+            self.edits[mention_id] = dict(undo.edits)
         self.focus_mention = mention_id
-        self.notify(f"#{mention_id} is back in the queue.", markup=False)
+        self.notify(f"#{mention_id} is back in the queue." if undo.status in OPEN_STATUSES
+                    else f"#{mention_id} is {undo.status} again.", markup=False)
         self.reload()
 
     def action_edit(self) -> None:
@@ -610,11 +631,14 @@ class TriageApp(App[None]):
         self.catch_up()
         if self.current is None:
             return
-        mention_id = self.current.mention.id
-        if not self.apply_triage(triage.resolve, mention_id)[0]:
+        mention = self.current.mention
+        self.remember_edits()
+        if not self.apply_triage(triage.resolve, mention.id)[0]:
             return
-        self.edits.pop(mention_id, None)
-        self.after_triage(mention_id, f"Resolved #{mention_id}.")
+        # One key closes the case, so one key (u) opens it again, edits in progress and all.
+        self.undo_stack.append(Undoable(mention.id, mention.status, event="undo_resolve",
+                                        edits=self.edits.pop(mention.id, None)))
+        self.after_triage(mention.id, f"Resolved #{mention.id}. Press u to undo.")
 
     def action_external_edit(self) -> None:
         """The focused draft (the public one from the queue) in $EDITOR, else $VISUAL."""

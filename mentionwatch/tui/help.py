@@ -27,7 +27,8 @@ DETAILS = {
                          "counted as answered in the reports (u brings it back).",
     "stats": "Response times, volume and flags of the last 7 days (as `mentionwatch report`).",
     "back_to_queue": "Leave the draft or the search box (edits are kept).",
-    "undo": "Bring back what you dismissed or marked as answered elsewhere, the last first.",
+    "undo": "Bring back what you dismissed, resolved or marked as answered elsewhere in "
+            "this session, the last first.",
     "open_link": "Open the mention's link in the browser.",
     "edit": "Move into the public draft to edit it in place (Tab to the private one, "
             "Esc back to the queue). Edits are kept while you move around and on refresh, "
@@ -38,7 +39,8 @@ DETAILS = {
     "snooze": "Hide the mention until a time: '30m', '2h', '9:00', 'tomorrow 9:00', "
               "'fri 14:30' or an ISO time. It comes back by itself; 'now' wakes it.",
     "assign": "Give the mention to a named person (empty: nobody). Shown in the queue.",
-    "resolve": "The case is closed: it leaves the queue, recorded as resolved by you.",
+    "resolve": "The case is closed: it leaves the queue, recorded as resolved by you "
+               "(u brings it back).",
     "cycle_source": "Show one source at a time, then all.",
     "cycle_view": "open (waiting, awake) / snoozed / assigned / answered / resolved / "
                   "dismissed.",
