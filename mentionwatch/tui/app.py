@@ -43,9 +43,8 @@ from mentionwatch.tui.queries import (
     queue,
     source_names,
 )
+from mentionwatch.tui.styles import COLOUR, Palette, palette
 
-FLAG_STYLE = {"crisis": "bold white on red", "complaint": "bold red", "question": "cyan",
-              "praise": "green"}
 FILTERS: tuple[str | None, ...] = (None, "crisis", "complaint", "question", "praise")
 
 
@@ -55,11 +54,11 @@ def safe(value: str | None) -> str:
     return strip_terminal_escapes(value or "")
 
 
-def age_text(row: QueueRow) -> Text:
+def age_text(row: QueueRow, now: datetime, marks: Palette = COLOUR) -> Text:
     """Age, amber past 30 minutes and red past an hour: answering fast is the point."""
-    age = utcnow() - row.created_at
-    style = "bold red" if age > timedelta(hours=1) else (
-        "yellow" if age > timedelta(minutes=30) else "")
+    age = now - row.created_at
+    style = marks.overdue if age > timedelta(hours=1) else (
+        marks.late if age > timedelta(minutes=30) else "")
     return Text(format_duration(age), style=style)
 
 
@@ -115,6 +114,8 @@ class TriageApp(App[None]):
                  simulated: bool = False, page_size: int = PAGE_SIZE,
                  clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__()
+        #: The marks for flags, late answers and long drafts; without colour under NO_COLOR.
+        self.palette = palette(self.no_color)
         self.config = config
         self.store = store
         self.operator = current_operator(config)  # with a [team], must be one of it
@@ -205,7 +206,7 @@ class TriageApp(App[None]):
         counts = flag_counts(self.store, self.clock())
         line = Text()
         for flag in FILTERS[1:]:
-            line.append(f" {flag} {counts.get(flag or '', 0)} ", style=FLAG_STYLE.get(flag or ""))
+            line.append(f" {flag} {counts.get(flag or '', 0)} ", style=self.palette.flag(flag))
         line.append(f"   filter: {FILTERS[self.filter_index] or 'all'}")
         self.describe_filters(line)
         if self.search_text:
@@ -230,7 +231,7 @@ class TriageApp(App[None]):
             box.update(Text(self.empty_message()))
             public.text = private.text = ""
             return
-        box.update(render_detail(self.current, self.config.team, self.clock()))
+        box.update(render_detail(self.current, self.config.team, self.clock(), self.palette))
         editing = keep_edits and (public.has_focus or private.has_focus)
         if not editing:
             kept = self.edits.get(self.current.mention.id, {})
@@ -251,9 +252,11 @@ class TriageApp(App[None]):
         length = reply_length(kind)(public)
         label = Text(f"public reply  {length}" + (f"/{limit}" if limit else ""))
         if limit and length > limit:
-            label.stylize("bold red")
+            # Said in words as well: a colour alone is lost to NO_COLOR and to some eyes.
+            label.append(f"  over by {length - limit}")
+            label.stylize(self.palette.over_limit)
         if self.current.mention.id in self.edits:
-            label.append("  edited, not approved yet", style="yellow")
+            label.append("  edited, not approved yet", style=self.palette.edited)
         self.query_one("#public-label", Label).update(label)
         channel = self.current.draft.private_channel if self.current.draft else None
         self.query_one("#private-label", Label).update(
@@ -505,9 +508,9 @@ class TriageApp(App[None]):
             owner = Text(first_line(safe(row.assigned_to), 20))
             if row.snoozed_until and row.snoozed_until > now:
                 owner.append(f" until {row.snoozed_until.astimezone():%a %H:%M}", style="dim")
-            table.add_row(Text(row.flag or "", style=FLAG_STYLE.get(row.flag or "", "")),
+            table.add_row(Text(row.flag or "", style=self.palette.flag(row.flag)),
                           Text(f"{row.priority:.2f}"), Text(first_line(row.source, 14)), who,
-                          age_text(row),
+                          age_text(row, now, self.palette),
                           owner, Text(first_line(safe(row.title or row.text), 80)),
                           key=str(row.id))
 
@@ -704,7 +707,8 @@ class TriageApp(App[None]):
 
     def update_outbox_bar(self) -> None:
         self.query_one("#outbox-bar", Static).update(
-            summary_line(outbox_counts(self.store), simulated=self.simulated))
+            summary_line(outbox_counts(self.store), simulated=self.simulated,
+                         marks=self.palette))
 
 
 def _queue_actions() -> set[str]:
@@ -722,12 +726,12 @@ def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
 
 
 def render_detail(d: Detail, team: TeamConfig | None = None,
-                  now: datetime | None = None) -> Text:
+                  now: datetime | None = None, marks: Palette = COLOUR) -> Text:
     """The whole mention as inert text: body, link, author, engagement, why, history."""
     m = d.mention
     out = Text()
     out.append(f"#{m.id} ", style="bold")
-    out.append(m.flag or "unflagged", style=FLAG_STYLE.get(m.flag or "", "bold"))
+    out.append(m.flag or "unflagged", style=marks.flag(m.flag, "bold"))
     out.append(f"  priority {m.priority:.2f}  {m.source.name}\n")
     if m.title:
         out.append(one_line(m.title) + "\n", style="bold")
@@ -747,7 +751,7 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
             out.append(", verified")
     out.append(f"\nengagement: {m.likes} likes, {m.reposts} reposts, {m.replies} replies\n",
                style="dim")
-    out.append_text(triage_line(m, now or utcnow()))
+    out.append_text(triage_line(m, now or utcnow(), marks))
     if d.matches:
         out.append("why flagged:\n", style="bold")
         for r in d.matches:
@@ -756,7 +760,7 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
     for line in explanation_lines(m.explanation, m.priority, m.flag):
         out.append(f"{safe(line)}\n", style="dim")
     for action in d.actions:
-        out.append_text(action_line(action, team))
+        out.append_text(action_line(action, team, marks))
         out.append("\n")
     if d.history:
         out.append("earlier from this author:\n", style="bold")
@@ -769,7 +773,7 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
     return out
 
 
-def triage_line(m: Any, now: datetime) -> Text:
+def triage_line(m: Any, now: datetime, marks: Palette = COLOUR) -> Text:
     """Status, who has it and until when it sleeps."""
     line = Text(f"status: {m.status}", style="dim")
     if m.assigned_to:
@@ -777,6 +781,6 @@ def triage_line(m: Any, now: datetime) -> Text:
         line.append(safe(m.assigned_to), style="bold")
     if m.snoozed_until and m.snoozed_until > now:
         line.append(f"  snoozed until {m.snoozed_until.astimezone():%a %Y-%m-%d %H:%M}",
-                    style="yellow")
+                    style=marks.snoozed)
     line.append("\n")
     return line

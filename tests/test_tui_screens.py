@@ -1,0 +1,137 @@
+"""What the triage screen looks like with NO_COLOR: the real TriageApp driven through
+Textual's run_test() against a real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from rich.style import Style
+from textual.widget import Widget
+from textual.widgets import DataTable, Label, Static
+
+from mentionwatch.models import utcnow
+from mentionwatch.pipeline import sync_sources
+from mentionwatch.store import Store
+from mentionwatch.tui.app import TriageApp
+from tests.test_outbox import Receiver
+from tests.test_tui import seed
+from tests.test_tui_triage import OPERATOR, add, box_config, make_app
+
+
+@pytest.fixture(autouse=True)
+def _operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MENTIONWATCH_OPERATOR", OPERATOR)
+
+
+def seeded_app(store: Store, db_url: str, receiver: Receiver) -> tuple[TriageApp, dict[str, int]]:
+    """The app on the shared seed: two complaints (one long and hostile), a question."""
+    config = box_config(db_url, receiver)
+    ids = seed(store, config)
+    return make_app(config, store), ids
+
+
+# ----------------------------------------------------------------------------- NO_COLOR
+
+
+def luminance(style: Style) -> tuple[float, float]:
+    """(foreground, background) luminance from 0 to 1 of a rendered cell."""
+    def value(color: Any) -> float:
+        r, g, b = color.get_truecolor()
+        return float(0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+    fg, bg = value(style.color), value(style.bgcolor)
+    return (bg, fg) if style.reverse else (fg, bg)
+
+
+def marks(style: Style) -> tuple[bool, bool, bool, bool]:
+    return (bool(style.bold), bool(style.underline), bool(style.reverse), bool(style.italic))
+
+
+def rendered_lines(app: TriageApp) -> list[str]:
+    """The screen's characters as the terminal gets them, one string a line."""
+    update: Any = app.screen._compositor.render_update(full=True)  # a LayoutUpdate
+    return ["".join(segment.text for segment in strip) for strip in update.strips]
+
+
+def cell_style(app: TriageApp, widget: Widget, text: str) -> Style:
+    """The style the terminal gets for the first character of `text` inside `widget`."""
+    region = app.screen.find_widget(widget).region
+    lines = rendered_lines(app)
+    for y in range(region.y, region.bottom):
+        at = lines[y].find(text, region.x, region.right)
+        if at >= 0:
+            return app.screen.get_style_at(at, y)
+    raise AssertionError(f"{text!r} is not shown in {widget}: {lines}")
+
+
+def readable(style: Style) -> bool:
+    """Light on dark or dark on light: not grey on grey."""
+    fg, bg = luminance(style)
+    return abs(fg - bg) >= 0.4
+
+
+async def test_no_color_marks_selection_flags_lateness_and_long_drafts_without_colour(
+        postbox: None, receiver: Receiver, store: Store, db_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mentionwatch import rules_engine
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setattr(rules_engine, "reply_limit", lambda kind: 20)
+    config = box_config(db_url, receiver)
+    sync_sources(config, store)
+    now = utcnow()
+    add(store, "box", [("c1", "acme is leaking data", "crisis", 0.9, now - timedelta(hours=2)),
+                       ("k1", "acme down again", "complaint", 0.8, now - timedelta(minutes=45)),
+                       ("k2", "acme billing is wrong", "complaint", 0.7,
+                        now - timedelta(minutes=10)),
+                       ("q1", "acme opening hours?", "question", 0.2, now)])
+    app = make_app(config, store)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        assert app.no_color
+        table = app.query_one("#queue", DataTable)
+        selected = cell_style(app, table, "0.90")  # the crisis row, under the cursor
+        other = cell_style(app, table, "0.70")  # a complaint row
+        assert selected.reverse and not other.reverse and readable(selected)
+        await pilot.press("down")
+        await pilot.pause()
+        assert cell_style(app, table, "0.80").reverse  # the cursor moved with the key
+        crisis = cell_style(app, table, "crisis")
+        complaint = cell_style(app, table, "complaint")
+        question = cell_style(app, table, "question")
+        plain = cell_style(app, table, "0.20")
+        assert all(readable(s) for s in (crisis, complaint, question))
+        assert len({marks(crisis), marks(complaint), marks(question), marks(plain)}) == 3
+        assert marks(crisis) != marks(plain) and marks(complaint) != marks(plain)
+        overdue = cell_style(app, table, "2h")
+        late = cell_style(app, table, "45m")
+        fresh = cell_style(app, table, "10m")
+        assert len({marks(overdue), marks(late), marks(fresh)}) == 3
+        assert readable(overdue) and readable(late)
+        # The counts at the top: each flag readable, told apart without colour.
+        counts = app.query_one("#counts", Static)
+        assert readable(cell_style(app, counts, "complaint 2"))
+        assert marks(cell_style(app, counts, "crisis 1")) != marks(
+            cell_style(app, counts, "question 1"))
+        # A draft over the source's limit says so in words, marked without colour.
+        label = app.query_one("#public-label", Label)
+        assert "over by" in str(label.content)
+        over = cell_style(app, label, "public reply")
+        assert (over.bold or over.reverse) and readable(over)
+        # While a draft has the keyboard the queue's selection is still marked.
+        await pilot.press("e")
+        await pilot.pause()
+        assert cell_style(app, table, "0.80").underline
+
+
+async def test_colours_stay_when_no_color_is_not_set(
+        postbox: None, receiver: Receiver, store: Store, db_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    app, _ = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        complaint = cell_style(app, app.query_one("#queue", DataTable), "complaint")
+        assert complaint.color is not None and complaint.color.get_truecolor()[0] > 150
