@@ -1,17 +1,22 @@
-"""What the triage screen looks like with NO_COLOR: the real TriageApp driven through
+"""The triage screen at the sizes people use (a laptop split screen of 70x20 and 80x24, 120x40,
+a wide 160x45), and what it looks like with NO_COLOR: the real TriageApp driven through
 Textual's run_test() against a real database."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from rich.style import Style
+from textual.containers import VerticalScroll
+from textual.errors import NoWidget
 from textual.widget import Widget
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Label, Static, TextArea
 
-from mentionwatch.models import utcnow
+from mentionwatch.models import OutboxAction, utcnow
 from mentionwatch.pipeline import sync_sources
 from mentionwatch.store import Store
 from mentionwatch.tui.app import TriageApp
@@ -30,6 +35,120 @@ def seeded_app(store: Store, db_url: str, receiver: Receiver) -> tuple[TriageApp
     config = box_config(db_url, receiver)
     ids = seed(store, config)
     return make_app(config, store), ids
+
+
+def screen_text(app: TriageApp) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
+
+
+def fully_visible(app: TriageApp, widget: Widget) -> bool:
+    """The whole widget is on screen: not cut by the screen's edge or scrolled out of its
+    pane."""
+    try:
+        geometry = app.screen.find_widget(widget)
+    except NoWidget:
+        return False
+    screen = app.screen.region
+    return (geometry.region.area > 0 and screen.contains_region(geometry.region)
+            and geometry.clip.contains_region(geometry.region))
+
+
+# ----------------------------------------------------------------------------- small screens
+
+
+@pytest.mark.parametrize("size", [(70, 20), (80, 24)])
+async def test_a_small_screen_shows_the_mention_and_reaches_both_drafts_and_approves(
+        postbox: None, receiver: Receiver, store: Store, db_url: str,
+        size: tuple[int, int]) -> None:
+    app, ids = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        queue = app.query_one("#queue", DataTable)
+        left = app.screen.find_widget(app.query_one("#left")).region
+        right = app.screen.find_widget(app.query_one("#right")).region
+        # Stacked, not squeezed side by side: each gets the whole width, nothing overlaps.
+        assert left.width == right.width == size[0]
+        assert not left.overlaps(right) and right.y >= left.bottom
+        assert fully_visible(app, queue) and queue.has_focus
+        # The selected mention can be read without a key press, on lines as wide as the
+        # screen, under the flag and author it was selected by.
+        text = screen_text(app)
+        assert "Acme is down and I am furious" in text
+        assert "crisis 0" in text and "complaint 2" in text  # the counts line wraps, not cut
+        # e: the public draft, whole, with its length; Tab: the private one.
+        await pilot.press("e")
+        await pilot.pause()
+        public = app.query_one("#public", TextArea)
+        assert public.has_focus and fully_visible(app, public)
+        assert fully_visible(app, app.query_one("#public-label", Label))
+        assert "Sorry about urgent! Please DM us." in screen_text(app)
+        await pilot.press("end", *" Sam")
+        await pilot.press("tab")
+        await pilot.pause()
+        private = app.query_one("#private", TextArea)
+        assert private.has_focus and fully_visible(app, private)
+        assert "Hi, what's your email?" in screen_text(app)
+        # Esc, then a: the edited reply is approved from the queue.
+        await pilot.press("escape")
+        await pilot.pause()
+        assert queue.has_focus
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert [r["text"] for r in receiver.received] == ["Sorry about urgent! Please DM us. Sam"]
+    with store.session(readonly=True) as s:
+        assert s.query(OutboxAction).one().mention_id == ids["urgent"]
+
+
+async def test_a_long_mention_scrolls_in_its_pane_on_a_small_screen(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    app, _ = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=(70, 20)) as pilot:
+        await pilot.pause()
+        await pilot.press("down")  # the hostile one: 600 characters and more
+        await pilot.pause()
+        pane = app.query_one("#right", VerticalScroll)
+        assert "engagement:" not in screen_text(app)  # below the fold
+        await pilot.press("tab")  # into the mention's pane: the arrows scroll it
+        await pilot.pause()
+        assert pane.has_focus
+        for _ in range(5):
+            if "engagement: 0 likes" in screen_text(app):
+                break
+            await pilot.press("pagedown")
+            await pilot.pause()
+        assert pane.scroll_y > 0 and "engagement: 0 likes" in screen_text(app)
+        await pilot.press("escape", "up")  # another mention starts at its first line
+        await pilot.pause()
+        assert app.query_one("#queue", DataTable).has_focus and pane.scroll_y == 0
+
+
+async def test_a_wide_screen_keeps_the_drafts_in_view_beside_the_queue(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    app, _ = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("down")  # the long one: it scrolls above the drafts
+        await pilot.pause()
+        left = app.screen.find_widget(app.query_one("#left")).region
+        right = app.screen.find_widget(app.query_one("#right")).region
+        assert left.right <= right.x and left.y == right.y  # side by side
+        for name in ("#public", "#private", "#public-label"):
+            assert fully_visible(app, app.query_one(name)), name
+
+
+async def test_120_columns_stack_the_panes_so_the_queue_shows_what_people_wrote(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    app, _ = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#queue", DataTable)
+        assert fully_visible(app, table)
+        text = screen_text(app)
+        # The queue's text column, not four characters of it.
+        assert "how do I reset my acme router?" in text
+        for name in ("#public", "#private"):
+            assert fully_visible(app, app.query_one(name)), name
 
 
 # ----------------------------------------------------------------------------- NO_COLOR

@@ -46,6 +46,9 @@ from mentionwatch.tui.queries import (
 from mentionwatch.tui.styles import COLOUR, Palette, palette
 
 FILTERS: tuple[str | None, ...] = (None, "crisis", "complaint", "question", "praise")
+#: From this many columns the queue and the mention are side by side; below, stacked (the
+#: queue's text column needs the width).
+WIDE = 160
 
 
 def safe(value: str | None) -> str:
@@ -82,6 +85,10 @@ class TriageApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "mentionwatch"
+    #: Classes the screens get by width and height (see app.tcss): below `-wide` the panes
+    #: are stacked, and below `-medium` the two drafts too.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (WIDE, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
         Binding("a", "approve('reply')", "Approve"),
         Binding("p", "approve('private')", "Private"),
@@ -150,18 +157,19 @@ class TriageApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="outbox-bar")
         yield Static(id="counts")
-        with Horizontal():
+        with Horizontal(id="panes"):
             with Vertical(id="left"):
                 yield Input(placeholder="search text and authors (Enter)", id="search")
                 yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
-            with Vertical(id="right"):
-                with VerticalScroll(id="detail-box"):
-                    yield Static(id="detail")
+            # One scrolling pane: on a wide screen the drafts are docked at its foot while
+            # the mention scrolls above them; on a small one everything scrolls in turn.
+            with VerticalScroll(id="right"):
+                yield Static(id="detail")
                 with Horizontal(id="drafts"):
-                    with Vertical():
+                    with Vertical(classes="draft"):
                         yield Label(id="public-label")
                         yield TextArea(id="public")
-                    with Vertical():
+                    with Vertical(classes="draft"):
                         yield Label(id="private-label")
                         yield TextArea(id="private")
         yield Footer(compact=True, show_command_palette=False)
@@ -226,7 +234,10 @@ class TriageApp(App[None]):
         box = self.query_one("#detail", Static)
         public = self.query_one("#public", TextArea)
         private = self.query_one("#private", TextArea)
+        before = self.current.mention.id if self.current else None
         self.current = detail(self.store, mention_id) if mention_id is not None else None
+        if mention_id != before:  # another mention: read it from its first line
+            self.query_one("#right", VerticalScroll).scroll_home(animate=False)
         if self.current is None:
             box.update(Text(self.empty_message()))
             public.text = private.text = ""

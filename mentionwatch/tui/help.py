@@ -26,7 +26,8 @@ DETAILS = {
     "replied_elsewhere": "Answered elsewhere (on the forum, by phone): off the queue, and "
                          "counted as answered in the reports (u brings it back).",
     "stats": "Response times, volume and flags of the last 7 days (as `mentionwatch report`).",
-    "back_to_queue": "Leave the draft or the search box (edits are kept).",
+    "back_to_queue": "Back to the queue from a draft, the search box or the mention pane "
+                     "(edits are kept).",
     "undo": "Bring back what you dismissed, resolved or marked as answered elsewhere in "
             "this session, the last first.",
     "open_link": "Open the mention's link in the browser.",
@@ -49,6 +50,8 @@ DETAILS = {
     "search": "Search text, titles and author handles (Enter; empty Enter clears). Combines with "
               "the filters.",
     "refresh": "Re-read the queue (also every 10 s), keeping the selection and any edit.",
+    "help": "This screen. Tab moves between the queue, the mention (arrows and PgUp/PgDn "
+            "scroll it) and the drafts.",
 }
 
 
