@@ -1,6 +1,6 @@
 """The triage screen at the sizes people use (a laptop split screen of 70x20 and 80x24, 120x40,
-a wide 160x45), and what it looks like with NO_COLOR: the real TriageApp driven through
-Textual's run_test() against a real database."""
+a wide 160x45), its footer, and what it looks like with NO_COLOR: the real TriageApp driven
+through Textual's run_test() against a real database."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from rich.style import Style
 from textual.containers import VerticalScroll
 from textual.errors import NoWidget
 from textual.widget import Widget
-from textual.widgets import DataTable, Label, Static, TextArea
+from textual.widgets import DataTable, Footer, Label, Static, TextArea
+from textual.widgets._footer import FooterKey
 
 from mentionwatch.models import OutboxAction, utcnow
 from mentionwatch.pipeline import sync_sources
@@ -51,6 +52,12 @@ def fully_visible(app: TriageApp, widget: Widget) -> bool:
     screen = app.screen.region
     return (geometry.region.area > 0 and screen.contains_region(geometry.region)
             and geometry.clip.contains_region(geometry.region))
+
+
+def footer_keys(app: TriageApp) -> dict[str, bool]:
+    """The keys the footer shows, and whether each one fits on the screen."""
+    footer = app.screen.query_one(Footer)
+    return {key.key: fully_visible(app, key) for key in footer.query(FooterKey)}
 
 
 # ----------------------------------------------------------------------------- small screens
@@ -149,6 +156,49 @@ async def test_120_columns_stack_the_panes_so_the_queue_shows_what_people_wrote(
         assert "how do I reset my acme router?" in text
         for name in ("#public", "#private"):
             assert fully_visible(app, app.query_one(name)), name
+
+
+# ----------------------------------------------------------------------------- the footer
+
+
+@pytest.mark.parametrize("width", [70, 80, 120, 160])
+async def test_the_footer_fits_and_always_offers_help(
+        postbox: None, receiver: Receiver, store: Store, db_url: str, width: int) -> None:
+    app, _ = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await pilot.pause()
+        keys = footer_keys(app)
+        assert keys.get("question_mark") is True, keys
+        assert {"a", "p", "e", "d", "u", "q"} <= set(keys)
+        assert all(keys.values()), keys  # every key shown fits: none cut at the edge
+        await pilot.press("tab")  # the mention's pane: Esc leads back, and still fits
+        await pilot.pause()
+        keys = footer_keys(app)
+        assert keys.get("escape") is True and keys.get("question_mark") is True, keys
+        assert all(keys.values()), keys
+        # Typing in a draft: letters type letters, so the footer offers no letter keys.
+        await pilot.press("e")
+        await pilot.pause()
+        assert set(footer_keys(app)) == {"escape"}
+        await pilot.press("q")  # types a q; does not quit
+        await pilot.pause()
+        assert app.is_running and app.query_one("#public", TextArea).text.startswith("q")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "escape" not in footer_keys(app) and "question_mark" in footer_keys(app)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+async def test_the_outbox_footer_offers_help_and_the_way_back(
+        postbox: None, receiver: Receiver, store: Store, db_url: str, width: int) -> None:
+    app, _ = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await pilot.pause()
+        keys = footer_keys(app)
+        assert keys.get("question_mark") is True and keys.get("escape") is True, keys
+        assert all(keys.values()), keys
 
 
 # ----------------------------------------------------------------------------- NO_COLOR

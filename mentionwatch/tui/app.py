@@ -11,6 +11,7 @@ import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -89,31 +90,35 @@ class TriageApp(App[None]):
     #: are stacked, and below `-medium` the two drafts too.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (WIDE, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    # The footer shows the keys used on every mention, few enough to fit 70 columns with `?`
+    # (the help screen lists every key, in this order); the rest have show=False.
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
         Binding("a", "approve('reply')", "Approve"),
         Binding("p", "approve('private')", "Private"),
-        Binding("b", "approve('both')", "Both"),
+        Binding("b", "approve('both')", "Both", show=False),
         Binding("e", "edit", "Edit"),
+        Binding("ctrl+o", "external_edit", "$EDITOR", show=False),
         Binding("d", "dismiss('not relevant')", "Dismiss"),
-        Binding("s", "dismiss('spam')", "Spam"),
+        Binding("s", "dismiss('spam')", "Spam", show=False),
         Binding("h", "replied_elsewhere", "Handled elsewhere", show=False),
+        Binding("x", "resolve", "Resolve", show=False),
+        Binding("z", "snooze", "Snooze", show=False),
+        Binding("g", "assign", "Assign", show=False),
         Binding("u", "undo", "Undo"),
-        Binding("o", "open_link", "Open"),
-        Binding("f", "cycle_filter", "Flag"),
-        Binding("slash", "search", "Search"),
-        Binding("r", "refresh", "Refresh"),
-        Binding("t", "stats", "Stats"),
+        Binding("o", "open_link", "Open", show=False),
+        Binding("slash", "search", "Search", show=False),
+        Binding("f", "cycle_filter", "Flag", show=False),
+        Binding("c", "cycle_source", "Source", show=False),
+        Binding("v", "cycle_view", "Status", show=False),
+        Binding("m", "toggle_mine", "Mine", show=False),
+        Binding("r", "refresh", "Refresh", show=False),
+        Binding("w", "outbox", "Outbox", show=False),
+        Binding("t", "stats", "Stats", show=False),
+        Binding("escape", "back_to_queue", "Back"),  # in the footer off the queue only
         Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-        Binding("escape", "back_to_queue", "Back to queue", show=False),
-        Binding("w", "outbox", "Outbox"),
-        Binding("z", "snooze", "Snooze"),
-        Binding("g", "assign", "Assign"),
-        Binding("x", "resolve", "Resolve"),
-        Binding("ctrl+o", "external_edit", "$EDITOR"),
-        Binding("c", "cycle_source", "Source"),
-        Binding("v", "cycle_view", "Status"),
-        Binding("m", "toggle_mine", "Mine"),
+        # Its own action name so that it can leave the footer while a draft is typed in
+        # (q types a q there); ctrl+q, Textual's "quit", quits from anywhere.
+        Binding("q", "leave", "Quit"),
     ]
 
     def __init__(self, config: Config, store: Store, *, mention_id: int | None = None,
@@ -415,6 +420,10 @@ class TriageApp(App[None]):
     def action_refresh(self) -> None:
         self.reload()
 
+    async def action_leave(self) -> None:
+        """q on the queue: quit as ctrl+q does."""
+        await self.action_quit()
+
     async def action_quit(self) -> None:
         """Quit, keeping in the drafts whatever was typed and not approved (an `edit` audit
         event each); if they cannot be written, say so and stay open."""
@@ -712,9 +721,17 @@ class TriageApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Queue keys act on the queue's selection: off (and out of the footer) while
-        another view such as the outbox or the stats is on top."""
-        on_queue = len(self.screen_stack) <= 1
-        return on_queue or action == "quit" or action not in _queue_actions()
+        another view such as the outbox or the stats is on top. While a draft or the search
+        box has the keyboard, the letter keys type letters, so the footer shows the way
+        back (Esc) instead of them."""
+        if len(self.screen_stack) > 1:
+            return action == "quit" or action not in _queue_actions()
+        focused = self.focused
+        if action == "back_to_queue":
+            return not isinstance(focused, DataTable)
+        if isinstance(focused, TextArea | Input):
+            return action not in _typed_actions()
+        return True
 
     def update_outbox_bar(self) -> None:
         self.query_one("#outbox-bar", Static).update(
@@ -722,13 +739,19 @@ class TriageApp(App[None]):
                          marks=self.palette))
 
 
-def _queue_actions() -> set[str]:
+@cache
+def _queue_actions() -> frozenset[str]:
     """The action names bound by the queue's own keys (without their arguments)."""
-    names = set()
-    for binding in TriageApp.BINDINGS:
-        action = binding.action if isinstance(binding, Binding) else binding[1]
-        names.add(action.partition("(")[0])
-    return names
+    return frozenset({binding.action.partition("(")[0]
+                      for binding in Binding.make_bindings(TriageApp.BINDINGS)})
+
+
+@cache
+def _typed_actions() -> frozenset[str]:
+    """The actions of keys that type a character when a text box has the keyboard."""
+    return frozenset({binding.action.partition("(")[0]
+                      for binding in Binding.make_bindings(TriageApp.BINDINGS)
+                      if len(binding.key) == 1 or binding.key in ("slash", "question_mark")})
 
 
 def queue_order(key: QueueKey) -> tuple[float, datetime, int]:

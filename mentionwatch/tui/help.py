@@ -52,6 +52,8 @@ DETAILS = {
     "refresh": "Re-read the queue (also every 10 s), keeping the selection and any edit.",
     "help": "This screen. Tab moves between the queue, the mention (arrows and PgUp/PgDn "
             "scroll it) and the drafts.",
+    "leave": "Quit (ctrl+q too, even from a draft); edits not approved are kept in the "
+             "drafts.",
 }
 
 
@@ -87,4 +89,4 @@ class HelpScreen(Screen[None]):
         with VerticalScroll():
             yield Static(Text("Keys of the triage queue", style="bold"))
             yield Static(help_table(self.keys), id="help")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)

@@ -151,7 +151,7 @@ class OutboxScreen(Screen[None]):
         Binding("s", "resolve(True)", "Mark sent"),
         Binding("n", "resolve(False)", "Not sent"),
         Binding("x", "reject", "Reject"),
-        Binding("o", "open_link", "Open link"),
+        Binding("o", "open_link", "Open link", show=False),  # so ? and Esc fit 80 columns
         Binding("question_mark", "help", "Help"),
         Binding("escape,w,q", "close", "Back"),
     ]
@@ -171,7 +171,7 @@ class OutboxScreen(Screen[None]):
             yield Static(id="outbox-detail")
         yield Label(Text("text (e to edit, a to approve the edited text)"), id="outbox-label")
         yield TextArea(id="outbox-text")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#outbox-table", DataTable)

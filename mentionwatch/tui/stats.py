@@ -38,4 +38,4 @@ class StatsScreen(Screen[None]):
             figures = Colourless(figures)
         with VerticalScroll():
             yield Static(figures, id="stats")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
