@@ -158,6 +158,19 @@ async def test_120_columns_stack_the_panes_so_the_queue_shows_what_people_wrote(
             assert fully_visible(app, app.query_one(name)), name
 
 
+async def test_a_draft_being_typed_in_stays_in_view_when_the_terminal_shrinks(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    app, _ = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("e", *"Hi ")
+        await pilot.resize_terminal(80, 24)  # a split screen: the layout becomes stacked
+        await pilot.pause()
+        await pilot.pause()
+        public = app.query_one("#public", TextArea)
+        assert public.has_focus and fully_visible(app, public)
+
+
 # ----------------------------------------------------------------------------- the footer
 
 

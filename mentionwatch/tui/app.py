@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -78,6 +78,17 @@ class Undoable:
     event: str = "undo_dismiss"
     #: Its drafts as edited here and not approved, kept while it was closed.
     edits: dict[str, str] | None = None
+
+
+class MentionPane(VerticalScroll):
+    """The selected mention and its drafts, in one scrolling pane."""
+
+    def on_resize(self, _event: events.Resize) -> None:
+        # A new size can change the layout (stacked or side by side): keep the draft being
+        # typed in on screen.
+        focused = self.screen.focused
+        if focused is not None and self in focused.ancestors:
+            self.call_after_refresh(self.scroll_to_widget, focused, animate=False)
 
 
 class TriageApp(App[None]):
@@ -168,7 +179,7 @@ class TriageApp(App[None]):
                 yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
             # One scrolling pane: on a wide screen the drafts are docked at its foot while
             # the mention scrolls above them; on a small one everything scrolls in turn.
-            with VerticalScroll(id="right"):
+            with MentionPane(id="right"):
                 yield Static(id="detail")
                 with Horizontal(id="drafts"):
                     with Vertical(classes="draft"):
