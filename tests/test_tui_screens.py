@@ -302,6 +302,12 @@ async def test_no_color_marks_selection_flags_lateness_and_long_drafts_without_c
         assert "over by" in str(label.content)
         over = cell_style(app, label, "public reply")
         assert (over.bold or over.reverse) and readable(over)
+        # The mention's pane, when the arrows scroll it, is framed in heavy lines.
+        detail = app.query_one("#detail", Static)
+        assert detail.styles.border_top[0] == "round"
+        await pilot.press("tab")
+        await pilot.pause()
+        assert detail.styles.border_top[0] == "heavy"
         # While a draft has the keyboard the queue's selection is still marked.
         await pilot.press("e")
         await pilot.pause()
