@@ -212,6 +212,12 @@ async def test_the_outbox_footer_offers_help_and_the_way_back(
         keys = footer_keys(app)
         assert keys.get("question_mark") is True and keys.get("escape") is True, keys
         assert all(keys.values()), keys
+        await pilot.press("e")  # editing the text: the footer offers only the way back
+        await pilot.pause()
+        assert set(footer_keys(app)) == {"escape"}
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "question_mark" in footer_keys(app)
 
 
 # ----------------------------------------------------------------------------- NO_COLOR

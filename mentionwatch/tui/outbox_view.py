@@ -361,6 +361,11 @@ class OutboxScreen(Screen[None]):
     def action_help(self) -> None:
         self.app.notify(OUTBOX_HELP, timeout=15, markup=False)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While the text has the keyboard its letters type letters: the footer then offers
+        only the way back (Esc), as the queue's does."""
+        return action == "close" or not isinstance(self.focused, TextArea)
+
 
 OUTBOX_HELP = ("Outbox: a approve (the second approval of a waiting crisis reply, or an edited "
                "text as a new action) · r retry a failed send · e edit the text (Esc back) · "
