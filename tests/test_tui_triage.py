@@ -257,6 +257,43 @@ async def test_resolve_leaves_the_queue_and_is_audited(
     assert abs(event.at - utcnow()) < timedelta(minutes=1)
 
 
+async def test_a_stray_x_is_undone_with_u_edit_in_progress_and_all(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    config = box_config(db_url, receiver)
+    ids = seed(store, config)
+    app = make_app(config, store)
+    notes = record_notes(app)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("e")  # an edit in progress
+        public = app.query_one("#public", TextArea)
+        public.move_cursor(public.document.end)
+        await pilot.press(*" Sam", "escape")
+        await pilot.press("x")  # meant to press something else
+        await pilot.pause()
+        assert ids["urgent"] not in [r.id for r in app.rows]
+        assert f"Resolved #{ids['urgent']}. Press u to undo." in notes
+        await pilot.press("d")  # then dismisses the next one: undo goes back in order
+        await pilot.pause()
+        assert [r.id for r in app.rows] == [ids["ask"]]
+        await pilot.press("u")
+        await pilot.pause()
+        assert [r.id for r in app.rows] == [ids["hostile"], ids["ask"]]
+        await pilot.press("u")
+        await pilot.pause()
+        assert [r.id for r in app.rows] == [ids["urgent"], ids["hostile"], ids["ask"]]
+        assert app.current is not None and app.current.mention.id == ids["urgent"]
+        assert public.text == "Sorry about urgent! Please DM us. Sam"
+        await pilot.press("a")  # and the kept edit is what goes out
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert [r["text"] for r in receiver.received] == ["Sorry about urgent! Please DM us. Sam"]
+    with store.session(readonly=True) as s:
+        mention = s.get(Mention, ids["urgent"])
+        assert mention is not None and mention.status == "replied"
+    assert [(e, a) for e, a, _ in events(store, ids["urgent"])][-2:] == [
+        ("undo_resolve", OPERATOR), ("resolve", OPERATOR)]
+
+
 # ----------------------------------------------------------------------------- keys race
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import webbrowser
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -30,6 +32,7 @@ from mentionwatch.text import first_line, one_line, strip_terminal_escapes
 from mentionwatch.tui.outbox_view import OutboxScreen, action_line, outbox_counts, summary_line
 from mentionwatch.tui.prompt import PromptScreen
 from mentionwatch.tui.queries import (
+    OPEN_STATUSES,
     PAGE_SIZE,
     VIEWS,
     Detail,
@@ -41,10 +44,12 @@ from mentionwatch.tui.queries import (
     queue,
     source_names,
 )
+from mentionwatch.tui.styles import COLOUR, Palette, palette
 
-FLAG_STYLE = {"crisis": "bold white on red", "complaint": "bold red", "question": "cyan",
-              "praise": "green"}
 FILTERS: tuple[str | None, ...] = (None, "crisis", "complaint", "question", "praise")
+#: From this many columns the queue and the mention are side by side; below, stacked (the
+#: queue's text column needs the width).
+WIDE = 160
 
 
 def safe(value: str | None) -> str:
@@ -53,44 +58,78 @@ def safe(value: str | None) -> str:
     return strip_terminal_escapes(value or "")
 
 
-def age_text(row: QueueRow) -> Text:
+def age_text(row: QueueRow, now: datetime, marks: Palette = COLOUR) -> Text:
     """Age, amber past 30 minutes and red past an hour: answering fast is the point."""
-    age = utcnow() - row.created_at
-    style = "bold red" if age > timedelta(hours=1) else (
-        "yellow" if age > timedelta(minutes=30) else "")
+    age = now - row.created_at
+    style = marks.overdue if age > timedelta(hours=1) else (
+        marks.late if age > timedelta(minutes=30) else "")
     return Text(format_duration(age), style=style)
 
 
+@dataclass(frozen=True, slots=True)
+class Undoable:
+    """A mention as it was before a key took it off the queue, for `u` to put back."""
+
+    mention_id: int
+    status: str
+    #: It had no first response before ("answered elsewhere" gives it one).
+    unanswered: bool = False
+    #: The audit event of the undo ("undo_dismiss" also tells `rules train` to forget it).
+    event: str = "undo_dismiss"
+    #: Its drafts as edited here and not approved, kept while it was closed.
+    edits: dict[str, str] | None = None
+
+
+class MentionPane(VerticalScroll):
+    """The selected mention and its drafts, in one scrolling pane."""
+
+    def on_resize(self, _event: events.Resize) -> None:
+        # A new size can change the layout (stacked or side by side): keep the draft being
+        # typed in on screen.
+        focused = self.screen.focused
+        if focused is not None and self in focused.ancestors:
+            self.call_after_refresh(self.scroll_to_widget, focused, animate=False)
+
+
 class TriageApp(App[None]):
-    """Queue on the left, the selected mention and its drafts on the right."""
+    """Queue on the left, the selected mention and its drafts on the right; on a screen
+    narrower than WIDE, the queue on top and the mention with its drafts below it."""
 
     CSS_PATH = "app.tcss"
     TITLE = "mentionwatch"
+    #: Classes the screens get by width and height (see app.tcss): below `-wide` the panes
+    #: are stacked, and below `-medium` the two drafts too.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (WIDE, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    # The footer shows the keys used on every mention, few enough to fit 70 columns with `?`
+    # (the help screen lists every key, in this order); the rest have show=False.
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
         Binding("a", "approve('reply')", "Approve"),
         Binding("p", "approve('private')", "Private"),
-        Binding("b", "approve('both')", "Both"),
+        Binding("b", "approve('both')", "Both", show=False),
         Binding("e", "edit", "Edit"),
+        Binding("ctrl+o", "external_edit", "$EDITOR", show=False),
         Binding("d", "dismiss('not relevant')", "Dismiss"),
-        Binding("s", "dismiss('spam')", "Spam"),
+        Binding("s", "dismiss('spam')", "Spam", show=False),
         Binding("h", "replied_elsewhere", "Handled elsewhere", show=False),
+        Binding("x", "resolve", "Resolve", show=False),
+        Binding("z", "snooze", "Snooze", show=False),
+        Binding("g", "assign", "Assign", show=False),
         Binding("u", "undo", "Undo"),
-        Binding("o", "open_link", "Open"),
-        Binding("f", "cycle_filter", "Flag"),
-        Binding("slash", "search", "Search"),
-        Binding("r", "refresh", "Refresh"),
-        Binding("t", "stats", "Stats"),
+        Binding("o", "open_link", "Open", show=False),
+        Binding("slash", "search", "Search", show=False),
+        Binding("f", "cycle_filter", "Flag", show=False),
+        Binding("c", "cycle_source", "Source", show=False),
+        Binding("v", "cycle_view", "Status", show=False),
+        Binding("m", "toggle_mine", "Mine", show=False),
+        Binding("r", "refresh", "Refresh", show=False),
+        Binding("w", "outbox", "Outbox", show=False),
+        Binding("t", "stats", "Stats", show=False),
+        Binding("escape", "back_to_queue", "Back"),  # in the footer off the queue only
         Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-        Binding("escape", "back_to_queue", "Back to queue", show=False),
-        Binding("w", "outbox", "Outbox"),
-        Binding("z", "snooze", "Snooze"),
-        Binding("g", "assign", "Assign"),
-        Binding("x", "resolve", "Resolve"),
-        Binding("ctrl+o", "external_edit", "$EDITOR"),
-        Binding("c", "cycle_source", "Source"),
-        Binding("v", "cycle_view", "Status"),
-        Binding("m", "toggle_mine", "Mine"),
+        # Its own action name so that it can leave the footer while a draft is typed in
+        # (q types a q there); ctrl+q, Textual's "quit", quits from anywhere.
+        Binding("q", "leave", "Quit"),
     ]
 
     def __init__(self, config: Config, store: Store, *, mention_id: int | None = None,
@@ -98,6 +137,8 @@ class TriageApp(App[None]):
                  simulated: bool = False, page_size: int = PAGE_SIZE,
                  clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__()
+        #: The marks for flags, late answers and long drafts; without colour under NO_COLOR.
+        self.palette = palette(self.no_color)
         self.config = config
         self.store = store
         self.operator = current_operator(config)  # with a [team], must be one of it
@@ -107,9 +148,8 @@ class TriageApp(App[None]):
         self.rows: list[QueueRow] = []
         self.current: Detail | None = None
         self.focus_mention = mention_id
-        #: What `u` brings back, the last first: (mention id, its status before, whether it
-        #: had no first response before: "answered elsewhere" gives it one).
-        self.undo_stack: list[tuple[int, str, bool]] = []
+        #: What `u` brings back, the last first.
+        self.undo_stack: list[Undoable] = []
         self.connector_for = connector_for
         #: The demo: approved replies go to a simulated sender, and the screen says so.
         self.simulated = simulated
@@ -133,18 +173,19 @@ class TriageApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="outbox-bar")
         yield Static(id="counts")
-        with Horizontal():
+        with Horizontal(id="panes"):
             with Vertical(id="left"):
                 yield Input(placeholder="search text and authors (Enter)", id="search")
                 yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
-            with Vertical(id="right"):
-                with VerticalScroll(id="detail-box"):
-                    yield Static(id="detail")
+            # One scrolling pane: on a wide screen the drafts are docked at its foot while
+            # the mention scrolls above them; on a small one everything scrolls in turn.
+            with MentionPane(id="right"):
+                yield Static(id="detail")
                 with Horizontal(id="drafts"):
-                    with Vertical():
+                    with Vertical(classes="draft"):
                         yield Label(id="public-label")
                         yield TextArea(id="public")
-                    with Vertical():
+                    with Vertical(classes="draft"):
                         yield Label(id="private-label")
                         yield TextArea(id="private")
         yield Footer(compact=True, show_command_palette=False)
@@ -189,7 +230,7 @@ class TriageApp(App[None]):
         counts = flag_counts(self.store, self.clock())
         line = Text()
         for flag in FILTERS[1:]:
-            line.append(f" {flag} {counts.get(flag or '', 0)} ", style=FLAG_STYLE.get(flag or ""))
+            line.append(f" {flag} {counts.get(flag or '', 0)} ", style=self.palette.flag(flag))
         line.append(f"   filter: {FILTERS[self.filter_index] or 'all'}")
         self.describe_filters(line)
         if self.search_text:
@@ -209,12 +250,15 @@ class TriageApp(App[None]):
         box = self.query_one("#detail", Static)
         public = self.query_one("#public", TextArea)
         private = self.query_one("#private", TextArea)
+        before = self.current.mention.id if self.current else None
         self.current = detail(self.store, mention_id) if mention_id is not None else None
+        if mention_id != before:  # another mention: read it from its first line
+            self.query_one("#right", VerticalScroll).scroll_home(animate=False)
         if self.current is None:
             box.update(Text(self.empty_message()))
             public.text = private.text = ""
             return
-        box.update(render_detail(self.current, self.config.team, self.clock()))
+        box.update(render_detail(self.current, self.config.team, self.clock(), self.palette))
         editing = keep_edits and (public.has_focus or private.has_focus)
         if not editing:
             kept = self.edits.get(self.current.mention.id, {})
@@ -235,9 +279,11 @@ class TriageApp(App[None]):
         length = reply_length(kind)(public)
         label = Text(f"public reply  {length}" + (f"/{limit}" if limit else ""))
         if limit and length > limit:
-            label.stylize("bold red")
+            # Said in words as well: a colour alone is lost to NO_COLOR and to some eyes.
+            label.append(f"  over by {length - limit}")
+            label.stylize(self.palette.over_limit)
         if self.current.mention.id in self.edits:
-            label.append("  edited, not approved yet", style="yellow")
+            label.append("  edited, not approved yet", style=self.palette.edited)
         self.query_one("#public-label", Label).update(label)
         channel = self.current.draft.private_channel if self.current.draft else None
         self.query_one("#private-label", Label).update(
@@ -314,7 +360,7 @@ class TriageApp(App[None]):
             return
         mention = self.current.mention
         outbox.mark(self.store, mention.id, "dismissed", operator=self.operator, reason=reason)
-        self.undo_stack.append((mention.id, mention.status, False))
+        self.undo_stack.append(Undoable(mention.id, mention.status))
         self.notify(f"Dismissed #{mention.id} ({reason}). Press u to undo.", markup=False)
         self.reload()
 
@@ -326,21 +372,26 @@ class TriageApp(App[None]):
             return
         mention = self.current.mention
         outbox.mark(self.store, mention.id, "replied_elsewhere", operator=self.operator)
-        self.undo_stack.append((mention.id, mention.status, mention.first_response_at is None))
+        self.undo_stack.append(Undoable(mention.id, mention.status,
+                                        unanswered=mention.first_response_at is None))
         self.notify(f"#{mention.id} marked as answered elsewhere. Press u to undo.",
                     markup=False)
         self.reload()
 
     def action_undo(self) -> None:
         if not self.undo_stack:
-            self.notify("Nothing to undo: u brings back what you dismissed or marked as "
-                        "answered elsewhere in this session.", markup=False)
+            self.notify("Nothing to undo: u brings back what you dismissed, resolved or "
+                        "marked as answered elsewhere in this session.", markup=False)
             return
-        mention_id, status, unanswered = self.undo_stack.pop()
-        self.store.set_status(mention_id, status, actor=self.operator, event="undo_dismiss",
-                              unanswered=unanswered)
+        undo = self.undo_stack.pop()
+        mention_id = undo.mention_id
+        self.store.set_status(mention_id, undo.status, actor=self.operator, event=undo.event,
+                              unanswered=undo.unanswered)
+        if undo.edits:
+            self.edits[mention_id] = dict(undo.edits)
         self.focus_mention = mention_id
-        self.notify(f"#{mention_id} is back in the queue.", markup=False)
+        self.notify(f"#{mention_id} is back in the queue." if undo.status in OPEN_STATUSES
+                    else f"#{mention_id} is {undo.status} again.", markup=False)
         self.reload()
 
     def action_edit(self) -> None:
@@ -379,6 +430,10 @@ class TriageApp(App[None]):
 
     def action_refresh(self) -> None:
         self.reload()
+
+    async def action_leave(self) -> None:
+        """q on the queue: quit as ctrl+q does."""
+        await self.action_quit()
 
     async def action_quit(self) -> None:
         """Quit, keeping in the drafts whatever was typed and not approved (an `edit` audit
@@ -484,9 +539,9 @@ class TriageApp(App[None]):
             owner = Text(first_line(safe(row.assigned_to), 20))
             if row.snoozed_until and row.snoozed_until > now:
                 owner.append(f" until {row.snoozed_until.astimezone():%a %H:%M}", style="dim")
-            table.add_row(Text(row.flag or "", style=FLAG_STYLE.get(row.flag or "", "")),
+            table.add_row(Text(row.flag or "", style=self.palette.flag(row.flag)),
                           Text(f"{row.priority:.2f}"), Text(first_line(row.source, 14)), who,
-                          age_text(row),
+                          age_text(row, now, self.palette),
                           owner, Text(first_line(safe(row.title or row.text), 80)),
                           key=str(row.id))
 
@@ -610,11 +665,14 @@ class TriageApp(App[None]):
         self.catch_up()
         if self.current is None:
             return
-        mention_id = self.current.mention.id
-        if not self.apply_triage(triage.resolve, mention_id)[0]:
+        mention = self.current.mention
+        self.remember_edits()
+        if not self.apply_triage(triage.resolve, mention.id)[0]:
             return
-        self.edits.pop(mention_id, None)
-        self.after_triage(mention_id, f"Resolved #{mention_id}.")
+        # One key closes the case, so one key (u) opens it again, edits in progress and all.
+        self.undo_stack.append(Undoable(mention.id, mention.status, event="undo_resolve",
+                                        edits=self.edits.pop(mention.id, None)))
+        self.after_triage(mention.id, f"Resolved #{mention.id}. Press u to undo.")
 
     def action_external_edit(self) -> None:
         """The focused draft (the public one from the queue) in $EDITOR, else $VISUAL."""
@@ -674,22 +732,37 @@ class TriageApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Queue keys act on the queue's selection: off (and out of the footer) while
-        another view such as the outbox or the stats is on top."""
-        on_queue = len(self.screen_stack) <= 1
-        return on_queue or action == "quit" or action not in _queue_actions()
+        another view such as the outbox or the stats is on top. While a draft or the search
+        box has the keyboard, the letter keys type letters, so the footer shows the way
+        back (Esc) instead of them."""
+        if len(self.screen_stack) > 1:
+            return action == "quit" or action not in _queue_actions()
+        focused = self.focused
+        if action == "back_to_queue":
+            return not isinstance(focused, DataTable)
+        if isinstance(focused, TextArea | Input):
+            return action not in _typed_actions()
+        return True
 
     def update_outbox_bar(self) -> None:
         self.query_one("#outbox-bar", Static).update(
-            summary_line(outbox_counts(self.store), simulated=self.simulated))
+            summary_line(outbox_counts(self.store), simulated=self.simulated,
+                         marks=self.palette))
 
 
-def _queue_actions() -> set[str]:
+@cache
+def _queue_actions() -> frozenset[str]:
     """The action names bound by the queue's own keys (without their arguments)."""
-    names = set()
-    for binding in TriageApp.BINDINGS:
-        action = binding.action if isinstance(binding, Binding) else binding[1]
-        names.add(action.partition("(")[0])
-    return names
+    return frozenset({binding.action.partition("(")[0]
+                      for binding in Binding.make_bindings(TriageApp.BINDINGS)})
+
+
+@cache
+def _typed_actions() -> frozenset[str]:
+    """The actions of keys that type a character when a text box has the keyboard."""
+    return frozenset({binding.action.partition("(")[0]
+                      for binding in Binding.make_bindings(TriageApp.BINDINGS)
+                      if len(binding.key) == 1 or binding.key in ("slash", "question_mark")})
 
 
 def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
@@ -698,12 +771,12 @@ def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
 
 
 def render_detail(d: Detail, team: TeamConfig | None = None,
-                  now: datetime | None = None) -> Text:
+                  now: datetime | None = None, marks: Palette = COLOUR) -> Text:
     """The whole mention as inert text: body, link, author, engagement, why, history."""
     m = d.mention
     out = Text()
     out.append(f"#{m.id} ", style="bold")
-    out.append(m.flag or "unflagged", style=FLAG_STYLE.get(m.flag or "", "bold"))
+    out.append(m.flag or "unflagged", style=marks.flag(m.flag, "bold"))
     out.append(f"  priority {m.priority:.2f}  {m.source.name}\n")
     if m.title:
         out.append(one_line(m.title) + "\n", style="bold")
@@ -723,7 +796,7 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
             out.append(", verified")
     out.append(f"\nengagement: {m.likes} likes, {m.reposts} reposts, {m.replies} replies\n",
                style="dim")
-    out.append_text(triage_line(m, now or utcnow()))
+    out.append_text(triage_line(m, now or utcnow(), marks))
     if d.matches:
         out.append("why flagged:\n", style="bold")
         for r in d.matches:
@@ -732,7 +805,7 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
     for line in explanation_lines(m.explanation, m.priority, m.flag):
         out.append(f"{safe(line)}\n", style="dim")
     for action in d.actions:
-        out.append_text(action_line(action, team))
+        out.append_text(action_line(action, team, marks))
         out.append("\n")
     if d.history:
         out.append("earlier from this author:\n", style="bold")
@@ -745,7 +818,7 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
     return out
 
 
-def triage_line(m: Any, now: datetime) -> Text:
+def triage_line(m: Any, now: datetime, marks: Palette = COLOUR) -> Text:
     """Status, who has it and until when it sleeps."""
     line = Text(f"status: {m.status}", style="dim")
     if m.assigned_to:
@@ -753,6 +826,6 @@ def triage_line(m: Any, now: datetime) -> Text:
         line.append(safe(m.assigned_to), style="bold")
     if m.snoozed_until and m.snoozed_until > now:
         line.append(f"  snoozed until {m.snoozed_until.astimezone():%a %Y-%m-%d %H:%M}",
-                    style="yellow")
+                    style=marks.snoozed)
     line.append("\n")
     return line

@@ -26,8 +26,10 @@ DETAILS = {
     "replied_elsewhere": "Answered elsewhere (on the forum, by phone): off the queue, and "
                          "counted as answered in the reports (u brings it back).",
     "stats": "Response times, volume and flags of the last 7 days (as `mentionwatch report`).",
-    "back_to_queue": "Leave the draft or the search box (edits are kept).",
-    "undo": "Bring back what you dismissed or marked as answered elsewhere, the last first.",
+    "back_to_queue": "Back to the queue from a draft, the search box or the mention pane "
+                     "(edits are kept).",
+    "undo": "Bring back what you dismissed, resolved or marked as answered elsewhere in "
+            "this session, the last first.",
     "open_link": "Open the mention's link in the browser.",
     "edit": "Move into the public draft to edit it in place (Tab to the private one, "
             "Esc back to the queue). Edits are kept while you move around and on refresh, "
@@ -38,7 +40,8 @@ DETAILS = {
     "snooze": "Hide the mention until a time: '30m', '2h', '9:00', 'tomorrow 9:00', "
               "'fri 14:30' or an ISO time. It comes back by itself; 'now' wakes it.",
     "assign": "Give the mention to a named person (empty: nobody). Shown in the queue.",
-    "resolve": "The case is closed: it leaves the queue, recorded as resolved by you.",
+    "resolve": "The case is closed: it leaves the queue, recorded as resolved by you "
+               "(u brings it back).",
     "cycle_source": "Show one source at a time, then all.",
     "cycle_view": "open (waiting, awake) / snoozed / assigned / answered / resolved / "
                   "dismissed.",
@@ -47,6 +50,10 @@ DETAILS = {
     "search": "Search text, titles and author handles (Enter; empty Enter clears). Combines with "
               "the filters.",
     "refresh": "Re-read the queue (also every 10 s), keeping the selection and any edit.",
+    "help": "This screen. Tab moves between the queue, the mention (arrows and PgUp/PgDn "
+            "scroll it) and the drafts.",
+    "leave": "Quit (ctrl+q too, even from a draft); edits not approved are kept in the "
+             "drafts.",
 }
 
 
@@ -82,4 +89,4 @@ class HelpScreen(Screen[None]):
         with VerticalScroll():
             yield Static(Text("Keys of the triage queue", style="bold"))
             yield Static(help_table(self.keys), id="help")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)

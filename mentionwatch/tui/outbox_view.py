@@ -27,6 +27,7 @@ from mentionwatch.models import Draft, Mention, OutboxAction, Source, utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import waiting_for
 from mentionwatch.text import first_line, strip_terminal_escapes
+from mentionwatch.tui.styles import COLOUR, Palette
 
 if TYPE_CHECKING:
     from mentionwatch.tui.app import TriageApp
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 ATTENTION = ("needs_approval", "unknown", "failed")
 ORDER = {state: i for i, state in enumerate((*ATTENTION, "approved", "sending", "sent",
                                              "rejected"))}
-STATE_STYLE = {"needs_approval": "bold yellow", "unknown": "bold magenta", "failed": "bold red",
-               "approved": "cyan", "sending": "cyan", "sent": "green", "rejected": "dim"}
 #: A failed send of a mention someone then closed by hand no longer needs anyone.
 CLOSED_BY_HAND = ("dismissed", "replied_elsewhere", "resolved", "spam")
 #: Sent and rejected actions stay in view this long, so a person sees what just happened.
@@ -97,11 +96,12 @@ def outbox_counts(store: Store) -> Counter[str]:
         return Counter({state: int(n) for state, n in session.execute(query)})
 
 
-def summary_line(counts: Counter[str], *, simulated: bool) -> Text:
+def summary_line(counts: Counter[str], *, simulated: bool, marks: Palette = COLOUR) -> Text:
     """The status line above the queue: the demo notice, and what the outbox needs."""
     line = Text()
     if simulated:
-        line.append(DEMO_NOTICE + "  ", style="bold black on yellow")
+        line.append(DEMO_NOTICE, style=marks.demo)
+        line.append("  ")
     parts = [(counts["needs_approval"], "waiting for a second approval"),
              (counts["failed"], "failed"), (counts["unknown"], "unknown: check at the source")]
     shown = [f"{n} {what}" for n, what in parts if n]
@@ -112,11 +112,12 @@ def summary_line(counts: Counter[str], *, simulated: bool) -> Text:
     return line
 
 
-def action_line(action: OutboxAction, team: TeamConfig | None) -> Text:
+def action_line(action: OutboxAction, team: TeamConfig | None,
+                marks: Palette = COLOUR) -> Text:
     """One action for the detail pane: state, who approved, who it waits for, the error."""
     out = Text()
     out.append(f"outbox: {action.action} {state_label(action)}",
-               style=STATE_STYLE.get(action.state, "yellow"))
+               style=marks.state(action.state, "yellow"))
     who = action.approved_by or "?"
     if action.second_approver:
         who += f" and {action.second_approver}"
@@ -150,7 +151,7 @@ class OutboxScreen(Screen[None]):
         Binding("s", "resolve(True)", "Mark sent"),
         Binding("n", "resolve(False)", "Not sent"),
         Binding("x", "reject", "Reject"),
-        Binding("o", "open_link", "Open link"),
+        Binding("o", "open_link", "Open link", show=False),  # so ? and Esc fit 80 columns
         Binding("question_mark", "help", "Help"),
         Binding("escape,w,q", "close", "Back"),
     ]
@@ -170,7 +171,7 @@ class OutboxScreen(Screen[None]):
             yield Static(id="outbox-detail")
         yield Label(Text("text (e to edit, a to approve the edited text)"), id="outbox-label")
         yield TextArea(id="outbox-text")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#outbox-table", DataTable)
@@ -188,6 +189,7 @@ class OutboxScreen(Screen[None]):
         """Re-read the outbox, keeping the selected action and an edit in progress; or,
         after acting on one (`next_item`), selecting what is now in its row."""
         table = self.query_one("#outbox-table", DataTable)
+        marks = self.triage.palette
         selected = self.selected()
         row_before = table.cursor_row or 0
         self.items = outbox_items(self.triage.store)
@@ -197,8 +199,7 @@ class OutboxScreen(Screen[None]):
             by = a.approved_by or ""
             if a.second_approver:
                 by += f" + {a.second_approver}"
-            table.add_row(Text(str(a.id)), Text(state_label(a), style=STATE_STYLE.get(a.state,
-                                                                                      "")),
+            table.add_row(Text(str(a.id)), Text(state_label(a), style=marks.state(a.state)),
                           Text(a.action), Text(f"#{a.mention_id}"), Text(item.flag or ""),
                           Text(item.source), Text(strip_terminal_escapes(by)),
                           Text(_age(a.updated_at)),
@@ -212,7 +213,7 @@ class OutboxScreen(Screen[None]):
         if self.items:
             table.move_cursor(row=index)
         counts = Counter(i.action.state for i in self.items)
-        head = summary_line(counts, simulated=self.triage.simulated)
+        head = summary_line(counts, simulated=self.triage.simulated, marks=marks)
         if not self.items:
             head.append("  The outbox is empty: approve a reply in the queue (a).")
         self.query_one("#outbox-summary", Static).update(head)
@@ -240,9 +241,10 @@ class OutboxScreen(Screen[None]):
     def describe(self, item: OutboxItem) -> Text:
         """The selected action in full, and the keys that apply to its state."""
         a = item.action
+        marks = self.triage.palette
         out = Text()
         out.append(f"action {a.id}: {a.action} to #{a.mention_id} ", style="bold")
-        out.append(state_label(a), style=STATE_STYLE.get(a.state, ""))
+        out.append(state_label(a), style=marks.state(a.state))
         out.append(f"   {item.source}, {item.flag or 'unflagged'}, mention {item.mention_status}"
                    "\n")
         out.append("they wrote: ", style="dim")
@@ -258,7 +260,7 @@ class OutboxScreen(Screen[None]):
         if a.last_error:
             out.append("message: ", style="dim")
             out.append(strip_terminal_escapes(a.last_error) + "\n",
-                       style="red" if a.state == "failed" else "")
+                       style=marks.error if a.state == "failed" else "")
         out.append(self.hint(a), style="italic")
         return out
 
@@ -358,6 +360,11 @@ class OutboxScreen(Screen[None]):
 
     def action_help(self) -> None:
         self.app.notify(OUTBOX_HELP, timeout=15, markup=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While the text has the keyboard its letters type letters: the footer then offers
+        only the way back (Esc), as the queue's does."""
+        return action == "close" or not isinstance(self.focused, TextArea)
 
 
 OUTBOX_HELP = ("Outbox: a approve (the second approval of a waiting crisis reply, or an edited "

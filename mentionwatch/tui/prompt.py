@@ -22,7 +22,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     DEFAULT_CSS = """
     PromptScreen { align: center middle; }
-    PromptScreen > Vertical { width: 80; height: auto; border: round $accent;
+    PromptScreen > Vertical { width: 80; max-width: 100%; height: auto; border: round $accent;
                               background: $surface; padding: 0 1; }
     PromptScreen #prompt-error { color: $error; }
     PromptScreen #prompt-hint { color: $text-muted; }

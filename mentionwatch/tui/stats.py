@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import ClassVar
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 from mentionwatch.report_render import report_renderables
 from mentionwatch.reports import build_report
 from mentionwatch.store import Store
+from mentionwatch.tui.styles import Colourless
 
 
 class StatsScreen(Screen[None]):
@@ -32,6 +33,9 @@ class StatsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         # The renderables keep user text (authors, terms) inert: they are rich Text objects.
         report = build_report(self.store, since=timedelta(days=self.days))
+        figures: RenderableType = Group(*report_renderables(report))
+        if self.app.no_color:  # the report's red and yellow would grey into the background
+            figures = Colourless(figures)
         with VerticalScroll():
-            yield Static(Group(*report_renderables(report)), id="stats")
-        yield Footer()
+            yield Static(figures, id="stats")
+        yield Footer(compact=True, show_command_palette=False)
