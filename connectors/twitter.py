@@ -356,7 +356,8 @@ def _api_detail(exc: tweepy.HTTPException) -> str:
     for error in body.get("errors") or []:
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             parts.append(error["message"])
-    return clean_text("; ".join(parts)[:300], is_html=False)
+    # Without its closing full stop: our messages put their own after it.
+    return clean_text("; ".join(p.rstrip(". ") for p in parts)[:300], is_html=False)
 
 
 def _refused_parameters(exc: tweepy.HTTPException) -> set[str]:

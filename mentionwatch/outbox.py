@@ -107,6 +107,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
     """
     if action not in ACTIONS:
         raise OutboxError(f"Unknown action {action!r}; use 'reply' or 'private'.")
+    if text is not None:  # what goes out in the brand's name: no escapes or controls
+        text = strip_terminal_escapes(text)  # pasted in, or left by $EDITOR
     with store.engine.begin() as conn:
         mention = conn.execute(
             select(Mention.id, Mention.flag, Source.kind)
@@ -135,8 +137,9 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
                 "at the source first.")
         draft = conn.execute(select(Draft.public_text, Draft.private_text, Draft.edited_by)
                              .where(Draft.mention_id == mention_id)).first()
-        drafted = ((draft.public_text if action == "reply" else draft.private_text) if draft
-                   else None) or ""
+        drafted = strip_terminal_escapes(
+            ((draft.public_text if action == "reply" else draft.private_text) if draft
+             else None) or "")
         body = (text if text is not None else drafted).strip()
         if not body:
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")

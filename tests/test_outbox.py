@@ -287,3 +287,14 @@ def test_outbox_list_shows_an_approved_text_inert(postbox: None, receiver: Recei
                                 env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
     assert "Sorry about that" in listed.output and "\x1b" not in listed.output
+
+
+def test_what_goes_out_in_the_brands_name_has_no_escapes(postbox: None, receiver: Receiver,
+                                                         store: Store, db_url: str) -> None:
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])
+    mention = setup_mention(store, config)
+    # A paste from a terminal, or an $EDITOR session, can leave escapes and controls.
+    outbox.approve(store, mention, "reply", operator="dana",
+                   text="Sorry \x1b[31mabout\x1b[0m that\x07\nWe're on it.")
+    outbox.send_pending(config, store, connector_for=connector_for(config))
+    assert [r["text"] for r in receiver.received] == ["Sorry about that\nWe're on it."]

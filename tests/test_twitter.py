@@ -255,8 +255,9 @@ def test_403_on_read_is_an_auth_failure(fakex: FakeX, monkeypatch: pytest.Monkey
         "https://api.twitter.com/2/problems/client-forbidden",
         "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use "
         "keys and tokens from a Twitter developer App that is attached to a Project."})
-    with pytest.raises(AuthFailed, match="attached to a Project"):
+    with pytest.raises(AuthFailed, match="attached to a Project") as refused:
         connector(fakex, monkeypatch).fetch(None)
+    assert ".." not in str(refused.value)  # X's own full stop, then ours, had made two
 
 
 @pytest.mark.parametrize(("status", "raw", "error"), [

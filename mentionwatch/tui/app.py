@@ -111,7 +111,7 @@ class TriageApp(App[None]):
         Binding("ctrl+o", "external_edit", "$EDITOR", show=False),
         Binding("d", "dismiss('not relevant')", "Dismiss"),
         Binding("s", "dismiss('spam')", "Spam", show=False),
-        Binding("h", "replied_elsewhere", "Handled elsewhere", show=False),
+        Binding("h", "replied_elsewhere", "Answered elsewhere", show=False),
         Binding("x", "resolve", "Resolve", show=False),
         Binding("z", "snooze", "Snooze", show=False),
         Binding("g", "assign", "Assign", show=False),
