@@ -210,6 +210,17 @@ def test_demo_runs_on_bundled_sample_without_keys(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "community-forum" in result.stdout and "ok" in result.stdout
     assert "Acme" in result.stdout and "anvil" not in result.stdout.lower()
+    # The outage story is in two feeds; it is kept from Google Alerts every time, and
+    # drafted as press coverage (a statement), not asked to send a direct message.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "demo.db") as db:
+        rows = db.execute(
+            "SELECT s.name, d.rule, d.public_text FROM mentions m JOIN sources s ON "
+            "s.id = m.source_id JOIN drafts d ON d.mention_id = m.id "
+            "WHERE m.title LIKE 'Outage hits%'").fetchall()
+    assert [(name, rule) for name, rule, _ in rows] == [("google-alerts-acme", "press-coverage")]
+    assert "direct message" not in rows[0][2]
 
 
 def test_demo_samples_are_moved_to_now_keeping_their_spacing(tmp_path: Path) -> None:

@@ -62,6 +62,9 @@ def demo_config_data(base_url: str, db_path: Path) -> dict[str, object]:
             "support_hours": "Mon-Fri 8:00-20:00 ET",
         },
         "database": {"url": f"sqlite:///{db_path}"},
+        # One source at a time, in this order: a story in two feeds is always kept from the
+        # same one, so the demo shows the same queue every time.
+        "poll": {"concurrency": 1},
         "sources": [
             {"name": name, "kind": kind, "url": f"{base_url}/{file}"}
             for name, (kind, file) in SAMPLE_FEEDS.items()
