@@ -16,7 +16,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
 from mentionwatch.errors import StoreError
@@ -61,10 +61,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
 
 
-def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory database, a `file:` URI (its
+    options are the user's) and any other backend."""
+    try:
+        return _database_file(make_url(url))
+    except ArgumentError:
+        return None
+
+
+def _database_file(url: URL) -> Path | None:
     database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    database = url.database
+    path = _database_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},

@@ -16,9 +16,10 @@ from rich.logging import RichHandler
 from rich.panel import Panel
 from rich.text import Text
 
+from mentionwatch import db
 from mentionwatch.config import Config, load_config
 from mentionwatch.durations import MAX_DURATION, DurationTooLong, parse_duration
-from mentionwatch.errors import MentionwatchError
+from mentionwatch.errors import MentionwatchError, StoreNotFound
 from mentionwatch.store import Store
 
 #: Table width for output that is not a terminal (cron mail, journald, a pipe) when $COLUMNS
@@ -86,9 +87,29 @@ class AppContext:
 
     @property
     def store(self) -> Store:
+        """The store of a command that works on stored data (see `open_store`)."""
+        return self.open_store()
+
+    def open_store(self, *, create: bool = False) -> Store:
+        """The store, opened once and brought to the current schema.
+
+        By default the database must exist: a SQLite file that does not is StoreNotFound,
+        since opening it would create an empty store, and a typo in the path would look like
+        a store with nothing in it. `create` is for the commands that fill the store (poll,
+        run): a missing file is created.
+        """
         if self._store is None:
-            self._store = Store.open(self.config.database_url())
+            self._store = Store.open(self.database_url(existing=not create))
         return self._store
+
+    def database_url(self, *, existing: bool) -> str:
+        """The configured database URL. `existing`: a SQLite file it names must exist
+        (StoreNotFound otherwise); in-memory SQLite and other databases are not checked."""
+        url = self.config.database_url()
+        path = db.sqlite_path(url)
+        if existing and path is not None and not path.exists():
+            raise StoreNotFound(path, config_file=self.config.path)
+        return url
 
     def close(self) -> None:
         if self._store is not None:

@@ -110,10 +110,10 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
         raise click.BadParameter("--html needs a file name", param_hint="--html")
     if html_path and output and Path(html_path).resolve() == Path(output).resolve():
         raise click.BadParameter("--html and -o name the same file", param_hint="--html")
-    _check_sources(app, sources)
     now = utcnow()
-    result = build_report(app.store, since=parse_since(since, now), now=now,
-                          sources=sources, top=top)
+    start = parse_since(since, now)  # a mistyped option is said before the store is looked for
+    _check_sources(app, sources)
+    result = build_report(app.store, since=start, now=now, sources=sources, top=top)
     if html_path:
         with _output(html_path) as fp:
             fp.write(render_html(result))
@@ -215,11 +215,11 @@ def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...]
                     output: str | None, no_formula_guard: bool, excel: bool) -> None:
     """Every stored field of each mention, oldest first: stable column names, ISO 8601 UTC
     times, URLs. CSV opens in any spreadsheet; JSON Lines keeps lists and numbers typed."""
-    _check_sources(app, sources)
-    start = parse_since(since, utcnow()) if since else None
-    records = iter_mention_records(app.store, since=start, sources=sources)
     if excel and fmt != "csv":
         raise click.BadParameter("--excel is for --format csv", param_hint="--excel")
+    start = parse_since(since, utcnow()) if since else None
+    _check_sources(app, sources)
+    records = iter_mention_records(app.store, since=start, sources=sources)
     with _output(output) as fp:
         if excel:
             fp.write("\ufeff")
