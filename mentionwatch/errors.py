@@ -53,6 +53,18 @@ class StoreNotFound(StoreError):
         self.path = path
 
 
+class StoreReadOnly(StoreError):
+    """A write to a SQLite database this process may only read: the file or its folder is
+    read-only for this user, or the URL opened it with mode=ro. Reading it works."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(
+            f"Cannot write to the database {path}: {reason}.",
+            hint="Commands that only read it work (report, export, mentions list and show, "
+            "status). To change it, run this as a user who may write the file and its folder.")
+        self.path = path
+
+
 class SourceError(MentionwatchError):
     """A source could not be read (or written). Subclasses say how the scheduler should react."""
 

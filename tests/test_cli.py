@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,14 +20,23 @@ from tests.feedserver import FeedServer, rss
 from tests.smtpsink import free_port
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
-        ) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, *,
+        prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """`mentionwatch ARGS` in `cwd`, as a user runs it (`prefix`: what runs it, e.g. as
+    another user)."""
+    return subprocess.run([*prefix, sys.executable, "-m", "mentionwatch", *args], cwd=cwd,
+                          env=cli_env(cwd, env), capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def cli_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command under test: no MENTIONWATCH_ settings of the caller's,
+    no colour, 200 columns, user dirs inside `cwd`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MENTIONWATCH_")}
     full_env.update({"NO_COLOR": "1", "XDG_CONFIG_HOME": str(cwd / "xdg-config"),
                      "XDG_DATA_HOME": str(cwd / "xdg-data"), "COLUMNS": "200"})
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "mentionwatch", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return full_env
 
 
 def config_text(db_url: str, sources: str) -> str:
@@ -336,3 +346,4 @@ def test_log_records_and_tracebacks_to_a_pipe_are_plain_lines(
     assert f"ValueError: {long}" in lines
     assert lines[-1] == "INFO done"
     assert all(line == line.rstrip() for line in lines)
+

@@ -95,11 +95,14 @@ class AppContext:
 
         By default the database must exist: a SQLite file that does not is StoreNotFound,
         since opening it would create an empty store, and a typo in the path would look like
-        a store with nothing in it. `create` is for the commands that fill the store (poll,
-        run): a missing file is created.
+        a store with nothing in it. One this process may not write opens read-only.
+        `create` is for the commands that fill the store (poll, run): a missing file is
+        created, and a read-only one is refused (StoreReadOnly) before any work starts.
         """
         if self._store is None:
             self._store = Store.open(self.database_url(existing=not create))
+        if create:
+            self._store.check_writable()
         return self._store
 
     def database_url(self, *, existing: bool) -> str:

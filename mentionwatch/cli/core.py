@@ -31,7 +31,7 @@ from mentionwatch.models import Mention, utcnow
 from mentionwatch.pipeline import SourceOutcome
 from mentionwatch.pipeline import poll as run_poll
 from mentionwatch.resources import example_config_path
-from mentionwatch.store import UNJUDGED_WINDOW
+from mentionwatch.store import UNJUDGED_WINDOW, SourceStatus
 from mentionwatch.text import first_line, one_line, strip_terminal_escapes
 
 
@@ -160,9 +160,16 @@ def status(app: AppContext, as_json: bool) -> None:
     """Health of every source: last success, last error, failures, mentions stored."""
     from mentionwatch.pipeline import source_interval, sync_sources
 
-    sync_sources(app.config, app.store)
     configured = {s.name: s for s in app.config.sources}
-    rows = [r for r in app.store.source_statuses() if r.name in configured]
+    if app.store.read_only:
+        # Nothing to sync into (a copy on a report server): sources the store has never
+        # seen are shown as never polled.
+        stored = {r.name: r for r in app.store.source_statuses()}
+        rows = [stored.get(s.name) or SourceStatus.never_polled(s.name, s.kind)
+                for s in sorted(configured.values(), key=lambda s: s.name)]
+    else:
+        sync_sources(app.config, app.store)
+        rows = [r for r in app.store.source_statuses() if r.name in configured]
     now = utcnow()
     _report_alert_delivery(app)
     if as_json:
