@@ -208,8 +208,10 @@ def export_group() -> None:
               help="CSV: keep cells that start with = + - @ exactly as stored (by default "
               "they get a leading ' so a spreadsheet does not run them as formulas).")
 @click.option("--excel", is_flag=True,
-              help="CSV: start with a byte-order mark, so Excel reads it as UTF-8 (accents, "
-              "emoji); other tools may then see the mark in the first column's name.")
+              help="CSV for Excel: start with a byte-order mark, so Excel reads it as UTF-8 "
+              "(accents, emoji; other tools may then see the mark in the first column's "
+              "name), and cut text longer than an Excel cell holds (32,767 characters), "
+              "saying so in the cell.")
 @pass_app
 def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...], fmt: str,
                     output: str | None, no_formula_guard: bool, excel: bool) -> None:
@@ -221,10 +223,8 @@ def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...]
     _check_sources(app, sources)
     records = iter_mention_records(app.store, since=start, sources=sources)
     with _output(output) as fp:
-        if excel:
-            fp.write("\ufeff")
-        count = (write_csv(records, fp, formula_guard=not no_formula_guard) if fmt == "csv"
-                 else write_jsonl(records, fp))
+        count = (write_csv(records, fp, formula_guard=not no_formula_guard, excel=excel)
+                 if fmt == "csv" else write_jsonl(records, fp))
     if output:
         app.err.print(f"Exported {count} mentions to {Path(output)}.")
 
