@@ -1,12 +1,14 @@
 """Engines and schema migrations.
 
 SQLite gets WAL, a busy timeout, foreign keys and `BEGIN IMMEDIATE` for writes, so a poller
-and the TUI can write at the same time. Any other SQLAlchemy URL is used as given.
+and the TUI can write at the same time. A SQLite file this process may not write is opened
+read-only: reads work, a write is StoreReadOnly. Any other SQLAlchemy URL is used as given.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,10 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
-from mentionwatch.errors import StoreError
+from mentionwatch.errors import StoreError, StoreReadOnly
 from mentionwatch.resources import migrations_dir
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ def redact_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for `url`; raises StoreError with a readable message."""
+    """Create an engine for `url`; raises StoreError with a readable message. A SQLite file
+    this process may not write (the file or its folder) is opened read-only (`is_read_only`);
+    a write to it raises StoreReadOnly."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -61,15 +65,62 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
 
 
-def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory database, a `file:` URI (its
+    options are the user's) and any other backend."""
+    try:
+        return _database_file(make_url(url))
+    except ArgumentError:
+        return None
+
+
+def _database_file(url: URL) -> Path | None:
     database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def read_only_reason(path: Path) -> str | None:
+    """Why this process may not write the SQLite database at `path`, or None if it may.
+
+    A database in WAL mode is written through `-wal` and `-shm` files beside it, so a folder
+    we may not write is as read-only as the file itself.
+    """
+    if not os.access(path, os.W_OK):
+        return "the file is read-only for this user"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return ("its folder is read-only for this user (SQLite writes its -wal and -shm files "
+                "beside the database)")
+    return None
+
+
+def read_only_error(url: URL) -> StoreReadOnly:
+    """The error for a write to the SQLite database at `url`: which file, and why not."""
+    path = _database_file(url)
+    reason = read_only_reason(path) if path is not None and path.exists() else None
+    return StoreReadOnly(path or redact_url(str(url)), reason or "it is opened read-only")
+
+
+def is_read_only(engine: Engine) -> bool:
+    """Whether `make_engine` opened the engine's SQLite file read-only."""
+    return bool(engine.get_execution_options().get("readonly"))
+
+
+def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    database = url.database
+    path = _database_file(url)
+    read_only = path is not None and path.exists() and read_only_reason(path) is not None
+    if path is not None and not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         **{**(POOL if database not in (None, "", ":memory:") else {}), **kwargs},
     )
+    if read_only and path is not None:
+        _open_read_only(engine, path)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -77,7 +128,8 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
         # BEGIN that later upgrades to a write lock fails instead of waiting.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if not read_only:  # the journal mode is the writer's to choose
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
@@ -92,7 +144,49 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> BaseException | None:
+        # SQLITE_READONLY and its variants: say which file and why, not the driver's words.
+        name = getattr(context.original_exception, "sqlite_errorname", "")
+        return read_only_error(url) if name.startswith("SQLITE_READONLY") else None
+
     return engine
+
+
+def _open_read_only(engine: Engine, path: Path) -> None:
+    """Connect to `path` read-only (mode=ro) and begin every transaction with a plain BEGIN,
+    so reads work and a write fails as StoreReadOnly.
+
+    A database in WAL mode is read through its -shm file. A running writer keeps one beside
+    it, which SQLite reads. With none there (the last writer closed, so every commit is in
+    the file itself), SQLite would have to create it, which a read-only folder refuses, and
+    which in a writable one would leave a -shm and -wal owned by this reader that the
+    service may not write. So the file is read as it is on disk (immutable=1): exact for a
+    copy; a writer that starts and checkpoints during a read could make that read see a mix
+    of old and new pages.
+    """
+    options = "mode=ro"
+    if _is_wal(path) and not path.with_name(path.name + "-shm").exists():
+        options += "&immutable=1"
+    uri = f"{path.resolve().as_uri()}?{options}"
+
+    @event.listens_for(engine, "do_connect")
+    def _connect_read_only(_dialect: Any, _record: Any, cargs: list[Any],
+                           cparams: dict[str, Any]) -> None:
+        cargs[0] = uri
+        cparams["uri"] = True
+
+    engine.update_execution_options(readonly=True)
+
+
+def _is_wal(path: Path) -> bool:
+    """Whether the SQLite file's header says WAL mode (bytes 18 and 19 are 2)."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(20)
+    except OSError:
+        return False
+    return header[18:20] == b"\x02\x02"
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
@@ -125,8 +219,14 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision`. Safe to run on every start; a no-op when current."""
     try:
-        if current_revision(engine) == head_revision() and revision == "head":
+        current, head = current_revision(engine), head_revision()
+        if current == head and revision == "head":
             return
+        if is_read_only(engine):
+            raise StoreError(
+                f"The database {engine.url.database} is read-only here and its schema is "
+                f"at {current or 'none'}, not {head}, which this version of mentionwatch "
+                "reads.", hint="Run `mentionwatch db upgrade` as a user who may write it.")
         command.upgrade(_alembic_config(engine), revision)
     except DatabaseError as exc:
         raise StoreError(_connect_message(engine, exc)) from None

@@ -7,6 +7,7 @@ exits with `exit_code`. Anything else that escapes is a bug and keeps its traceb
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 
 class MentionwatchError(Exception):
@@ -35,6 +36,33 @@ class StoreError(MentionwatchError):
     """The database cannot be reached or is not at the expected schema."""
 
     title = "Database error"
+
+
+class StoreNotFound(StoreError):
+    """A command that works on stored data was pointed at a SQLite file that does not exist,
+    most often a typo in [database] url. Opening it would create an empty store and show
+    nothing, with no hint why. Exit code 2, as for the other configuration mistakes."""
+
+    exit_code = 2
+
+    def __init__(self, path: Path, *, config_file: Path | None = None) -> None:
+        setting = f"[database] url in {config_file}" if config_file else "[database] url"
+        # One line: the path and both ways out.
+        super().__init__(f"No database at {path}: run `mentionwatch poll` (or `mentionwatch "
+                         f"db upgrade`) to create it, or check {setting}.")
+        self.path = path
+
+
+class StoreReadOnly(StoreError):
+    """A write to a SQLite database this process may only read: the file or its folder is
+    read-only for this user, or the URL opened it with mode=ro. Reading it works."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(
+            f"Cannot write to the database {path}: {reason}.",
+            hint="Commands that only read it work (report, export, mentions list and show, "
+            "status). To change it, run this as a user who may write the file and its folder.")
+        self.path = path
 
 
 class SourceError(MentionwatchError):

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import regex
 from sqlalchemy import select
 from sqlalchemy.orm import lazyload
 
@@ -39,6 +40,10 @@ USER_TEXT_COLUMNS = frozenset({"source", "external_id", "kind", "url", "canonica
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Rows fetched per round trip while streaming a large export.
 _BATCH = 1000
+#: The most text an Excel cell holds, counted as Excel counts: UTF-16 code units, so an emoji
+#: is 2. Excel cuts a longer cell or spills it into the next rows.
+EXCEL_CELL_LIMIT = 32_767
+_GRAPHEME = regex.compile(r"\X")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -103,11 +108,13 @@ def iter_mention_records(
             session.expunge(m)
 
 
-def csv_cell(column: str, value: Any, *, formula_guard: bool = True) -> str:
+def csv_cell(column: str, value: Any, *, formula_guard: bool = True,
+             excel: bool = False) -> str:
     """The CSV text of one value: lists joined by "; ", booleans true/false, None empty.
 
     With `formula_guard`, user text starting like a formula gets a leading apostrophe so a
-    spreadsheet shows it instead of running it (CSV injection).
+    spreadsheet shows it instead of running it (CSV injection). With `excel`, text longer
+    than an Excel cell holds is cut to fit (`fit_excel_cell`), the apostrophe counted.
     """
     if value is None:
         return ""
@@ -117,18 +124,61 @@ def csv_cell(column: str, value: Any, *, formula_guard: bool = True) -> str:
         value = "; ".join(value)
     text = str(value)
     if formula_guard and column in USER_TEXT_COLUMNS and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+        text = "'" + text
+    return fit_excel_cell(text) if excel else text
+
+
+def fit_excel_cell(text: str) -> str:
+    """`text` if an Excel cell holds it, else its start and a note that it was cut, together
+    EXCEL_CELL_LIMIT UTF-16 code units at most. The cut never splits a character, nor a
+    grapheme (an emoji sequence, a letter and its accent)."""
+    if len(text) <= EXCEL_CELL_LIMIT // 2:  # fits even if every character took two units
+        return text
+    units = utf16_units(text)
+    if units <= EXCEL_CELL_LIMIT:
+        return text
+    note = (f"… [cut to fit an Excel cell ({EXCEL_CELL_LIMIT:,} characters); the text has "
+            f"{units:,}: export without --excel for all of it]")
+    head = _utf16_prefix(text, EXCEL_CELL_LIMIT - utf16_units(note))
+    last = regex.search(r"\X\Z", head)
+    if last is not None:
+        whole = _GRAPHEME.match(text, last.start())
+        if whole is not None and whole.end() > len(head):  # the cut falls inside it
+            head = head[: last.start()]
+    return head + note
+
+
+def utf16_units(text: str) -> int:
+    """The length of `text` as Excel (and JavaScript) count it: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _utf16_prefix(text: str, units: int) -> str:
+    """The longest start of `text` that is at most `units` UTF-16 code units."""
+    low, high = 0, min(len(text), units)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if utf16_units(text[:middle]) <= units:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
 
 
 def write_csv(records: Iterator[dict[str, Any]], out: IO[str], *,
-              formula_guard: bool = True) -> int:
-    """Write a header and one row per record; returns the number of rows."""
+              formula_guard: bool = True, excel: bool = False) -> int:
+    """Write a header and one row per record; returns the number of rows.
+
+    `excel` writes the flavour Excel reads right: a byte-order mark first, so it reads the
+    file as UTF-8 (accents, emoji), and cells cut to what an Excel cell holds.
+    """
+    if excel:
+        out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     n = 0
     for record in records:
-        writer.writerow([csv_cell(c, record[c], formula_guard=formula_guard)
+        writer.writerow([csv_cell(c, record[c], formula_guard=formula_guard, excel=excel)
                          for c in EXPORT_COLUMNS])
         n += 1
     return n

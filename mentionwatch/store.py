@@ -112,6 +112,14 @@ class SourceStatus:
     #: rescore` judges them).
     unjudged: int = 0
 
+    @classmethod
+    def never_polled(cls, name: str, kind: str) -> SourceStatus:
+        """A configured source with no row in the store yet."""
+        return cls(name=name, kind=kind, last_attempt_at=None, last_success_at=None,
+                   last_error=None, last_error_at=None, consecutive_failures=0,
+                   next_attempt_at=None, rate_limited_until=None, disabled_reason=None,
+                   mentions=0, last_new_mention_at=None, state=None)
+
 
 @dataclass(frozen=True, slots=True)
 class _WrittenMention:
@@ -198,6 +206,19 @@ class Store:
         if migrate:
             db.upgrade(engine)
         return cls(engine)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened read-only: a SQLite file this process may not write
+        (a copy on a report server, the service user's file). Reads work; writes raise
+        StoreReadOnly."""
+        return db.is_read_only(self.engine)
+
+    def check_writable(self) -> None:
+        """Raise StoreReadOnly if the store was opened read-only: for work that would
+        otherwise find out only at its first write, after the work (a poll pass)."""
+        if self.read_only:
+            raise db.read_only_error(self.engine.url)
 
     def close(self) -> None:
         self.engine.dispose()

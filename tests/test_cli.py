@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -19,14 +22,23 @@ from tests.feedserver import FeedServer, rss
 from tests.smtpsink import free_port
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
-        ) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, *,
+        prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """`mentionwatch ARGS` in `cwd`, as a user runs it (`prefix`: what runs it, e.g. as
+    another user)."""
+    return subprocess.run([*prefix, sys.executable, "-m", "mentionwatch", *args], cwd=cwd,
+                          env=cli_env(cwd, env), capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def cli_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command under test: no MENTIONWATCH_ settings of the caller's,
+    no colour, 200 columns, user dirs inside `cwd`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MENTIONWATCH_")}
     full_env.update({"NO_COLOR": "1", "XDG_CONFIG_HOME": str(cwd / "xdg-config"),
                      "XDG_DATA_HOME": str(cwd / "xdg-data"), "COLUMNS": "200"})
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "mentionwatch", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return full_env
 
 
 def config_text(db_url: str, sources: str) -> str:
@@ -347,3 +359,81 @@ def test_log_records_and_tracebacks_to_a_pipe_are_plain_lines(
     assert f"ValueError: {long}" in lines
     assert lines[-1] == "INFO done"
     assert all(line == line.rstrip() for line in lines)
+
+
+def _store_many_mentions(path: Path, count: int) -> None:
+    """A store with `count` mentions, written straight into the tables: output enough to
+    fill a pipe many times over."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from mentionwatch.models import Source
+
+    now = datetime.now(UTC)
+    store = Store.open(f"sqlite:///{path}")
+    with store.engine.begin() as conn:
+        source_id = conn.execute(insert(Source).values(
+            name="feed", kind="rss", created_at=now).returning(Source.id)).scalar_one()
+        conn.execute(insert(Mention), [
+            {"source_id": source_id, "external_id": str(i), "url": f"http://x.example/{i}",
+             "text": f"acme is down again, post {i} of {count}", "author_handle": "sam",
+             "created_at": now - timedelta(minutes=i), "fetched_at": now}
+            for i in range(count)])
+    store.close()
+
+
+@pytest.fixture
+def many(tmp_path: Path) -> Path:
+    _store_many_mentions(tmp_path / "mw.db", 3000)
+    (tmp_path / "mentionwatch.toml").write_text(config_text(f"sqlite:///{tmp_path / 'mw.db'}",
+                                                            ""), encoding="utf-8")
+    return tmp_path
+
+
+def _popen(args: list[str], cwd: Path, **streams: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "mentionwatch", *args], cwd=cwd,
+                            env=cli_env(cwd), stdin=subprocess.DEVNULL, **streams)
+
+
+@pytest.mark.skipif(shutil.which("head") is None, reason="needs head(1)")
+def test_export_piped_into_head_ends_quietly(many: Path) -> None:
+    """`mentionwatch export mentions | head -1`: head leaves after one line, the export stops
+    there with exit code 0 and nothing on stderr (it had exited 1)."""
+    writer = _popen(["export", "mentions"], many, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE)
+    head = subprocess.Popen(["head", "-1"], stdin=writer.stdout, stdout=subprocess.PIPE)
+    assert writer.stdout is not None
+    writer.stdout.close()  # head holds the only reading end
+    first, _ = head.communicate(timeout=120)
+    _, err = writer.communicate(timeout=120)
+    assert first.decode().startswith("id,source,source_kind,")
+    assert (writer.returncode, err.decode()) == (0, "")
+
+
+@pytest.mark.parametrize("command", [
+    ["mentions", "list", "--limit", "3000"],            # a rich table
+    ["mentions", "list", "--json", "--limit", "3000"],  # click.echo
+    ["report"], ["report", "--format", "json"],         # short: still buffered at the end
+    ["status", "--json"], ["--help"],                   # --help prints before any command
+])
+def test_a_reader_gone_before_the_first_line_ends_it_quietly(many: Path,
+                                                             command: list[str]) -> None:
+    """Every way a command prints meets the closed pipe as quietly as the export does. The
+    reader is gone before the first write, so each write meets it (behind head, one large
+    write can be taken whole before head leaves, and would prove nothing)."""
+    writer = _popen(command, many, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert writer.stdout is not None
+    writer.stdout.close()
+    _, err = writer.communicate(timeout=120)
+    assert (writer.returncode, err.decode()) == (0, "")
+
+
+def test_an_error_told_into_a_closed_pipe_keeps_its_exit_code(tmp_path: Path) -> None:
+    """`2>&1 | head`: the message is lost with the pipe, the exit code (2, the config) is not."""
+    writer = _popen(["--config", "missing.toml", "report"], tmp_path,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert writer.stdout is not None
+    writer.stdout.close()
+    writer.wait(timeout=120)
+    assert writer.returncode == 2

@@ -18,7 +18,14 @@ from rich.console import Console
 
 from mentionwatch.cli import cli
 from mentionwatch.errors import ConfigError, SendError
-from mentionwatch.export import EXPORT_COLUMNS, csv_cell, iter_mention_records
+from mentionwatch.export import (
+    EXCEL_CELL_LIMIT,
+    EXPORT_COLUMNS,
+    csv_cell,
+    fit_excel_cell,
+    iter_mention_records,
+    utf16_units,
+)
 from mentionwatch.models import Mention
 from mentionwatch.report_render import render_csv, render_terminal, sparkline
 from mentionwatch.reports import (
@@ -406,3 +413,65 @@ def test_report_email_without_recipients_says_what_to_do(store: Store, db_url: s
     result = CliRunner().invoke(cli, ["--config", str(config), "report", "--email"])
     assert isinstance(result.exception, ConfigError)
     assert "on_call" in (result.exception.hint or "")
+
+
+# An emoji is one character to Python and two to Excel: 20,000 of them are 40,000 units.
+EMOJI_TEXT = "acme down again 😡 " + "😡" * 20_000
+LONG_FORMULA = "=" + "a" * (EXCEL_CELL_LIMIT - 1)  # fits alone; the guard's ' makes it over
+
+
+def test_excel_export_cuts_cells_an_excel_cell_cannot_hold(
+        store: Store, db_url: str, tmp_path: Path) -> None:
+    ids = insert_fixture(store)
+    at_limit = "b" * EXCEL_CELL_LIMIT
+    with store.engine.begin() as conn:
+        for key, text in (("m1", EMOJI_TEXT), ("m2", LONG_FORMULA), ("m3", at_limit)):
+            conn.execute(Mention.__table__.update().where(  # type: ignore[attr-defined]
+                Mention.id == ids[key]).values(text=text))
+    config = _write_config(tmp_path, db_url)
+    out = tmp_path / "excel.csv"
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions",
+                                      "--excel", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {r["external_id"]: r for r in csv.DictReader(
+        io.StringIO(out.read_bytes().decode("utf-8-sig"), newline=""))}
+    assert len(rows) == 15
+    for row in rows.values():
+        assert all(utf16_units(cell) <= EXCEL_CELL_LIMIT for cell in row.values())
+    # Counted in characters the text would fit, and go out whole; counted as Excel counts,
+    # it is cut, as close to the limit as whole emoji allow.
+    assert len(EMOJI_TEXT) < EXCEL_CELL_LIMIT < utf16_units(EMOJI_TEXT) == 19 + 40_000
+    emoji = rows["m1"]["text"]
+    assert EXCEL_CELL_LIMIT - 2 < utf16_units(emoji) <= EXCEL_CELL_LIMIT
+    assert emoji.startswith("acme down again 😡 😡")
+    assert "😡… [cut to fit an Excel cell (32,767 characters); the text has 40,019" in emoji
+    assert emoji.endswith("export without --excel for all of it]")
+    formula = rows["m2"]["text"]
+    assert formula.startswith("'=aaa") and "… [cut to fit an Excel cell" in formula
+    assert utf16_units(formula) <= EXCEL_CELL_LIMIT
+    assert rows["m3"]["text"] == at_limit  # exactly at the limit: whole
+    assert rows["m4"]["text"] == "m4 text about acme"
+    # Plain CSV and JSON Lines keep every character.
+    plain = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions"])
+    texts = {r["external_id"]: r["text"] for r in csv.DictReader(io.StringIO(plain.output))}
+    assert (texts["m1"], texts["m2"]) == (EMOJI_TEXT, "'" + LONG_FORMULA)
+    jsonl = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions",
+                                     "--format", "jsonl"])
+    records = {r["external_id"]: r for r in map(json.loads, jsonl.output.splitlines())}
+    assert (records["m1"]["text"], records["m2"]["text"]) == (EMOJI_TEXT, LONG_FORMULA)
+
+
+@pytest.mark.parametrize("grapheme", [
+    "😡",            # two UTF-16 units: the cut must not leave half of it
+    "👩‍👩‍👧",        # a family: three emoji joined by zero-width joiners, eight units
+    "e\u0301",       # e and a combining accent
+    "🇫🇷",            # a flag: two regional indicators
+])
+def test_an_excel_cut_never_splits_a_character(grapheme: str) -> None:
+    for shift in range(len(grapheme.encode("utf-16-le")) // 2 + 1):
+        text = "x" * shift + grapheme * EXCEL_CELL_LIMIT
+        cut = fit_excel_cell(text)
+        head = cut[: cut.index("… [cut to fit")]
+        assert utf16_units(cut) <= EXCEL_CELL_LIMIT
+        assert text.startswith(head) and head.removeprefix("x" * shift).count(grapheme) * \
+            len(grapheme) == len(head) - shift, (grapheme, shift)

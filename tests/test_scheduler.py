@@ -153,7 +153,9 @@ def test_quiet_source_is_learned_from_its_rhythm() -> None:
                      last_success=NOW - timedelta(days=2), gap=gap, interval=interval) is None
 
 
-def test_status_json_is_unchanged_by_the_daemon_columns(tmp_path: Path, db_url: str) -> None:
+def test_status_json_is_unchanged_by_the_daemon_columns(tmp_path: Path, db_url: str,
+                                                        store: Store) -> None:
+    # `store` creates the database: status reads one, it does not make an empty one.
     config = write_config(tmp_path, db_url, [("forum", "http://127.0.0.1:9/x.xml")])
     result = subprocess.run([sys.executable, "-m", "mentionwatch", "--config", str(config),
                              "status", "--json"], env=env_for(tmp_path), capture_output=True,

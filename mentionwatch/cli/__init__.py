@@ -10,7 +10,7 @@ import click
 
 from mentionwatch import __version__
 from mentionwatch.cli.alerts import alerts_group
-from mentionwatch.cli.context import AppContext, run_guarded
+from mentionwatch.cli.context import AppContext, CommandGroup, run_guarded
 from mentionwatch.cli.core import db_group, init, mentions_group, poll, status
 from mentionwatch.cli.demo import demo
 from mentionwatch.cli.outbox import (
@@ -27,7 +27,8 @@ from mentionwatch.cli.triage import assign, resolve, snooze
 from mentionwatch.cli.tui import tui
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=CommandGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), envvar="MENTIONWATCH_CONFIG",
     help="Config file. Default: $MENTIONWATCH_CONFIG, ./mentionwatch.toml, then the user "

@@ -31,7 +31,7 @@ from mentionwatch.models import Mention, utcnow
 from mentionwatch.pipeline import SourceOutcome
 from mentionwatch.pipeline import poll as run_poll
 from mentionwatch.resources import example_config_path
-from mentionwatch.store import UNJUDGED_WINDOW
+from mentionwatch.store import UNJUDGED_WINDOW, SourceStatus
 from mentionwatch.text import first_line, one_line, strip_terminal_escapes
 
 
@@ -102,6 +102,7 @@ def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all
     if not config.sources:
         raise ConfigError(f"{config.path}: no [[sources]] configured.",
                           hint="Add at least one source; see config.example.toml.")
+    store = app.open_store(create=True)
     judge = _load_judge(app)
     names = list(sources) or None
     count = len(names) if names else sum(s.enabled for s in config.sources)
@@ -119,9 +120,9 @@ def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all
             stored = progress.tasks[0].fields["stored"] + outcome.stored
             progress.update(task, advance=1, stored=stored)
 
-        report = run_poll(app.config, app.store, names=names, force=force_all,
+        report = run_poll(app.config, store, names=names, force=force_all,
                           since=_since(since), judge=judge, on_outcome=advance)
-    after_poll(app.config, app.store, report)
+    after_poll(app.config, store, report)
     for outcome in (*report.failed, *report.unjudged):
         app.err.print(Text(f"{outcome.name}: {outcome.message}", style="red"))
     if stdout_is_tty() or app.verbosity:
@@ -159,9 +160,16 @@ def status(app: AppContext, as_json: bool) -> None:
     """Health of every source: last success, last error, failures, mentions stored."""
     from mentionwatch.pipeline import source_interval, sync_sources
 
-    sync_sources(app.config, app.store)
     configured = {s.name: s for s in app.config.sources}
-    rows = [r for r in app.store.source_statuses() if r.name in configured]
+    if app.store.read_only:
+        # Nothing to sync into (a copy on a report server): sources the store has never
+        # seen are shown as never polled.
+        stored = {r.name: r for r in app.store.source_statuses()}
+        rows = [stored.get(s.name) or SourceStatus.never_polled(s.name, s.kind)
+                for s in sorted(configured.values(), key=lambda s: s.name)]
+    else:
+        sync_sources(app.config, app.store)
+        rows = [r for r in app.store.source_statuses() if r.name in configured]
     now = utcnow()
     _report_alert_delivery(app)
     if as_json:
@@ -322,8 +330,9 @@ def mentions_list(app: AppContext, limit: int, source: str | None, flag: str | N
                   status_: str | None, since: str | None, search: str | None,
                   as_json: bool) -> None:
     """Recent mentions, newest first."""
+    start = _since(since)  # a mistyped option is said before the store is looked for
     rows = app.store.list_mentions(limit=limit, source=source, flag=flag, status=status_,
-                                   since=_since(since), search=search)
+                                   since=start, search=search)
     if as_json:
         click.echo(json.dumps([mention_json(m) for m in rows], indent=2, ensure_ascii=False))
         return
@@ -452,8 +461,9 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @pass_app
 def db_upgrade(app: AppContext) -> None:
-    """Apply pending migrations (also done automatically on start)."""
-    engine = db.make_engine(app.config.database_url())
+    """Apply pending migrations (also done automatically on start); creates the database
+    if it does not exist yet."""
+    engine = db.make_engine(app.database_url(existing=False))
     try:
         before = db.current_revision(engine)
         db.upgrade(engine)
@@ -470,15 +480,17 @@ def db_upgrade(app: AppContext) -> None:
 @pass_app
 def db_current(app: AppContext) -> None:
     """Show the database URL (password hidden) and its schema revision. Exit code 1 when the
-    schema is behind (run `mentionwatch db upgrade`), so a script can check."""
-    engine = db.make_engine(app.config.database_url())
+    schema is behind (run `mentionwatch db upgrade`), so a script can check; 2 when there is
+    no database at all."""
+    url = app.database_url(existing=True)
+    engine = db.make_engine(url)
     try:
         current = db.current_revision(engine)
     finally:
         engine.dispose()
     head = db.head_revision()
     note = "up to date" if current == head else f"behind: latest is {head}; run `db upgrade`"
-    app.out.print(f"{db.redact_url(app.config.database_url())}: revision {current or 'none'} "
+    app.out.print(f"{db.redact_url(url)}: revision {current or 'none'} "
                   f"({note})")
     if current != head:
         sys.exit(1)

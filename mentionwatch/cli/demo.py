@@ -119,6 +119,7 @@ def build_demo(path: Path) -> tuple[Config, Store, PollReport]:
         with serve_directory(Path(folder)) as base_url:
             config = parse_config(demo_config_data(base_url, path.resolve()), Path("<demo>"))
             store = Store.open(config.database_url())
+            store.check_writable()  # --db naming a file we may only read
             report = poll(config, store, force=True, judge=load_judge(config))
     return config, store, report
 

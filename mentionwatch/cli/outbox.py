@@ -53,8 +53,8 @@ def approve(app: AppContext, mention_id: int, public: bool, private: bool, text:
 @pass_app
 def dismiss(app: AppContext, mention_id: int, reason: str) -> None:
     """Take a mention off the queue without answering."""
-    outbox.mark(app.store, mention_id, "dismissed", operator=current_operator(app.config),
-                reason=reason)
+    operator = current_operator(app.config)
+    outbox.mark(app.store, mention_id, "dismissed", operator=operator, reason=reason)
     app.out.print(f"Dismissed mention {mention_id} ({reason}).")
 
 
@@ -63,8 +63,8 @@ def dismiss(app: AppContext, mention_id: int, reason: str) -> None:
 @pass_app
 def replied_elsewhere(app: AppContext, mention_id: int) -> None:
     """Record that a mention was answered at the source by hand (feeds, Hacker News)."""
-    outbox.mark(app.store, mention_id, "replied_elsewhere",
-                operator=current_operator(app.config))
+    operator = current_operator(app.config)
+    outbox.mark(app.store, mention_id, "replied_elsewhere", operator=operator)
     app.out.print(f"Marked mention {mention_id} as replied elsewhere.")
 
 
@@ -133,7 +133,8 @@ def outbox_list(app: AppContext, states: tuple[str, ...], as_json: bool) -> None
 def outbox_retry(app: AppContext, action_id: int) -> None:
     """Send a failed action again with the same text (to change it, approve the mention
     again with --text)."""
-    outbox.retry(app.store, action_id, operator=current_operator(app.config))
+    operator = current_operator(app.config)
+    outbox.retry(app.store, action_id, operator=operator)
     app.out.print(f"Action {action_id} will be sent again at the next send.")
 
 
@@ -145,8 +146,8 @@ def outbox_retry(app: AppContext, action_id: int) -> None:
 def outbox_resolve(app: AppContext, action_id: int, posted: bool) -> None:
     """Settle an `unknown` action after checking the source by hand: --posted marks it
     sent; --not-posted marks it failed so it can be retried or approved again."""
-    outbox.resolve_unknown(app.store, action_id, operator=current_operator(app.config),
-                           posted=posted)
+    operator = current_operator(app.config)
+    outbox.resolve_unknown(app.store, action_id, operator=operator, posted=posted)
     app.out.print(f"Action {action_id} marked as {'sent' if posted else 'not sent (failed)'}.")
 
 
@@ -155,7 +156,8 @@ def outbox_resolve(app: AppContext, action_id: int, posted: bool) -> None:
 @pass_app
 def outbox_reject(app: AppContext, action_id: int) -> None:
     """Turn down an action that waits for its second approval."""
-    outbox.reject(app.store, action_id, operator=current_operator(app.config))
+    operator = current_operator(app.config)
+    outbox.reject(app.store, action_id, operator=operator)
     app.out.print(f"Action {action_id} rejected; it will not be sent.")
 
 

@@ -110,10 +110,10 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
         raise click.BadParameter("--html needs a file name", param_hint="--html")
     if html_path and output and Path(html_path).resolve() == Path(output).resolve():
         raise click.BadParameter("--html and -o name the same file", param_hint="--html")
-    _check_sources(app, sources)
     now = utcnow()
-    result = build_report(app.store, since=parse_since(since, now), now=now,
-                          sources=sources, top=top)
+    start = parse_since(since, now)  # a mistyped option is said before the store is looked for
+    _check_sources(app, sources)
+    result = build_report(app.store, since=start, now=now, sources=sources, top=top)
     if html_path:
         with _output(html_path) as fp:
             fp.write(render_html(result))
@@ -208,23 +208,23 @@ def export_group() -> None:
               help="CSV: keep cells that start with = + - @ exactly as stored (by default "
               "they get a leading ' so a spreadsheet does not run them as formulas).")
 @click.option("--excel", is_flag=True,
-              help="CSV: start with a byte-order mark, so Excel reads it as UTF-8 (accents, "
-              "emoji); other tools may then see the mark in the first column's name.")
+              help="CSV for Excel: start with a byte-order mark, so Excel reads it as UTF-8 "
+              "(accents, emoji; other tools may then see the mark in the first column's "
+              "name), and cut text longer than an Excel cell holds (32,767 characters), "
+              "saying so in the cell.")
 @pass_app
 def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...], fmt: str,
                     output: str | None, no_formula_guard: bool, excel: bool) -> None:
     """Every stored field of each mention, oldest first: stable column names, ISO 8601 UTC
     times, URLs. CSV opens in any spreadsheet; JSON Lines keeps lists and numbers typed."""
-    _check_sources(app, sources)
-    start = parse_since(since, utcnow()) if since else None
-    records = iter_mention_records(app.store, since=start, sources=sources)
     if excel and fmt != "csv":
         raise click.BadParameter("--excel is for --format csv", param_hint="--excel")
+    start = parse_since(since, utcnow()) if since else None
+    _check_sources(app, sources)
+    records = iter_mention_records(app.store, since=start, sources=sources)
     with _output(output) as fp:
-        if excel:
-            fp.write("\ufeff")
-        count = (write_csv(records, fp, formula_guard=not no_formula_guard) if fmt == "csv"
-                 else write_jsonl(records, fp))
+        count = (write_csv(records, fp, formula_guard=not no_formula_guard, excel=excel)
+                 if fmt == "csv" else write_jsonl(records, fp))
     if output:
         app.err.print(f"Exported {count} mentions to {Path(output)}.")
 

@@ -23,7 +23,7 @@ def run(app: AppContext) -> None:
     config = app.config
     if not any(s.enabled for s in config.sources):
         raise ConfigError(f"{config.path}: no enabled [[sources]] to poll.")
-    daemon = Daemon(config, app.store, judge=_load_judge(app))
+    daemon = Daemon(config, app.open_store(create=True), judge=_load_judge(app))
     app.err.print(f"mentionwatch run: polling {sum(s.enabled for s in config.sources)} "
                   "sources; Ctrl-C to stop.")
     daemon.run()

@@ -23,7 +23,8 @@ def snooze(app: AppContext, mention_id: int, until: tuple[str, ...]) -> None:
         when = triage.parse_snooze_until(" ".join(until), now=now)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="UNTIL") from None
-    triage.snooze(app.store, mention_id, when, operator=current_operator(app.config))
+    operator = current_operator(app.config)
+    triage.snooze(app.store, mention_id, when, operator=operator)
     if when is None:
         app.out.print(f"Mention {mention_id} is back in the queue.")
     else:
@@ -40,8 +41,9 @@ def assign(app: AppContext, mention_id: int, person: str | None, nobody: bool) -
     """Give a mention to PERSON (shown in the TUI queue; `m` there shows your own)."""
     if bool(person) == nobody:
         raise click.UsageError("Name a PERSON, or pass --nobody to take the assignment away.")
+    operator = current_operator(app.config)
     name = triage.assign(app.store, mention_id, None if nobody else person,
-                         operator=current_operator(app.config), team=app.config.team)
+                         operator=operator, team=app.config.team)
     app.out.print(f"Assigned mention {mention_id} to {name}." if name
                   else f"Mention {mention_id} is assigned to nobody.", markup=False)
 
@@ -51,5 +53,6 @@ def assign(app: AppContext, mention_id: int, person: str | None, nobody: bool) -
 @pass_app
 def resolve(app: AppContext, mention_id: int) -> None:
     """Close a case: the mention leaves the queue, recorded as resolved by you."""
-    triage.resolve(app.store, mention_id, operator=current_operator(app.config))
+    operator = current_operator(app.config)
+    triage.resolve(app.store, mention_id, operator=operator)
     app.out.print(f"Resolved mention {mention_id}.")

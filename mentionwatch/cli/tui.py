@@ -18,4 +18,7 @@ def tui(app: AppContext, mention_id: int | None) -> None:
     """
     from mentionwatch.tui.app import TriageApp
 
+    # Every key here writes (approve, dismiss, snooze, the drafts kept on quit): a store it
+    # may only read is refused now, not at the first key. `mentions list` and `show` read.
+    app.store.check_writable()
     TriageApp(app.config, app.store, mention_id=mention_id).run()

@@ -1,0 +1,233 @@
+"""The SQLite file as the commands find it: not there (a typo in the path) or there but not
+writable (a copy on a report server, the service user's file). Real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mentionwatch.cli import cli
+from mentionwatch.errors import StoreNotFound
+from tests.feedserver import FeedServer, rss
+from tests.test_cli import config_text, feed_source, run
+
+#: Commands that work on stored data, each as a user would type it (mention 1 is no mention
+#: here: the store must be refused before anyone looks for it).
+READERS = [["mentions", "list"], ["mentions", "show", "1"], ["status"], ["report"],
+           ["export", "mentions"], ["alerts", "send"], ["alerts", "list"], ["tui"],
+           ["db", "current"], ["rules", "rescore"], ["outbox", "list"], ["audit"],
+           ["approve", "1"], ["dismiss", "1", "--reason", "spam"], ["snooze", "1", "2h"]]
+
+
+@pytest.fixture
+def polled(tmp_path: Path, feeds: FeedServer) -> Path:
+    """A folder with a config and the store a real `poll` filled (two mentions)."""
+    url = feeds.add("/feed.xml", rss([
+        {"title": "Acme is down", "guid": "1", "link": "http://x.example/1",
+         "description": "acme is down again"},
+        {"title": "Acme rocks", "guid": "2", "link": "http://x.example/2",
+         "description": "love acme"}]))
+    (tmp_path / "mentionwatch.toml").write_text(
+        config_text("sqlite:///data/mentionwatch.db", feed_source("feed", url)),
+        encoding="utf-8")
+    polled = run(["poll"], tmp_path)
+    assert polled.returncode == 0, polled.stderr
+    assert (tmp_path / "data" / "mentionwatch.db").is_file()
+    return tmp_path
+
+
+def _point_at(folder: Path, url: str) -> Path:
+    config = folder / "mentionwatch.toml"
+    text = config.read_text(encoding="utf-8")
+    start = text.index('url = "sqlite:')
+    end = text.index("\n", start)
+    config.write_text(f'{text[:start]}url = "{url}"{text[end:]}', encoding="utf-8")
+    return config
+
+
+# ------------------------------------------------------------------- a file that is not there
+
+
+def test_a_mistyped_sqlite_path_is_refused_not_created(polled: Path) -> None:
+    config = _point_at(polled, "sqlite:///data/mentionz.db")
+    typo = polled / "data" / "mentionz.db"
+    for command in READERS:
+        result = CliRunner().invoke(cli, ["--config", str(config), *command])
+        assert isinstance(result.exception, StoreNotFound), (command, result.output)
+        assert result.exception.exit_code == 2
+        assert not typo.exists(), command
+    # As the user sees it: one line naming the file and both ways out, exit code 2.
+    for command in (["report"], ["mentions", "list"]):
+        shown = run(command, polled)
+        assert shown.returncode == 2, shown.stderr
+        assert shown.stdout == ""
+        assert shown.stderr.splitlines() == [
+            f"Database error: No database at {typo}: run `mentionwatch poll` (or "
+            f"`mentionwatch db upgrade`) to create it, or check [database] url in {config}."]
+    assert not typo.exists()
+
+
+@pytest.mark.parametrize("command", [["poll"], ["db", "upgrade"]])
+def test_the_commands_that_fill_the_store_still_create_it(polled: Path,
+                                                          command: list[str]) -> None:
+    _point_at(polled, "sqlite:///fresh/mentionwatch.db")
+    created = run(command, polled)
+    assert created.returncode == 0, created.stderr
+    assert (polled / "fresh" / "mentionwatch.db").is_file()
+    listed = run(["mentions", "list", "--json"], polled)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == (2 if command == ["poll"] else 0)
+
+
+@pytest.mark.parametrize("backend", ["sqlite://", "sqlite:///:memory:",
+                                     pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_store_with_no_file_is_not_checked_for_one(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    """In-memory SQLite and PostgreSQL open as before, empty ones included."""
+    url = str(request.getfixturevalue("pg_url")) if backend == "postgres" else backend
+    (tmp_path / "mentionwatch.toml").write_text(config_text(url, ""), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "mentionwatch.toml"),
+                                      "mentions", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == []
+
+
+# ---------------------------------------------------------------- a file that is read-only
+
+
+def _as_a_user() -> list[str]:
+    """The prefix that runs a command as a user for whom permission bits apply. Root
+    ignores them (CAP_DAC_OVERRIDE), so as root the command runs without that capability:
+    the test then sees what the service user or a report reader would see."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv (util-linux) to drop CAP_DAC_OVERRIDE: "
+                    "permission bits do not apply to root")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+def _run_as_a_user(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run(args, cwd, prefix=_as_a_user())
+
+
+@pytest.fixture
+def read_only(polled: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The polled store made read-only as `request.param` says: the file, its folder, or
+    both (a copy on a report server). Permissions come back afterwards."""
+    folder = polled / "data"
+    database = folder / "mentionwatch.db"
+    which = getattr(request, "param", "both")
+    if which in ("file", "both"):
+        database.chmod(0o444)
+    if which in ("folder", "both"):
+        folder.chmod(0o555)
+    # The user may not write what was made read-only (append nothing, or make a file).
+    target = database if which != "folder" else folder / "probe"
+    written = subprocess.run([*_as_a_user(), sys.executable, "-c",
+                              f"open({str(target)!r}, 'ab')"], capture_output=True)
+    if written.returncode == 0:
+        if target != database:
+            target.unlink()
+        folder.chmod(0o755)
+        database.chmod(0o644)
+        pytest.skip("permission bits do not apply to this user (root, and dropping "
+                    "CAP_DAC_OVERRIDE did not take)")
+    try:
+        yield polled
+    finally:
+        folder.chmod(0o755)
+        database.chmod(0o644)
+
+
+def _readers_work(folder: Path) -> list[dict[str, object]]:
+    listed = _run_as_a_user(["mentions", "list", "--json"], folder)
+    assert (listed.returncode, listed.stderr) == (0, "")
+    rows = json.loads(listed.stdout)
+    assert {r["external_id"] for r in rows} == {"1", "2"}
+    return list(rows)
+
+
+def test_a_read_only_copy_serves_every_read(read_only: Path) -> None:
+    files = sorted((read_only / "data").rglob("*"))
+    rows = _readers_work(read_only)
+    down = next(r for r in rows if r["external_id"] == "1")
+    shown = _run_as_a_user(["mentions", "show", str(down["id"]), "--json"], read_only)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["title"] == "Acme is down"
+    exported = _run_as_a_user(["export", "mentions"], read_only)
+    assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 3
+    report = _run_as_a_user(["report", "--format", "json"], read_only)
+    assert report.returncode == 0 and json.loads(report.stdout)["total"] == 2
+    status = _run_as_a_user(["status", "--json"], read_only)
+    assert status.returncode == 0, status.stderr
+    assert [(s["source"], s["mentions"]) for s in json.loads(status.stdout)] == [("feed", 2)]
+    assert sorted((read_only / "data").rglob("*")) == files  # no -wal, -shm or lock left
+
+
+@pytest.mark.parametrize("read_only", ["file", "folder", "both"], indirect=True)
+def test_a_write_to_a_read_only_store_says_so(read_only: Path) -> None:
+    database = read_only / "data" / "mentionwatch.db"
+    files = sorted(database.parent.rglob("*"))
+    rows = _readers_work(read_only)
+    refused = _run_as_a_user(["dismiss", str(rows[0]["id"]), "--reason", "spam"], read_only)
+    assert refused.returncode == 1, refused.stderr
+    assert f"Database error: Cannot write to the database {database}: " in refused.stderr
+    assert "read-only for this user" in refused.stderr and "Traceback" not in refused.stderr
+    assert [r["status"] for r in _readers_work(read_only)] == [r["status"] for r in rows]
+    # Nothing left beside it either: no -wal or -shm of this user's for the service to meet.
+    assert sorted(database.parent.rglob("*")) == files
+
+
+def test_work_that_writes_is_refused_before_it_starts(read_only: Path) -> None:
+    """A poll would fetch every source and then fail to store what it found (its lock folder
+    cannot be made either); the triage screen would open and fail at the first key."""
+    database = read_only / "data" / "mentionwatch.db"
+    for command in (["poll"], ["tui"]):
+        refused = _run_as_a_user(command, read_only)
+        assert refused.returncode == 1, (command, refused.stderr)
+        assert refused.stderr.startswith(
+            f"Database error: Cannot write to the database {database}: the file is read-only "
+            "for this user.\nCommands that only read it work (report, export, mentions list "
+            "and show, status)."), refused.stderr
+
+
+def test_a_read_only_reader_sees_what_a_running_writer_committed(read_only: Path) -> None:
+    """While the service runs, its commits can still be in the -wal file: a reader who may
+    not write the folder reads them through the -shm file the writer keeps."""
+    database = read_only / "data" / "mentionwatch.db"
+    folder = database.parent
+    folder.chmod(0o755)
+    database.chmod(0o644)
+    writer = sqlite3.connect(database, isolation_level=None)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint=0")  # keep the commit in the -wal
+        writer.execute("UPDATE mentions SET title = 'still in the wal' WHERE external_id = '1'")
+        database.chmod(0o444)
+        folder.chmod(0o555)
+        assert (folder / "mentionwatch.db-wal").stat().st_size > 0
+        titles = {r["external_id"]: r["title"] for r in _readers_work(read_only)}
+        assert titles["1"] == "still in the wal"
+    finally:
+        folder.chmod(0o755)
+        database.chmod(0o644)
+        writer.close()
+
+
+def test_the_same_user_writes_the_store_when_its_mode_allows(polled: Path) -> None:
+    """The control: the refusals above come from the file's mode, not from the user."""
+    database = polled / "data" / "mentionwatch.db"
+    assert stat.S_IMODE(database.stat().st_mode) & stat.S_IWUSR
+    rows = _readers_work(polled)
+    dismissed = _run_as_a_user(["dismiss", str(rows[0]["id"]), "--reason", "spam"], polled)
+    assert dismissed.returncode == 0, dismissed.stderr
