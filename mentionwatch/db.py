@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,12 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from alembic.util import CommandError as AlembicCommandError
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
+from mentionwatch import __version__
 from mentionwatch.errors import StoreError
 from mentionwatch.resources import migrations_dir
 
@@ -95,22 +99,27 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
     return engine
 
 
-def _alembic_config(engine: Engine) -> AlembicConfig:
+def _alembic_config(engine: Engine | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.attributes["engine"] = engine
+    if engine is not None:
+        cfg.attributes["engine"] = engine
     return cfg
 
 
 def head_revision() -> str | None:
-    script = ScriptDirectory.from_config(_alembic_config_no_engine())
-    return script.get_current_head()
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
-def _alembic_config_no_engine() -> AlembicConfig:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    return cfg
+def is_known_revision(revision: str | None) -> bool:
+    """Whether this version's migrations include `revision` (None, an empty database, is)."""
+    if revision is None:
+        return True
+    try:
+        ScriptDirectory.from_config(_alembic_config()).get_revision(revision)
+    except AlembicCommandError:  # a revision written by a newer mentionwatch
+        return False
+    return True
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -123,13 +132,50 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision`. Safe to run on every start; a no-op when current."""
+    """Bring the schema to `revision`. Safe to run on every start, from several processes at
+    once; a no-op when current. Raises StoreError when the database cannot be used, or was
+    upgraded by a newer mentionwatch (whose schema this version must not write to)."""
     try:
-        if current_revision(engine) == head_revision() and revision == "head":
+        if revision == "head" and current_revision(engine) == head_revision():
             return
-        command.upgrade(_alembic_config(engine), revision)
+        with _migration_lock(engine):
+            # Read again under the lock: another process may just have migrated.
+            current = current_revision(engine)
+            if not is_known_revision(current):
+                raise StoreError(newer_schema_message(engine, current))
+            if revision == "head" and current == head_revision():
+                return
+            command.upgrade(_alembic_config(engine), revision)
     except DatabaseError as exc:
         raise StoreError(_connect_message(engine, exc)) from None
+
+
+def newer_schema_message(engine: Engine, revision: str | None) -> str:
+    return (f"The database {redact_url(str(engine.url))} is at schema revision {revision!r}, "
+            f"which this mentionwatch ({__version__}, latest {head_revision()}) does not know: "
+            "a newer mentionwatch upgraded it. Upgrade mentionwatch to use it.")
+
+
+#: pg_advisory_lock key for schema migrations (any 64-bit constant; "mentionw" in ASCII).
+_MIGRATION_LOCK = int.from_bytes(b"mentionw", "big", signed=True)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One migrating process at a time. PostgreSQL: a session advisory lock on a connection of
+    its own (two processes starting on a fresh database had both created the tables, and all
+    but one failed on a duplicate pg_type). SQLite's BEGIN IMMEDIATE already serialises."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+            conn.commit()
 
 
 def _connect_message(engine: Engine, exc: DatabaseError) -> str:

@@ -470,14 +470,21 @@ def db_upgrade(app: AppContext) -> None:
 @pass_app
 def db_current(app: AppContext) -> None:
     """Show the database URL (password hidden) and its schema revision. Exit code 1 when the
-    schema is behind (run `mentionwatch db upgrade`), so a script can check."""
+    schema is behind (run `mentionwatch db upgrade`) or ahead (a newer mentionwatch upgraded
+    it), so a script can check."""
     engine = db.make_engine(app.config.database_url())
     try:
         current = db.current_revision(engine)
     finally:
         engine.dispose()
     head = db.head_revision()
-    note = "up to date" if current == head else f"behind: latest is {head}; run `db upgrade`"
+    if current == head:
+        note = "up to date"
+    elif db.is_known_revision(current):
+        note = f"behind: latest is {head}; run `db upgrade`"
+    else:
+        note = (f"ahead: a newer mentionwatch upgraded it; this one knows up to {head}; "
+                "upgrade mentionwatch")
     app.out.print(f"{db.redact_url(app.config.database_url())}: revision {current or 'none'} "
                   f"({note})")
     if current != head:
