@@ -7,6 +7,7 @@ and the TUI can write at the same time. Any other SQLAlchemy URL is used as give
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,20 +35,29 @@ POOL = {"pool_size": 10, "max_overflow": 30, "pool_timeout": 60}
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password hidden, for messages and logs."""
+    """The URL with any password hidden, for messages and logs: the one after the user name
+    and a `password=` query parameter (libpq takes both), also in a URL that does not parse."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # a port that is not a number raises ValueError
+        return _PASSWORD_QUERY.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url))
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:]*:)[^@]*@")
+_PASSWORD_QUERY = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for `url`; raises StoreError with a readable message."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError) as exc:
+        reason = f" ({exc})" if isinstance(exc, ValueError) else ""
         raise StoreError(
-            f"Database URL {redact_url(url)!r} is not a valid SQLAlchemy URL."
+            f"Database URL {redact_url(url)!r} is not a valid SQLAlchemy URL{reason}."
         ) from None
     if parsed.drivername == "postgresql":
         # Prefer psycopg 3, which the `postgres` extra installs.
