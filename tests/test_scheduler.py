@@ -173,12 +173,19 @@ def test_backoff_grows_then_caps_even_after_very_many_failures() -> None:
     assert backoff(2, timedelta(seconds=2)) == timedelta(seconds=4)
 
 
-def test_a_hanging_source_does_not_hold_up_the_others(feeds: FeedServer, store: Store,
-                                                      db_url: str) -> None:
+@pytest.mark.parametrize(("route", "within"), [
+    ({"delay": 8}, 5),  # no answer at all: the read timeout (1 s)
+    # A byte every 0.1 s: each read is well within the timeout, the whole body takes ~30 s,
+    # which had held the pass that long; the body deadline (3 x the timeout) ends it.
+    ({"drip": 0.1}, 7),
+])
+def test_a_hanging_source_does_not_hold_up_the_others(
+        feeds: FeedServer, store: Store, db_url: str, route: dict[str, float],
+        within: float) -> None:
     from mentionwatch.pipeline import poll
     from tests.conftest import make_config
 
-    hang = feeds.add("/hang.xml", rss(items(1, "h")), delay=8)
+    hang = feeds.add("/hang.xml", rss(items(1, "h")), **route)
     good = feeds.add("/good.xml", rss(items(2, "g")))
     config = make_config(db_url, [{"name": "hang", "kind": "rss", "url": hang},
                                   {"name": "good", "kind": "rss", "url": good}],
@@ -189,7 +196,39 @@ def test_a_hanging_source_does_not_hold_up_the_others(feeds: FeedServer, store: 
     by_name = {o.name: o for o in report.outcomes}
     assert by_name["good"].stored == 2
     assert by_name["hang"].status == "failed" and "timed out" in (by_name["hang"].message or "")
-    assert elapsed < 5
+    assert elapsed < within, elapsed
+
+
+def test_run_stops_promptly_at_sigterm_while_a_source_trickles(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    slow = feeds.add("/slow.xml", rss(items(1, "d")), drip=0.1)
+    good = feeds.add("/good.xml", rss(items(2, "g")))
+    config = write_config(tmp_path, db_url, [("slow", slow), ("good", good)])
+    config.write_text(config.read_text().replace("[database]", '[poll]\ntimeout = "1s"\n'
+                                                 "[database]"), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             "run"], env=env_for(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and count(db_url) < 2:
+            time.sleep(0.2)
+        assert count(db_url) == 2
+        assert feeds.seen("/slow.xml"), "the trickling source was not being polled"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+    # It waited for the pass in flight, which the deadline ends: seconds, not the ~30 s the
+    # body takes (systemd's stop timeout would SIGKILL a service that waits for hours).
+    assert time.monotonic() - stopping < 8, err
+    assert proc.returncode == 0, err
+    row = Store.open(db_url)
+    try:
+        slow_row = row.source_row("slow")
+        assert slow_row is not None and "timed out" in (slow_row.last_error or "")
+    finally:
+        row.close()
 
 
 def test_repeated_auth_failures_disable_a_source_until_its_config_changes(
