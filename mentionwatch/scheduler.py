@@ -66,6 +66,8 @@ class Daemon:
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
         self.passes = 0
         self._lock = threading.Lock()
+        #: Sources whose pass is running now (for the stop messages).
+        self._running: set[str] = set()
 
     def schedule(self) -> None:
         sync_sources(self.config, self.store)
@@ -96,8 +98,14 @@ class Daemon:
     def poll_one(self, source: SourceConfig) -> None:
         """One pass of one source. The timer keeps the interval; a source backing off after
         failures or rate limited is skipped until its time."""
-        outcome = poll_source(source, self.config, self.store, http=self.http,
-                              judge=self.judge, scheduled=True)
+        with self._lock:
+            self._running.add(source.name)
+        try:
+            outcome = poll_source(source, self.config, self.store, http=self.http,
+                                  judge=self.judge, scheduled=True)
+        finally:
+            with self._lock:
+                self._running.discard(source.name)
         if outcome.status == "skipped":
             log.debug("source %s skipped: %s", source.name, outcome.message)
             return
@@ -143,14 +151,29 @@ class Daemon:
         elif event.exception is not None:
             log.error("job %s failed: %s", event.job_id, event.exception)
 
+    def in_flight(self) -> str:
+        """The sources being polled now, for a message."""
+        with self._lock:
+            return ", ".join(sorted(self._running)) or "none"
+
     def run(self) -> None:
-        """Schedule and block until SIGINT/SIGTERM; passes in flight finish first."""
+        """Schedule and block until SIGINT/SIGTERM; passes in flight finish first. A second
+        signal exits at once with 128 + its number: a pass cut short commits nothing (each
+        is one transaction) and a reply being sent is left `sending`, which the next sender
+        marks unknown."""
         self.schedule()
         previous: dict[signal.Signals, Any] = {}
+        stopping = threading.Event()
 
         def stop(signum: int, _frame: Any) -> None:
-            log.warning("received %s; finishing the passes in flight",
-                        signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if stopping.is_set():
+                log.warning("received %s again; stopping now, without waiting for: %s",
+                            name, self.in_flight())
+                os._exit(128 + signum)
+            stopping.set()
+            log.warning("received %s; finishing the passes in flight (%s); %s again stops "
+                        "at once", name, self.in_flight(), name)
             # Not from inside the handler: shutdown(wait=True) joins worker threads.
             threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
                              daemon=True).start()

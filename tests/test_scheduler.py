@@ -89,6 +89,44 @@ def test_run_polls_on_schedule_keeps_a_heartbeat_and_stops_cleanly(
     assert "mentionwatch run: stopped" in status.stdout
 
 
+def test_a_second_sigterm_stops_run_at_once_and_loses_nothing(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    # A pass that takes long (a byte every 0.2 s, within every timeout): the first SIGTERM
+    # waits for it, the second stops now. It had raised SchedulerNotRunningError in a thread
+    # (a traceback) and gone on waiting; only SIGKILL stopped it.
+    slow = feeds.add("/slow.xml", rss(items(1, "d")), drip=0.2)
+    good = feeds.add("/good.xml", rss(items(2, "g")))
+    config = write_config(tmp_path, db_url, [("slow", slow), ("good", good)])
+    proc = subprocess.Popen([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             "run"], env=env_for(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (count(db_url) < 2 or not feeds.seen("/slow.xml")):
+            time.sleep(0.2)
+        assert count(db_url) == 2
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        assert proc.poll() is None, "the first SIGTERM must wait for the pass in flight"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "finishing the passes in flight (slow); SIGTERM again stops at once" in err
+    assert "received SIGTERM again; stopping now, without waiting for: slow" in err
+    assert "Traceback" not in err
+    # The pass cut short stored nothing and recorded nothing; the next one reads it whole.
+    store = Store.open(db_url)
+    try:
+        assert store.count_mentions("slow") == 0
+        assert store.count_mentions("good") == 2
+    finally:
+        store.close()
+
+
 def test_two_overlapping_polls_poll_each_source_once(tmp_path: Path, feeds: FeedServer,
                                                      db_url: str) -> None:
     sources = [(f"s{i}", feeds.add(f"/s{i}.xml", rss(items(4, f"s{i}")), delay=1.0))
