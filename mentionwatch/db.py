@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError as AlembicCommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModuleError
 
 from mentionwatch import __version__
 from mentionwatch.errors import StoreError
@@ -138,7 +138,7 @@ def current_revision(engine: Engine) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except DatabaseError as exc:  # unreachable, or (SQLite) a file that is not a database
-        raise StoreError(_connect_message(engine, exc)) from None
+        raise StoreError(connect_message(engine, exc)) from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -157,7 +157,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 return
             command.upgrade(_alembic_config(engine), revision)
     except DatabaseError as exc:
-        raise StoreError(_connect_message(engine, exc)) from None
+        raise StoreError(connect_message(engine, exc)) from None
 
 
 def newer_schema_message(engine: Engine, revision: str | None) -> str:
@@ -188,6 +188,8 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             conn.commit()
 
 
-def _connect_message(engine: Engine, exc: DatabaseError) -> str:
+def connect_message(engine: Engine, exc: DBAPIError) -> str:
+    """One line for a database that cannot be used: its URL (password hidden) and the
+    driver's first line of why."""
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     return f"Cannot use the database {redact_url(str(engine.url))}: {reason}"

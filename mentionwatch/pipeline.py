@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import OperationalError
 
-from mentionwatch import __version__
+from mentionwatch import __version__, db
 from mentionwatch.brand import BrandMatcher
 from mentionwatch.config import Config, SourceConfig
 from mentionwatch.connector import Batch, Connector, ConnectorContext, MentionIn
@@ -200,13 +201,19 @@ def poll_source(
     daemon, whose timer keeps the interval (backoff and rate limits still apply)."""
     from mentionwatch.locks import source_lock
 
-    with source_lock(store, source.name) as taken:
-        if not taken:
-            return SourceOutcome(source.name, "skipped",
-                                 message="being polled by another mentionwatch process")
-        return _poll_locked(source, config, store, http=http, judge=judge, force=force,
-                            since=since, environ=environ, matcher=matcher,
-                            fail_after=fail_after, scheduled=scheduled)
+    try:
+        with source_lock(store, source.name) as taken:
+            if not taken:
+                return SourceOutcome(source.name, "skipped",
+                                     message="being polled by another mentionwatch process")
+            return _poll_locked(source, config, store, http=http, judge=judge, force=force,
+                                since=since, environ=environ, matcher=matcher,
+                                fail_after=fail_after, scheduled=scheduled)
+    except OperationalError as exc:
+        # The database (down, unreachable, locked past the busy timeout), not the source:
+        # nothing is stored, there is nowhere to record it, and the next pass reads again.
+        return SourceOutcome(source.name, "failed",
+                             message=db.connect_message(store.engine, exc))
 
 
 def _poll_locked(
@@ -271,6 +278,8 @@ def _poll_locked(
                              message="; ".join(notes) or None, unjudged=result.unjudged)
     except SourceError as exc:
         return _record_source_error(store, source, row.consecutive_failures, interval, exc, now)
+    except OperationalError:
+        raise  # the database's failure, not the source's (see poll_source)
     except Exception as exc:  # a bug in a connector must not stop the other sources
         log.exception("unexpected error while polling source %s", source.name)
         message = f"internal error: {type(exc).__name__}: {exc}"

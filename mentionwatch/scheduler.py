@@ -23,7 +23,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import OperationalError
 
+from mentionwatch import db
 from mentionwatch.config import Config, SourceConfig
 from mentionwatch.hooks import after_poll
 from mentionwatch.judgement import Judge
@@ -141,9 +143,15 @@ class Daemon:
             job.name: job.next_run_time.isoformat() if job.next_run_time else None
             for job in self.scheduler.get_jobs() if job.id.startswith("source:")
         }
-        self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(), host=socket.gethostname(),
-                                   details={"next_runs": next_runs, "passes": self.passes,
-                                            "interval_s": self.heartbeat_every.total_seconds()})
+        self._write_heartbeat({"next_runs": next_runs, "passes": self.passes,
+                               "interval_s": self.heartbeat_every.total_seconds()})
+
+    def _write_heartbeat(self, details: dict[str, Any]) -> None:
+        try:
+            self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(),
+                                       host=socket.gethostname(), details=details)
+        except OperationalError as exc:  # the database is down: one line, not a traceback
+            log.error("heartbeat not written: %s", db.connect_message(self.store.engine, exc))
 
     def _on_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MAX_INSTANCES:
@@ -185,7 +193,5 @@ class Daemon:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(),
-                                       host=socket.gethostname(),
-                                       details={"stopped": True, "passes": self.passes})
+            self._write_heartbeat({"stopped": True, "passes": self.passes})
             self.http.close()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +44,19 @@ def items(n: int, prefix: str) -> list[dict[str, str]]:
     return [{"title": f"Acme {prefix} {i}", "guid": f"{prefix}-{i}",
              "link": f"http://{prefix}.example/{i}", "description": "acme is down"}
             for i in range(n)]
+
+
+def start_run(config: Path, tmp: Path) -> subprocess.Popen[str]:
+    """`mentionwatch run` as a service manager starts it: its own process, output piped."""
+    return subprocess.Popen([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             "run"], env=env_for(tmp), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(done: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not done():
+        time.sleep(0.2)
 
 
 def count(db_url: str) -> int:
@@ -97,13 +111,9 @@ def test_a_second_sigterm_stops_run_at_once_and_loses_nothing(
     slow = feeds.add("/slow.xml", rss(items(1, "d")), drip=0.2)
     good = feeds.add("/good.xml", rss(items(2, "g")))
     config = write_config(tmp_path, db_url, [("slow", slow), ("good", good)])
-    proc = subprocess.Popen([sys.executable, "-m", "mentionwatch", "--config", str(config),
-                             "run"], env=env_for(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_run(config, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (count(db_url) < 2 or not feeds.seen("/slow.xml")):
-            time.sleep(0.2)
+        wait_until(lambda: count(db_url) >= 2 and bool(feeds.seen("/slow.xml")))
         assert count(db_url) == 2
         proc.send_signal(signal.SIGTERM)
         time.sleep(1.5)
@@ -125,6 +135,37 @@ def test_a_second_sigterm_stops_run_at_once_and_loses_nothing(
         assert store.count_mentions("good") == 2
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_run_says_in_one_line_per_pass_that_the_database_is_gone(
+        tmp_path: Path, feeds: FeedServer, pg_url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = feeds.add("/f.xml", rss(items(1, "a")))
+    config = write_config(tmp_path, pg_url, [("forum", url)])
+    proc = start_run(config, tmp_path)
+    try:
+        wait_until(lambda: count(pg_url) >= 1)
+        assert count(pg_url) == 1
+        # The database goes away under the service (as when the server is down or moved).
+        name = make_url(pg_url).database
+        admin = create_engine(make_url(pg_url).set(database="postgres"),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+        time.sleep(13)  # the source's next pass (10 s) runs into it
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    # One line saying what is wrong, per pass; each had been a screenful of traceback
+    # (apscheduler's 'Job ... raised an exception') every interval in the journal.
+    assert "Traceback" not in err, err
+    assert f'source forum: Cannot use the database {make_url(pg_url)}' in err
+    assert f'database "{name}" does not exist' in err
 
 
 def test_two_overlapping_polls_poll_each_source_once(tmp_path: Path, feeds: FeedServer,
@@ -244,13 +285,9 @@ def test_run_stops_promptly_at_sigterm_while_a_source_trickles(
     config = write_config(tmp_path, db_url, [("slow", slow), ("good", good)])
     config.write_text(config.read_text().replace("[database]", '[poll]\ntimeout = "1s"\n'
                                                  "[database]"), encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "mentionwatch", "--config", str(config),
-                             "run"], env=env_for(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_run(config, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and count(db_url) < 2:
-            time.sleep(0.2)
+        wait_until(lambda: count(db_url) >= 2)
         assert count(db_url) == 2
         assert feeds.seen("/slow.xml"), "the trickling source was not being polled"
     finally:
