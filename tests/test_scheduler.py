@@ -46,10 +46,10 @@ def items(n: int, prefix: str) -> list[dict[str, str]]:
             for i in range(n)]
 
 
-def start_run(config: Path, tmp: Path) -> subprocess.Popen[str]:
+def start_run(config: Path, tmp: Path, *options: str) -> subprocess.Popen[str]:
     """`mentionwatch run` as a service manager starts it: its own process, output piped."""
     return subprocess.Popen([sys.executable, "-m", "mentionwatch", "--config", str(config),
-                             "run"], env=env_for(tmp), stdout=subprocess.PIPE,
+                             *options, "run"], env=env_for(tmp), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -101,6 +101,24 @@ def test_run_polls_on_schedule_keeps_a_heartbeat_and_stops_cleanly(
                              "status"], env=env_for(tmp_path), capture_output=True, text=True,
                             timeout=60)
     assert "mentionwatch run: stopped" in status.stdout
+
+
+def test_run_verbose_logs_each_pass_in_one_line_without_scheduler_chatter(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    url = feeds.add("/f.xml", rss(items(3, "a")))
+    proc = start_run(write_config(tmp_path, db_url, [("forum", url)]), tmp_path, "-v")
+    try:
+        wait_until(lambda: count(db_url) >= 3)
+        time.sleep(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert "INFO source forum: ok, 3 new" in err
+    # apscheduler's 'Running job ...' and 'Job ... executed successfully' for every run of
+    # every job (the heartbeat's every 30 s) had been two more lines each in the journal.
+    assert "Running job" not in err and "executed successfully" not in err, err
+    assert "Adding job tentatively" not in err
+    assert len(err.splitlines()) <= 4, err
 
 
 def test_a_second_sigterm_stops_run_at_once_and_loses_nothing(

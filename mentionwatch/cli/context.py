@@ -73,8 +73,10 @@ class AppContext:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         logging.basicConfig(level=level, handlers=[handler], force=True)
-        # Library chatter (HTTP request lines may carry query strings) stays out below -vv.
-        for noisy in ("httpx", "httpcore", "urllib3", "alembic", "prawcore", "tweepy"):
+        # Library chatter (HTTP request lines may carry query strings; apscheduler's two
+        # lines for every job run, the heartbeat's every 30 s) stays out below -vvv.
+        for noisy in ("httpx", "httpcore", "urllib3", "alembic", "prawcore", "tweepy",
+                      "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.DEBUG if self.verbosity > 2
                                               else logging.WARNING)
 
