@@ -30,8 +30,20 @@ from mentionwatch.resources import migrations_dir
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Poll passes run in up to [poll] concurrency threads, each briefly holding a connection.
-POOL = {"pool_size": 10, "max_overflow": 30, "pool_timeout": 60}
+#: The [poll] concurrency the default pool is sized for.
+DEFAULT_CONCURRENCY = 32
+
+
+def pool_options(concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, int]:
+    """A connection pool for up to `concurrency` poll passes at once. On PostgreSQL each pass
+    holds a connection for its whole length (its source's advisory lock) and needs a second
+    one for its reads and writes, so the pool must hold more than the passes: with 40
+    connections for 60 passes, every pass held one and waited for another that no one gave
+    back, for pool_timeout, then the poll failed with SQLAlchemy's TimeoutError."""
+    return {"pool_size": 10, "max_overflow": max(30, 2 * concurrency), "pool_timeout": 60}
+
+
+POOL = pool_options()
 
 
 def redact_url(url: str) -> str:
@@ -82,7 +94,8 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        **{**(POOL if database not in (None, "", ":memory:") else {}), **kwargs},
+        **({**POOL, **kwargs} if database not in (None, "", ":memory:") else
+           {k: v for k, v in kwargs.items() if k not in POOL}),  # one connection: no pool
     )
 
     @event.listens_for(engine, "connect")

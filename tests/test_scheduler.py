@@ -204,6 +204,25 @@ def test_two_overlapping_polls_poll_each_source_once(tmp_path: Path, feeds: Feed
     assert count(db_url) == 12
 
 
+def test_a_poll_of_many_sources_at_a_high_concurrency_finishes(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    # On PostgreSQL each pass holds a connection for its source's lock and needs another for
+    # its writes. 45 passes at once on the fixed pool of 40 had all waited for a connection
+    # none gave back: 60 s (pool_timeout), then a TimeoutError traceback.
+    sources = [(f"s{i}", feeds.add(f"/s{i}.xml", rss(items(1, f"s{i}")), delay=0.5))
+               for i in range(45)]
+    config = write_config(tmp_path, db_url, sources, interval="1h")
+    config.write_text(config.read_text().replace("[database]", "[poll]\nconcurrency = 45\n"
+                                                 "[database]"), encoding="utf-8")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             "poll"], env=env_for(tmp_path), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30
+    assert count(db_url) == 45
+
+
 def test_source_lock_excludes_a_second_holder(db_url: str) -> None:
     a, b = Store.open(db_url), Store.open(db_url)
     try:

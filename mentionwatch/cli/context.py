@@ -89,7 +89,8 @@ class AppContext:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self.config.database_url())
+            self._store = Store.open(self.config.database_url(),
+                                     concurrency=self.config.poll.concurrency)
         return self._store
 
     def close(self) -> None:
