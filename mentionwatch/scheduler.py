@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_NAME = "run"
 HEARTBEAT_EVERY = timedelta(seconds=30)
+#: The executor of the jobs that are not passes (heartbeat, digest).
+HOUSEKEEPING = "housekeeping"
 
 
 def jitter_for(interval: timedelta) -> int:
@@ -61,7 +63,12 @@ class Daemon:
         self.heartbeat_every = heartbeat_every
         self.http = make_http_client(config)
         self.scheduler = BlockingScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=config.poll.concurrency)},
+            # The heartbeat and the digest have a thread of their own: behind a pool full of
+            # slow passes (a network outage makes every feed wait for its timeout) the
+            # heartbeat had waited in the queue, and `status` called a busy daemon NOT
+            # RESPONDING.
+            executors={"default": ThreadPoolExecutor(max_workers=config.poll.concurrency),
+                       HOUSEKEEPING: ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
@@ -87,6 +94,7 @@ class Daemon:
         self.scheduler.add_job(
             self.beat, IntervalTrigger(seconds=int(self.heartbeat_every.total_seconds())),
             id="heartbeat", next_run_time=utcnow(), replace_existing=True,
+            executor=HOUSEKEEPING,
         )
         digest = self.config.reports
         if digest.digest_at:
@@ -95,6 +103,7 @@ class Daemon:
                 self.send_digest, CronTrigger(hour=hour, minute=minute,
                                               timezone=digest.timezone),
                 id="digest", misfire_grace_time=3600, replace_existing=True,
+                executor=HOUSEKEEPING,
             )
 
     def poll_one(self, source: SourceConfig) -> None:

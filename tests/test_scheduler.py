@@ -121,6 +121,34 @@ def test_run_verbose_logs_each_pass_in_one_line_without_scheduler_chatter(
     assert len(err.splitlines()) <= 4, err
 
 
+def test_the_heartbeat_goes_on_while_every_worker_is_in_a_slow_pass(
+        feeds: FeedServer, store: Store, db_url: str) -> None:
+    import threading
+
+    from mentionwatch.scheduler import HEARTBEAT_NAME, Daemon
+    from tests.conftest import make_config
+
+    # One worker, busy for seconds with a slow source: the heartbeat (every second here) had
+    # queued behind it, so `status` would call a working daemon NOT RESPONDING.
+    slow = feeds.add("/slow.xml", rss(items(1, "d")), drip=0.05)
+    config = make_config(db_url, [{"name": "slow", "kind": "rss", "url": slow,
+                                   "interval": "1h"}], poll={"concurrency": 1, "timeout": "2s"})
+    daemon = Daemon(config, store, heartbeat_every=timedelta(seconds=1))
+    daemon.schedule()
+    scheduler = threading.Thread(target=daemon.scheduler.start, daemon=True)
+    scheduler.start()
+    try:
+        wait_until(lambda: bool(feeds.seen("/slow.xml")), 10)
+        time.sleep(3)
+        assert daemon.in_flight() == "slow", "the pass should still be running"
+        beat = store.heartbeat(HEARTBEAT_NAME)
+        assert beat is not None, "no heartbeat while the only worker was busy"
+        assert datetime.now(UTC) - beat.at.replace(tzinfo=UTC) < timedelta(seconds=2.5)
+    finally:
+        daemon.scheduler.shutdown(wait=True)
+        daemon.http.close()
+
+
 def test_a_second_sigterm_stops_run_at_once_and_loses_nothing(
         tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
     # A pass that takes long (a byte every 0.2 s, within every timeout): the first SIGTERM
