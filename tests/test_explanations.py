@@ -31,7 +31,6 @@ from tests.test_classifier import facts
 from tests.test_outbox import Receiver
 from tests.test_rules_fast_paths import _corpus
 
-NOW = datetime.now(UTC)
 POSTS = {"down": ("@acme down again, third outage this week, I want a refund", 12_000, 40),
          "thanks": ("thanks @acme, great support today!", 300, 2),
          "plain": ("acme opened a store downtown", 50, 0)}
@@ -39,9 +38,12 @@ POSTS = {"down": ("@acme down again, third outage this week, I want a refund", 1
 
 def _store_judged(store: Store, config: Any) -> dict[str, Mention]:
     sync_sources(config, store)
+    # Three hours before now, not before the module was imported: in a full run this test
+    # starts minutes after collection, and freshness had drifted past its tolerance.
+    created = datetime.now(UTC) - timedelta(hours=3)
     batch = Batch([MentionIn(external_id=key, text=text, likes=likes,
                              author=AuthorIn(f"{key}_author", followers=followers),
-                             created_at=NOW - timedelta(hours=3))
+                             created_at=created)
                    for key, (text, followers, likes) in POSTS.items()])
     store.store_batch("box", batch, judge=load_judge(config))
     return {m.external_id: m for m in store.list_mentions()}
