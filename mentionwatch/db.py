@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +20,48 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from alembic.util import CommandError as AlembicCommandError
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModuleError
 
+from mentionwatch import __version__
 from mentionwatch.errors import StoreError, StoreReadOnly
 from mentionwatch.resources import migrations_dir
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Poll passes run in up to [poll] concurrency threads, each briefly holding a connection.
-POOL = {"pool_size": 10, "max_overflow": 30, "pool_timeout": 60}
+#: The [poll] concurrency the default pool is sized for.
+DEFAULT_CONCURRENCY = 32
+
+
+def pool_options(concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, int]:
+    """A connection pool for up to `concurrency` poll passes at once. On PostgreSQL each pass
+    holds a connection for its whole length (its source's advisory lock) and needs a second
+    one for its reads and writes, so the pool must hold more than the passes: with 40
+    connections for 60 passes, every pass held one and waited for another that no one gave
+    back, for pool_timeout, then the poll failed with SQLAlchemy's TimeoutError."""
+    return {"pool_size": 10, "max_overflow": max(30, 2 * concurrency), "pool_timeout": 60}
+
+
+POOL = pool_options()
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password hidden, for messages and logs."""
+    """The URL with any password hidden, for messages and logs: the one after the user name
+    and a `password=` query parameter (libpq takes both), also in a URL that does not parse."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # a port that is not a number raises ValueError
+        return _PASSWORD_QUERY.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url))
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:]*:)[^@]*@")
+_PASSWORD_QUERY = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -45,9 +70,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     a write to it raises StoreReadOnly."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError) as exc:
+        reason = f" ({exc})" if isinstance(exc, ValueError) else ""
         raise StoreError(
-            f"Database URL {redact_url(url)!r} is not a valid SQLAlchemy URL."
+            f"Database URL {redact_url(url)!r} is not a valid SQLAlchemy URL{reason}."
         ) from None
     if parsed.drivername == "postgresql":
         # Prefer psycopg 3, which the `postgres` extra installs.
@@ -117,7 +143,8 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        **{**(POOL if database not in (None, "", ":memory:") else {}), **kwargs},
+        **({**POOL, **kwargs} if database not in (None, "", ":memory:") else
+           {k: v for k, v in kwargs.items() if k not in POOL}),  # one connection: no pool
     )
     if read_only and path is not None:
         _open_read_only(engine, path)
@@ -189,22 +216,27 @@ def _is_wal(path: Path) -> bool:
     return header[18:20] == b"\x02\x02"
 
 
-def _alembic_config(engine: Engine) -> AlembicConfig:
+def _alembic_config(engine: Engine | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.attributes["engine"] = engine
+    if engine is not None:
+        cfg.attributes["engine"] = engine
     return cfg
 
 
 def head_revision() -> str | None:
-    script = ScriptDirectory.from_config(_alembic_config_no_engine())
-    return script.get_current_head()
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
-def _alembic_config_no_engine() -> AlembicConfig:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    return cfg
+def is_known_revision(revision: str | None) -> bool:
+    """Whether this version's migrations include `revision` (None, an empty database, is)."""
+    if revision is None:
+        return True
+    try:
+        ScriptDirectory.from_config(_alembic_config()).get_revision(revision)
+    except AlembicCommandError:  # a revision written by a newer mentionwatch
+        return False
+    return True
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -213,25 +245,67 @@ def current_revision(engine: Engine) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except DatabaseError as exc:  # unreachable, or (SQLite) a file that is not a database
-        raise StoreError(_connect_message(engine, exc)) from None
+        raise StoreError(connect_message(engine, exc)) from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision`. Safe to run on every start; a no-op when current."""
+    """Bring the schema to `revision`. Safe to run on every start, from several processes at
+    once; a no-op when current. Raises StoreError when the database cannot be used, or was
+    upgraded by a newer mentionwatch (whose schema this version must not write to)."""
     try:
-        current, head = current_revision(engine), head_revision()
-        if current == head and revision == "head":
+        if revision == "head" and current_revision(engine) == head_revision():
             return
         if is_read_only(engine):
+            current = current_revision(engine)
+            if not is_known_revision(current):
+                raise StoreError(newer_schema_message(engine, current))
             raise StoreError(
                 f"The database {engine.url.database} is read-only here and its schema is "
-                f"at {current or 'none'}, not {head}, which this version of mentionwatch "
-                "reads.", hint="Run `mentionwatch db upgrade` as a user who may write it.")
-        command.upgrade(_alembic_config(engine), revision)
+                f"at {current or 'none'}, not {head_revision()}, which this version of "
+                "mentionwatch reads.",
+                hint="Run `mentionwatch db upgrade` as a user who may write it.")
+        with _migration_lock(engine):
+            # Read again under the lock: another process may just have migrated.
+            current = current_revision(engine)
+            if not is_known_revision(current):
+                raise StoreError(newer_schema_message(engine, current))
+            if revision == "head" and current == head_revision():
+                return
+            command.upgrade(_alembic_config(engine), revision)
     except DatabaseError as exc:
-        raise StoreError(_connect_message(engine, exc)) from None
+        raise StoreError(connect_message(engine, exc)) from None
 
 
-def _connect_message(engine: Engine, exc: DatabaseError) -> str:
+def newer_schema_message(engine: Engine, revision: str | None) -> str:
+    return (f"The database {redact_url(str(engine.url))} is at schema revision {revision!r}, "
+            f"which this mentionwatch ({__version__}, latest {head_revision()}) does not know: "
+            "a newer mentionwatch upgraded it. Upgrade mentionwatch to use it.")
+
+
+#: pg_advisory_lock key for schema migrations (any 64-bit constant; "mentionw" in ASCII).
+_MIGRATION_LOCK = int.from_bytes(b"mentionw", "big", signed=True)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One migrating process at a time. PostgreSQL: a session advisory lock on a connection of
+    its own (two processes starting on a fresh database had both created the tables, and all
+    but one failed on a duplicate pg_type). SQLite's BEGIN IMMEDIATE already serialises."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+            conn.commit()
+
+
+def connect_message(engine: Engine, exc: DBAPIError) -> str:
+    """One line for a database that cannot be used: its URL (password hidden) and the
+    driver's first line of why."""
     reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     return f"Cannot use the database {redact_url(str(engine.url))}: {reason}"

@@ -110,10 +110,14 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
     if text is not None:  # what goes out in the brand's name: no escapes or controls
         text = strip_terminal_escapes(text)  # pasted in, or left by $EDITOR
     with store.engine.begin() as conn:
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers): a
+        # second operator approving the same mention at the same moment waits here, then
+        # sees the first one's action below and is refused. Without it both read "no live
+        # reply" and both inserted one, and the reply was posted twice.
         mention = conn.execute(
             select(Mention.id, Mention.flag, Source.kind)
             .join(Source, Source.id == Mention.source_id)
-            .where(Mention.id == mention_id)).first()
+            .where(Mention.id == mention_id).with_for_update(of=Mention)).first()
         if mention is None:
             raise OutboxError(f"No mention with id {mention_id}.")
         if not simulated:
@@ -413,6 +417,10 @@ def retry(store: Store, action_id: int, *, operator: str) -> None:
     """
     with store.engine.begin() as conn:
         row = _action_row(conn, action_id)
+        # As in take_approval: one live action per mention and kind, also when two failed
+        # actions of one mention are retried at once.
+        conn.execute(select(Mention.id).where(Mention.id == row.mention_id).with_for_update())
+        row = _action_row(conn, action_id)  # as it is now that no one else is changing it
         _require_state(row, "failed", doing="retried")
         other = conn.execute(select(OutboxAction.id, OutboxAction.state).where(
             OutboxAction.mention_id == row.mention_id, OutboxAction.action == row.action,

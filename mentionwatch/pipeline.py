@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import OperationalError
 
-from mentionwatch import __version__
+from mentionwatch import __version__, db
 from mentionwatch.brand import BrandMatcher
 from mentionwatch.config import Config, SourceConfig
 from mentionwatch.connector import Batch, Connector, ConnectorContext, MentionIn
@@ -94,8 +96,13 @@ def build_connector(
     return connector
 
 
+#: A response's body must have arrived this many times `[poll] timeout` after its headers.
+BODY_DEADLINE_FACTOR = 3
+
+
 def make_http_client(config: Config) -> httpx.Client:
-    """One pooled client for all HTTP-based connectors: timeouts, redirects, gzip, a UA."""
+    """One pooled client for all HTTP-based connectors: timeouts, redirects, gzip, a UA, and
+    a deadline on each response's body (BODY_DEADLINE_FACTOR x the timeout)."""
     timeout = config.poll.timeout.total_seconds()
     return httpx.Client(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -103,7 +110,36 @@ def make_http_client(config: Config) -> httpx.Client:
         headers={"User-Agent": config.poll.user_agent or USER_AGENT},
         limits=httpx.Limits(max_connections=config.poll.concurrency * 2,
                             max_keepalive_connections=config.poll.concurrency),
+        event_hooks={"response": [body_deadline(timeout * BODY_DEADLINE_FACTOR)]},
     )
+
+
+def body_deadline(seconds: float) -> Callable[[httpx.Response], None]:
+    """A response hook that ends a body still arriving `seconds` after the headers, as a read
+    timeout. httpx's timeouts bound each read, so a server sending a byte every few seconds
+    had kept a pass going for hours: `run` never polled that source again and waited on it
+    at SIGTERM, and a cron `poll` never exited. (A hook, not a transport: httpx ignores the
+    proxy environment variables for a client given its own transport.)"""
+    def hook(response: httpx.Response) -> None:
+        response.stream = _DeadlineStream(response.stream, time.monotonic() + seconds,
+                                          seconds, response.request)
+    return hook
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    def __init__(self, inner: Any, deadline: float, seconds: float,
+                 request: httpx.Request) -> None:
+        self.inner, self.deadline, self.seconds, self.request = inner, deadline, seconds, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            if time.monotonic() > self.deadline:
+                raise httpx.ReadTimeout(f"the response took longer than {self.seconds:g} s",
+                                        request=self.request)
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def sync_sources(config: Config, store: Store) -> None:
@@ -210,13 +246,19 @@ def poll_source(
     daemon, whose timer keeps the interval (backoff and rate limits still apply)."""
     from mentionwatch.locks import source_lock
 
-    with source_lock(store, source.name) as taken:
-        if not taken:
-            return SourceOutcome(source.name, "skipped",
-                                 message="being polled by another mentionwatch process")
-        return _poll_locked(source, config, store, http=http, judge=judge, force=force,
-                            since=since, environ=environ, matcher=matcher,
-                            fail_after=fail_after, scheduled=scheduled)
+    try:
+        with source_lock(store, source.name) as taken:
+            if not taken:
+                return SourceOutcome(source.name, "skipped",
+                                     message="being polled by another mentionwatch process")
+            return _poll_locked(source, config, store, http=http, judge=judge, force=force,
+                                since=since, environ=environ, matcher=matcher,
+                                fail_after=fail_after, scheduled=scheduled)
+    except OperationalError as exc:
+        # The database (down, unreachable, locked past the busy timeout), not the source:
+        # nothing is stored, there is nowhere to record it, and the next pass reads again.
+        return SourceOutcome(source.name, "failed",
+                             message=db.connect_message(store.engine, exc))
 
 
 def _poll_locked(
@@ -281,6 +323,8 @@ def _poll_locked(
                              message="; ".join(notes) or None, unjudged=result.unjudged)
     except SourceError as exc:
         return _record_source_error(store, source, row.consecutive_failures, interval, exc, now)
+    except OperationalError:
+        raise  # the database's failure, not the source's (see poll_source)
     except Exception as exc:  # a bug in a connector must not stop the other sources
         log.exception("unexpected error while polling source %s", source.name)
         message = strip_terminal_escapes(f"internal error: {type(exc).__name__}: {exc}")

@@ -23,7 +23,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import OperationalError
 
+from mentionwatch import db
 from mentionwatch.config import Config, SourceConfig
 from mentionwatch.hooks import after_poll
 from mentionwatch.judgement import Judge
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_NAME = "run"
 HEARTBEAT_EVERY = timedelta(seconds=30)
+#: The executor of the jobs that are not passes (heartbeat, digest).
+HOUSEKEEPING = "housekeeping"
 
 
 def jitter_for(interval: timedelta) -> int:
@@ -59,13 +63,20 @@ class Daemon:
         self.heartbeat_every = heartbeat_every
         self.http = make_http_client(config)
         self.scheduler = BlockingScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=config.poll.concurrency)},
+            # The heartbeat and the digest have a thread of their own: behind a pool full of
+            # slow passes (a network outage makes every feed wait for its timeout) the
+            # heartbeat had waited in the queue, and `status` called a busy daemon NOT
+            # RESPONDING.
+            executors={"default": ThreadPoolExecutor(max_workers=config.poll.concurrency),
+                       HOUSEKEEPING: ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone="UTC",
         )
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
         self.passes = 0
         self._lock = threading.Lock()
+        #: Sources whose pass is running now (for the stop messages).
+        self._running: set[str] = set()
 
     def schedule(self) -> None:
         sync_sources(self.config, self.store)
@@ -83,6 +94,7 @@ class Daemon:
         self.scheduler.add_job(
             self.beat, IntervalTrigger(seconds=int(self.heartbeat_every.total_seconds())),
             id="heartbeat", next_run_time=utcnow(), replace_existing=True,
+            executor=HOUSEKEEPING,
         )
         digest = self.config.reports
         if digest.digest_at:
@@ -91,13 +103,20 @@ class Daemon:
                 self.send_digest, CronTrigger(hour=hour, minute=minute,
                                               timezone=digest.timezone),
                 id="digest", misfire_grace_time=3600, replace_existing=True,
+                executor=HOUSEKEEPING,
             )
 
     def poll_one(self, source: SourceConfig) -> None:
         """One pass of one source. The timer keeps the interval; a source backing off after
         failures or rate limited is skipped until its time."""
-        outcome = poll_source(source, self.config, self.store, http=self.http,
-                              judge=self.judge, scheduled=True)
+        with self._lock:
+            self._running.add(source.name)
+        try:
+            outcome = poll_source(source, self.config, self.store, http=self.http,
+                                  judge=self.judge, scheduled=True)
+        finally:
+            with self._lock:
+                self._running.discard(source.name)
         if outcome.status == "skipped":
             log.debug("source %s skipped: %s", source.name, outcome.message)
             return
@@ -133,9 +152,15 @@ class Daemon:
             job.name: job.next_run_time.isoformat() if job.next_run_time else None
             for job in self.scheduler.get_jobs() if job.id.startswith("source:")
         }
-        self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(), host=socket.gethostname(),
-                                   details={"next_runs": next_runs, "passes": self.passes,
-                                            "interval_s": self.heartbeat_every.total_seconds()})
+        self._write_heartbeat({"next_runs": next_runs, "passes": self.passes,
+                               "interval_s": self.heartbeat_every.total_seconds()})
+
+    def _write_heartbeat(self, details: dict[str, Any]) -> None:
+        try:
+            self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(),
+                                       host=socket.gethostname(), details=details)
+        except OperationalError as exc:  # the database is down: one line, not a traceback
+            log.error("heartbeat not written: %s", db.connect_message(self.store.engine, exc))
 
     def _on_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MAX_INSTANCES:
@@ -143,14 +168,29 @@ class Daemon:
         elif event.exception is not None:
             log.error("job %s failed: %s", event.job_id, event.exception)
 
+    def in_flight(self) -> str:
+        """The sources being polled now, for a message."""
+        with self._lock:
+            return ", ".join(sorted(self._running)) or "none"
+
     def run(self) -> None:
-        """Schedule and block until SIGINT/SIGTERM; passes in flight finish first."""
+        """Schedule and block until SIGINT/SIGTERM; passes in flight finish first. A second
+        signal exits at once with 128 + its number: a pass cut short commits nothing (each
+        is one transaction) and a reply being sent is left `sending`, which the next sender
+        marks unknown."""
         self.schedule()
         previous: dict[signal.Signals, Any] = {}
+        stopping = threading.Event()
 
         def stop(signum: int, _frame: Any) -> None:
-            log.warning("received %s; finishing the passes in flight",
-                        signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if stopping.is_set():
+                log.warning("received %s again; stopping now, without waiting for: %s",
+                            name, self.in_flight())
+                os._exit(128 + signum)
+            stopping.set()
+            log.warning("received %s; finishing the passes in flight (%s); %s again stops "
+                        "at once", name, self.in_flight(), name)
             # Not from inside the handler: shutdown(wait=True) joins worker threads.
             threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
                              daemon=True).start()
@@ -162,7 +202,5 @@ class Daemon:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(),
-                                       host=socket.gethostname(),
-                                       details={"stopped": True, "passes": self.passes})
+            self._write_heartbeat({"stopped": True, "passes": self.passes})
             self.http.close()

@@ -200,9 +200,11 @@ class Store:
         self._authors_lock = threading.Lock()
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Store:
-        """Connect to `url` and (by default) bring the schema up to date."""
-        engine = db.make_engine(url)
+    def open(cls, url: str, *, migrate: bool = True,
+             concurrency: int = db.DEFAULT_CONCURRENCY) -> Store:
+        """Connect to `url` and (by default) bring the schema up to date, with a connection
+        pool for `concurrency` poll passes at once ([poll] concurrency)."""
+        engine = db.make_engine(url, **db.pool_options(concurrency))
         if migrate:
             db.upgrade(engine)
         return cls(engine)

@@ -1,6 +1,7 @@
 """A real HTTP server on 127.0.0.1 for feed tests: serves files or in-memory bodies, replays
 the `Header:` lines of feedparser's test files, honours conditional GET, and can be told to
-fail, delay or hang per path. Every request is recorded."""
+fail, delay, hang or trickle its body a byte at a time (`drip`) per path. Every request is
+recorded."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     etag: bool = True
+    #: Seconds between the body's bytes: each read is quick, the whole response is not.
+    drip: float = 0.0
 
 
 @dataclass
@@ -69,16 +72,25 @@ class FeedServer:
                     if self.headers.get("If-None-Match") == headers["ETag"]:
                         self._send(304, b"", {"ETag": headers["ETag"]})
                         return
-                self._send(route.status, route.body, headers)
+                self._send(route.status, route.body, headers, drip=route.drip)
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str],
+                      drip: float = 0.0) -> None:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 if status != 304:
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if status != 304:
+                if status != 304 and drip:
+                    try:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(drip)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up: what a drip test wants
+                elif status != 304:
                     self.wfile.write(body)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

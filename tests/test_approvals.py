@@ -292,3 +292,75 @@ def test_an_edit_is_kept_in_the_draft_and_survives_a_rescore(
     with store.session(readonly=True) as s:
         draft = s.query(Draft).filter_by(mention_id=mid).one()
         assert (draft.public_text, draft.edited_by) == ("Sam's own words.", "sam")
+
+
+def _at_once(*calls: Any) -> list[Any]:
+    """Run the calls in threads released together (each on its own database connection);
+    return each one's result or the OutboxError it raised, in call order."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run_one(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = calls[i]()
+        except outbox.OutboxError as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run_one, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_two_operators_approving_the_same_draft_at_once_post_it_once(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    # Two people at two screens press approve on the same mention at the same moment. On
+    # PostgreSQL both had read "no live reply" and both inserted one: posted twice.
+    config = make_config(db_url, box(receiver))
+    other = Store.open(db_url)  # the second operator's process
+    try:
+        mids = [setup_mention(store, config, external_id=f"m{i}") for i in range(15)]
+        for mid in mids:
+            first, second = _at_once(
+                lambda mid=mid: outbox.take_approval(store, mid, "reply", operator="dana"),
+                lambda mid=mid: outbox.take_approval(other, mid, "reply", operator="sam"))
+            won = [r for r in (first, second) if isinstance(r, outbox.Approval)]
+            lost = [r for r in (first, second) if isinstance(r, outbox.OutboxError)]
+            assert len(won) == 1 and len(lost) == 1, (mid, first, second)
+            assert "already has a reply in state 'approved'" in lost[0].message
+    finally:
+        other.close()
+    sent = outbox.send_pending(config, store, connector_for=connector_for(config))
+    assert len(sent) == len(mids)
+    assert sorted(r["to"] for r in receiver.received) == sorted(f"m{i}" for i in range(15))
+
+
+def test_two_failed_sends_retried_at_once_post_once(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    config = make_config(db_url, box(receiver))
+    mids = [setup_mention(store, config, external_id=f"m{i}") for i in range(10)]
+    receiver.status = 503
+    failed: dict[int, list[int]] = {mid: [] for mid in mids}
+    for _ in range(2):  # two failed actions per mention, both retryable
+        for mid in mids:
+            failed[mid].append(outbox.approve(store, mid, "reply", operator="dana"))
+        assert {r.state for r in outbox.send_pending(
+            config, store, connector_for=connector_for(config))} == {"failed"}
+    receiver.status = 200
+    receiver.received.clear()
+    other = Store.open(db_url)
+    try:
+        for mid in mids:
+            a, b = failed[mid]
+            results = _at_once(lambda a=a: outbox.retry(store, a, operator="dana"),
+                               lambda b=b: outbox.retry(other, b, operator="sam"))
+            assert sum(isinstance(r, outbox.OutboxError) for r in results) == 1, results
+    finally:
+        other.close()
+    outbox.send_pending(config, store, connector_for=connector_for(config))
+    assert sorted(r["to"] for r in receiver.received) == sorted(f"m{i}" for i in range(10))

@@ -200,13 +200,22 @@ def test_db_current_exits_1_when_the_schema_is_behind(tmp_path: Path) -> None:
     assert "0002_tui_indexes" in behind.stdout
 
 
-def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "mentionwatch.toml").write_text(config_text(
-        "postgresql://nobody:hunter2@127.0.0.1:9/none", ""), encoding="utf-8")
-    result = run(["db", "current"], tmp_path)
-    assert result.returncode == 1
-    assert "Cannot use the database" in result.stderr
-    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+@pytest.mark.parametrize(("url", "message"), [
+    ("postgresql://nobody:hunter2@127.0.0.1:9/none", "Cannot use the database"),
+    # libpq also takes the password as a parameter; it had been printed as given.
+    ("postgresql://nobody@127.0.0.1:9/none?password=hunter2", "Cannot use the database"),
+    # A port that is not a number had given make_url's ValueError traceback.
+    ("postgresql://nobody:hunter2@127.0.0.1:5432:1/none",
+     "Database URL 'postgresql://nobody:***@127.0.0.1:5432:1/none' is not a valid"),
+])
+def test_unreachable_database_is_a_clear_error(tmp_path: Path, url: str, message: str) -> None:
+    (tmp_path / "mentionwatch.toml").write_text(config_text(url, ""), encoding="utf-8")
+    for command in (["db", "current"], ["status"]):
+        result = run(command, tmp_path)
+        assert result.returncode == 1
+        assert message in result.stderr
+        assert "hunter2" not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["poll"], ["status"], ["init"], ["mentions", "list"],

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +44,19 @@ def items(n: int, prefix: str) -> list[dict[str, str]]:
     return [{"title": f"Acme {prefix} {i}", "guid": f"{prefix}-{i}",
              "link": f"http://{prefix}.example/{i}", "description": "acme is down"}
             for i in range(n)]
+
+
+def start_run(config: Path, tmp: Path, *options: str) -> subprocess.Popen[str]:
+    """`mentionwatch run` as a service manager starts it: its own process, output piped."""
+    return subprocess.Popen([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             *options, "run"], env=env_for(tmp), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(done: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not done():
+        time.sleep(0.2)
 
 
 def count(db_url: str) -> int:
@@ -89,6 +103,117 @@ def test_run_polls_on_schedule_keeps_a_heartbeat_and_stops_cleanly(
     assert "mentionwatch run: stopped" in status.stdout
 
 
+def test_run_verbose_logs_each_pass_in_one_line_without_scheduler_chatter(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    url = feeds.add("/f.xml", rss(items(3, "a")))
+    proc = start_run(write_config(tmp_path, db_url, [("forum", url)]), tmp_path, "-v")
+    try:
+        wait_until(lambda: count(db_url) >= 3)
+        time.sleep(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert "INFO source forum: ok, 3 new" in err
+    # apscheduler's 'Running job ...' and 'Job ... executed successfully' for every run of
+    # every job (the heartbeat's every 30 s) had been two more lines each in the journal.
+    assert "Running job" not in err and "executed successfully" not in err, err
+    assert "Adding job tentatively" not in err
+    assert len(err.splitlines()) <= 4, err
+
+
+def test_the_heartbeat_goes_on_while_every_worker_is_in_a_slow_pass(
+        feeds: FeedServer, store: Store, db_url: str) -> None:
+    import threading
+
+    from mentionwatch.scheduler import HEARTBEAT_NAME, Daemon
+    from tests.conftest import make_config
+
+    # One worker, busy for seconds with a slow source: the heartbeat (every second here) had
+    # queued behind it, so `status` would call a working daemon NOT RESPONDING.
+    slow = feeds.add("/slow.xml", rss(items(1, "d")), drip=0.05)
+    config = make_config(db_url, [{"name": "slow", "kind": "rss", "url": slow,
+                                   "interval": "1h"}], poll={"concurrency": 1, "timeout": "2s"})
+    daemon = Daemon(config, store, heartbeat_every=timedelta(seconds=1))
+    daemon.schedule()
+    scheduler = threading.Thread(target=daemon.scheduler.start, daemon=True)
+    scheduler.start()
+    try:
+        wait_until(lambda: bool(feeds.seen("/slow.xml")), 10)
+        time.sleep(3)
+        assert daemon.in_flight() == "slow", "the pass should still be running"
+        beat = store.heartbeat(HEARTBEAT_NAME)
+        assert beat is not None, "no heartbeat while the only worker was busy"
+        assert datetime.now(UTC) - beat.at.replace(tzinfo=UTC) < timedelta(seconds=2.5)
+    finally:
+        daemon.scheduler.shutdown(wait=True)
+        daemon.http.close()
+
+
+def test_a_second_sigterm_stops_run_at_once_and_loses_nothing(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    # A pass that takes long (a byte every 0.2 s, within every timeout): the first SIGTERM
+    # waits for it, the second stops now. It had raised SchedulerNotRunningError in a thread
+    # (a traceback) and gone on waiting; only SIGKILL stopped it.
+    slow = feeds.add("/slow.xml", rss(items(1, "d")), drip=0.2)
+    good = feeds.add("/good.xml", rss(items(2, "g")))
+    config = write_config(tmp_path, db_url, [("slow", slow), ("good", good)])
+    proc = start_run(config, tmp_path)
+    try:
+        wait_until(lambda: count(db_url) >= 2 and bool(feeds.seen("/slow.xml")))
+        assert count(db_url) == 2
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        assert proc.poll() is None, "the first SIGTERM must wait for the pass in flight"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "finishing the passes in flight (slow); SIGTERM again stops at once" in err
+    assert "received SIGTERM again; stopping now, without waiting for: slow" in err
+    assert "Traceback" not in err
+    # The pass cut short stored nothing and recorded nothing; the next one reads it whole.
+    store = Store.open(db_url)
+    try:
+        assert store.count_mentions("slow") == 0
+        assert store.count_mentions("good") == 2
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_run_says_in_one_line_per_pass_that_the_database_is_gone(
+        tmp_path: Path, feeds: FeedServer, pg_url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = feeds.add("/f.xml", rss(items(1, "a")))
+    config = write_config(tmp_path, pg_url, [("forum", url)])
+    proc = start_run(config, tmp_path)
+    try:
+        wait_until(lambda: count(pg_url) >= 1)
+        assert count(pg_url) == 1
+        # The database goes away under the service (as when the server is down or moved).
+        name = make_url(pg_url).database
+        admin = create_engine(make_url(pg_url).set(database="postgres"),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+        time.sleep(13)  # the source's next pass (10 s) runs into it
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    # One line saying what is wrong, per pass; each had been a screenful of traceback
+    # (apscheduler's 'Job ... raised an exception') every interval in the journal.
+    assert "Traceback" not in err, err
+    assert f'source forum: Cannot use the database {make_url(pg_url)}' in err
+    assert f'database "{name}" does not exist' in err
+
+
 def test_two_overlapping_polls_poll_each_source_once(tmp_path: Path, feeds: FeedServer,
                                                      db_url: str) -> None:
     sources = [(f"s{i}", feeds.add(f"/s{i}.xml", rss(items(4, f"s{i}")), delay=1.0))
@@ -105,6 +230,25 @@ def test_two_overlapping_polls_poll_each_source_once(tmp_path: Path, feeds: Feed
     for i in range(3):
         assert len(feeds.seen(f"/s{i}.xml")) == 1, f"s{i} was polled twice"
     assert count(db_url) == 12
+
+
+def test_a_poll_of_many_sources_at_a_high_concurrency_finishes(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    # On PostgreSQL each pass holds a connection for its source's lock and needs another for
+    # its writes. 45 passes at once on the fixed pool of 40 had all waited for a connection
+    # none gave back: 60 s (pool_timeout), then a TimeoutError traceback.
+    sources = [(f"s{i}", feeds.add(f"/s{i}.xml", rss(items(1, f"s{i}")), delay=0.5))
+               for i in range(45)]
+    config = write_config(tmp_path, db_url, sources, interval="1h")
+    config.write_text(config.read_text().replace("[database]", "[poll]\nconcurrency = 45\n"
+                                                 "[database]"), encoding="utf-8")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             "poll"], env=env_for(tmp_path), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 30
+    assert count(db_url) == 45
 
 
 def test_source_lock_excludes_a_second_holder(db_url: str) -> None:
@@ -175,12 +319,19 @@ def test_backoff_grows_then_caps_even_after_very_many_failures() -> None:
     assert backoff(2, timedelta(seconds=2)) == timedelta(seconds=4)
 
 
-def test_a_hanging_source_does_not_hold_up_the_others(feeds: FeedServer, store: Store,
-                                                      db_url: str) -> None:
+@pytest.mark.parametrize(("route", "within"), [
+    ({"delay": 8}, 5),  # no answer at all: the read timeout (1 s)
+    # A byte every 0.1 s: each read is well within the timeout, the whole body takes ~30 s,
+    # which had held the pass that long; the body deadline (3 x the timeout) ends it.
+    ({"drip": 0.1}, 7),
+])
+def test_a_hanging_source_does_not_hold_up_the_others(
+        feeds: FeedServer, store: Store, db_url: str, route: dict[str, float],
+        within: float) -> None:
     from mentionwatch.pipeline import poll
     from tests.conftest import make_config
 
-    hang = feeds.add("/hang.xml", rss(items(1, "h")), delay=8)
+    hang = feeds.add("/hang.xml", rss(items(1, "h")), **route)
     good = feeds.add("/good.xml", rss(items(2, "g")))
     config = make_config(db_url, [{"name": "hang", "kind": "rss", "url": hang},
                                   {"name": "good", "kind": "rss", "url": good}],
@@ -191,7 +342,35 @@ def test_a_hanging_source_does_not_hold_up_the_others(feeds: FeedServer, store: 
     by_name = {o.name: o for o in report.outcomes}
     assert by_name["good"].stored == 2
     assert by_name["hang"].status == "failed" and "timed out" in (by_name["hang"].message or "")
-    assert elapsed < 5
+    assert elapsed < within, elapsed
+
+
+def test_run_stops_promptly_at_sigterm_while_a_source_trickles(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    slow = feeds.add("/slow.xml", rss(items(1, "d")), drip=0.1)
+    good = feeds.add("/good.xml", rss(items(2, "g")))
+    config = write_config(tmp_path, db_url, [("slow", slow), ("good", good)])
+    config.write_text(config.read_text().replace("[database]", '[poll]\ntimeout = "1s"\n'
+                                                 "[database]"), encoding="utf-8")
+    proc = start_run(config, tmp_path)
+    try:
+        wait_until(lambda: count(db_url) >= 2)
+        assert count(db_url) == 2
+        assert feeds.seen("/slow.xml"), "the trickling source was not being polled"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+    # It waited for the pass in flight, which the deadline ends: seconds, not the ~30 s the
+    # body takes (systemd's stop timeout would SIGKILL a service that waits for hours).
+    assert time.monotonic() - stopping < 8, err
+    assert proc.returncode == 0, err
+    row = Store.open(db_url)
+    try:
+        slow_row = row.source_row("slow")
+        assert slow_row is not None and "timed out" in (slow_row.last_error or "")
+    finally:
+        row.close()
 
 
 def test_repeated_auth_failures_disable_a_source_until_its_config_changes(

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from sqlalchemy.exc import OperationalError
+
 from mentionwatch.alerts.rules import judge_spike, spike_history_ready, spike_windows
 from mentionwatch.alerts.store import AlertStore, NewAlert
 from mentionwatch.config import Config
@@ -22,7 +24,8 @@ log = logging.getLogger(__name__)
 def detect(config: Config, alerts: AlertStore, now: datetime) -> list[NewAlert]:
     """Every alert the current state of the database calls for (recorded or not).
 
-    A trigger that fails is logged and skipped; the others still run.
+    A trigger that fails is logged and skipped; the others still run. A database that
+    cannot be used fails them all: that is raised, for the caller to say once.
     """
     found: list[NewAlert] = []
     steps: dict[str, Callable[[Config, AlertStore, datetime], list[NewAlert]]] = {
@@ -34,6 +37,8 @@ def detect(config: Config, alerts: AlertStore, now: datetime) -> list[NewAlert]:
             continue
         try:
             found.extend(step(config, alerts, now))
+        except OperationalError:
+            raise
         except Exception:
             log.exception("alert trigger %s failed", step.__name__)
     return found

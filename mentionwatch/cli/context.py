@@ -87,8 +87,10 @@ class AppContext:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         logging.basicConfig(level=level, handlers=[handler], force=True)
-        # Library chatter (HTTP request lines may carry query strings) stays out below -vv.
-        for noisy in ("httpx", "httpcore", "urllib3", "alembic", "prawcore", "tweepy"):
+        # Library chatter (HTTP request lines may carry query strings; apscheduler's two
+        # lines for every job run, the heartbeat's every 30 s) stays out below -vvv.
+        for noisy in ("httpx", "httpcore", "urllib3", "alembic", "prawcore", "tweepy",
+                      "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.DEBUG if self.verbosity > 2
                                               else logging.WARNING)
 
@@ -113,7 +115,8 @@ class AppContext:
         created, and a read-only one is refused (StoreReadOnly) before any work starts.
         """
         if self._store is None:
-            self._store = Store.open(self.database_url(existing=not create))
+            self._store = Store.open(self.database_url(existing=not create),
+                                     concurrency=self.config.poll.concurrency)
         if create:
             self._store.check_writable()
         return self._store

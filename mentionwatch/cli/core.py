@@ -480,8 +480,8 @@ def db_upgrade(app: AppContext) -> None:
 @pass_app
 def db_current(app: AppContext) -> None:
     """Show the database URL (password hidden) and its schema revision. Exit code 1 when the
-    schema is behind (run `mentionwatch db upgrade`), so a script can check; 2 when there is
-    no database at all."""
+    schema is behind (run `mentionwatch db upgrade`) or ahead (a newer mentionwatch upgraded
+    it), so a script can check; 2 when there is no database at all."""
     url = app.database_url(existing=True)
     engine = db.make_engine(url)
     try:
@@ -489,7 +489,13 @@ def db_current(app: AppContext) -> None:
     finally:
         engine.dispose()
     head = db.head_revision()
-    note = "up to date" if current == head else f"behind: latest is {head}; run `db upgrade`"
+    if current == head:
+        note = "up to date"
+    elif db.is_known_revision(current):
+        note = f"behind: latest is {head}; run `db upgrade`"
+    else:
+        note = (f"ahead: a newer mentionwatch upgraded it; this one knows up to {head}; "
+                "upgrade mentionwatch")
     app.out.print(f"{db.redact_url(url)}: revision {current or 'none'} "
                   f"({note})")
     if current != head:

@@ -13,7 +13,8 @@ from mentionwatch.errors import ConfigError
 def run(app: AppContext) -> None:
     """Run as a service: poll each enabled source at its interval, send alerts, keep a
     heartbeat (see `mentionwatch status`). Stop with Ctrl-C or SIGTERM: passes in flight
-    finish first, nothing is half-written.
+    finish first, nothing is half-written. A second one stops at once (a pass cut short
+    stores nothing and is read again next time).
 
     For cron or a systemd timer use `mentionwatch poll` instead.
     """
