@@ -96,7 +96,7 @@ def sqlite_path(url: str) -> Path | None:
     options are the user's) and any other backend."""
     try:
         return _database_file(make_url(url))
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # make_engine says what is wrong with it
         return None
 
 
