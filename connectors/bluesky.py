@@ -27,10 +27,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import httpx
 import platformdirs
 import regex
 from atproto import Client
 from atproto_client import exceptions as atx
+from atproto_client.request import Request
 from atproto_core.exceptions import AtProtocolError
 from pydantic import BaseModel, Field, field_validator
 
@@ -109,7 +111,11 @@ class BlueskyConnector:
     def __init__(self, settings: BlueskySettings, context: ConnectorContext) -> None:
         self.settings = settings
         self.context = context
-        self.client = Client(base_url=settings.service_url.rstrip("/") + "/xrpc")
+        # [poll] timeout, as for every other source (atproto's own default is 5 s).
+        timeout = context.poll.timeout.total_seconds()
+        self.client = Client(base_url=settings.service_url.rstrip("/") + "/xrpc",
+                             request=Request(timeout=httpx.Timeout(
+                                 timeout, connect=min(timeout, 10.0))))
         self._password = read_secret(settings.app_password_env, context.environ)
         if not self._password:
             raise AuthFailed("Bluesky: no app password.",

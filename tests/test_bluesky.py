@@ -297,6 +297,32 @@ def test_bad_json_and_server_errors(api: HTTPServer, status: int, body: bytes,
         _connector(api, notifications=False).fetch(None)
 
 
+def test_a_slow_answer_is_bounded_by_the_poll_timeout(api: HTTPServer) -> None:
+    import time
+
+    from werkzeug import Response
+
+    def slow(request: Any) -> Response:
+        time.sleep(2.5)
+        return Response(json.dumps({"posts": []}), content_type="application/json")
+
+    api.expect_request(SESSION, method="POST").respond_with_json(load("bluesky",
+                                                                      "createSession.json"))
+    api.expect_request(SEARCH).respond_with_handler(slow)
+    config = make_config("sqlite://", [], brand=dict(BRAND, own_accounts={}),
+                         poll={"timeout": "1s"})
+    data = {"handle": "acme.bsky.social", "app_password_env": "BSKY_PW",
+            "service_url": api.url_for("/").rstrip("/"), "queries": ["acme"],
+            "notifications": False}
+    ctx = ConnectorContext(source=SourceConfig(name="bsky", kind="bluesky"), brand=config.brand,
+                           poll=config.poll, environ=ENV)
+    started = time.monotonic()
+    # [poll] timeout = "1s": atproto's own 5 s would have waited for the answer.
+    with pytest.raises(Transient, match="connection failed or busy"):
+        BlueskyConnector(BlueskySettings.model_validate(data), ctx).fetch(None)
+    assert time.monotonic() - started < 2.4
+
+
 def test_post_url() -> None:
     assert post_url("a.bsky.social", "at://did:plc:x/app.bsky.feed.post/3k") == \
         "https://bsky.app/profile/a.bsky.social/post/3k"
