@@ -196,22 +196,17 @@ def fit_to_store(mention: MentionIn) -> MentionIn | None:
         language = language.replace("_", "-").split("-")[0][:_LANGUAGE_WIDTH]
     mention.language = language or None
     author = mention.author
-    if author is not None and not _fits(author):  # (replace() costs more than the check)
-        fitted = replace(author, handle=_fit(author.handle, _AUTHOR_WIDTH["handle"]) or "",
-                         display_name=_fit(author.display_name, _AUTHOR_WIDTH["display_name"]),
-                         external_id=_fit(author.external_id, _AUTHOR_WIDTH["external_id"]))
-        mention.author = fitted if fitted.handle else None
+    if author is not None:
+        fitted = (_fit(author.handle, _AUTHOR_WIDTH["handle"]) or "",
+                  _fit(author.display_name, _AUTHOR_WIDTH["display_name"]),
+                  _fit(author.external_id, _AUTHOR_WIDTH["external_id"]))
+        if not fitted[0]:
+            mention.author = None
+        elif fitted != (author.handle, author.display_name, author.external_id):
+            # (copied only when a field changes: replace() costs more than the comparison)
+            mention.author = replace(author, handle=fitted[0], display_name=fitted[1],
+                                     external_id=fitted[2])
     return mention
-
-
-def _fits(author: Any) -> bool:
-    """Whether an author's fields are already what `fit_to_store` would make them."""
-    handle, name, external = author.handle, author.display_name, author.external_id
-    return (isinstance(handle, str) and 0 < len(handle) <= _AUTHOR_WIDTH["handle"]
-            and (name is None or (isinstance(name, str)
-                                  and len(name) <= _AUTHOR_WIDTH["display_name"]))
-            and (external is None or (isinstance(external, str)
-                                      and len(external) <= _AUTHOR_WIDTH["external_id"])))
 
 
 def _fit(value: Any, width: int) -> str | None:

@@ -16,13 +16,13 @@ from rich.panel import Panel
 from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
-from mentionwatch.config import Config
+from mentionwatch.config import BrandConfig, Config
 from mentionwatch.errors import ConfigError, RuleError
 from mentionwatch.judgement import Judgement, MentionFacts, explanation_lines, reasons_text
 from mentionwatch.text import clean_text, one_line
 
 if TYPE_CHECKING:  # the rules engine loads VADER: imported when a command needs it
-    from mentionwatch.rules_engine.packs import RulePack
+    from mentionwatch.rules_engine.packs import Rule, RulePack
     from mentionwatch.store import Rescored
 
 
@@ -215,6 +215,7 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
               "support_hours": (brand.support_hours if brand else None) or "Mon-Fri 9-17"}
     sample["contact"] = BrandFacts(sample["brand"], sample["support_email"],
                                    sample["support_phone"], sample["support_hours"]).contact()
+    unset = _unset_fields(brand) if brand is not None else set()
     out: list[str] = []
     for pack in packs:
         for rule in pack.rules:
@@ -225,7 +226,7 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
                 known = ", ".join(sorted(kinds | set(names)))
                 out.append(f"{where}: source {', '.join(map(repr, unknown))} is neither a "
                            f"source kind nor one of your sources ({known}); it never matches")
-            out += _empty_field_warnings(where, rule, brand)
+            out += _empty_field_warnings(where, rule, unset)
             public = rule.reply.public if rule.reply else None
             if not public:
                 continue
@@ -253,21 +254,28 @@ def _flag_changes(done: Rescored) -> str:
     return f"{total} changed flag: {said}"
 
 
-def _empty_field_warnings(where: str, rule: Any, brand: Any) -> list[str]:
-    """A template using a support field the config leaves empty, outside an optional part:
-    the draft would read "call us at." (the fields are [brand] settings)."""
-    if brand is None or rule.reply is None:
+def _unset_fields(brand: BrandConfig) -> set[str]:
+    """The support fields this brand's drafts would get empty, as the engine fills them."""
+    from mentionwatch.rules_engine import BrandFacts
+
+    facts = BrandFacts(brand.name, brand.support_email, brand.support_phone,
+                       brand.support_hours)
+    values = {"support_email": facts.support_email, "support_phone": facts.support_phone,
+              "support_hours": facts.support_hours, "contact": facts.contact()}
+    return {name for name, value in values.items() if not value}
+
+
+def _empty_field_warnings(where: str, rule: Rule, unset: set[str]) -> list[str]:
+    """A template using a support field the config leaves empty (`unset`), outside an
+    optional part: the draft would read "call us at." (the fields are [brand] settings)."""
+    if not unset or rule.reply is None:
         return []
     from mentionwatch.rules_engine.templates import OPTIONAL, fields_in
 
-    empty = {name for name in ("support_email", "support_phone", "support_hours")
-             if not getattr(brand, name)}
-    if not (brand.support_email or brand.support_phone):
-        empty.add("contact")
     out = []
     for part, template in (("public reply", rule.reply.public),
                            ("private follow-up", rule.reply.private)):
-        for field in sorted(empty.intersection(fields_in(OPTIONAL.sub("", template or "")))):
+        for field in sorted(unset.intersection(fields_in(OPTIONAL.sub("", template or "")))):
             setting = ("support_email or support_phone" if field == "contact" else field)
             out.append(f"{where}: the {part} uses {{{field}}} but [brand] {setting} is not "
                        "set, so the draft has a hole there: set it, or put that sentence in "
