@@ -147,7 +147,7 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         body = (text if text is not None else drafted).strip()
         if not body:
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")
-        if action == "reply":
+        if action == "reply" and text is None:  # an edit was checked above
             _check_length(mention.kind, body)
         edited = body != drafted.strip()
         editor = operator if edited else _last_editor(conn, mention_id, action,
