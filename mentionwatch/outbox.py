@@ -52,6 +52,19 @@ class OutboxError(MentionwatchError):
     title = "Outbox"
 
 
+class CannotPost(OutboxError):
+    """The mention's source has no posting (feeds, Google Alerts, Hacker News): a person
+    answers at the source and marks the mention answered elsewhere."""
+
+    def __init__(self, kind: str, mention_id: int) -> None:
+        super().__init__(
+            f"{kind} sources cannot be answered from mentionwatch.",
+            hint=f"Open the link, answer there, then run `mentionwatch replied-elsewhere "
+            f"{mention_id}`.")
+        self.kind = kind
+        self.mention_id = mention_id
+
+
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
     action_id: int
@@ -103,7 +116,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
     (see mentionwatch.team); the sender never sends those. Raises OutboxError when the mention
     does not exist, there is no text, the operator may not give the missing approval, or the
     same kind of action is already approved, being sent, sent or of unknown outcome: nothing
-    is sent twice. `simulated` (the demo) lets any source be answered by a simulated sender.
+    is sent twice. `simulated` (the demo) only marks the approval as one for the simulated
+    sender: a source with no posting (a feed) is refused with CannotPost, as for real.
     """
     if action not in ACTIONS:
         raise OutboxError(f"Unknown action {action!r}; use 'reply' or 'private'.")
@@ -120,8 +134,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
             .where(Mention.id == mention_id).with_for_update(of=Mention)).first()
         if mention is None:
             raise OutboxError(f"No mention with id {mention_id}.")
-        if not simulated:
-            _check_can_post(mention.kind, action, mention_id)
+        # Also in the demo: a feed item has nowhere to be posted, simulated or not.
+        _check_can_post(mention.kind, action, mention_id)
         if action == "reply" and text is not None and text.strip():
             _check_length(mention.kind, text.strip())  # an edit, also of a waiting reply
         live = conn.execute(
@@ -270,10 +284,7 @@ def _check_can_post(kind: str, action: str, mention_id: int) -> None:
         ) from None
     able = cls.can_reply if action == "reply" else cls.can_send_private
     if not able:
-        raise OutboxError(
-            f"{kind} sources cannot be answered from mentionwatch.",
-            hint=f"Open the link, answer there, then run `mentionwatch replied-elsewhere "
-            f"{mention_id}`.")
+        raise CannotPost(kind, mention_id)
 
 
 def recover(store: Store, *, stale: timedelta = STALE_SENDING) -> list[int]:

@@ -1,7 +1,7 @@
 """The TUI's outbox: second approvals (who waits for whom), failed sends shown with the
-source's message and retried or edited, `unknown` ones settled by a person, and the demo with
-sending simulated. Textual's run_test() against a real database; a real HTTP server on
-127.0.0.1 receives what is sent."""
+source's message and retried or edited, `unknown` ones settled by a person, and the demo,
+whose feeds are answered at the source as for real. Textual's run_test() against a real
+database; a real HTTP server on 127.0.0.1 receives what is sent."""
 
 from __future__ import annotations
 
@@ -177,29 +177,38 @@ def test_tui_refuses_an_operator_outside_the_team(store: Store, db_url: str,
         TriageApp(config, store)
 
 
-async def test_demo_tui_says_sending_is_simulated_and_records_it(tmp_path: Path) -> None:
+async def test_demo_answers_feed_mentions_as_feeds_are_answered(tmp_path: Path) -> None:
+    """The demo's sources are feeds, which have no posting: approving a reply to one had
+    "sent" it (simulated), which no real feed source can do. Now it says so, in this
+    screen's keys, and the mention is answered at the source and marked with h."""
     from mentionwatch.cli.demo import build_demo
+    from mentionwatch.models import Mention
 
     config, store, _report = build_demo(tmp_path / "demo.db")
     try:
         app = TriageApp(config, store, refresh_every=3600, simulated=True)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
-            assert "DEMO: sending is simulated" in screen_text(app)
+            assert "DEMO: nothing leaves this machine" in screen_text(app)
             assert app.rows[0].flag == "crisis"
             first_complaint = next(i for i, r in enumerate(app.rows) if r.flag == "complaint")
-            # A complaint from a feed: simulated, never posted.
-            await pilot.press(*["down"] * first_complaint, "a")
+            row = app.rows[first_complaint]
+            assert row.source_kind in ("rss", "google_alerts")
+            await pilot.press(*["down"] * first_complaint, "b")  # reply and follow-up
             await settle(app, pilot)
-            await pilot.press("w")
-            await pilot.pause()
-            text = screen_text(app)
-            assert "sent (simulated)" in text and "DEMO: sending is simulated" in text
-        [action] = outbox.actions(store)
-        assert action.state == "sent" and (action.posted_id or "").startswith("simulated-")
-        events = {e.event: e.details or {} for e in recent(store, mention_id=action.mention_id)}
-        assert events["approve"].get("simulated") is True
-        assert events["send_sent"].get("simulated") is True
+            told = notices(app)
+            assert (f"#{row.id}: {row.source_kind} sources have no posting, so nothing is "
+                    "sent from here. Press o to open it") in told
+            assert "then h to mark it answered elsewhere" in told
+            assert told.count("have no posting") == 1  # once for both, not per kind
+            await pilot.press("h")
+            await settle(app, pilot)
+        assert outbox.actions(store) == []  # nothing approved, nothing "sent"
+        with store.session(readonly=True) as session:
+            mention = session.get(Mention, row.id)
+            assert mention is not None and mention.status == "replied_elsewhere"
+        events = [e.event for e in recent(store, mention_id=row.id)]
+        assert "approve" not in events and "replied_elsewhere" in events
     finally:
         store.close()
 
@@ -219,11 +228,11 @@ def test_demo_opens_the_tui_in_a_terminal_and_quits(tmp_path: Path) -> None:
     seen = b""
     try:
         deadline = time.monotonic() + 60
-        while b"DEMO: sending is simulated" not in seen and time.monotonic() < deadline:
+        while b"DEMO: nothing leaves this machine" not in seen and time.monotonic() < deadline:
             ready, _, _ = select.select([main], [], [], 1)
             if ready:
                 seen += os.read(main, 65536)
-        assert b"DEMO: sending is simulated" in seen
+        assert b"DEMO: nothing leaves this machine" in seen
         os.write(main, b"q")
         deadline = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < deadline:

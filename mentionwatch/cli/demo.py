@@ -84,9 +84,10 @@ def demo(app: AppContext, db_path: str | None, no_tui: bool) -> None:
 
     The sample feeds are served from 127.0.0.1, polled by the real RSS and Google Alerts
     connectors, de-duplicated, judged by the default rules and stored in a SQLite database.
-    In the triage screen sending is simulated: approved replies go to a simulated sender and
-    nothing leaves the machine. No API keys, no network. Outside a terminal (CI, pipes) it
-    prints what it found and exits.
+    Nothing leaves the machine: the sample sources are feeds, which have no posting, so a
+    reply is answered at the source and the mention marked answered elsewhere, as for real
+    (a source that can post would go to a simulated sender). No API keys, no network.
+    Outside a terminal (CI, pipes) it prints what it found and exits.
     """
     from mentionwatch.cli.core import _poll_table, mentions_list
 
@@ -101,7 +102,7 @@ def demo(app: AppContext, db_path: str | None, no_tui: bool) -> None:
             ctx.invoke(mentions_list, limit=20, source=None, flag=None, status_=None,
                        since=None, search=None, as_json=False)
             app.out.print("In a terminal, `mentionwatch demo` opens the triage screen on these "
-                          "(sending simulated).")
+                          "(nothing leaves the machine).")
         if db_path:
             app.out.print(f"Demo database kept at {path}.")
         app.close()

@@ -326,6 +326,10 @@ class TriageApp(App[None]):
                     team=self.config.team, simulated=self.simulated)
                 approved.append(kind)
                 self.edits.get(mention_id, {}).pop(kind, None)
+            except outbox.CannotPost as exc:
+                self.notify(cannot_post_message(exc), severity="warning", markup=False,
+                            timeout=15)
+                break  # the follow-up of `b` has nowhere to go either
             except outbox.OutboxError as exc:
                 self.notify(str(exc), severity="error", markup=False)
                 continue
@@ -748,6 +752,13 @@ class TriageApp(App[None]):
         self.query_one("#outbox-bar", Static).update(
             summary_line(outbox_counts(self.store), simulated=self.simulated,
                          marks=self.palette))
+
+
+def cannot_post_message(exc: outbox.CannotPost) -> str:
+    """What to do with a mention from a source that has no posting, in this screen's keys."""
+    return (f"#{exc.mention_id}: {exc.kind} sources have no posting, so nothing is sent from "
+            "here. Press o to open it and answer there (the draft is yours to copy), then h "
+            "to mark it answered elsewhere.")
 
 
 @cache

@@ -40,7 +40,7 @@ ORDER = {state: i for i, state in enumerate((*ATTENTION, "approved", "sending", 
 CLOSED_BY_HAND = ("dismissed", "replied_elsewhere", "resolved", "spam")
 #: Sent and rejected actions stay in view this long, so a person sees what just happened.
 RECENT = timedelta(hours=24)
-DEMO_NOTICE = "DEMO: sending is simulated, nothing leaves this machine."
+DEMO_NOTICE = "DEMO: nothing leaves this machine; feeds are answered at the source (o, h)."
 
 
 @dataclass(frozen=True, slots=True)
