@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -371,6 +372,46 @@ def _record_source_error(
     return SourceOutcome(source.name, "failed", message=message)
 
 
+#: The message of a source a stopped `poll` did not start.
+NOT_STARTED = "not polled: the poll was stopped before it started"
+
+
+class PollStop:
+    """Lets a `poll` be stopped from outside (a signal handler): the passes in flight
+    finish, each one whole, and no more start."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._stopped = False
+
+    def stop(self) -> list[str]:
+        """Start no more passes; return the sources whose pass is in flight."""
+        with self._lock:
+            self._stopped = True
+            return sorted(self._running)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def in_flight(self) -> list[str]:
+        with self._lock:
+            return sorted(self._running)
+
+    def begin(self, name: str) -> bool:
+        """Whether the pass of `name` may start (and is now in flight)."""
+        with self._lock:
+            if self._stopped:
+                return False
+            self._running.add(name)
+            return True
+
+    def end(self, name: str) -> None:
+        with self._lock:
+            self._running.discard(name)
+
+
 def poll(
     config: Config,
     store: Store,
@@ -381,24 +422,33 @@ def poll(
     judge: Judge | None = None,
     environ: Mapping[str, str] | None = None,
     on_outcome: Callable[[SourceOutcome], Any] | None = None,
+    stop: PollStop | None = None,
 ) -> PollReport:
-    """Poll the enabled sources (or those named) concurrently; return what happened."""
+    """Poll the enabled sources (or those named) concurrently; return what happened. Once
+    `stop` is stopped, the sources not started yet are skipped (NOT_STARTED)."""
     sync_sources(config, store)
     sources = [config.source(n) for n in names] if names else [
         s for s in config.sources if s.enabled
     ]
     matcher = BrandMatcher(config.brand.terms, config.brand.exclude)
+    control = stop or PollStop()
     outcomes: list[SourceOutcome] = []
+
+    def one(source: SourceConfig) -> SourceOutcome:
+        if not control.begin(source.name):
+            return SourceOutcome(source.name, "skipped", message=NOT_STARTED)
+        try:
+            return poll_source(source, config, store, http=http, judge=judge,
+                               force=force or bool(names), since=since, environ=environ,
+                               matcher=matcher)
+        finally:
+            control.end(source.name)
+
     with make_http_client(config) as http, ThreadPoolExecutor(
         max_workers=min(config.poll.concurrency, max(1, len(sources))),
         thread_name_prefix="poll",
     ) as pool:
-        futures = [
-            pool.submit(poll_source, s, config, store, http=http, judge=judge,
-                        force=force or bool(names), since=since, environ=environ,
-                        matcher=matcher)
-            for s in sources
-        ]
+        futures = [pool.submit(one, s) for s in sources]
         for future in as_completed(futures):
             outcome = future.result()
             outcomes.append(outcome)

@@ -3,13 +3,14 @@ databases."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from mentionwatch.health import due_state, quiet_for, typical_gap
 from mentionwatch.locks import source_lock
 from mentionwatch.store import Store
+from tests.conftest import deadline
 from tests.feedserver import FeedServer, rss
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
@@ -230,6 +232,60 @@ def test_two_overlapping_polls_poll_each_source_once(tmp_path: Path, feeds: Feed
     for i in range(3):
         assert len(feeds.seen(f"/s{i}.xml")) == 1, f"s{i} was polled twice"
     assert count(db_url) == 12
+
+
+@contextlib.contextmanager
+def slow_poll(tmp_path: Path, feeds: FeedServer, db_url: str
+              ) -> Iterator[subprocess.Popen[str]]:
+    """`mentionwatch poll` (as cron runs it: no terminal) one source at a time, in the middle
+    of a slow pass (a byte every 0.01 s, some seconds in all); a second source waits."""
+    slow = feeds.add("/slow.xml", rss(items(1, "d")), drip=0.01)
+    later = feeds.add("/later.xml", rss(items(2, "l")))
+    config = write_config(tmp_path, db_url, [("slow", slow), ("later", later)])
+    config.write_text(config.read_text().replace("[database]", "[poll]\nconcurrency = 1\n"
+                                                 "[database]"), encoding="utf-8")
+    Store.open(db_url).close()
+    proc = subprocess.Popen([sys.executable, "-m", "mentionwatch", "--config", str(config),
+                             "poll"], env=env_for(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: bool(feeds.seen("/slow.xml")))
+        assert feeds.seen("/slow.xml"), "the slow pass did not start"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_ctrl_c_on_poll_says_which_passes_it_finishes_and_starts_no_more(
+        tmp_path: Path, feeds: FeedServer, db_url: str) -> None:
+    # It had waited without a word for the passes in flight, then printed "Aborted."
+    with slow_poll(tmp_path, feeds, db_url) as proc:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert ("Ctrl-C: finishing the passes in flight (slow) and starting no more; Ctrl-C again "
+            "stops at once") in err
+    assert "Stopped: 1 of 2 sources polled; not polled: later." in err
+    assert "\x1b" not in err and "Traceback" not in err  # not a terminal: plain lines
+    assert count(db_url) == 1  # the pass in flight finished and stored its mention
+    assert not feeds.seen("/later.xml")
+
+
+def test_a_second_ctrl_c_stops_poll_at_once(tmp_path: Path, feeds: FeedServer,
+                                            db_url: str) -> None:
+    with slow_poll(tmp_path, feeds, db_url) as proc:
+        proc.send_signal(signal.SIGINT)
+        assert proc.stderr is not None
+        with deadline(30):
+            first = proc.stderr.readline()  # said once the first one is taken
+        assert "finishing the passes in flight (slow)" in first
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert "Ctrl-C again: stopping now, without waiting for: slow" in err
+    assert count(db_url) == 0  # the pass cut short stored nothing
 
 
 def test_a_poll_of_many_sources_at_a_high_concurrency_finishes(

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,7 @@ from mentionwatch.health import due_state, quiet_for, typical_gap
 from mentionwatch.hooks import after_poll
 from mentionwatch.judgement import FLAGS, explanation_lines, reasons_text
 from mentionwatch.models import Mention, utcnow
-from mentionwatch.pipeline import SourceOutcome
+from mentionwatch.pipeline import NOT_STARTED, PollReport, PollStop, SourceOutcome
 from mentionwatch.pipeline import poll as run_poll
 from mentionwatch.resources import example_config_path
 from mentionwatch.store import UNJUDGED_WINDOW, SourceStatus
@@ -94,9 +99,11 @@ SENTENCE_ON = 'complaint_model = "words+sentence"  # mentionwatch[sentence] is i
 def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all: bool) -> None:
     """One pass over the sources that are due, then exit (for cron and systemd timers).
 
-    Quiet when all is well unless run in a terminal; failures go to stderr.
+    Quiet when all is well unless run in a terminal; failures go to stderr. Ctrl-C or
+    SIGTERM: the passes in flight finish (it says which), no more start; a second one stops
+    at once (a pass cut short stores nothing and is read again next time).
     Exit codes: 0 all polled sources fine, 1 a source failed (or the rules failed on a
-    mention, which is stored unjudged), 2 bad config.
+    mention, which is stored unjudged), 2 bad config, 130 (143 for SIGTERM) stopped.
     """
     config = app.config
     if not config.sources:
@@ -120,8 +127,13 @@ def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all
             stored = progress.tasks[0].fields["stored"] + outcome.stored
             progress.update(task, advance=1, stored=stored)
 
-        report = run_poll(app.config, store, names=names, force=force_all,
-                          since=_since(since), judge=judge, on_outcome=advance)
+        stop = PollStop()
+        with _stop_on_signals(app, stop) as stopped_by:
+            report = run_poll(app.config, store, names=names, force=force_all,
+                              since=_since(since), judge=judge, on_outcome=advance, stop=stop)
+    if stop.stopped:
+        _report_stopped(app, report)
+        sys.exit(128 + stopped_by[0])
     after_poll(app.config, store, report)
     for outcome in (*report.failed, *report.unjudged):
         app.err.print(Text(f"{outcome.name}: {outcome.message}", style="red"))
@@ -129,6 +141,54 @@ def poll(app: AppContext, sources: tuple[str, ...], since: str | None, force_all
         app.out.print(_poll_table(report.outcomes))
     if report.failed or report.unjudged:
         sys.exit(1)
+
+
+@contextmanager
+def _stop_on_signals(app: AppContext, stop: PollStop) -> Iterator[list[int]]:
+    """While the block runs, the first SIGINT or SIGTERM stops `stop` (the passes in flight
+    finish) and says so on stderr; a second one exits at once with 128 + its number, as
+    `mentionwatch run` does. Yields a list that holds the first signal's number."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signals reach only the main thread
+        return
+
+    def handle(signum: int, _frame: Any) -> None:
+        name = _signal_name(signum)
+        if received:
+            app.err.print(Text(f"{name} again: stopping now, without waiting for: "
+                               f"{', '.join(stop.in_flight()) or 'none'}", style="yellow"))
+            os._exit(128 + signum)
+        received.append(signum)
+        waiting = stop.stop()
+        app.err.print(Text(
+            f"{name}: finishing the passes in flight ({', '.join(waiting) or 'none'}) and "
+            f"starting no more; {name} again stops at once (a pass cut short stores nothing "
+            "and is read again next time).", style="yellow"))
+
+    previous = {signum: signal.signal(signum, handle)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+def _report_stopped(app: AppContext, report: PollReport) -> None:
+    """What a stopped poll did and did not do."""
+    polled = [o for o in report.outcomes if o.message != NOT_STARTED]
+    skipped = [o.name for o in report.outcomes if o.message == NOT_STARTED]
+    for outcome in report.failed:
+        app.err.print(Text(f"{outcome.name}: {outcome.message}", style="red"))
+    line = f"Stopped: {len(polled)} of {len(report.outcomes)} sources polled"
+    if skipped:
+        line += f"; not polled: {', '.join(skipped)}"
+    app.err.print(Text(line + ". Alerts and approved replies go out with the next poll."))
 
 
 def _load_judge(app: AppContext) -> Any:
