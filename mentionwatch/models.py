@@ -296,3 +296,22 @@ class SourceUsage(Base):
     period: Mapped[str] = mapped_column(String(7))  # "YYYY-MM"
     requests: Mapped[int] = mapped_column(Integer, default=0)
     items_read: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ScheduledSend(Base):
+    """An email sent on a schedule (the morning digest), one row per period (the local day
+    and time it is for). Taken before sending: a second firing of the same period (the
+    autumn clock change repeats an hour), a restarted `run` or a second service on the same
+    database finds it and sends nothing."""
+
+    __tablename__ = "scheduled_sends"
+    __table_args__ = (UniqueConstraint("name", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(100))
+    claimed_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    host: Mapped[str | None] = mapped_column(String(200))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    recipients: Mapped[str | None] = mapped_column(Text)

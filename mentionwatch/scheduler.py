@@ -15,8 +15,10 @@ import os
 import signal
 import socket
 import threading
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -47,6 +49,21 @@ HEARTBEAT_EVERY = timedelta(seconds=30)
 HOUSEKEEPING = "housekeeping"
 
 
+#: The scheduled send of the morning digest (`Store.claim_send`).
+DIGEST = "digest"
+
+
+def digest_period(now: datetime, digest_at: str, timezone: str) -> str:
+    """The digest a firing at `now` is for: the local day whose `digest_at` it follows, with
+    the time and zone ("2026-10-25 02:30 Europe/Berlin"). A firing late by up to a day
+    (the misfire grace, a firing moved by a clock change) is still that day's."""
+    hour, minute = (int(x) for x in digest_at.split(":"))
+    local = now.astimezone(ZoneInfo(timezone))
+    day = local.date() if (local.hour, local.minute) >= (hour, minute) else \
+        local.date() - timedelta(days=1)
+    return f"{day.isoformat()} {digest_at} {timezone}"
+
+
 def jitter_for(interval: timedelta) -> int:
     """Up to 10% of the interval (at most 30 s), so sources do not all fire at once."""
     return int(min(30.0, interval.total_seconds() * 0.1))
@@ -56,9 +73,12 @@ class Daemon:
     """Owns the scheduler, the shared HTTP client and the heartbeat."""
 
     def __init__(self, config: Config, store: Store, *, judge: Judge | None = None,
-                 heartbeat_every: timedelta = HEARTBEAT_EVERY) -> None:
+                 heartbeat_every: timedelta = HEARTBEAT_EVERY,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.store = store
+        #: Wall time, for what is dated (the digest's day); tests move it.
+        self.clock = clock
         self.judge = judge
         self.heartbeat_every = heartbeat_every
         self.http = make_http_client(config)
@@ -128,20 +148,34 @@ class Daemon:
             self.passes += 1
         after_poll(self.config, self.store, PollReport((outcome,)))
 
-    def send_digest(self) -> None:
-        """The morning digest: the report of the last `digest_since`, emailed to on-call."""
+    def send_digest(self, now: datetime | None = None) -> None:
+        """The morning digest: the report of the last `digest_since`, emailed to on-call,
+        once per local day and `digest_at` (see `digest_period`), whoever fires it: a send
+        taken or made for the day already (a second 02:30 on the night the clocks go back,
+        a restarted service, a second one on this database) is not made again. A send that
+        failed is given back: it is not recorded as made."""
         from mentionwatch.cli.report import send_digest
         from mentionwatch.errors import MentionwatchError
         from mentionwatch.reports import build_report
 
-        now = utcnow()
+        now = now or self.clock()
+        reports = self.config.reports
+        assert reports.digest_at is not None  # scheduled only when set
+        period = digest_period(now, reports.digest_at, reports.timezone)
+        if not self.store.claim_send(DIGEST, period, now=now, host=socket.gethostname(),
+                                     pid=os.getpid()):
+            log.info("morning digest for %s already sent; not sent again", period)
+            return
         try:
-            report = build_report(self.store, since=now - self.config.reports.digest_since,
-                                  now=now)
+            report = build_report(self.store, since=now - reports.digest_since, now=now)
             delivered, refused = send_digest(self.config, report, [], now)
-        except MentionwatchError as exc:
+        except Exception as exc:
+            self.store.release_send(DIGEST, period)
+            if not isinstance(exc, MentionwatchError):
+                raise
             log.error("morning digest not sent: %s", exc)
             return
+        self.store.finish_send(DIGEST, period, now=self.clock(), recipients=delivered)
         log.info("morning digest sent to %s", ", ".join(delivered))
         if refused:
             log.warning("morning digest refused for %s", ", ".join(refused))

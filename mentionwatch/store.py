@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    delete,
     func,
     or_,
     select,
@@ -44,6 +45,7 @@ from mentionwatch.models import (
     Mention,
     OutboxAction,
     RuleMatch,
+    ScheduledSend,
     Source,
     SourceUsage,
     utcnow,
@@ -909,6 +911,33 @@ class Store:
     def heartbeat(self, name: str) -> Heartbeat | None:
         with self.session(readonly=True) as session:
             return session.get(Heartbeat, name)
+
+    def claim_send(self, name: str, period: str, *, now: datetime, host: str | None,
+                   pid: int | None) -> bool:
+        """Take the scheduled send `name` for `period`; False when it is taken already (sent,
+        or being sent, by this or another process)."""
+        table = cast(Table, ScheduledSend.__table__)
+        stmt = (self._insert(table).values(name=name, period=period, claimed_at=now, host=host,
+                                           pid=pid)
+                .on_conflict_do_nothing().returning(table.c.id))
+        with self.engine.begin() as conn:
+            # (RETURNING, not rowcount: on PostgreSQL that said 1 for a row not inserted.)
+            return conn.execute(stmt).first() is not None
+
+    def finish_send(self, name: str, period: str, *, now: datetime,
+                    recipients: Sequence[str]) -> None:
+        """Record that the scheduled send went out, and to whom."""
+        with self.engine.begin() as conn:
+            conn.execute(update(ScheduledSend).where(
+                ScheduledSend.name == name, ScheduledSend.period == period)
+                .values(sent_at=now, recipients=", ".join(recipients)))
+
+    def release_send(self, name: str, period: str) -> None:
+        """Give back a scheduled send that failed, so that a later firing may try again."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(ScheduledSend).where(
+                ScheduledSend.name == name, ScheduledSend.period == period,
+                ScheduledSend.sent_at.is_(None)))
 
     def usage(self, source_name: str, period: str) -> tuple[int, int]:
         """(requests, items read) for a source in a "YYYY-MM" period."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -476,6 +477,80 @@ def test_run_schedules_the_morning_digest_and_sends_it(tmp_path: Path, store: St
         daemon.http.close()
     finally:
         smtp.stop()
+
+
+def fire_times(trigger: Any, start: datetime, end: datetime) -> list[datetime]:
+    """When the trigger fires between start and end (in UTC), as the scheduler asks it.
+    (Arithmetic on the local times it returns is wall-clock arithmetic: 02:30 CET plus a
+    second is 02:30:01 CEST, an hour earlier.)"""
+    times: list[datetime] = []
+    at = trigger.get_next_fire_time(None, start)
+    while at is not None and at < end:
+        times.append(at.astimezone(UTC))
+        at = trigger.get_next_fire_time(at, times[-1] + timedelta(seconds=1))
+    return times
+
+
+def test_the_digest_goes_once_a_day_across_clock_changes_and_restarts(
+        store: Store, db_url: str) -> None:
+    from mentionwatch.scheduler import Daemon
+    from tests.conftest import make_config
+    from tests.smtpsink import SmtpServer
+
+    smtp = SmtpServer().start()
+    daemons: list[Any] = []
+    try:
+        def config(port: int) -> Any:
+            return make_config(
+                db_url, [], alerts={"on_call": ["lead@acme.example"],
+                                    "smtp": {"host": "127.0.0.1", "port": port,
+                                             "security": "none", "timeout": "2s"}},
+                reports={"digest_at": "02:30", "timezone": "Europe/Berlin"})
+
+        def daemon(port: int = smtp.port) -> Any:
+            made = Daemon(config(port), store)
+            daemons.append(made)
+            made.schedule()
+            return made
+
+        first = daemon()
+        trigger = first.scheduler.get_job("digest").trigger
+        # 2026-10-25, the clocks go back at 03:00: 02:30 happens twice, and the cron trigger
+        # fires at both (00:30 and 01:30 UTC). Each had sent a digest.
+        autumn = fire_times(trigger, datetime(2026, 10, 24, 22, tzinfo=UTC),
+                            datetime(2026, 10, 25, 22, tzinfo=UTC))
+        assert [t.hour for t in autumn] == [0, 1]
+        for at in autumn:
+            first.send_digest(at)
+        assert len(smtp.messages) == 1
+        # A restarted service (or a second one on this database) in the repeated hour.
+        daemon().send_digest(autumn[1] + timedelta(minutes=5))
+        assert len(smtp.messages) == 1
+        # 2026-03-29, the clocks go forward at 02:00: there is no 02:30; it fires once, at
+        # 03:30 local, and the digest goes.
+        spring = fire_times(trigger, datetime(2026, 3, 28, 22, tzinfo=UTC),
+                            datetime(2026, 3, 29, 22, tzinfo=UTC))
+        assert spring == [datetime(2026, 3, 29, 1, 30, tzinfo=UTC)]
+        first.send_digest(spring[0])
+        assert len(smtp.messages) == 2
+        # A send that failed (the mail server down) is not taken: the next firing sends it.
+        next_day = spring[0] + timedelta(days=1)
+        daemon(port=free_port()).send_digest(next_day)
+        assert len(smtp.messages) == 2
+        first.send_digest(next_day + timedelta(minutes=1))
+        assert len(smtp.messages) == 3
+    finally:
+        for made in daemons:
+            made.http.close()
+        smtp.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
