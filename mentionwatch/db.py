@@ -81,7 +81,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, **kwargs)
-        return create_engine(parsed, pool_pre_ping=True, **{**POOL, **kwargs})
+        engine = create_engine(parsed, pool_pre_ping=True, **{**POOL, **kwargs})
     except NoSuchModuleError:
         raise StoreError(f"No database driver for {parsed.drivername!r}.") from None
     except ModuleNotFoundError as exc:
@@ -89,6 +89,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             f"The database driver {exc.name!r} is not installed.",
             hint="For PostgreSQL: pip install 'mentionwatch[postgres]'.",
         ) from None
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _server_keepalives)
+    return engine
+
+
+#: How soon PostgreSQL ends the session of a client gone without a word (its host crashed
+#: or lost the network; a process that dies is noticed at once), and with it the advisory
+#: locks that session held (a source's lock, see `mentionwatch.locks`): 30 s of silence,
+#: then 3 probes 10 s apart. The server's default is the system's, over two hours on Linux,
+#: for which no other service on the database could poll that source.
+SERVER_KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10,
+                     "tcp_keepalives_count": 3}
+
+
+def _server_keepalives(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for name, value in SERVER_KEEPALIVES.items():
+            cursor.execute(f"SET {name} = {int(value)}")
+        dbapi_connection.commit()  # a SET in a transaction rolled back is undone
+    except Exception as exc:  # the driver's own error (psycopg.Error): a pooler refusing SET
+        log.debug("server keepalives not set, the server's defaults apply: %s", exc)
+        dbapi_connection.rollback()
+    finally:
+        cursor.close()
 
 
 def sqlite_path(url: str) -> Path | None:

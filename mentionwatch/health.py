@@ -27,6 +27,11 @@ def backoff(consecutive_failures: int, interval: timedelta) -> timedelta:
     return min(delay, cap)
 
 
+#: Why a scheduled pass is skipped when another process (a second `run`, cron's `poll`)
+#: polled the source within its interval: polling it again would double its API calls.
+POLLED_ELSEWHERE = "polled by another mentionwatch process"
+
+
 @dataclass(frozen=True, slots=True)
 class Due:
     due: bool
@@ -44,12 +49,15 @@ def due_state(
     disabled_reason: str | None,
     force: bool = False,
     scheduled: bool = False,
+    polled_here_at: datetime | None = None,
 ) -> Due:
     """Whether a source should be polled now, and if not, why and when it will be.
 
     `force` (a person asked) skips the interval and the backoff; `scheduled` (the daemon's
-    timer fired) skips only the interval, which the timer keeps. Neither overrides a rate
-    limit or a disabled source."""
+    timer fired) skips the interval the timer keeps, unless the last attempt was not this
+    process's (`polled_here_at`, its own last attempt, None before its first): a pass
+    another process made within the interval makes this one unnecessary (POLLED_ELSEWHERE).
+    Neither overrides a rate limit or a disabled source."""
     if disabled_reason:
         return Due(False, disabled_reason)
     if rate_limited_until and now < rate_limited_until:
@@ -59,6 +67,10 @@ def due_state(
     if next_attempt_at and now < next_attempt_at:
         return Due(False, "backing off after failures", next_attempt_at)
     if scheduled:
+        elsewhere = last_attempt_at is not None and (
+            polled_here_at is None or last_attempt_at > polled_here_at)
+        if elsewhere and last_attempt_at and now < last_attempt_at + interval:
+            return Due(False, POLLED_ELSEWHERE, last_attempt_at + interval)
         return Due(True, "scheduled")
     if last_attempt_at and now < last_attempt_at + interval:
         return Due(False, "not due yet", last_attempt_at + interval)

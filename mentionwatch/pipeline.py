@@ -40,6 +40,8 @@ from mentionwatch.text import one_line, strip_terminal_escapes
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"mentionwatch/{__version__} (+self-hosted brand monitor)"
+#: Why a source is skipped whose pass is in flight in another process (it holds the lock).
+BEING_POLLED = "being polled by another mentionwatch process"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,11 @@ class SourceOutcome:
     message: str | None = None
     #: Mentions stored without a judgement: the rules engine failed on them (see message).
     unjudged: int = 0
+    #: When this pass began, as recorded on the source (None: skipped, nothing recorded).
+    attempted_at: datetime | None = None
+    #: Skipped: why (a `Due` reason), and when the source is due (None: not known).
+    skipped_because: str | None = None
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,20 +253,23 @@ def poll_source(
     matcher: BrandMatcher | None = None,
     fail_after: int | None = None,
     scheduled: bool = False,
+    polled_here_at: datetime | None = None,
 ) -> SourceOutcome:
     """Poll one source if it is due; record the result on the source. Never raises
     SourceError: failures become the outcome and the source's health. `scheduled` is for the
-    daemon, whose timer keeps the interval (backoff and rate limits still apply)."""
+    daemon, whose timer keeps the interval (backoff and rate limits still apply), with
+    `polled_here_at` its own last attempt at this source (see `health.due_state`)."""
     from mentionwatch.locks import source_lock
 
     try:
         with source_lock(store, source.name) as taken:
             if not taken:
-                return SourceOutcome(source.name, "skipped",
-                                     message="being polled by another mentionwatch process")
+                return SourceOutcome(source.name, "skipped", message=BEING_POLLED,
+                                     skipped_because=BEING_POLLED)
             return _poll_locked(source, config, store, http=http, judge=judge, force=force,
                                 since=since, environ=environ, matcher=matcher,
-                                fail_after=fail_after, scheduled=scheduled)
+                                fail_after=fail_after, scheduled=scheduled,
+                                polled_here_at=polled_here_at)
     except OperationalError as exc:
         # The database (down, unreachable, locked past the busy timeout), not the source:
         # nothing is stored, there is nowhere to record it, and the next pass reads again.
@@ -280,6 +290,7 @@ def _poll_locked(
     matcher: BrandMatcher | None,
     fail_after: int | None,
     scheduled: bool,
+    polled_here_at: datetime | None,
 ) -> SourceOutcome:
     # Read the source's state only once the lock is held: another process may just have
     # polled it, and then it is not due any more.
@@ -294,11 +305,12 @@ def _poll_locked(
         now=now, interval=interval, last_attempt_at=row.last_attempt_at,
         next_attempt_at=row.next_attempt_at, rate_limited_until=row.rate_limited_until,
         disabled_reason=row.disabled_reason, force=force or since is not None,
-        scheduled=scheduled,
+        scheduled=scheduled, polled_here_at=polled_here_at,
     )
     if not due.due:
         when = f" until {due.at:%Y-%m-%d %H:%M:%S} UTC" if due.at else ""
-        return SourceOutcome(source.name, "skipped", message=f"{due.reason}{when}")
+        return SourceOutcome(source.name, "skipped", message=f"{due.reason}{when}",
+                             skipped_because=due.reason, due_at=due.at)
 
     cls = connector_class(source.kind)
     matcher = matcher or BrandMatcher(config.brand.terms, config.brand.exclude)
@@ -308,7 +320,7 @@ def _poll_locked(
         batch: Batch = connector.fetch(None if since else row.cursor)
         if batch.not_modified:
             store.record_not_modified(source.name, now=now)
-            return SourceOutcome(source.name, "not_modified")
+            return SourceOutcome(source.name, "not_modified", attempted_at=now)
         platform = getattr(cls, "platform", source.kind)
         kept = filter_mentions(
             batch.mentions, matcher, prefiltered=getattr(cls, "prefiltered", False),
@@ -326,7 +338,8 @@ def _poll_locked(
             log.error("source %s: %s", source.name, notes[-1])
         return SourceOutcome(source.name, "ok", stored=result.stored,
                              duplicates=result.duplicates, fetched=fetched,
-                             message="; ".join(notes) or None, unjudged=result.unjudged)
+                             message="; ".join(notes) or None, unjudged=result.unjudged,
+                             attempted_at=now)
     except SourceError as exc:
         return _record_source_error(store, source, row.consecutive_failures, interval, exc, now)
     except OperationalError:
@@ -338,7 +351,7 @@ def _poll_locked(
             source.name, message, now=now,
             next_attempt_at=now + backoff(row.consecutive_failures + 1, interval),
         )
-        return SourceOutcome(source.name, "failed", message=message)
+        return SourceOutcome(source.name, "failed", message=message, attempted_at=now)
     finally:
         if connector is not None:
             connector.close()
@@ -369,7 +382,7 @@ def _record_source_error(
     )
     # Debug only: the caller says it once (`poll` on stderr, `run` in its log).
     log.debug("source %s failed: %s", source.name, message)
-    return SourceOutcome(source.name, "failed", message=message)
+    return SourceOutcome(source.name, "failed", message=message, attempted_at=now)
 
 
 #: The message of a source a stopped `poll` did not start.

@@ -29,11 +29,15 @@ from sqlalchemy.exc import OperationalError
 
 from mentionwatch import db
 from mentionwatch.config import Config, SourceConfig
+from mentionwatch.durations import format_duration
+from mentionwatch.health import POLLED_ELSEWHERE
 from mentionwatch.hooks import after_poll
 from mentionwatch.judgement import Judge
 from mentionwatch.models import utcnow
 from mentionwatch.pipeline import (
+    BEING_POLLED,
     PollReport,
+    SourceOutcome,
     make_http_client,
     poll_source,
     source_interval,
@@ -47,6 +51,8 @@ HEARTBEAT_NAME = "run"
 HEARTBEAT_EVERY = timedelta(seconds=30)
 #: The executor of the jobs that are not passes (heartbeat, digest).
 HOUSEKEEPING = "housekeeping"
+#: How long after another process's next pass is due a timer that follows it fires.
+FOLLOW_MARGIN = timedelta(seconds=2)
 
 
 #: The scheduled send of the morning digest (`Store.claim_send`).
@@ -97,6 +103,10 @@ class Daemon:
         self._lock = threading.Lock()
         #: Sources whose pass is running now (for the stop messages).
         self._running: set[str] = set()
+        #: When this process last attempted each source (another process's later attempt
+        #: makes a scheduled pass here unnecessary), and the sources another one polls now.
+        self._polled_here: dict[str, datetime] = {}
+        self._elsewhere: dict[str, bool] = {}
 
     def schedule(self) -> None:
         sync_sources(self.config, self.store)
@@ -128,15 +138,26 @@ class Daemon:
 
     def poll_one(self, source: SourceConfig) -> None:
         """One pass of one source. The timer keeps the interval; a source backing off after
-        failures or rate limited is skipped until its time."""
+        failures or rate limited is skipped until its time, and so is one another process
+        polls (its pass in flight, or made within the interval): its timer here then follows
+        that process's passes, so it takes over within an interval if they stop."""
         with self._lock:
             self._running.add(source.name)
         try:
             outcome = poll_source(source, self.config, self.store, http=self.http,
-                                  judge=self.judge, scheduled=True)
+                                  judge=self.judge, scheduled=True,
+                                  polled_here_at=self._polled_here.get(source.name))
         finally:
             with self._lock:
                 self._running.discard(source.name)
+        if outcome.attempted_at is not None:
+            self._polled_here[source.name] = outcome.attempted_at
+            if self._elsewhere.pop(source.name, None):
+                log.info("source %s: polled here again (no other process polled it within "
+                         "its interval)", source.name)
+        if outcome.skipped_because in (POLLED_ELSEWHERE, BEING_POLLED):
+            self._follow_elsewhere(source, outcome)
+            return
         if outcome.status == "skipped":
             log.debug("source %s skipped: %s", source.name, outcome.message)
             return
@@ -147,6 +168,23 @@ class Daemon:
         with self._lock:
             self.passes += 1
         after_poll(self.config, self.store, PollReport((outcome,)))
+
+    def _follow_elsewhere(self, source: SourceConfig, outcome: SourceOutcome) -> None:
+        """Another process polls `source`: say so (a warning the first time), and move this
+        timer to just after that process's next pass is due, where it finds that pass made
+        (and skips again) or not made (and polls). Waiting a whole interval from here had
+        left the source unpolled for up to two intervals once the other process stopped."""
+        first = not self._elsewhere.get(source.name)
+        self._elsewhere[source.name] = True
+        what = f"{BEING_POLLED} now"
+        if outcome.due_at is not None:
+            interval = source_interval(source)
+            ago = format_duration(self.clock() - (outcome.due_at - interval))
+            at = outcome.due_at + timedelta(seconds=jitter_for(interval)) + FOLLOW_MARGIN
+            self.scheduler.modify_job(f"source:{source.name}", next_run_time=at)
+            what = f"{POLLED_ELSEWHERE} {ago} ago; next pass here at {at:%H:%M:%S} UTC"
+        log.log(logging.WARNING if first else logging.INFO,
+                "source %s: skipped (no second call to its API), %s", source.name, what)
 
     def send_digest(self, now: datetime | None = None) -> None:
         """The morning digest: the report of the last `digest_since`, emailed to on-call,

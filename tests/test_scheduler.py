@@ -324,18 +324,101 @@ def test_source_lock_excludes_a_second_holder(db_url: str) -> None:
         b.close()
 
 
+def test_two_services_on_one_database_call_each_source_once_an_interval(
+        feeds: FeedServer, store: Store, db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Two `run` services on one database (two machines, or cron's `poll` beside `run`): the
+    lock kept their passes from overlapping, but each timer's pass polled the source anyway,
+    so every source's API was called twice an interval."""
+    import logging
+
+    from mentionwatch.pipeline import poll
+    from mentionwatch.scheduler import FOLLOW_MARGIN, Daemon
+    from tests.conftest import make_config
+
+    url = feeds.add("/f.xml", rss(items(2, "a")))
+    config = make_config(db_url, [{"name": "forum", "kind": "rss", "url": url,
+                                   "interval": "10m"}])
+    source = config.sources[0]
+    here, there = Daemon(config, Store.open(db_url)), Daemon(config, Store.open(db_url))
+    try:
+        for daemon in (here, there):
+            daemon.schedule()
+        here.poll_one(source)
+        assert len(feeds.seen("/f.xml")) == 1
+        with caplog.at_level(logging.INFO, logger="mentionwatch.scheduler"):
+            there.poll_one(source)  # its timer fires: the other polled it a moment ago
+            there.poll_one(source)
+        assert len(feeds.seen("/f.xml")) == 1
+        lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert lines[0][0] == "WARNING" and lines[1][0] == "INFO"  # said loudly once
+        assert lines[0][1].startswith("source forum: skipped (no second call to its API), "
+                                      "polled by another mentionwatch process 0s ago; next "
+                                      "pass here at ")
+        # Its timer now follows the other's passes: just after the next one is due.
+        row = store.source_row("forum")
+        assert row is not None and row.last_attempt_at is not None
+        job = there.scheduler.get_job("source:forum")
+        assert job.next_run_time == row.last_attempt_at + timedelta(minutes=10, seconds=30) \
+            + FOLLOW_MARGIN
+        here.poll_one(source)  # the first service's own timer keeps its interval
+        assert len(feeds.seen("/f.xml")) == 2
+        poll(config, store)  # cron's `poll` beside them: not due
+        assert len(feeds.seen("/f.xml")) == 2
+        # The first service stops (or crashes): an interval after its last pass the other
+        # polls, and from then on its own passes are its own.
+        store.record_not_modified("forum", now=datetime.now(UTC) - timedelta(minutes=11))
+        with caplog.at_level(logging.INFO, logger="mentionwatch.scheduler"):
+            there.poll_one(source)
+            there.poll_one(source)
+        assert len(feeds.seen("/f.xml")) == 4
+        assert "source forum: polled here again" in caplog.text
+    finally:
+        for daemon in (here, there):
+            daemon.http.close()
+            daemon.store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgres_session_whose_host_is_gone_ends_within_a_minute(pg_url: str) -> None:
+    """A source's lock is its holder's session's: a host that crashed or lost the network
+    held it, and kept every other service from polling that source, until the server's TCP
+    keepalive gave up on the session (the system default: over two hours on Linux)."""
+    from sqlalchemy import text
+
+    store = Store.open(pg_url)
+    try:
+        with store.engine.connect() as conn:
+            settings = {name: conn.execute(text(f"SHOW {name}")).scalar() for name in
+                        ("tcp_keepalives_idle", "tcp_keepalives_interval",
+                         "tcp_keepalives_count")}
+    finally:
+        store.close()
+    idle, interval, probes = (int(str(v).rstrip("s")) for v in settings.values())
+    assert 0 < idle + interval * probes <= 60, settings
+
+
 def test_scheduled_passes_respect_backoff_and_rate_limits() -> None:
     common = {"now": NOW, "interval": timedelta(minutes=5), "disabled_reason": None,
               "last_attempt_at": NOW - timedelta(seconds=10)}
+    ours = NOW - timedelta(seconds=10)  # the last attempt was this process's own
     assert due_state(**common, next_attempt_at=None, rate_limited_until=None,
-                     scheduled=True).due
+                     scheduled=True, polled_here_at=ours).due
     assert not due_state(**common, next_attempt_at=None, rate_limited_until=None).due
     backing_off = due_state(**common, next_attempt_at=NOW + timedelta(minutes=2),
-                            rate_limited_until=None, scheduled=True)
+                            rate_limited_until=None, scheduled=True, polled_here_at=ours)
     assert not backing_off.due and backing_off.reason == "backing off after failures"
     limited = due_state(**common, next_attempt_at=None,
                         rate_limited_until=NOW + timedelta(minutes=9), force=True)
     assert not limited.due and limited.at == NOW + timedelta(minutes=9)
+    # Another process attempted it 10 s ago: a scheduled pass here waits for the interval.
+    mine = NOW - timedelta(minutes=5)
+    elsewhere = due_state(**common, next_attempt_at=None, rate_limited_until=None,
+                          scheduled=True, polled_here_at=mine)
+    assert not elsewhere.due and elsewhere.reason == "polled by another mentionwatch process"
+    assert elsewhere.at == NOW + timedelta(minutes=4, seconds=50)
+    # Before its first pass, an attempt within the interval is another process's.
+    assert not due_state(**common, next_attempt_at=None, rate_limited_until=None,
+                         scheduled=True).due
 
 
 def test_quiet_source_is_learned_from_its_rhythm() -> None:
