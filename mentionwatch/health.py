@@ -27,6 +27,13 @@ def backoff(consecutive_failures: int, interval: timedelta) -> timedelta:
     return min(delay, cap)
 
 
+#: Clocks of machines sharing a database may differ by this much. A source's last attempt
+#: further ahead of now than this says this clock was stepped back since (NTP, a VM
+#: restored): every wait measured from that attempt would last as long again.
+CLOCK_SKEW = timedelta(minutes=1)
+#: Why a source is due whose last attempt is later than now (see CLOCK_SKEW).
+CLOCK_WENT_BACK = "the clock went back"
+
 #: Why a scheduled pass is skipped when another process (a second `run`, cron's `poll`)
 #: polled the source within its interval: polling it again would double its API calls.
 POLLED_ELSEWHERE = "polled by another mentionwatch process"
@@ -57,9 +64,17 @@ def due_state(
     timer fired) skips the interval the timer keeps, unless the last attempt was not this
     process's (`polled_here_at`, its own last attempt, None before its first): a pass
     another process made within the interval makes this one unnecessary (POLLED_ELSEWHERE).
-    Neither overrides a rate limit or a disabled source."""
+    Neither overrides a rate limit or a disabled source.
+
+    A last attempt later than now (beyond CLOCK_SKEW) means the clock went back: how long
+    has really passed since is unknown, so the source is due (CLOCK_WENT_BACK), where the
+    interval, a backoff or a rate limit measured from that attempt would each have waited
+    as long again as the clock went back. One pass, stamped with the new clock, puts it
+    right; a rate limit still in force is learnt again from that pass."""
     if disabled_reason:
         return Due(False, disabled_reason)
+    if last_attempt_at and last_attempt_at > now + CLOCK_SKEW:
+        return Due(True, CLOCK_WENT_BACK)
     if rate_limited_until and now < rate_limited_until:
         return Due(False, "rate limited", rate_limited_until)
     if force:

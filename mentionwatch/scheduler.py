@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +54,10 @@ HEARTBEAT_EVERY = timedelta(seconds=30)
 HOUSEKEEPING = "housekeeping"
 #: How long after another process's next pass is due a timer that follows it fires.
 FOLLOW_MARGIN = timedelta(seconds=2)
+#: How often `run` compares the wall clock with the monotonic one (see `check_clock`), and
+#: how far back the wall clock must have gone for the timers to be moved with it.
+CLOCK_CHECK_EVERY = 5.0
+CLOCK_STEP = timedelta(seconds=2)
 
 
 #: The scheduled send of the morning digest (`Store.claim_send`).
@@ -80,11 +85,15 @@ class Daemon:
 
     def __init__(self, config: Config, store: Store, *, judge: Judge | None = None,
                  heartbeat_every: timedelta = HEARTBEAT_EVERY,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.store = store
-        #: Wall time, for what is dated (the digest's day); tests move it.
+        #: Wall time, for what is dated (the digest's day), and monotonic time, for how much
+        #: really passed (see `check_clock`); tests move them.
         self.clock = clock
+        self.monotonic = monotonic
+        self._clock_mark: tuple[datetime, float] | None = None
         self.judge = judge
         self.heartbeat_every = heartbeat_every
         self.http = make_http_client(config)
@@ -186,6 +195,34 @@ class Daemon:
         log.log(logging.WARNING if first else logging.INFO,
                 "source %s: skipped (no second call to its API), %s", source.name, what)
 
+    def check_clock(self) -> timedelta:
+        """How far the wall clock went back since the last check, measured against the
+        monotonic clock, and when more than CLOCK_STEP: the interval timers (each source's,
+        the heartbeat's) moved back as far. APScheduler waits for wall-clock times, so a
+        clock stepped back an hour (an NTP step, a VM restored) had stopped every pass and
+        the heartbeat for that hour. The digest keeps its wall-clock time of day."""
+        wall, mono = self.clock(), self.monotonic()
+        mark, self._clock_mark = self._clock_mark, (wall, mono)
+        if mark is None:
+            return timedelta(0)
+        step = (wall - mark[0]) - timedelta(seconds=mono - mark[1])
+        if step >= -CLOCK_STEP:
+            return timedelta(0)
+        log.warning("the system clock went back by %s; the next passes move back with it",
+                    format_duration(-step))
+        for job in self.scheduler.get_jobs():
+            if isinstance(job.trigger, IntervalTrigger) and job.next_run_time is not None:
+                job.modify(next_run_time=job.next_run_time + step)
+        return step
+
+    def _watch_clock(self, stopped: threading.Event) -> None:
+        self.check_clock()
+        while not stopped.wait(CLOCK_CHECK_EVERY):  # a wait in monotonic time
+            try:
+                self.check_clock()
+            except Exception:  # the scheduler shutting down under it: the next check says
+                log.exception("clock check failed")
+
     def send_digest(self, now: datetime | None = None) -> None:
         """The morning digest: the report of the last `digest_since`, emailed to on-call,
         once per local day and `digest_at` (see `digest_period`), whoever fires it: a send
@@ -269,9 +306,14 @@ class Daemon:
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, stop)
+        watcher_stop = threading.Event()
+        watcher = threading.Thread(target=self._watch_clock, args=(watcher_stop,),
+                                   name="clock", daemon=True)
+        watcher.start()
         try:
             self.scheduler.start()
         finally:
+            watcher_stop.set()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self._write_heartbeat({"stopped": True, "passes": self.passes})

@@ -397,6 +397,55 @@ def test_a_postgres_session_whose_host_is_gone_ends_within_a_minute(pg_url: str)
     assert 0 < idle + interval * probes <= 60, settings
 
 
+def test_run_moves_its_timers_back_with_a_clock_stepped_back(store: Store, db_url: str,
+                                                             caplog: pytest.LogCaptureFixture
+                                                             ) -> None:
+    """APScheduler waits for wall-clock times: a clock stepped back an hour (an NTP step, a
+    VM restored) had stopped every pass and the heartbeat for that hour."""
+    from mentionwatch.scheduler import Daemon
+    from tests.conftest import make_config
+
+    wall, mono = [NOW], [1000.0]
+    config = make_config(db_url, [{"name": "forum", "kind": "rss", "url": "http://127.0.0.1:9/",
+                                   "interval": "15m"}])
+    daemon = Daemon(config, store, clock=lambda: wall[0], monotonic=lambda: mono[0])
+    try:
+        daemon.schedule()
+        jobs = [daemon.scheduler.get_job(i) for i in ("source:forum", "heartbeat")]
+        before = [job.next_run_time for job in jobs]
+        assert daemon.check_clock() == timedelta(0)  # the first look: nothing to compare
+        wall[0] += timedelta(seconds=9)  # a second's drift is not a step
+        mono[0] += 10
+        assert daemon.check_clock() == timedelta(0)
+        assert [job.next_run_time for job in jobs] == before
+        wall[0] += timedelta(seconds=10) - timedelta(hours=1)  # stepped back an hour
+        mono[0] += 10
+        assert daemon.check_clock() == -timedelta(hours=1)
+        assert [job.next_run_time for job in jobs] == [t - timedelta(hours=1) for t in before]
+        assert "the system clock went back by 1h; the next passes move back" in caplog.text
+    finally:
+        daemon.http.close()
+
+
+def test_poll_does_not_wait_out_a_clock_stepped_back(feeds: FeedServer, store: Store,
+                                                     db_url: str) -> None:
+    """Cron's `poll` measured the interval from the last attempt's time: with the clock
+    stepped back an hour, a 15-minute source was "not due yet" for an hour and a quarter."""
+    from mentionwatch.pipeline import poll
+    from tests.conftest import make_config
+
+    url = feeds.add("/f.xml", rss(items(1, "a")))
+    config = make_config(db_url, [{"name": "forum", "kind": "rss", "url": url,
+                                   "interval": "15m"}])
+    poll(config, store)
+    # That pass as this clock had stamped it before it was stepped back an hour.
+    store.record_not_modified("forum", now=datetime.now(UTC) + timedelta(hours=1))
+    outcome = poll(config, store).outcomes[0]
+    assert outcome.status == "not_modified", outcome.message
+    assert len(feeds.seen("/f.xml")) == 2
+    assert poll(config, store).outcomes[0].status == "skipped"  # stamped anew: not due
+
+
 def test_scheduled_passes_respect_backoff_and_rate_limits() -> None:
     common = {"now": NOW, "interval": timedelta(minutes=5), "disabled_reason": None,
               "last_attempt_at": NOW - timedelta(seconds=10)}
@@ -416,6 +465,17 @@ def test_scheduled_passes_respect_backoff_and_rate_limits() -> None:
                           scheduled=True, polled_here_at=mine)
     assert not elsewhere.due and elsewhere.reason == "polled by another mentionwatch process"
     assert elsewhere.at == NOW + timedelta(minutes=4, seconds=50)
+    # An attempt stamped later than now: the clock went back since. The waits measured
+    # from it would last as long again; it is due (a second's difference between the
+    # clocks of two machines on one database is not that).
+    ahead = {**common, "last_attempt_at": NOW + timedelta(hours=1)}
+    for waits in ({"next_attempt_at": NOW + timedelta(hours=1, minutes=2)},
+                  {"rate_limited_until": NOW + timedelta(hours=1, minutes=15)}, {}):
+        stepped = due_state(**{"next_attempt_at": None, "rate_limited_until": None,
+                               **ahead, **waits})
+        assert stepped.due and stepped.reason == "the clock went back", waits
+    assert not due_state(**{**common, "last_attempt_at": NOW + timedelta(seconds=20)},
+                         next_attempt_at=None, rate_limited_until=None).due
     # Before its first pass, an attempt within the interval is another process's.
     assert not due_state(**common, next_attempt_at=None, rate_limited_until=None,
                          scheduled=True).due
