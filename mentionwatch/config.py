@@ -228,6 +228,9 @@ class SourceConfig(StrictModel):
     kind: str
     enabled: bool = True
     interval: timedelta | None = None
+    #: Its items are news stories about the brand (a news site's feed): rules written for
+    #: `source = ["press"]` take them, as they take Google Alerts.
+    press: bool = False
 
     _parse_interval = field_validator("interval", mode="before")(_interval)
 

@@ -126,6 +126,37 @@ def test_a_news_story_about_an_outage_gets_a_statement_not_a_dm(engine: Engine) 
     assert post.draft_rule == "outage" and "direct message" in (post.public_draft or "")
 
 
+def test_a_news_feed_marked_press_gets_a_statement_and_check_knows_press(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "mentionwatch.toml"
+    config.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n'
+                      '[[sources]]\nname = "technews"\nkind = "rss"\npress = true\n'
+                      'url = "https://news.example/feed"\n'
+                      '[[sources]]\nname = "forum"\nkind = "rss"\n'
+                      'url = "https://forum.example/feed"\n', encoding="utf-8")
+    story = ("Outage hits Acme Fiber customers across the east side: thousands reported "
+             "outages on Sunday morning")
+
+    def drafted(source: str) -> dict[str, Any]:
+        code, said = run_cli(["--config", str(config), "rules", "test", story,
+                              "--source", source, "--json"], monkeypatch, capsys)
+        assert code == 0, said
+        return dict(json.loads(said))
+
+    press = drafted("technews")
+    assert press["draft_rule"] == "press-coverage" and press["private_channel"] == "email"
+    assert "direct message" not in press["public_draft"]
+    why = next(h["why"] for h in press["hits"] if h["rule"] == "press-coverage")
+    assert why["source"] == "technews (press)"
+    # A feed not marked press is a forum's post: the usual move to a DM.
+    forum = drafted("forum")
+    assert forum["draft_rule"] != "press-coverage" and "direct message" in forum["public_draft"]
+    # "press" is a source value of its own: no "never matches" warning for the shipped rule.
+    code, said = run_cli(["--config", str(config), "rules", "check"], monkeypatch, capsys)
+    assert code == 0 and "'press'" not in said, said
+
+
 def test_every_flagged_post_gets_both_drafts_without_private_data_requests(
         engine: Engine) -> None:
     counts: Counter[str] = Counter()

@@ -139,6 +139,7 @@ def judgement_json(j: Judgement) -> dict[str, Any]:
                   "alert": h.alert, "why": h.explanation} for h in j.hits],
         "explanation": j.explanation, "public_draft": j.public_draft,
         "private_draft": j.private_draft, "private_channel": j.private_channel,
+        "draft_rule": j.draft_rule,
     }
 
 
@@ -201,6 +202,7 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
     """What is valid but likely a mistake, one line each, naming the file and the rule."""
     from mentionwatch import registry
     from mentionwatch.rules_engine import BrandFacts, reply_length, reply_limit
+    from mentionwatch.rules_engine.engine import PRESS
     from mentionwatch.rules_engine.templates import render
 
     kinds = set(registry.available_kinds())
@@ -221,7 +223,8 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
         for rule in pack.rules:
             where = f"{pack.path}: rule {rule.name!r}"
             sources = {s for part in rule.when.parts() for s in part.source}
-            unknown = sorted(v for v in sources if v not in kinds and v not in names)
+            unknown = sorted(v for v in sources
+                             if v not in kinds and v not in names and v != PRESS)
             if unknown:
                 known = ", ".join(sorted(kinds | set(names)))
                 out.append(f"{where}: source {', '.join(map(repr, unknown))} is neither a "

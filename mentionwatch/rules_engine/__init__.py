@@ -93,4 +93,5 @@ def load_judge(config: Config) -> Engine:
         sentence = SentenceScorer(sentence_dir(config))
     return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
                                     brand.support_hours), reply_limit, sentence=sentence,
-                  model=word_model(config), reply_lengths=reply_length)
+                  model=word_model(config), reply_lengths=reply_length,
+                  press_sources=[s.name for s in config.sources if s.press])
