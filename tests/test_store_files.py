@@ -231,3 +231,76 @@ def test_the_same_user_writes_the_store_when_its_mode_allows(polled: Path) -> No
     rows = _readers_work(polled)
     dismissed = _run_as_a_user(["dismiss", str(rows[0]["id"]), "--reason", "spam"], polled)
     assert dismissed.returncode == 0, dismissed.stderr
+
+
+# ------------------------------------------------- a SQLite file: URI, as SQLAlchemy documents
+
+
+def test_a_file_uri_opens_the_file_it_names_relative_to_the_config(polled: Path) -> None:
+    """`sqlite:///file:PATH?...&uri=true`: the file, not a folder named "file:" beside the
+    config; a relative PATH is the config folder's, as for a plain path."""
+    database = polled / "data" / "mentionwatch.db"
+    for url in ("sqlite:///file:data/mentionwatch.db?uri=true",
+                f"sqlite:///file:{database}?cache=private&uri=true",
+                f"sqlite:///file://{database}?uri=true"):
+        config = _point_at(polled, url)
+        elsewhere = polled / "elsewhere"
+        elsewhere.mkdir(exist_ok=True)
+        listed = run(["--config", str(config), "mentions", "list", "--json"], elsewhere)
+        assert listed.returncode == 0, (url, listed.stderr)
+        assert {r["external_id"] for r in json.loads(listed.stdout)} == {"1", "2"}, url
+        # A writer writes that same file (a dismiss shows in a plain-path reader).
+        dismissed = run(["--config", str(config), "dismiss", "1", "--reason", "spam"],
+                        elsewhere)
+        assert dismissed.returncode == 0, (url, dismissed.stderr)
+        assert not list(polled.rglob("file:*")), url
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT status FROM mentions WHERE id = 1").fetchone() == (
+            "dismissed",)
+
+
+def test_a_file_uri_naming_no_file_is_refused_not_created(polled: Path) -> None:
+    config = _point_at(polled, "sqlite:///file:data/mentionz.db?uri=true")
+    typo = polled / "data" / "mentionz.db"
+    for command in (["report"], ["mentions", "list"], ["tui"]):
+        result = CliRunner().invoke(cli, ["--config", str(config), *command])
+        assert isinstance(result.exception, StoreNotFound), (command, result.output)
+        assert result.exception.path == typo
+    assert not typo.exists() and not list(polled.rglob("file:*"))
+
+
+def test_mode_ro_in_a_file_uri_reads_and_refuses_writes_saying_why(polled: Path) -> None:
+    database = polled / "data" / "mentionwatch.db"
+    _point_at(polled, "sqlite:///file:data/mentionwatch.db?mode=ro&uri=true")
+    files = sorted(database.parent.rglob("*"))
+    rows = _readers_work(polled)
+    for command in (["dismiss", str(rows[0]["id"]), "--reason", "spam"], ["poll"]):
+        refused = run(command, polled)
+        assert refused.returncode == 1, (command, refused.stderr)
+        assert refused.stderr.startswith(
+            f"Database error: Cannot write to the database {database}: [database] url opens "
+            "it read-only (mode=ro).\nCommands that only read it work"), refused.stderr
+        assert "take mode=ro out of [database] url" in refused.stderr
+    assert [r["status"] for r in _readers_work(polled)] == [r["status"] for r in rows]
+    assert sorted(database.parent.rglob("*")) == files
+
+
+@pytest.mark.parametrize("read_only", ["folder"], indirect=True)
+def test_a_file_uri_to_a_read_only_store_keeps_its_options_and_reads(read_only: Path) -> None:
+    """The file's mode makes it read-only as for a plain path; the URI's own options
+    (here cache=private) still reach SQLite."""
+    _point_at(read_only, "sqlite:///file:data/mentionwatch.db?cache=private&uri=true")
+    files = sorted((read_only / "data").rglob("*"))
+    assert len(_readers_work(read_only)) == 2
+    refused = _run_as_a_user(["dismiss", "1", "--reason", "spam"], read_only)
+    assert refused.returncode == 1 and "its folder is read-only" in refused.stderr
+    assert sorted((read_only / "data").rglob("*")) == files
+
+
+def test_a_file_uri_without_uri_true_is_refused_with_what_to_write(polled: Path) -> None:
+    _point_at(polled, "sqlite:///file:data/mentionwatch.db?mode=ro")
+    refused = run(["mentions", "list"], polled)
+    assert refused.returncode == 1, refused.stderr
+    assert "needs uri=true in the URL's query (sqlite:///file:data/mentionwatch.db?mode=ro" \
+        "&uri=true)" in refused.stderr.replace("\n", " ")
+    assert not list(polled.rglob("file:*"))
