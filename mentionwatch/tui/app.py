@@ -29,6 +29,7 @@ from mentionwatch.models import utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import current_operator
 from mentionwatch.text import first_line, one_line, strip_terminal_escapes
+from mentionwatch.tui import read_only
 from mentionwatch.tui.outbox_view import OutboxScreen, action_line, outbox_counts, summary_line
 from mentionwatch.tui.prompt import PromptScreen
 from mentionwatch.tui.queries import (
@@ -167,6 +168,8 @@ class TriageApp(App[None]):
         self.edits: dict[int, dict[str, str]] = {}
         self.sources: list[str | None] = [None]
         self.shown_filter: QueueFilter | None = None
+        #: When a key was last told that the store is read-only (read_only.tell).
+        self.read_only_told_at = float("-inf")
 
     # ------------------------------------------------------------------ layout
 
@@ -195,6 +198,8 @@ class TriageApp(App[None]):
         for name in ("flag", "prio", "source", "author", "age", "who", "text"):
             table.add_column(name, key=name)
         self.query_one("#search", Input).display = False
+        for _, area in self.draft_areas():
+            area.read_only = self.store.read_only  # browsing: nothing typed to lose on q
         self.sources = [None, *source_names(self.store)]
         self.reload()
         table.focus()
@@ -311,6 +316,7 @@ class TriageApp(App[None]):
 
     # ------------------------------------------------------------------ actions
 
+    @read_only.writes
     def action_approve(self, which: str) -> None:
         if self.catch_up(approving=True) or self.current is None:
             return
@@ -354,6 +360,7 @@ class TriageApp(App[None]):
                                   severity="error" if result.state != "sent" else "information")
         self.call_from_thread(self.after_send)  # answered mentions leave the queue
 
+    @read_only.writes
     def action_dismiss(self, reason: str) -> None:
         self.catch_up()
         if self.current is None:
@@ -364,6 +371,7 @@ class TriageApp(App[None]):
         self.notify(f"Dismissed #{mention.id} ({reason}). Press u to undo.", markup=False)
         self.reload()
 
+    @read_only.writes
     def action_replied_elsewhere(self) -> None:
         """Answered outside mentionwatch (on a forum, by phone): counted as answered in the
         reports, as `mentionwatch replied-elsewhere` does."""
@@ -378,6 +386,7 @@ class TriageApp(App[None]):
                     markup=False)
         self.reload()
 
+    @read_only.writes
     def action_undo(self) -> None:
         if not self.undo_stack:
             self.notify("Nothing to undo: u brings back what you dismissed, resolved or "
@@ -394,6 +403,7 @@ class TriageApp(App[None]):
                     else f"#{mention_id} is {undo.status} again.", markup=False)
         self.reload()
 
+    @read_only.writes
     def action_edit(self) -> None:
         self.query_one("#public", TextArea).focus()
 
@@ -453,7 +463,8 @@ class TriageApp(App[None]):
     def action_help(self) -> None:
         from mentionwatch.tui.help import HelpScreen
 
-        self.push_screen(HelpScreen(self.BINDINGS))
+        self.push_screen(HelpScreen(self.BINDINGS, notice=read_only.reason(self.store)
+                                    if self.store.read_only else None))
 
     # ------------------------------------------------- paging, filters, triage keys
 
@@ -605,6 +616,7 @@ class TriageApp(App[None]):
         self.reload()
         self.query_one("#queue", DataTable).focus()
 
+    @read_only.writes
     def action_snooze(self) -> None:
         self.catch_up()
         if self.current is None:
@@ -632,6 +644,7 @@ class TriageApp(App[None]):
             f"Snooze #{mention_id} until when?", placeholder="30m, 2h, tomorrow 9:00, ...",
             hint=triage.SNOOZE_HELP, check=check), done)
 
+    @read_only.writes
     def action_assign(self) -> None:
         self.catch_up()
         if self.current is None:
@@ -661,6 +674,7 @@ class TriageApp(App[None]):
             value=self.current.mention.assigned_to or self.operator, check=check,
             hint=f"A name (Enter). Empty: assigned to nobody. Esc: cancel.{names}"), done)
 
+    @read_only.writes
     def action_resolve(self) -> None:
         self.catch_up()
         if self.current is None:
@@ -674,6 +688,7 @@ class TriageApp(App[None]):
                                         edits=self.edits.pop(mention.id, None)))
         self.after_triage(mention.id, f"Resolved #{mention.id}. Press u to undo.")
 
+    @read_only.writes
     def action_external_edit(self) -> None:
         """The focused draft (the public one from the queue) in $EDITOR, else $VISUAL."""
         from mentionwatch.tui.editor import NO_EDITOR, edit_text, editor_command
@@ -747,7 +762,7 @@ class TriageApp(App[None]):
     def update_outbox_bar(self) -> None:
         self.query_one("#outbox-bar", Static).update(
             summary_line(outbox_counts(self.store), simulated=self.simulated,
-                         marks=self.palette))
+                         marks=self.palette, read_only=self.store.read_only))
 
 
 @cache

@@ -81,12 +81,16 @@ class HelpScreen(Screen[None]):
         Binding("escape,question_mark,q", "app.pop_screen", "Back to the queue"),
     ]
 
-    def __init__(self, bindings: list[BindingType]) -> None:
+    def __init__(self, bindings: list[BindingType], *, notice: str | None = None) -> None:
         super().__init__()
         self.keys = bindings
+        #: Said above the keys: why the store cannot be changed here, when it cannot.
+        self.notice = notice
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
+            if self.notice:
+                yield Static(Text(self.notice, style="bold"), id="help-notice")
             yield Static(Text("Keys of the triage queue", style="bold"))
             yield Static(help_table(self.keys), id="help")
         yield Footer(compact=True, show_command_palette=False)
