@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import events, work
@@ -47,6 +47,7 @@ from mentionwatch.tui.queries import (
 )
 from mentionwatch.tui.styles import COLOUR, Palette, palette
 
+T = TypeVar("T")
 FILTERS: tuple[str | None, ...] = (None, "crisis", "complaint", "question", "praise")
 #: From this many columns the queue and the mention are side by side; below, stacked (the
 #: queue's text column needs the width).
@@ -69,10 +70,15 @@ def age_text(row: QueueRow, now: datetime, marks: Palette = COLOUR) -> Text:
 
 @dataclass(frozen=True, slots=True)
 class Undoable:
-    """A mention as it was before a key took it off the queue, for `u` to put back."""
+    """A mention as it was before a key took it off the queue, for `u` to put back if
+    nobody changed it since."""
 
     mention_id: int
     status: str
+    #: The status the key set, and the id of the audit event it wrote: `u` undoes only
+    #: while the mention is still so and no one has done anything to it after that event.
+    marked: str
+    event_id: int
     #: It had no first response before ("answered elsewhere" gives it one).
     unanswered: bool = False
     #: The audit event of the undo ("undo_dismiss" also tells `rules train` to forget it).
@@ -366,8 +372,9 @@ class TriageApp(App[None]):
         if self.current is None:
             return
         mention = self.current.mention
-        outbox.mark(self.store, mention.id, "dismissed", operator=self.operator, reason=reason)
-        self.undo_stack.append(Undoable(mention.id, mention.status))
+        event_id = outbox.mark(self.store, mention.id, "dismissed", operator=self.operator,
+                               reason=reason)
+        self.undo_stack.append(Undoable(mention.id, mention.status, "dismissed", event_id))
         self.notify(f"Dismissed #{mention.id} ({reason}). Press u to undo.", markup=False)
         self.reload()
 
@@ -379,9 +386,10 @@ class TriageApp(App[None]):
         if self.current is None:
             return
         mention = self.current.mention
-        outbox.mark(self.store, mention.id, "replied_elsewhere", operator=self.operator)
-        self.undo_stack.append(Undoable(mention.id, mention.status,
-                                        unanswered=mention.first_response_at is None))
+        event_id = outbox.mark(self.store, mention.id, "replied_elsewhere",
+                               operator=self.operator)
+        self.undo_stack.append(Undoable(mention.id, mention.status, "replied_elsewhere",
+                                        event_id, unanswered=mention.first_response_at is None))
         self.notify(f"#{mention.id} marked as answered elsewhere. Press u to undo.",
                     markup=False)
         self.reload()
@@ -394,10 +402,17 @@ class TriageApp(App[None]):
             return
         undo = self.undo_stack.pop()
         mention_id = undo.mention_id
-        self.store.set_status(mention_id, undo.status, actor=self.operator, event=undo.event,
-                              unanswered=undo.unanswered)
-        if undo.edits:
+        if undo.edits:  # kept even if it cannot be reopened: q saves them in the drafts
             self.edits[mention_id] = dict(undo.edits)
+        try:
+            triage.undo_mark(self.store, mention_id, marked=undo.marked,
+                             event_id=undo.event_id, restore=undo.status,
+                             operator=self.operator, event=undo.event,
+                             unanswered=undo.unanswered)
+        except triage.TriageError as exc:  # someone else changed it meanwhile
+            self.notify(exc.message, severity="warning", markup=False, timeout=10)
+            self.reload()
+            return
         self.focus_mention = mention_id
         self.notify(f"#{mention_id} is back in the queue." if undo.status in OPEN_STATUSES
                     else f"#{mention_id} is {undo.status} again.", markup=False)
@@ -598,8 +613,8 @@ class TriageApp(App[None]):
         return (("reply", self.query_one("#public", TextArea)),
                 ("private", self.query_one("#private", TextArea)))
 
-    def apply_triage(self, change: Callable[..., object], mention_id: int,
-                     *args: object, **kwargs: object) -> tuple[bool, object]:
+    def apply_triage(self, change: Callable[..., T], mention_id: int,
+                     *args: object, **kwargs: object) -> tuple[bool, T | None]:
         """Make a triage change as the operator: (done, what it returned). A refusal (the
         mention is gone, a name not in the team) is shown, not raised, and the queue is
         re-read."""
@@ -681,10 +696,12 @@ class TriageApp(App[None]):
             return
         mention = self.current.mention
         self.remember_edits()
-        if not self.apply_triage(triage.resolve, mention.id)[0]:
+        resolved, event_id = self.apply_triage(triage.resolve, mention.id)
+        if not resolved or event_id is None:
             return
         # One key closes the case, so one key (u) opens it again, edits in progress and all.
-        self.undo_stack.append(Undoable(mention.id, mention.status, event="undo_resolve",
+        self.undo_stack.append(Undoable(mention.id, mention.status, "resolved", event_id,
+                                        event="undo_resolve",
                                         edits=self.edits.pop(mention.id, None)))
         self.after_triage(mention.id, f"Resolved #{mention.id}. Press u to undo.")
 

@@ -29,7 +29,7 @@ DETAILS = {
     "back_to_queue": "Back to the queue from a draft, the search box or the mention pane "
                      "(edits are kept).",
     "undo": "Bring back what you dismissed, resolved or marked as answered elsewhere in "
-            "this session, the last first.",
+            "this session, the last first; not if someone changed it since (it says who).",
     "open_link": "Open the mention's link in the browser.",
     "edit": "Move into the public draft to edit it in place (Tab to the private one, "
             "Esc back to the queue). Edits are kept while you move around and on refresh, "
