@@ -372,7 +372,11 @@ class OutboxScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_help(self) -> None:
-        self.app.notify(OUTBOX_HELP, timeout=15, markup=False)
+        from mentionwatch.tui.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self.BINDINGS, title="Keys of the outbox",
+                                        details=OUTBOX_DETAILS,
+                                        messages=list(self.triage.messages)))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While the text has the keyboard its letters type letters: the footer then offers
@@ -380,7 +384,17 @@ class OutboxScreen(Screen[None]):
         return action == "close" or not isinstance(self.focused, TextArea)
 
 
-OUTBOX_HELP = ("Outbox: a approve (the second approval of a waiting crisis reply, or an edited "
-               "text as a new action) · r retry a failed send · e edit the text (Esc back) · "
-               "s mark an unknown action as sent · n mark it as not sent · x reject a waiting "
-               "action · o open the mention at the source · Esc/w back to the queue")
+#: What the outbox's keys do, for its help screen (?): by action, as help.DETAILS.
+OUTBOX_DETAILS = {
+    "approve": "The second approval of a waiting crisis reply, or an edited text as a new "
+               "action.",
+    "retry": "Send a failed action again, as it is.",
+    "edit": "Edit the action's text (Esc back); then a approves it as a new action.",
+    "resolve(True)": "An unknown action that is there at the source: mark it as sent.",
+    "resolve(False)": "An unknown action that is not there: mark it as not sent (then r "
+                      "retries it).",
+    "reject": "Reject a waiting action: it is not sent.",
+    "open_link": "Open the mention at the source, to check an unknown send.",
+    "help": "This screen.",
+    "close": "Back to the queue.",
+}
