@@ -308,11 +308,11 @@ class TriageApp(App[None]):
             return
         self.columns = columns
         table = self.query_one("#queue", DataTable)
+        selected = table.cursor_row
         table.clear(columns=True)
         for name in columns:
             table.add_column(name, key=name)
         if self.rows:
-            selected = table.cursor_row
             self.add_rows(self.rows)
             table.move_cursor(row=selected)
 
@@ -711,7 +711,7 @@ class TriageApp(App[None]):
                detail: str | None = None) -> None:
         """A toast, kept for the help screen (?) too, where one gone by can be read again.
         `detail`: a longer form, shown there only; the toast says "(? for more)"."""
-        self.messages.appendleft(Said(self.clock(), detail or message))
+        self.messages.appendleft(Said(utcnow(), detail or message))
         if detail:
             message += " (? for more)"
         # Textual stacks toasts without limit: three had hidden most of the mention on

@@ -311,8 +311,7 @@ class OutboxScreen(Screen[None]):
         try:
             step()
         except outbox.OutboxError as exc:
-            self.app.notify(str(exc),
-                            severity="error", markup=False, timeout=8)
+            self.triage.notify_refusal(exc)
             return False
         return True
 
