@@ -489,9 +489,10 @@ class SimulatedConnector:
 
 
 def mark(store: Store, mention_id: int, status: str, *, operator: str,
-         reason: str | None = None) -> None:
+         reason: str | None = None) -> int:
     """Triage without posting: `dismissed` (with a reason), `replied_elsewhere` (answered
-    at the source by hand: feeds and Hacker News cannot be posted to), or `resolved`."""
+    at the source by hand: feeds and Hacker News cannot be posted to), or `resolved`.
+    Returns the id of its audit event (what an undo checks nothing came after)."""
     events = {"dismissed": "dismiss", "replied_elsewhere": "replied_elsewhere",
               "resolved": "resolve"}
     if status not in events:
@@ -507,7 +508,8 @@ def mark(store: Store, mention_id: int, status: str, *, operator: str,
             conn.execute(update(Mention).where(Mention.id == mention_id,
                                                Mention.first_response_at.is_(None))
                          .values(first_response_at=now))
-        record(conn, operator, events[status], mention_id, reason=reason, flag=flag[0])
+        return record(conn, operator, events[status], mention_id, reason=reason,
+                      flag=flag[0])
 
 
 def actions(store: Store, *, states: tuple[str, ...] | None = None,
