@@ -715,10 +715,13 @@ class TriageApp(App[None]):
         if detail:
             message += " (? for more)"
         # Textual stacks toasts without limit: three had hidden most of the mention on
-        # 80x24. The oldest make way (Textual has no public call for one toast).
+        # 80x24. The oldest make way. Textual has no public call for one toast, so this uses
+        # its private ones, and a Textual without them just stacks toasts as before.
         most = TOASTS_SHORT if self.size.height < 30 else TOASTS
-        for old in list(self._notifications)[:-most + 1 or None]:
-            self._unnotify(old, refresh=False)
+        unnotify = getattr(self, "_unnotify", None)
+        if unnotify is not None:
+            for old in list(getattr(self, "_notifications", ()))[:-most + 1 or None]:
+                unnotify(old, refresh=False)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def notify_refusal(self, exc: MentionwatchError) -> None:
