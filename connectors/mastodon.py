@@ -17,12 +17,14 @@ remote mentions by their local part).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import requests
 from mastodon import Mastodon
 from mastodon.errors import (
     MastodonAPIError,
@@ -55,6 +57,8 @@ from mentionwatch.errors import (
     Transient,
 )
 from mentionwatch.text import clean_text
+
+log = logging.getLogger(__name__)
 
 #: Mastodon's default when the instance does not say (mainline since 1.0).
 DEFAULT_MAX_CHARACTERS = 500
@@ -112,6 +116,10 @@ class MastodonConnector:
                 hint=f"Set the environment variable named by access_token_env "
                 f"(${settings.access_token_env}).",
             )
+        #: The last answer the server gave, whatever Mastodon.py made of it (see `_post`).
+        self._answer: requests.Response | None = None
+        session = requests.Session()
+        session.hooks["response"].append(self._remember)
         self.api = Mastodon(
             access_token=token,
             api_base_url=settings.api_base_url.rstrip("/"),
@@ -120,6 +128,7 @@ class MastodonConnector:
             request_timeout=context.poll.timeout.total_seconds(),
             version_check_mode="none",
             user_agent=context.poll.user_agent or "mentionwatch",
+            session=session,
         )
         self._me: Mapping[str, Any] | None = None
         self._max_characters: int | None = None
@@ -206,11 +215,26 @@ class MastodonConnector:
             self._me = me
         return self._me
 
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._answer = response
+
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._answer = None
         try:
             return fn(*args)
         except MastodonError as exc:
+            if isinstance(exc, MastodonRatelimitError) and self._accepted():
+                # Mastodon.py reads the rate-limit headers of every answer and raises this
+                # when it cannot (X-RateLimit-Reset: "soon"): not a 429, so not a wait.
+                raise BadResponse(f"Mastodon ({self.host}) answered with rate-limit headers "
+                                  f"that cannot be read ({_api_message(exc)}).",
+                                  hint="The server or a proxy in front of it sends them; "
+                                  "mentionwatch tries again at the next pass.") from None
             raise self._source_error(exc) from None
+
+    def _accepted(self) -> bool:
+        """Whether the last answer had a success status (2xx)."""
+        return self._answer is not None and 200 <= self._answer.status_code < 300
 
     def _source_error(self, exc: MastodonError) -> SourceError:
         where = f"Mastodon ({self.host})"
@@ -352,29 +376,52 @@ class MastodonConnector:
         return str(acct).removesuffix(f"@{self.host}")
 
     def _post(self, body: str, **kwargs: Any) -> Mapping[str, Any]:
+        self._answer = None
         try:
             status = self.api.status_post(body, **kwargs)
-        except (MastodonRatelimitError, MastodonUnauthorizedError, MastodonServerError,
-                MastodonNetworkError) as exc:
-            raise self._source_error(exc) from None
-        except MastodonNotFoundError:
-            raise SendError(f"Mastodon ({self.host}): the post being answered no longer "
-                            "exists.") from None
         except MastodonError as exc:
-            if _status(exc) == 403:
-                raise self._source_error(exc) from None
-            if isinstance(exc, MastodonAPIError) and _status(exc) is None:
-                # Mastodon.py raises this only for a success status whose body is not JSON.
-                raise SendUnconfirmed(f"Mastodon ({self.host}) answered the post with something "
-                                      "that is not JSON; it may have gone out: check the "
-                                      "account before sending again.") from None
-            raise SendError(f"Mastodon ({self.host}) refused the post: "
-                            f"{_api_message(exc)}.") from None
+            if not self._accepted() or isinstance(exc, MastodonNetworkError):
+                raise self._post_error(exc) from None
+            # The server took the post (2xx), and Mastodon.py failed on the rest of its answer
+            # (its rate-limit headers, its JSON): never "failed", which `outbox retry` would
+            # post a second time. The body says whether, and as what, it was posted.
+            status = self._posted_status(exc)
         # (Mastodon.py fills every field of a Status it casts, a missing id as None.)
         if not isinstance(status, Mapping) or not status.get("id"):
             raise SendUnconfirmed(f"Mastodon ({self.host}) did not say which post it created; "
                                   "check the account before sending again.")
         return status
+
+    def _posted_status(self, exc: MastodonError) -> Mapping[str, Any]:
+        """The status in an accepted answer Mastodon.py could not finish reading; raises
+        SendUnconfirmed when the body does not show one."""
+        assert self._answer is not None
+        try:
+            status = self._answer.json()
+        except ValueError:
+            status = None
+        if isinstance(status, Mapping) and status.get("id"):
+            log.warning("Mastodon (%s): the post was accepted; its answer could not be read "
+                        "in full (%s)", self.host, type(exc).__name__)
+            return status
+        raise SendUnconfirmed(f"Mastodon ({self.host}) answered the post with something "
+                              "that does not show the post; it may have gone out: check the "
+                              "account before sending again.")
+
+    def _post_error(self, exc: MastodonError) -> SourceError | SendError:
+        """What a post the server did not accept (no 2xx), or a broken connection, means."""
+        if isinstance(exc, MastodonRatelimitError | MastodonUnauthorizedError
+                      | MastodonServerError | MastodonNetworkError) or _status(exc) == 403:
+            return self._source_error(exc)
+        if isinstance(exc, MastodonNotFoundError):
+            return SendError(f"Mastodon ({self.host}): the post being answered no longer "
+                             "exists.")
+        if isinstance(exc, MastodonAPIError) and _status(exc) is None:
+            # Mastodon.py gives no status only for a success status it could not read.
+            return SendUnconfirmed(f"Mastodon ({self.host}) answered the post with something "
+                                   "that is not JSON; it may have gone out: check the account "
+                                   "before sending again.")
+        return SendError(f"Mastodon ({self.host}) refused the post: {_api_message(exc)}.")
 
     def close(self) -> None:
         session = getattr(self.api, "session", None)

@@ -6,6 +6,8 @@ The fake answers the documented REST endpoints from fixture entities and applies
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from werkzeug import Request
 
 from connectors.mastodon import MastodonConnector, MastodonSettings, status_length
-from mentionwatch.config import SourceConfig
+from mentionwatch.config import Config, SourceConfig
 from mentionwatch.connector import ConnectorContext, StoredMentionRef
 from mentionwatch.errors import (
     AuthFailed,
@@ -277,6 +279,73 @@ def test_a_post_whose_answer_does_not_show_it_may_have_gone_out(api: HTTPServer,
         _connector(api).reply(_ref(), "hello")
 
 
+@contextmanager
+def _polled(api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+            ) -> Iterator[tuple[Config, Store, int]]:
+    """A store that polled the fake instance once: its config, the store and its first
+    mention's id."""
+    monkeypatch.setenv("MASTO_TOKEN", TOKEN)
+    FakeMastodon(api)
+    source = {"name": "masto", "kind": "mastodon", "api_base_url": api.url_for("/").rstrip("/"),
+              "access_token_env": "MASTO_TOKEN", "hashtags": ["acmefail"]}
+    config = make_config(db_url, [source], brand=BRAND_M)
+    store = Store.open(db_url)
+    try:
+        assert poll(config, store, environ=ENV).outcomes[0].stored == 4
+        with store.session(readonly=True) as s:
+            mention_id = s.scalar(select(Mention.id).order_by(Mention.id))
+        assert mention_id is not None
+        yield config, store, mention_id
+    finally:
+        store.close()
+
+
+def _send(config: Config, store: Store) -> list[Any]:
+    """Run the sender once against the fake instance."""
+    from mentionwatch import outbox
+    from mentionwatch.pipeline import build_connector
+
+    return outbox.send_pending(config, store, connector_for=lambda src: build_connector(
+        src, config, environ=ENV))
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-RateLimit-Remaining": "299", "X-RateLimit-Reset": "soon"},
+    {"X-RateLimit-Reset": "2026-11-19T09:10:00Z", "Date": "yesterday, around noon"},
+])
+def test_an_accepted_post_with_unreadable_rate_limit_headers_is_sent(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str],
+) -> None:
+    from mentionwatch import outbox
+
+    with _polled(api, db_url, monkeypatch) as (config, store, mention_id):
+        outbox.approve(store, mention_id, "reply", operator="dana", text="Sorry!")
+        api.clear_all_handlers()
+        api.expect_request("/api/v2/instance/").respond_with_json(
+            load("mastodon", "instance_v2.json"))
+        # Mastodon.py cannot read the headers and raised its rate-limit error: the reply had
+        # been recorded as failed, and `outbox retry` would have posted it a second time.
+        api.expect_request(STATUSES, method="POST").respond_with_json(
+            load("mastodon", "status_created.json"), headers=headers)
+        [sent] = _send(config, store)
+        assert (sent.state, sent.url) == ("sent", "https://social.example/@acme/113500000000000050")
+        [action] = outbox.actions(store)
+        assert action.posted_id == "113500000000000050"
+        # Accepted, but the body does not show the post: unknown, never failed.
+        api.clear_all_handlers()
+        api.expect_request("/api/v2/instance/").respond_with_json(
+            load("mastodon", "instance_v2.json"))
+        api.expect_request(STATUSES, method="POST").respond_with_data(
+            b"<html>ok</html>", status=200, content_type="text/html", headers=headers)
+        with pytest.raises(SendUnconfirmed, match="may have gone out"):
+            _connector(api).reply(_ref(), "hello")
+        # Reading: the same headers are a bad answer, not a rate limit to wait out.
+        api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+            load("mastodon", "verify_credentials.json"), headers=headers)
+        with pytest.raises(BadResponse, match="rate-limit headers that cannot be read"):
+            _connector(api).fetch(None)
+
+
 def test_poll_stores_mentions_and_never_our_own_posts(
     api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -305,8 +374,6 @@ def test_poll_stores_mentions_and_never_our_own_posts(
         store.close()
 
 
-
-
 HOSTILE_REASON = "Bad \x1b]0;owned\x07\x1b[2J thing"  # sets the window title, clears
 
 
@@ -317,19 +384,8 @@ def test_a_hostile_reason_phrase_is_stored_and_shown_inert(
 
     from mentionwatch import outbox
     from mentionwatch.models import OutboxAction
-    from mentionwatch.pipeline import build_connector
 
-    monkeypatch.setenv("MASTO_TOKEN", TOKEN)
-    FakeMastodon(api)
-    source = {"name": "masto", "kind": "mastodon", "api_base_url": api.url_for("/").rstrip("/"),
-              "access_token_env": "MASTO_TOKEN", "hashtags": ["acmefail"]}
-    config = make_config(db_url, [source], brand=BRAND_M)
-    store = Store.open(db_url)
-    try:
-        assert poll(config, store, environ=ENV).outcomes[0].stored == 4
-        with store.session(readonly=True) as s:
-            mention_id = s.scalar(select(Mention.id).order_by(Mention.id))
-        assert mention_id is not None
+    with _polled(api, db_url, monkeypatch) as (config, store, mention_id):
         outbox.approve(store, mention_id, "reply", operator="dana", text="Sorry!")
         api.clear_all_handlers()
         api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
@@ -341,8 +397,7 @@ def test_a_hostile_reason_phrase_is_stored_and_shown_inert(
             b"{}", status=f"422 {HOSTILE_REASON}", content_type="application/json"))
         api.expect_request(NOTIFS).respond_with_response(Response(
             b"{}", status=f"418 {HOSTILE_REASON}", content_type="application/json"))
-        [sent] = outbox.send_pending(config, store, connector_for=lambda src: build_connector(
-            src, config, environ=ENV))
+        [sent] = _send(config, store)
         [polled] = poll(config, store, environ=ENV, force=True).outcomes
         assert sent.state == "failed" and "thing" in (sent.message or "")
         assert polled.status == "failed" and "thing" in (polled.message or "")
@@ -351,5 +406,3 @@ def test_a_hostile_reason_phrase_is_stored_and_shown_inert(
             error = s.scalar(select(OutboxAction.last_error))
         for shown in (sent.message, polled.message, row.last_error if row else "", error):
             assert shown and "\x1b" not in shown and "\x07" not in shown
-    finally:
-        store.close()
