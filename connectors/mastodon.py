@@ -47,6 +47,7 @@ from mentionwatch.connector import (
     PostResult,
     StoredMentionRef,
 )
+from mentionwatch.deadlines import BODY_DEADLINE_FACTOR, bounded_session
 from mentionwatch.errors import (
     AuthFailed,
     BadResponse,
@@ -118,14 +119,15 @@ class MastodonConnector:
             )
         #: The last answer the server gave, whatever Mastodon.py made of it (see `_post`).
         self._answer: requests.Response | None = None
-        session = requests.Session()
+        timeout = context.poll.timeout.total_seconds()
+        session = bounded_session(timeout * BODY_DEADLINE_FACTOR)
         session.hooks["response"].append(self._remember)
         self.api = Mastodon(
             access_token=token,
             api_base_url=settings.api_base_url.rstrip("/"),
             # Never sleep inside a poll worker: raise, and let the scheduler skip the source.
             ratelimit_method="throw",
-            request_timeout=context.poll.timeout.total_seconds(),
+            request_timeout=timeout,
             version_check_mode="none",
             user_agent=context.poll.user_agent or "mentionwatch",
             session=session,

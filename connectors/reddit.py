@@ -46,6 +46,7 @@ from mentionwatch.connector import (
     UnreadableItems,
     retry_after,
 )
+from mentionwatch.deadlines import BODY_DEADLINE_FACTOR, bounded_session
 from mentionwatch.errors import (
     AuthFailed,
     BadResponse,
@@ -204,6 +205,8 @@ class RedditConnector:
             check_for_updates=False,
             check_for_async=False,
             timeout=max(1, round(context.poll.timeout.total_seconds())),
+            requestor_kwargs={"session": bounded_session(
+                context.poll.timeout.total_seconds() * BODY_DEADLINE_FACTOR)},
             # Never sleep on a RATELIMIT answer: raise, and let the outbox retry later.
             ratelimit_seconds=0,
         )

@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 import requests
 import tweepy
 from pydantic import Field, field_validator, model_validator
-from requests.adapters import HTTPAdapter
 
 from mentionwatch.config import read_secret, validate_http_url
 from mentionwatch.connector import (
@@ -38,6 +37,7 @@ from mentionwatch.connector import (
     StoredMentionRef,
     UnreadableItems,
 )
+from mentionwatch.deadlines import BODY_DEADLINE_FACTOR, DeadlineAdapter
 from mentionwatch.durations import parse_duration
 from mentionwatch.errors import (
     AuthFailed,
@@ -316,12 +316,13 @@ class TwitterCursor:
 # ----------------------------------------------------------------------------- transport
 
 
-class _BaseUrlAdapter(HTTPAdapter):
+class _BaseUrlAdapter(DeadlineAdapter):
     """tweepy hard-codes https://api.twitter.com: send its requests to `base_url` instead,
-    and give every request a timeout (tweepy sets none). Counts requests for the budget."""
+    and give every request a timeout (tweepy sets none) and its body a deadline. Counts
+    requests for the budget."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__()
+        super().__init__(timeout * BODY_DEADLINE_FACTOR)
         self.base_url = base_url
         self.timeout = timeout
         self.sent = 0
