@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -65,6 +65,11 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_CHARACTERS = 500
 #: Mastodon counts every URL as this many characters, whatever its length.
 URL_LENGTH = 23
+#: Where the instance's limit is kept in the source's state, when it was read, and how
+#: long it is trusted.
+LIMIT_KEY = "max_characters"
+LIMIT_READ_AT_KEY = "max_characters_read_at"
+LIMIT_MAX_AGE = timedelta(days=1)
 _URL = re.compile(r"https?://\S+")
 _MENTION = re.compile(r"(?<![\w/])@([A-Za-z0-9_]+)(?:@([\w-]+(?:\.[\w-]+)*(?::\d+)?))?")
 
@@ -100,8 +105,27 @@ class MastodonConnector:
     Settings: ClassVar[type[ConnectorSettings]] = MastodonSettings
     can_reply: ClassVar[bool] = True
     can_send_private: ClassVar[bool] = True
-    #: Mainline default; the real limit is read from the instance before posting.
+    #: Mainline default; the instance's own limit is read at the first pass of a day and
+    #: stored with the source (`reply_limit_for`), and read again before posting.
     reply_limit: ClassVar[int | None] = DEFAULT_MAX_CHARACTERS
+
+    @staticmethod
+    def reply_length(text: str) -> int:
+        """A reply's length as Mastodon counts it against the limit (links as 23)."""
+        return status_length(text)
+
+    @staticmethod
+    def reply_as_posted(text: str, mention: StoredMentionRef) -> str:
+        """The public reply as `reply` posts it: `@author ` in front unless the text names
+        the author already."""
+        return _as_posted(text, _raw_acct(mention) or mention.author_handle or "",
+                          mention.author_handle)
+
+    @staticmethod
+    def reply_limit_for(state: Mapping[str, Any] | None) -> int | None:
+        """The instance's limit as the source's last pass stored it, else Mastodon's 500."""
+        limit = (state or {}).get(LIMIT_KEY)
+        return limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_CHARACTERS
     default_interval: ClassVar[int] = 5 * 60
     # Everything read is aimed at the brand: its notifications, its tags, its searches.
     prefiltered: ClassVar[bool] = True
@@ -133,7 +157,9 @@ class MastodonConnector:
             session=session,
         )
         self._me: Mapping[str, Any] | None = None
+        #: The instance's limit once read, and why it could not be when it could not.
         self._max_characters: int | None = None
+        self._limit_unread: str | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -179,8 +205,26 @@ class MastodonConnector:
                     found.setdefault(mention.external_id, mention)
         # Keep cursors of streams that were removed from or found nothing this pass.
         merged = {k: v for k, v in state.items() if isinstance(v, str)} | next_state
+        learned, calls = self._learn_limit(notes)
         return Batch(list(found.values()), next_cursor=json.dumps(merged, sort_keys=True),
-                     requests=requests, notes=notes)
+                     requests=requests + calls, notes=notes, state=learned)
+
+    def _learn_limit(self, notes: list[str]) -> tuple[dict[str, Any] | None, int]:
+        """The instance's length limit for the source's state, read once a day (approval and
+        the TUI check replies against it); None when the stored one is recent. A limit
+        that cannot be read is noted and the stored one kept."""
+        stored = dict(self.context.state or {})
+        read_at = _when(stored.get(LIMIT_READ_AT_KEY))
+        now = datetime.now(UTC)
+        if isinstance(stored.get(LIMIT_KEY), int) and read_at and now - read_at < LIMIT_MAX_AGE:
+            return None, 0
+        limit = self.max_characters()
+        if self._limit_unread is not None:
+            kept = self.reply_limit_for(stored)
+            notes.append(f"the instance's length limit could not be read "
+                         f"({self._limit_unread}); replies are checked against {kept}")
+            return None, 1
+        return stored | {LIMIT_KEY: limit, LIMIT_READ_AT_KEY: now.isoformat()}, 1
 
     def _walk(self, call: Callable[..., Any], since: str | None
               ) -> tuple[list[Mapping[str, Any]], str | None, int, bool]:
@@ -317,8 +361,7 @@ class MastodonConnector:
         """Post a public reply to `mention`, @-mentioning its author.
 
         Raises SendError (too long, post gone, refused) or AuthFailed/RateLimited/Transient."""
-        acct = self._author_acct(mention)
-        body = _with_mention(text, acct)
+        body = _as_posted(text, self._author_acct(mention), mention.author_handle)
         self._check_length(body)
         status = self._post(body, in_reply_to_id=mention.external_id,
                             visibility=self.settings.visibility,
@@ -336,42 +379,46 @@ class MastodonConnector:
                 + "; a direct post is delivered to everyone it mentions.",
                 hint="Remove the other handles so only the author receives it.",
             )
-        body = _with_mention(text, acct)
+        body = _as_posted(text, acct, mention.author_handle)
         self._check_length(body)
         status = self._post(body, visibility="direct",
                             idempotency_key=f"mentionwatch-private-{mention.external_id}")
         return PostResult(external_id=str(status["id"]), url=status.get("url"))
 
     def max_characters(self) -> int:
-        """The instance's status length limit (v2 instance, then v1, then 500)."""
+        """The instance's status length limit: v2 instance, then v1, then Mastodon's 500.
+        Never raises: when the instance cannot be asked, 500, and `_limit_unread` says why."""
         if self._max_characters is None:
             limit: Any = None
             for fetch in (self.api.instance_v2, self.api.instance_v1):
                 try:
                     info = fetch()
                 except MastodonNotFoundError:
-                    continue
+                    continue  # an older server: no v2
                 except MastodonError as exc:
-                    raise self._source_error(exc) from None
-                config = (info or {}).get("configuration") or {}
-                limit = ((config.get("statuses") or {}).get("max_characters")
-                         or (info or {}).get("max_toot_chars"))
+                    self._limit_unread = self._source_error(exc).message
+                    return DEFAULT_MAX_CHARACTERS
+                limit = _instance_limit(info)
                 if limit:
                     break
-            self._max_characters = int(limit) if limit else DEFAULT_MAX_CHARACTERS
+            self._max_characters = limit or DEFAULT_MAX_CHARACTERS
         return self._max_characters
 
     def _check_length(self, body: str) -> None:
         limit = self.max_characters()
         length = status_length(body)
+        if self._limit_unread is not None:
+            # Not known here: the instance itself refuses a post over its limit (422), and
+            # a refused post was not posted. Refusing at 500 could stop a post it allows.
+            log.warning("Mastodon (%s): the length limit could not be read (%s); the "
+                        "instance checks the post itself", self.host, self._limit_unread)
+            return
         if length > limit:
             raise SendError(f"The text is {length} characters; {self.host} allows {limit}.",
                             hint="Shorten the draft (links count as 23 characters).")
 
     def _author_acct(self, mention: StoredMentionRef) -> str:
-        account = mention.raw.get("account") if mention.raw else None
-        acct = (account or {}).get("acct") if isinstance(account, Mapping) else None
-        acct = acct or mention.author_handle
+        acct = _raw_acct(mention) or mention.author_handle
         if not acct:
             raise SendError("This mention has no author to answer.")
         # Stored handles carry our instance's domain; the API wants local accounts bare.
@@ -449,11 +496,35 @@ def _same_acct(mentioned: str, acct: str, host: str) -> bool:
     return a == b or a == f"{b}@{host.lower()}" or b == f"{a}@{host.lower()}"
 
 
-def _with_mention(text: str, acct: str) -> str:
-    """Mastodon notifies only accounts named in the text: make sure the author is."""
-    if any(_same_acct(m, acct, "") for m in _mentioned(text)):
+def _as_posted(text: str, acct: str, handle: str | None) -> str:
+    """Mastodon notifies only accounts named in the text: make sure the author is. `acct`
+    is how the API names them (bare for our instance's own users), `handle` as stored
+    (`user@our-instance`); a text naming either names them ("@alice@social.example sorry"
+    had become "@alice @alice@social.example sorry")."""
+    names = {acct.lower(), (handle or acct).lower()}
+    if any(m.lower() in names for m in _mentioned(text)):
         return text
     return f"@{acct} {text}"
+
+
+def _raw_acct(mention: StoredMentionRef) -> str | None:
+    """The author's `acct` in a stored status (bare for our instance's own users)."""
+    account = mention.raw.get("account") if mention.raw else None
+    acct = account.get("acct") if isinstance(account, Mapping) else None
+    return str(acct) if acct else None
+
+
+def _instance_limit(info: Any) -> int | None:
+    """`configuration.statuses.max_characters` (v2, and v1 since 4.0) or v1's
+    `max_toot_chars` (Pleroma, glitch): a positive number, else None."""
+    info = info if isinstance(info, Mapping) else {}
+    config = info.get("configuration")
+    statuses = config.get("statuses") if isinstance(config, Mapping) else None
+    statuses = statuses if isinstance(statuses, Mapping) else {}
+    for limit in (statuses.get("max_characters"), info.get("max_toot_chars")):
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            return limit
+    return None
 
 
 def _status(exc: MastodonError) -> int | None:

@@ -85,12 +85,14 @@ def build_connector(
     http: httpx.Client | None = None,
     environ: Mapping[str, str] | None = None,
     since: datetime | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> Connector:
     cls = connector_class(source.kind)
     settings = cls.Settings.model_validate(source.settings_data)
     context = ConnectorContext(
         source=source, brand=config.brand, poll=config.poll,
         environ=os.environ if environ is None else environ, http=http, since=since,
+        state=state,
     )
     connector: Connector = cls(settings, context)
     return connector
@@ -271,7 +273,8 @@ def _poll_locked(
     matcher = matcher or BrandMatcher(config.brand.terms, config.brand.exclude)
     connector: Connector | None = None
     try:
-        connector = build_connector(source, config, http=http, environ=environ, since=since)
+        connector = build_connector(source, config, http=http, environ=environ, since=since,
+                                    state=row.state)
         batch: Batch = connector.fetch(None if since else row.cursor)
         if batch.not_modified:
             store.record_not_modified(source.name, now=now)
