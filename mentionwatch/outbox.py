@@ -115,15 +115,17 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         # sees the first one's action below and is refused. Without it both read "no live
         # reply" and both inserted one, and the reply was posted twice.
         mention = conn.execute(
-            select(Mention.id, Mention.flag, Source.kind)
+            select(Mention.id, Mention.flag, Mention.external_id, Mention.url,
+                   Mention.author_handle, Mention.conversation_id, Mention.kind, Mention.raw,
+                   Source.kind.label("source_kind"), Source.state.label("source_state"))
             .join(Source, Source.id == Mention.source_id)
             .where(Mention.id == mention_id).with_for_update(of=Mention)).first()
         if mention is None:
             raise OutboxError(f"No mention with id {mention_id}.")
         if not simulated:
-            _check_can_post(mention.kind, action, mention_id)
+            _check_can_post(mention.source_kind, action, mention_id)
         if action == "reply" and text is not None and text.strip():
-            _check_length(mention.kind, text.strip())  # an edit, also of a waiting reply
+            _check_length(mention, text.strip())  # an edit, also of a waiting reply
         live = conn.execute(
             select(OutboxAction.id, OutboxAction.state, OutboxAction.text,
                    OutboxAction.approved_by).where(
@@ -148,7 +150,7 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         if not body:
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")
         if action == "reply" and text is None:  # an edit was checked above
-            _check_length(mention.kind, body)
+            _check_length(mention, body)
         edited = body != drafted.strip()
         editor = operator if edited else _last_editor(conn, mention_id, action,
                                                       draft.edited_by if draft else None)
@@ -172,15 +174,26 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
     return Approval(action_id, state, waiting)
 
 
-def _check_length(kind: str, body: str) -> None:
-    """Refuse, at approval, a public reply its source would refuse at sending."""
-    from mentionwatch.rules_engine import reply_length, reply_limit
+def _check_length(mention: Any, body: str) -> None:
+    """Refuse, at approval, a public reply its source would refuse at sending: counted as
+    the source counts it, as the connector will post it, against the source's own limit."""
+    from mentionwatch.rules_engine import measure_reply
 
-    limit = reply_limit(kind)
-    length = reply_length(kind)(body)
+    kind = mention.source_kind
+    length, limit = measure_reply(kind, body, mention_ref(mention), mention.source_state)
     if limit is not None and length > limit:
         raise OutboxError(f"The reply is {length} characters as {kind} counts them; the limit "
                           f"is {limit}. Shorten it by {length - limit} and approve again.")
+
+
+def mention_ref(mention: Any) -> StoredMentionRef:
+    """What a connector needs to answer a stored mention, from a `Mention` (or a row of its
+    columns under their own names)."""
+    raw = mention.raw or {}
+    return StoredMentionRef(
+        external_id=mention.external_id, url=mention.url, author_handle=mention.author_handle,
+        author_external_id=raw.get("author_id"), conversation_id=mention.conversation_id,
+        kind=mention.kind, raw=raw)
 
 
 def _approve_waiting(conn: Connection, live: Any, mention_id: int, flag: str | None,
@@ -330,10 +343,7 @@ def send_one(config: Config, store: Store, action_id: int, *,
             .join(Source, Source.id == Mention.source_id)
             .where(OutboxAction.id == action_id)).one()
     action, mention = row[0], row[1]
-    ref = StoredMentionRef(
-        external_id=mention.external_id, url=mention.url, author_handle=mention.author_handle,
-        author_external_id=(mention.raw or {}).get("author_id") if mention.raw else None,
-        conversation_id=mention.conversation_id, kind=mention.kind, raw=mention.raw or {})
+    ref = mention_ref(mention)
     try:
         source = config.source(row.name)
         connector = connector_for(source)

@@ -201,7 +201,8 @@ _PRIVATE_ASKS = ("account number", "password", "address", "date of birth", "card
 def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
     """What is valid but likely a mistake, one line each, naming the file and the rule."""
     from mentionwatch import registry
-    from mentionwatch.rules_engine import BrandFacts, reply_length, reply_limit
+    from mentionwatch.connector import StoredMentionRef
+    from mentionwatch.rules_engine import BrandFacts, measure_reply
     from mentionwatch.rules_engine.engine import PRESS
     from mentionwatch.rules_engine.templates import render
 
@@ -217,6 +218,8 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
               "support_hours": (brand.support_hours if brand else None) or "Mon-Fri 9-17"}
     sample["contact"] = BrandFacts(sample["brand"], sample["support_email"],
                                    sample["support_phone"], sample["support_hours"]).contact()
+    # The sample author as a connector answers them (Mastodon names them unless the reply does).
+    author = StoredMentionRef("1", None, sample["author"].lstrip("@"), None, None, "post", {})
     unset = _unset_fields(brand) if brand is not None else set()
     out: list[str] = []
     for pack in packs:
@@ -239,7 +242,7 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
                            "private details in the private follow-up, never in public")
             drafted = render(public, sample)
             for kind in sorted({names.get(v, v) for v in sources} & kinds or used_kinds):
-                limit, length = reply_limit(kind), reply_length(kind)(drafted)
+                length, limit = measure_reply(kind, drafted, author)
                 if limit is not None and length > limit:
                     out.append(f"{where}: the public reply comes to about {length} "
                                f"characters, over {kind}'s {limit}: drafts there are cut "

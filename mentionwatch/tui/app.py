@@ -347,12 +347,14 @@ class TriageApp(App[None]):
     def update_lengths(self) -> None:
         if self.current is None:
             return
-        from mentionwatch.rules_engine import reply_length, reply_limit
+        from mentionwatch.outbox import mention_ref
+        from mentionwatch.rules_engine import measure_reply
 
-        kind = self.current.mention.source.kind
-        limit = reply_limit(kind)
+        mention = self.current.mention
         public = self.query_one("#public", TextArea).text
-        length = reply_length(kind)(public)
+        # As approval counts it: as posted (Mastodon's @author), against the source's limit.
+        length, limit = measure_reply(mention.source.kind, public, mention_ref(mention),
+                                      mention.source.state)
         label = Text(f"public reply  {length}" + (f"/{limit}" if limit else ""))
         if limit and length > limit:
             # Said in words as well: a colour alone is lost to NO_COLOR and to some eyes.
