@@ -48,6 +48,7 @@ from mentionwatch.connector import (
     UnreadableItems,
     retry_after,
 )
+from mentionwatch.deadlines import BODY_DEADLINE_FACTOR, body_deadline
 from mentionwatch.errors import (
     AuthFailed,
     BadResponse,
@@ -111,11 +112,13 @@ class BlueskyConnector:
     def __init__(self, settings: BlueskySettings, context: ConnectorContext) -> None:
         self.settings = settings
         self.context = context
-        # [poll] timeout, as for every other source (atproto's own default is 5 s).
+        # [poll] timeout, as for every other source (atproto's own default is 5 s), and the
+        # same deadline on each whole answer.
         timeout = context.poll.timeout.total_seconds()
         self.client = Client(base_url=settings.service_url.rstrip("/") + "/xrpc",
                              request=Request(timeout=httpx.Timeout(
-                                 timeout, connect=min(timeout, 10.0))))
+                                 timeout, connect=min(timeout, 10.0)), event_hooks={
+                                 "response": [body_deadline(timeout * BODY_DEADLINE_FACTOR)]}))
         self._password = read_secret(settings.app_password_env, context.environ)
         if not self._password:
             raise AuthFailed("Bluesky: no app password.",

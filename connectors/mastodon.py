@@ -17,12 +17,14 @@ remote mentions by their local part).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import requests
 from mastodon import Mastodon
 from mastodon.errors import (
     MastodonAPIError,
@@ -45,6 +47,7 @@ from mentionwatch.connector import (
     PostResult,
     StoredMentionRef,
 )
+from mentionwatch.deadlines import BODY_DEADLINE_FACTOR, bounded_session
 from mentionwatch.errors import (
     AuthFailed,
     BadResponse,
@@ -56,10 +59,17 @@ from mentionwatch.errors import (
 )
 from mentionwatch.text import clean_text
 
+log = logging.getLogger(__name__)
+
 #: Mastodon's default when the instance does not say (mainline since 1.0).
 DEFAULT_MAX_CHARACTERS = 500
 #: Mastodon counts every URL as this many characters, whatever its length.
 URL_LENGTH = 23
+#: Where the instance's limit is kept in the source's state, when it was read, and how
+#: long it is trusted.
+LIMIT_KEY = "max_characters"
+LIMIT_READ_AT_KEY = "max_characters_read_at"
+LIMIT_MAX_AGE = timedelta(days=1)
 _URL = re.compile(r"https?://\S+")
 _MENTION = re.compile(r"(?<![\w/])@([A-Za-z0-9_]+)(?:@([\w-]+(?:\.[\w-]+)*(?::\d+)?))?")
 
@@ -95,8 +105,27 @@ class MastodonConnector:
     Settings: ClassVar[type[ConnectorSettings]] = MastodonSettings
     can_reply: ClassVar[bool] = True
     can_send_private: ClassVar[bool] = True
-    #: Mainline default; the real limit is read from the instance before posting.
+    #: Mainline default; the instance's own limit is read at the first pass of a day and
+    #: stored with the source (`reply_limit_for`), and read again before posting.
     reply_limit: ClassVar[int | None] = DEFAULT_MAX_CHARACTERS
+
+    @staticmethod
+    def reply_length(text: str) -> int:
+        """A reply's length as Mastodon counts it against the limit (links as 23)."""
+        return status_length(text)
+
+    @staticmethod
+    def reply_as_posted(text: str, mention: StoredMentionRef) -> str:
+        """The public reply as `reply` posts it: `@author ` in front unless the text names
+        the author already."""
+        return _as_posted(text, _raw_acct(mention) or mention.author_handle or "",
+                          mention.author_handle)
+
+    @staticmethod
+    def reply_limit_for(state: Mapping[str, Any] | None) -> int | None:
+        """The instance's limit as the source's last pass stored it, else Mastodon's 500."""
+        limit = (state or {}).get(LIMIT_KEY)
+        return limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_CHARACTERS
     default_interval: ClassVar[int] = 5 * 60
     # Everything read is aimed at the brand: its notifications, its tags, its searches.
     prefiltered: ClassVar[bool] = True
@@ -112,17 +141,25 @@ class MastodonConnector:
                 hint=f"Set the environment variable named by access_token_env "
                 f"(${settings.access_token_env}).",
             )
+        #: The last answer the server gave, whatever Mastodon.py made of it (see `_post`).
+        self._answer: requests.Response | None = None
+        timeout = context.poll.timeout.total_seconds()
+        session = bounded_session(timeout * BODY_DEADLINE_FACTOR)
+        session.hooks["response"].append(self._remember)
         self.api = Mastodon(
             access_token=token,
             api_base_url=settings.api_base_url.rstrip("/"),
             # Never sleep inside a poll worker: raise, and let the scheduler skip the source.
             ratelimit_method="throw",
-            request_timeout=context.poll.timeout.total_seconds(),
+            request_timeout=timeout,
             version_check_mode="none",
             user_agent=context.poll.user_agent or "mentionwatch",
+            session=session,
         )
         self._me: Mapping[str, Any] | None = None
+        #: The instance's limit once read, and why it could not be when it could not.
         self._max_characters: int | None = None
+        self._limit_unread: str | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -168,8 +205,26 @@ class MastodonConnector:
                     found.setdefault(mention.external_id, mention)
         # Keep cursors of streams that were removed from or found nothing this pass.
         merged = {k: v for k, v in state.items() if isinstance(v, str)} | next_state
+        learned, calls = self._learn_limit(notes)
         return Batch(list(found.values()), next_cursor=json.dumps(merged, sort_keys=True),
-                     requests=requests, notes=notes)
+                     requests=requests + calls, notes=notes, state=learned)
+
+    def _learn_limit(self, notes: list[str]) -> tuple[dict[str, Any] | None, int]:
+        """The instance's length limit for the source's state, read once a day (approval and
+        the TUI check replies against it); None when the stored one is recent. A limit
+        that cannot be read is noted and the stored one kept."""
+        stored = dict(self.context.state or {})
+        read_at = _when(stored.get(LIMIT_READ_AT_KEY))
+        now = datetime.now(UTC)
+        if isinstance(stored.get(LIMIT_KEY), int) and read_at and now - read_at < LIMIT_MAX_AGE:
+            return None, 0
+        limit = self.max_characters()
+        if self._limit_unread is not None:
+            kept = self.reply_limit_for(stored)
+            notes.append(f"the instance's length limit could not be read "
+                         f"({self._limit_unread}); replies are checked against {kept}")
+            return None, 1
+        return stored | {LIMIT_KEY: limit, LIMIT_READ_AT_KEY: now.isoformat()}, 1
 
     def _walk(self, call: Callable[..., Any], since: str | None
               ) -> tuple[list[Mapping[str, Any]], str | None, int, bool]:
@@ -206,11 +261,26 @@ class MastodonConnector:
             self._me = me
         return self._me
 
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._answer = response
+
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._answer = None
         try:
             return fn(*args)
         except MastodonError as exc:
+            if isinstance(exc, MastodonRatelimitError) and self._accepted():
+                # Mastodon.py reads the rate-limit headers of every answer and raises this
+                # when it cannot (X-RateLimit-Reset: "soon"): not a 429, so not a wait.
+                raise BadResponse(f"Mastodon ({self.host}) answered with rate-limit headers "
+                                  f"that cannot be read ({_api_message(exc)}).",
+                                  hint="The server or a proxy in front of it sends them; "
+                                  "mentionwatch tries again at the next pass.") from None
             raise self._source_error(exc) from None
+
+    def _accepted(self) -> bool:
+        """Whether the last answer had a success status (2xx)."""
+        return self._answer is not None and 200 <= self._answer.status_code < 300
 
     def _source_error(self, exc: MastodonError) -> SourceError:
         where = f"Mastodon ({self.host})"
@@ -291,8 +361,7 @@ class MastodonConnector:
         """Post a public reply to `mention`, @-mentioning its author.
 
         Raises SendError (too long, post gone, refused) or AuthFailed/RateLimited/Transient."""
-        acct = self._author_acct(mention)
-        body = _with_mention(text, acct)
+        body = _as_posted(text, self._author_acct(mention), mention.author_handle)
         self._check_length(body)
         status = self._post(body, in_reply_to_id=mention.external_id,
                             visibility=self.settings.visibility,
@@ -310,71 +379,98 @@ class MastodonConnector:
                 + "; a direct post is delivered to everyone it mentions.",
                 hint="Remove the other handles so only the author receives it.",
             )
-        body = _with_mention(text, acct)
+        body = _as_posted(text, acct, mention.author_handle)
         self._check_length(body)
         status = self._post(body, visibility="direct",
                             idempotency_key=f"mentionwatch-private-{mention.external_id}")
         return PostResult(external_id=str(status["id"]), url=status.get("url"))
 
     def max_characters(self) -> int:
-        """The instance's status length limit (v2 instance, then v1, then 500)."""
+        """The instance's status length limit: v2 instance, then v1, then Mastodon's 500.
+        Never raises: when the instance cannot be asked, 500, and `_limit_unread` says why."""
         if self._max_characters is None:
             limit: Any = None
             for fetch in (self.api.instance_v2, self.api.instance_v1):
                 try:
                     info = fetch()
                 except MastodonNotFoundError:
-                    continue
+                    continue  # an older server: no v2
                 except MastodonError as exc:
-                    raise self._source_error(exc) from None
-                config = (info or {}).get("configuration") or {}
-                limit = ((config.get("statuses") or {}).get("max_characters")
-                         or (info or {}).get("max_toot_chars"))
+                    self._limit_unread = self._source_error(exc).message
+                    return DEFAULT_MAX_CHARACTERS
+                limit = _instance_limit(info)
                 if limit:
                     break
-            self._max_characters = int(limit) if limit else DEFAULT_MAX_CHARACTERS
+            self._max_characters = limit or DEFAULT_MAX_CHARACTERS
         return self._max_characters
 
     def _check_length(self, body: str) -> None:
         limit = self.max_characters()
         length = status_length(body)
+        if self._limit_unread is not None:
+            # Not known here: the instance itself refuses a post over its limit (422), and
+            # a refused post was not posted. Refusing at 500 could stop a post it allows.
+            log.warning("Mastodon (%s): the length limit could not be read (%s); the "
+                        "instance checks the post itself", self.host, self._limit_unread)
+            return
         if length > limit:
             raise SendError(f"The text is {length} characters; {self.host} allows {limit}.",
                             hint="Shorten the draft (links count as 23 characters).")
 
     def _author_acct(self, mention: StoredMentionRef) -> str:
-        account = mention.raw.get("account") if mention.raw else None
-        acct = (account or {}).get("acct") if isinstance(account, Mapping) else None
-        acct = acct or mention.author_handle
+        acct = _raw_acct(mention) or mention.author_handle
         if not acct:
             raise SendError("This mention has no author to answer.")
         # Stored handles carry our instance's domain; the API wants local accounts bare.
         return str(acct).removesuffix(f"@{self.host}")
 
     def _post(self, body: str, **kwargs: Any) -> Mapping[str, Any]:
+        self._answer = None
         try:
             status = self.api.status_post(body, **kwargs)
-        except (MastodonRatelimitError, MastodonUnauthorizedError, MastodonServerError,
-                MastodonNetworkError) as exc:
-            raise self._source_error(exc) from None
-        except MastodonNotFoundError:
-            raise SendError(f"Mastodon ({self.host}): the post being answered no longer "
-                            "exists.") from None
         except MastodonError as exc:
-            if _status(exc) == 403:
-                raise self._source_error(exc) from None
-            if isinstance(exc, MastodonAPIError) and _status(exc) is None:
-                # Mastodon.py raises this only for a success status whose body is not JSON.
-                raise SendUnconfirmed(f"Mastodon ({self.host}) answered the post with something "
-                                      "that is not JSON; it may have gone out: check the "
-                                      "account before sending again.") from None
-            raise SendError(f"Mastodon ({self.host}) refused the post: "
-                            f"{_api_message(exc)}.") from None
+            if not self._accepted() or isinstance(exc, MastodonNetworkError):
+                raise self._post_error(exc) from None
+            # The server took the post (2xx), and Mastodon.py failed on the rest of its answer
+            # (its rate-limit headers, its JSON): never "failed", which `outbox retry` would
+            # post a second time. The body says whether, and as what, it was posted.
+            status = self._posted_status(exc)
         # (Mastodon.py fills every field of a Status it casts, a missing id as None.)
         if not isinstance(status, Mapping) or not status.get("id"):
             raise SendUnconfirmed(f"Mastodon ({self.host}) did not say which post it created; "
                                   "check the account before sending again.")
         return status
+
+    def _posted_status(self, exc: MastodonError) -> Mapping[str, Any]:
+        """The status in an accepted answer Mastodon.py could not finish reading; raises
+        SendUnconfirmed when the body does not show one."""
+        assert self._answer is not None
+        try:
+            status = self._answer.json()
+        except ValueError:
+            status = None
+        if isinstance(status, Mapping) and status.get("id"):
+            log.warning("Mastodon (%s): the post was accepted; its answer could not be read "
+                        "in full (%s)", self.host, type(exc).__name__)
+            return status
+        raise SendUnconfirmed(f"Mastodon ({self.host}) answered the post with something "
+                              "that does not show the post; it may have gone out: check the "
+                              "account before sending again.")
+
+    def _post_error(self, exc: MastodonError) -> SourceError | SendError:
+        """What a post the server did not accept (no 2xx), or a broken connection, means."""
+        if isinstance(exc, MastodonRatelimitError | MastodonUnauthorizedError
+                      | MastodonServerError | MastodonNetworkError) or _status(exc) == 403:
+            return self._source_error(exc)
+        if isinstance(exc, MastodonNotFoundError):
+            return SendError(f"Mastodon ({self.host}): the post being answered no longer "
+                             "exists.")
+        if isinstance(exc, MastodonAPIError) and _status(exc) is None:
+            # Mastodon.py gives no status only for a success status it could not read.
+            return SendUnconfirmed(f"Mastodon ({self.host}) answered the post with something "
+                                   "that is not JSON; it may have gone out: check the account "
+                                   "before sending again.")
+        return SendError(f"Mastodon ({self.host}) refused the post: {_api_message(exc)}.")
 
     def close(self) -> None:
         session = getattr(self.api, "session", None)
@@ -400,11 +496,35 @@ def _same_acct(mentioned: str, acct: str, host: str) -> bool:
     return a == b or a == f"{b}@{host.lower()}" or b == f"{a}@{host.lower()}"
 
 
-def _with_mention(text: str, acct: str) -> str:
-    """Mastodon notifies only accounts named in the text: make sure the author is."""
-    if any(_same_acct(m, acct, "") for m in _mentioned(text)):
+def _as_posted(text: str, acct: str, handle: str | None) -> str:
+    """Mastodon notifies only accounts named in the text: make sure the author is. `acct`
+    is how the API names them (bare for our instance's own users), `handle` as stored
+    (`user@our-instance`); a text naming either names them ("@alice@social.example sorry"
+    had become "@alice @alice@social.example sorry")."""
+    names = {acct.lower(), (handle or acct).lower()}
+    if any(m.lower() in names for m in _mentioned(text)):
         return text
     return f"@{acct} {text}"
+
+
+def _raw_acct(mention: StoredMentionRef) -> str | None:
+    """The author's `acct` in a stored status (bare for our instance's own users)."""
+    account = mention.raw.get("account") if mention.raw else None
+    acct = account.get("acct") if isinstance(account, Mapping) else None
+    return str(acct) if acct else None
+
+
+def _instance_limit(info: Any) -> int | None:
+    """`configuration.statuses.max_characters` (v2, and v1 since 4.0) or v1's
+    `max_toot_chars` (Pleroma, glitch): a positive number, else None."""
+    info = info if isinstance(info, Mapping) else {}
+    config = info.get("configuration")
+    statuses = config.get("statuses") if isinstance(config, Mapping) else None
+    statuses = statuses if isinstance(statuses, Mapping) else {}
+    for limit in (statuses.get("max_characters"), info.get("max_toot_chars")):
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            return limit
+    return None
 
 
 def _status(exc: MastodonError) -> int | None:

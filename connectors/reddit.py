@@ -46,6 +46,7 @@ from mentionwatch.connector import (
     UnreadableItems,
     retry_after,
 )
+from mentionwatch.deadlines import BODY_DEADLINE_FACTOR, bounded_session
 from mentionwatch.errors import (
     AuthFailed,
     BadResponse,
@@ -204,6 +205,8 @@ class RedditConnector:
             check_for_updates=False,
             check_for_async=False,
             timeout=max(1, round(context.poll.timeout.total_seconds())),
+            requestor_kwargs={"session": bounded_session(
+                context.poll.timeout.total_seconds() * BODY_DEADLINE_FACTOR)},
             # Never sleep on a RATELIMIT answer: raise, and let the outbox retry later.
             ratelimit_seconds=0,
         )
@@ -467,7 +470,7 @@ class RedditConnector:
         try:
             if sending:
                 with self._sent_once():
-                    return fn()
+                    return self._again_after_401(fn)
             return fn()
         except RedditAPIException as exc:
             raise self._api_error(exc, sending) from None
@@ -487,6 +490,19 @@ class RedditConnector:
         except ClientException as exc:
             error = SendError if sending else BadResponse
             raise error(f"Reddit: {exc}") from None
+
+    @staticmethod
+    def _again_after_401(fn: Callable[[], T]) -> T:
+        """`fn()`, and once more if Reddit refused its token. A 401 means Reddit took
+        nothing, and prawcore has dropped the token, so the second call fetches a new one (as
+        prawcore's own retries did before posting calls were sent once). A 5xx or a timeout
+        may have been taken: those are never tried again."""
+        try:
+            return fn()
+        except (pce.ResponseException, KeyError) as exc:
+            if not _token_refused(exc):
+                raise
+        return fn()
 
     @contextmanager
     def _sent_once(self) -> Iterator[None]:
@@ -591,6 +607,17 @@ class RedditConnector:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _token_refused(exc: Exception) -> bool:
+    """Whether an API call (not the token endpoint) was answered 401. prawcore raises
+    InvalidToken, or KeyError(401) when the answer has no www-authenticate header."""
+    if isinstance(exc, KeyError):
+        return exc.args[:1] == (401,)
+    response = getattr(exc, "response", None)
+    return (isinstance(exc, pce.ResponseException) and response is not None
+            and response.status_code == 401
+            and "/access_token" not in str(getattr(response, "url", "") or ""))
 
 
 def parse_ratelimit(message: str) -> int | None:

@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 import requests
 import tweepy
 from pydantic import Field, field_validator, model_validator
-from requests.adapters import HTTPAdapter
 
 from mentionwatch.config import config_duration, read_secret, validate_http_url
 from mentionwatch.connector import (
@@ -38,6 +37,7 @@ from mentionwatch.connector import (
     StoredMentionRef,
     UnreadableItems,
 )
+from mentionwatch.deadlines import BODY_DEADLINE_FACTOR, DeadlineAdapter
 from mentionwatch.errors import (
     AuthFailed,
     BadResponse,
@@ -315,12 +315,13 @@ class TwitterCursor:
 # ----------------------------------------------------------------------------- transport
 
 
-class _BaseUrlAdapter(HTTPAdapter):
+class _BaseUrlAdapter(DeadlineAdapter):
     """tweepy hard-codes https://api.twitter.com: send its requests to `base_url` instead,
-    and give every request a timeout (tweepy sets none). Counts requests for the budget."""
+    and give every request a timeout (tweepy sets none) and its body a deadline. Counts
+    requests for the budget."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__()
+        super().__init__(timeout * BODY_DEADLINE_FACTOR)
         self.base_url = base_url
         self.timeout = timeout
         self.sent = 0
@@ -373,6 +374,10 @@ def _refused_parameters(exc: tweepy.HTTPException) -> set[str]:
 
 class _BeyondRecentSearch(BadResponse):
     """X refused a since_id or start_time: older than the 7 days recent search reaches."""
+
+
+class _RefusedToken(BadResponse):
+    """X refused a page token (next_token, pagination_token) as not valid."""
 
 
 def _reset_time(exc: tweepy.TooManyRequests) -> datetime | None:
@@ -621,28 +626,42 @@ class TwitterConnector:
             if name == "search":
                 if token:
                     params["next_token"] = token
-                try:
-                    body = self._call(
-                        functools.partial(self.reader.search_recent_tweets, query, **params),
-                        "reading")
-                except _BeyondRecentSearch:
-                    if pages or not (q.since_id or token):
-                        raise
-                    # The cursor is older than the 7 days recent search reaches (after an
-                    # outage, or a read budget spent until the month's end): X refuses it on
-                    # every pass. Read from the horizon instead; what is older is out of reach.
-                    horizon = now - SEARCH_HORIZON
-                    q, token, newest = QueryCursor(), None, None
-                    start_time = horizon.strftime("%Y-%m-%dT%H:%M:%SZ")
-                    notes.append(f"search: the cursor was older than the 7 days recent search "
-                                 f"reaches; read again from {horizon:%Y-%m-%d %H:%M} UTC")
-                    continue
+                call = functools.partial(self.reader.search_recent_tweets, query, **params)
             else:
                 if token:
                     params["pagination_token"] = token
-                body = self._call(
-                    functools.partial(self.reader.get_users_mentions, user_id, **params),
-                    "reading")
+                call = functools.partial(self.reader.get_users_mentions, user_id, **params)
+            try:
+                body = self._call(call, "reading")
+            except _RefusedToken:
+                if pages or not token:
+                    raise
+                # X refuses the page token a backlog stopped at (issued for the query before
+                # it changed, or no longer valid), on every pass: the source would never
+                # move again. Read again from the cursor; dedup absorbs what was read before.
+                token, newest = None, None
+                if not q.since_id:
+                    begun = _parse_time(q.start_time) or now - self.settings.lookback
+                    if name == "search":
+                        begun = max(begun, now - SEARCH_HORIZON)
+                    start_time = begun.strftime("%Y-%m-%dT%H:%M:%SZ")
+                where = (f"post {q.since_id}" if q.since_id
+                         else f"{_parse_time(start_time):%Y-%m-%d %H:%M} UTC")
+                notes.append(f"{name}: X no longer takes the page token this backlog stopped "
+                             f"at; read again from {where}")
+                continue
+            except _BeyondRecentSearch:
+                if name != "search" or pages or not (q.since_id or token):
+                    raise
+                # The cursor is older than the 7 days recent search reaches (after an
+                # outage, or a read budget spent until the month's end): X refuses it on
+                # every pass. Read from the horizon instead; what is older is out of reach.
+                horizon = now - SEARCH_HORIZON
+                q, token, newest = QueryCursor(), None, None
+                start_time = horizon.strftime("%Y-%m-%dT%H:%M:%SZ")
+                notes.append(f"search: the cursor was older than the 7 days recent search "
+                             f"reaches; read again from {horizon:%Y-%m-%d %H:%M} UTC")
+                continue
             page, meta = self._page(body)
             pages += 1
             read += len(page)
@@ -694,7 +713,9 @@ class TwitterConnector:
             raise Transient(f"Source {self.name}: X server error "
                             f"({exc.response.status_code}){then}") from None
         except tweepy.BadRequest as exc:
-            error = (_BeyondRecentSearch if _refused_parameters(exc) & {"since_id", "start_time"}
+            refused = _refused_parameters(exc)
+            error = (_BeyondRecentSearch if refused & {"since_id", "start_time"}
+                     else _RefusedToken if refused & {"next_token", "pagination_token"}
                      else BadResponse)
             raise error(f"Source {self.name}: X rejected the request (400): "
                         f"{_api_detail(exc) or 'no detail'}.",

@@ -11,6 +11,9 @@ from sqlalchemy import Connection, select
 from mentionwatch.models import AuditEvent, utcnow
 from mentionwatch.store import Store
 
+#: The actor of what the machine does by itself (sends, alerts), not a person.
+MACHINE = "mentionwatch"
+
 
 def operator_name() -> str:
     """The person at the keyboard: $MENTIONWATCH_OPERATOR, else the login name."""
@@ -24,11 +27,12 @@ def operator_name() -> str:
 
 
 def record(conn: Connection, actor: str, event: str, mention_id: int | None = None,
-           **details: Any) -> None:
-    """Add an audit event inside the caller's transaction."""
-    conn.execute(AuditEvent.__table__.insert().values(  # type: ignore[attr-defined]
+           **details: Any) -> int:
+    """Add an audit event inside the caller's transaction; returns its id."""
+    table = AuditEvent.__table__
+    return int(conn.execute(table.insert().values(  # type: ignore[attr-defined]
         at=utcnow(), actor=actor[:100], event=event[:50], mention_id=mention_id,
-        details=details or None))
+        details=details or None).returning(table.c.id)).scalar_one())
 
 
 def recent(store: Store, limit: int = 50, mention_id: int | None = None) -> list[AuditEvent]:

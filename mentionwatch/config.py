@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from mentionwatch.durations import parse_duration
 from mentionwatch.errors import ConfigError
+from mentionwatch.sqlite_url import resolve_sqlite_url
 
 APP_NAME = "mentionwatch"
 CONFIG_FILENAME = "mentionwatch.toml"
@@ -259,6 +260,9 @@ class SourceConfig(StrictModel):
     kind: str
     enabled: bool = True
     interval: timedelta | None = None
+    #: Its items are news stories about the brand (a news site's feed): rules written for
+    #: `source = ["press"]` take them, as they take Google Alerts.
+    press: bool = False
 
     _parse_interval = field_validator("interval", mode="before")(_interval)
 
@@ -378,16 +382,6 @@ class Config(StrictModel):
             data_dir.mkdir(parents=True, exist_ok=True)
             return f"sqlite:///{data_dir / 'mentionwatch.db'}"
         return resolve_sqlite_url(url, self.path.parent if self.path else Path.cwd())
-
-def resolve_sqlite_url(url: str, base: Path) -> str:
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        rest = url[len(prefix):]
-        if rest and not rest.startswith(":memory:"):
-            path, _, query = rest.partition("?")
-            resolved = str((base / path).resolve())
-            return prefix + resolved + (f"?{query}" if query else "")
-    return url
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     """Return the config file to use, or raise ConfigError saying where we looked."""

@@ -91,6 +91,9 @@ class Batch:
     #: Items the source charged for (paid read budgets); None means `len(mentions)`. Set it
     #: when the connector drops items it read (retweets, the brand's own posts).
     items_read: int | None = None
+    #: Connector state to store with the batch (`sources.state`: what it learned of the
+    #: source, such as an instance's length limit); None keeps the stored state.
+    state: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,8 @@ class ConnectorContext:
     environ: Mapping[str, str]
     http: httpx.Client | None = None
     since: datetime | None = None
+    #: The connector state stored with the source's last batch (see `Batch.state`).
+    state: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +142,12 @@ class Connector(Protocol):
     can_send_private: ClassVar[bool]
     #: Public reply length limit, in the source's own counting; None when not applicable.
     #: A connector whose source counts otherwise than by characters also has a static
-    #: `reply_length(text) -> int` (X: weighted; Bluesky: graphemes).
+    #: `reply_length(text) -> int` (X: weighted; Bluesky: graphemes; Mastodon: links as 23).
+    #: One that posts more than the approved text has a static
+    #: `reply_as_posted(text, mention) -> str` (Mastodon: the `@author ` it adds), and one
+    #: whose limit differs per source a static `reply_limit_for(state) -> int | None` (the
+    #: limit its last batch stored, see `Batch.state`). `rules_engine.measure_reply` uses all
+    #: three, so approval, the TUI and `rules check` count as the source will.
     reply_limit: ClassVar[int | None]
     #: Default poll interval in seconds when the source gives none.
     default_interval: ClassVar[int]

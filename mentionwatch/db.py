@@ -11,10 +11,11 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -28,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModul
 from mentionwatch import __version__
 from mentionwatch.errors import StoreError, StoreReadOnly
 from mentionwatch.resources import migrations_dir
+from mentionwatch.sqlite_url import sqlite_target
 
 log = logging.getLogger(__name__)
 
@@ -117,20 +119,18 @@ def _server_keepalives(dbapi_connection: Any, _record: Any) -> None:
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The file a SQLite URL names; None for an in-memory database, a `file:` URI (its
-    options are the user's) and any other backend."""
+    """The file a SQLite URL names, as a path or inside a `file:` URI; None for an in-memory
+    database, a URL that is not valid (make_engine says why) and any other backend."""
     try:
-        return _database_file(make_url(url))
-    except (ArgumentError, ValueError):  # make_engine says what is wrong with it
+        target = sqlite_target(make_url(url))
+    except (ArgumentError, ValueError):
         return None
+    return target.path if target is not None else None
 
 
 def _database_file(url: URL) -> Path | None:
-    database = url.database
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" \
-            or database.startswith("file:"):
-        return None
-    return Path(database)
+    target = sqlite_target(url)
+    return target.path if target is not None else None
 
 
 def read_only_reason(path: Path) -> str | None:
@@ -149,7 +149,15 @@ def read_only_reason(path: Path) -> str | None:
 
 def read_only_error(url: URL) -> StoreReadOnly:
     """The error for a write to the SQLite database at `url`: which file, and why not."""
-    path = _database_file(url)
+    target = sqlite_target(url)
+    path = target.path if target is not None else None
+    option = target.read_only_option if target is not None else None
+    if option is not None:
+        return StoreReadOnly(path or redact_url(str(url)),
+                             f"[database] url opens it read-only ({option})",
+                             hint="Commands that only read it work (report, export, mentions "
+                             f"list and show, status). To change it, take {option} out of "
+                             "[database] url.")
     reason = read_only_reason(path) if path is not None and path.exists() else None
     return StoreReadOnly(path or redact_url(str(url)), reason or "it is opened read-only")
 
@@ -161,8 +169,14 @@ def is_read_only(engine: Engine) -> bool:
 
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     database = url.database
-    path = _database_file(url)
-    read_only = path is not None and path.exists() and read_only_reason(path) is not None
+    try:
+        target = sqlite_target(url)
+    except ValueError as exc:
+        raise StoreError(f"Database URL {redact_url(str(url))!r}: {exc}.") from None
+    assert target is not None
+    path = target.path
+    read_only = target.read_only_option is not None or (
+        path is not None and path.exists() and read_only_reason(path) is not None)
     if path is not None and not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -172,7 +186,7 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
            {k: v for k, v in kwargs.items() if k not in POOL}),  # one connection: no pool
     )
     if read_only and path is not None:
-        _open_read_only(engine, path)
+        _open_read_only(engine, path, target.options)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -205,9 +219,10 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     return engine
 
 
-def _open_read_only(engine: Engine, path: Path) -> None:
-    """Connect to `path` read-only (mode=ro) and begin every transaction with a plain BEGIN,
-    so reads work and a write fails as StoreReadOnly.
+def _open_read_only(engine: Engine, path: Path, options: Mapping[str, str]) -> None:
+    """Connect to `path` read-only (mode=ro, with the other options of a `file:` URI) and
+    begin every transaction with a plain BEGIN, so reads work and a write fails as
+    StoreReadOnly.
 
     A database in WAL mode is read through its -shm file. A running writer keeps one beside
     it, which SQLite reads. With none there (the last writer closed, so every commit is in
@@ -217,10 +232,10 @@ def _open_read_only(engine: Engine, path: Path) -> None:
     copy; a writer that starts and checkpoints during a read could make that read see a mix
     of old and new pages.
     """
-    options = "mode=ro"
+    wanted = {**options, "mode": "ro"}
     if _is_wal(path) and not path.with_name(path.name + "-shm").exists():
-        options += "&immutable=1"
-    uri = f"{path.resolve().as_uri()}?{options}"
+        wanted.setdefault("immutable", "1")
+    uri = f"{path.resolve().as_uri()}?{urlencode(wanted)}"
 
     @event.listens_for(engine, "do_connect")
     def _connect_read_only(_dialect: Any, _record: Any, cargs: list[Any],

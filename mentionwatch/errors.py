@@ -57,11 +57,12 @@ class StoreReadOnly(StoreError):
     """A write to a SQLite database this process may only read: the file or its folder is
     read-only for this user, or the URL opened it with mode=ro. Reading it works."""
 
-    def __init__(self, path: Path | str, reason: str) -> None:
+    def __init__(self, path: Path | str, reason: str, *, hint: str | None = None) -> None:
         super().__init__(
             f"Cannot write to the database {path}: {reason}.",
-            hint="Commands that only read it work (report, export, mentions list and show, "
-            "status). To change it, run this as a user who may write the file and its folder.")
+            hint=hint or "Commands that only read it work (report, export, mentions list and "
+            "show, status). To change it, run this as a user who may write the file and its "
+            "folder.")
         self.path = path
 
 

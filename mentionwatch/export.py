@@ -11,14 +11,20 @@ import csv
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import IO, Any
+from itertools import chain, islice
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 import regex
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import lazyload
 
+from mentionwatch.errors import MentionwatchError
 from mentionwatch.models import Author, Mention, Source
 from mentionwatch.store import Store
+
+T = TypeVar("T")
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")
 
 #: The stable column order of `mentionwatch export mentions`.
 EXPORT_COLUMNS: tuple[str, ...] = (
@@ -44,6 +50,35 @@ _BATCH = 1000
 #: is 2. Excel cuts a longer cell or spills it into the next rows.
 EXCEL_CELL_LIMIT = 32_767
 _GRAPHEME = regex.compile(r"\X")
+#: The most rows an Excel sheet holds, its header row included. Excel opens a longer CSV
+#: with "File not loaded completely" and leaves the rest out.
+EXCEL_SHEET_ROWS = 1_048_576
+
+
+class TooManyRowsForExcel(MentionwatchError):
+    """More rows than one Excel sheet holds, for output that cannot be split into files."""
+
+    def __init__(self, rows: int, what: str, *, hint: str) -> None:
+        super().__init__(f"{rows:,} {what} are more than an Excel sheet holds "
+                         f"({excel_rows():,} under its header row).", hint=hint)
+
+
+def excel_rows() -> int:
+    """How many rows under a header one Excel sheet holds (EXCEL_SHEET_ROWS, less one)."""
+    return EXCEL_SHEET_ROWS - 1
+
+
+def in_parts(items: Iterator[T], size: int) -> Iterator[Iterator[T]]:
+    """`items` in runs of at most `size`, streamed: each run must be read to its end before
+    the next is taken. Nothing at all for no items."""
+    for first in items:
+        yield chain([first], islice(items, size - 1))
+
+
+def part_path(path: Path, part: int) -> Path:
+    """The file of part `part` (from 1) of an export split at `path`: the path itself, then
+    mentions-2.csv, mentions-3.csv, ... beside it."""
+    return path if part == 1 else path.with_name(f"{path.stem}-{part}{path.suffix}")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -71,7 +106,7 @@ def iter_mention_records(
 
     Raises StoreError if the database cannot be read.
     """
-    query = (
+    query = _chosen(
         select(Mention, Source.name, Source.kind, Author.display_name, Author.followers,
                Author.verified, Author.profile_url)
         .join(Source, Source.id == Mention.source_id)
@@ -79,14 +114,7 @@ def iter_mention_records(
         # The author and source come from the explicit join; skip the model's eager joins.
         .options(lazyload(Mention.source), lazyload(Mention.author))
         .order_by(Mention.created_at, Mention.id)
-        .execution_options(yield_per=_BATCH)
-    )
-    if since is not None:
-        query = query.where(Mention.created_at >= since)
-    if until is not None:
-        query = query.where(Mention.created_at <= until)
-    if sources:
-        query = query.where(Source.name.in_(list(sources)))
+        .execution_options(yield_per=_BATCH), since, until, sources)
     with store.session(readonly=True) as session:
         for m, source, kind, name, followers, verified, profile in session.execute(query):
             yield {
@@ -106,6 +134,27 @@ def iter_mention_records(
                 "first_response_at": _iso(m.first_response_at),
             }
             session.expunge(m)
+
+
+def count_mention_records(store: Store, *, since: datetime | None = None,
+                          until: datetime | None = None, sources: Sequence[str] = ()) -> int:
+    """How many mentions `iter_mention_records` yields for the same choice, now."""
+    query = _chosen(select(func.count()).select_from(Mention)
+                    .join(Source, Source.id == Mention.source_id), since, until, sources)
+    with store.session(readonly=True) as session:
+        return int(session.scalar(query) or 0)
+
+
+def _chosen(query: S, since: datetime | None, until: datetime | None,
+            sources: Sequence[str]) -> S:
+    """`query` narrowed to mentions created in [since, until] on `sources` (all if empty)."""
+    if since is not None:
+        query = query.where(Mention.created_at >= since)
+    if until is not None:
+        query = query.where(Mention.created_at <= until)
+    if sources:
+        query = query.where(Source.name.in_(list(sources)))
+    return query
 
 
 def csv_cell(column: str, value: Any, *, formula_guard: bool = True,

@@ -129,15 +129,17 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         # sees the first one's action below and is refused. Without it both read "no live
         # reply" and both inserted one, and the reply was posted twice.
         mention = conn.execute(
-            select(Mention.id, Mention.flag, Source.kind)
+            select(Mention.id, Mention.flag, Mention.external_id, Mention.url,
+                   Mention.author_handle, Mention.conversation_id, Mention.kind, Mention.raw,
+                   Source.kind.label("source_kind"), Source.state.label("source_state"))
             .join(Source, Source.id == Mention.source_id)
             .where(Mention.id == mention_id).with_for_update(of=Mention)).first()
         if mention is None:
             raise OutboxError(f"No mention with id {mention_id}.")
         # Also in the demo: a feed item has nowhere to be posted, simulated or not.
-        _check_can_post(mention.kind, action, mention_id)
+        _check_can_post(mention.source_kind, action, mention_id)
         if action == "reply" and text is not None and text.strip():
-            _check_length(mention.kind, text.strip())  # an edit, also of a waiting reply
+            _check_length(mention, text.strip())  # an edit, also of a waiting reply
         live = conn.execute(
             select(OutboxAction.id, OutboxAction.state, OutboxAction.text,
                    OutboxAction.approved_by).where(
@@ -162,7 +164,7 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         if not body:
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")
         if action == "reply" and text is None:  # an edit was checked above
-            _check_length(mention.kind, body)
+            _check_length(mention, body)
         edited = body != drafted.strip()
         editor = operator if edited else _last_editor(conn, mention_id, action,
                                                       draft.edited_by if draft else None)
@@ -186,15 +188,26 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
     return Approval(action_id, state, waiting)
 
 
-def _check_length(kind: str, body: str) -> None:
-    """Refuse, at approval, a public reply its source would refuse at sending."""
-    from mentionwatch.rules_engine import reply_length, reply_limit
+def _check_length(mention: Any, body: str) -> None:
+    """Refuse, at approval, a public reply its source would refuse at sending: counted as
+    the source counts it, as the connector will post it, against the source's own limit."""
+    from mentionwatch.rules_engine import measure_reply
 
-    limit = reply_limit(kind)
-    length = reply_length(kind)(body)
+    kind = mention.source_kind
+    length, limit = measure_reply(kind, body, mention_ref(mention), mention.source_state)
     if limit is not None and length > limit:
         raise OutboxError(f"The reply is {length} characters as {kind} counts them; the limit "
                           f"is {limit}. Shorten it by {length - limit} and approve again.")
+
+
+def mention_ref(mention: Any) -> StoredMentionRef:
+    """What a connector needs to answer a stored mention, from a `Mention` (or a row of its
+    columns under their own names)."""
+    raw = mention.raw or {}
+    return StoredMentionRef(
+        external_id=mention.external_id, url=mention.url, author_handle=mention.author_handle,
+        author_external_id=raw.get("author_id"), conversation_id=mention.conversation_id,
+        kind=mention.kind, raw=raw)
 
 
 def _approve_waiting(conn: Connection, live: Any, mention_id: int, flag: str | None,
@@ -341,10 +354,7 @@ def send_one(config: Config, store: Store, action_id: int, *,
             .join(Source, Source.id == Mention.source_id)
             .where(OutboxAction.id == action_id)).one()
     action, mention = row[0], row[1]
-    ref = StoredMentionRef(
-        external_id=mention.external_id, url=mention.url, author_handle=mention.author_handle,
-        author_external_id=(mention.raw or {}).get("author_id") if mention.raw else None,
-        conversation_id=mention.conversation_id, kind=mention.kind, raw=mention.raw or {})
+    ref = mention_ref(mention)
     try:
         source = config.source(row.name)
         connector = connector_for(source)
@@ -500,9 +510,10 @@ class SimulatedConnector:
 
 
 def mark(store: Store, mention_id: int, status: str, *, operator: str,
-         reason: str | None = None) -> None:
+         reason: str | None = None) -> int:
     """Triage without posting: `dismissed` (with a reason), `replied_elsewhere` (answered
-    at the source by hand: feeds and Hacker News cannot be posted to), or `resolved`."""
+    at the source by hand: feeds and Hacker News cannot be posted to), or `resolved`.
+    Returns the id of its audit event (what an undo checks nothing came after)."""
     events = {"dismissed": "dismiss", "replied_elsewhere": "replied_elsewhere",
               "resolved": "resolve"}
     if status not in events:
@@ -518,7 +529,8 @@ def mark(store: Store, mention_id: int, status: str, *, operator: str,
             conn.execute(update(Mention).where(Mention.id == mention_id,
                                                Mention.first_response_at.is_(None))
                          .values(first_response_at=now))
-        record(conn, operator, events[status], mention_id, reason=reason, flag=flag[0])
+        return record(conn, operator, events[status], mention_id, reason=reason,
+                      flag=flag[0])
 
 
 def actions(store: Store, *, states: tuple[str, ...] | None = None,

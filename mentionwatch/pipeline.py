@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from mentionwatch import __version__, db
 from mentionwatch.brand import BrandMatcher
 from mentionwatch.config import Config, SourceConfig
 from mentionwatch.connector import Batch, Connector, ConnectorContext, MentionIn
+from mentionwatch.deadlines import BODY_DEADLINE_FACTOR, body_deadline
 from mentionwatch.errors import AuthFailed, RateLimited, SourceError
 from mentionwatch.health import (
     AUTH_FAILURES_TO_DISABLE,
@@ -93,19 +93,17 @@ def build_connector(
     http: httpx.Client | None = None,
     environ: Mapping[str, str] | None = None,
     since: datetime | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> Connector:
     cls = connector_class(source.kind)
     settings = cls.Settings.model_validate(source.settings_data)
     context = ConnectorContext(
         source=source, brand=config.brand, poll=config.poll,
         environ=os.environ if environ is None else environ, http=http, since=since,
+        state=state,
     )
     connector: Connector = cls(settings, context)
     return connector
-
-
-#: A response's body must have arrived this many times `[poll] timeout` after its headers.
-BODY_DEADLINE_FACTOR = 3
 
 
 def make_http_client(config: Config) -> httpx.Client:
@@ -120,34 +118,6 @@ def make_http_client(config: Config) -> httpx.Client:
                             max_keepalive_connections=config.poll.concurrency),
         event_hooks={"response": [body_deadline(timeout * BODY_DEADLINE_FACTOR)]},
     )
-
-
-def body_deadline(seconds: float) -> Callable[[httpx.Response], None]:
-    """A response hook that ends a body still arriving `seconds` after the headers, as a read
-    timeout. httpx's timeouts bound each read, so a server sending a byte every few seconds
-    had kept a pass going for hours: `run` never polled that source again and waited on it
-    at SIGTERM, and a cron `poll` never exited. (A hook, not a transport: httpx ignores the
-    proxy environment variables for a client given its own transport.)"""
-    def hook(response: httpx.Response) -> None:
-        response.stream = _DeadlineStream(response.stream, time.monotonic() + seconds,
-                                          seconds, response.request)
-    return hook
-
-
-class _DeadlineStream(httpx.SyncByteStream):
-    def __init__(self, inner: Any, deadline: float, seconds: float,
-                 request: httpx.Request) -> None:
-        self.inner, self.deadline, self.seconds, self.request = inner, deadline, seconds, request
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.inner:
-            if time.monotonic() > self.deadline:
-                raise httpx.ReadTimeout(f"the response took longer than {self.seconds:g} s",
-                                        request=self.request)
-            yield chunk
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def sync_sources(config: Config, store: Store) -> None:
@@ -316,7 +286,8 @@ def _poll_locked(
     matcher = matcher or BrandMatcher(config.brand.terms, config.brand.exclude)
     connector: Connector | None = None
     try:
-        connector = build_connector(source, config, http=http, environ=environ, since=since)
+        connector = build_connector(source, config, http=http, environ=environ, since=since,
+                                    state=row.state)
         batch: Batch = connector.fetch(None if since else row.cursor)
         if batch.not_modified:
             store.record_not_modified(source.name, now=now)

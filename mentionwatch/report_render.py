@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mentionwatch.durations import format_duration
+from mentionwatch.export import TooManyRowsForExcel, excel_rows, fit_excel_cell
 from mentionwatch.reports import COMPLAINT_FLAGS, Report
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -135,25 +136,36 @@ def _csv_value(value: Any) -> str:
     return text
 
 
-def render_csv(report: Report, section: str | None = None) -> str:
+def render_csv(report: Report, section: str | None = None, *, excel: bool = False) -> str:
     """One section as a plain table, or (no section) every section stacked in one long table
     with columns section,row,column,value, which any tool can pivot back.
 
-    Raises KeyError for an unknown section name.
+    `excel` writes the flavour `export mentions --excel` writes: a byte-order mark first,
+    and cells cut to what an Excel cell holds. Raises KeyError for an unknown section name,
+    and with `excel` TooManyRowsForExcel when the table has more rows than a sheet holds.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     tables = report_tables(report)
+    def cell(value: Any) -> str:
+        return fit_excel_cell(_csv_value(value)) if excel else _csv_value(value)
+
     if section is not None:
         columns, rows = tables[section]
-        writer.writerow(columns)
-        writer.writerows([[_csv_value(v) for v in row] for row in rows])
-        return out.getvalue()
-    writer.writerow(["section", "row", "column", "value"])
-    for name, (columns, rows) in tables.items():
-        for i, row in enumerate(rows):
-            for column, value in zip(columns, row, strict=True):
-                writer.writerow([name, i, column, _csv_value(value)])
+        table = [[cell(v) for v in row] for row in rows]
+    else:
+        columns = ["section", "row", "column", "value"]
+        table = [[name, str(i), column, cell(value)]
+                 for name, (names, rows) in tables.items() for i, row in enumerate(rows)
+                 for column, value in zip(names, row, strict=True)]
+    if excel:
+        if len(table) > excel_rows():
+            raise TooManyRowsForExcel(len(table), "rows", hint=(
+                "Take one section (--section), a shorter window (--since) or fewer top "
+                "authors and terms (--top); or write it without --excel."))
+        out.write("\ufeff")
+    writer.writerow(columns)
+    writer.writerows(table)
     return out.getvalue()
 
 

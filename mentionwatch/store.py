@@ -362,6 +362,8 @@ class Store:
             }
             if batch.next_cursor is not None:
                 values["cursor"] = batch.next_cursor
+            if batch.state is not None:
+                values["state"] = batch.state
             if stored:
                 values["last_new_mention_at"] = now
             conn.execute(update(Source).where(Source.id == source.id).values(**values))

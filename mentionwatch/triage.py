@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, update
 
 from mentionwatch import outbox
-from mentionwatch.audit import record
+from mentionwatch.audit import MACHINE, record
 from mentionwatch.config import TeamConfig
 from mentionwatch.durations import DurationTooLong, format_duration, parse_duration
-from mentionwatch.models import Mention
+from mentionwatch.models import AuditEvent, Mention
 from mentionwatch.store import Store
 
 SNOOZE_HELP = ("use a duration ('30m', '2h', '1d'), a time today or tomorrow ('9:00', "
@@ -182,13 +182,61 @@ def assignee(person: str | None, team: TeamConfig | None = None) -> str | None:
     return found.name
 
 
-def resolve(store: Store, mention_id: int, *, operator: str) -> None:
-    """The case is closed: off the queue, recorded as resolved by `operator`."""
+def resolve(store: Store, mention_id: int, *, operator: str) -> int:
+    """The case is closed: off the queue, recorded as resolved by `operator`. Returns the
+    id of its audit event."""
     try:
-        outbox.mark(store, mention_id, "resolved", operator=operator)
+        return outbox.mark(store, mention_id, "resolved", operator=operator)
     except outbox.OutboxError as exc:
         raise TriageError(exc.message, hint="See the ids with `mentionwatch mentions list`."
                           ) from None
+
+
+class ChangedMeanwhile(TriageError):
+    """An undo not made: the mention changed after the change it would undo."""
+
+
+def undo_mark(store: Store, mention_id: int, *, marked: str, event_id: int, restore: str,
+              operator: str, event: str, unanswered: bool = False) -> None:
+    """Undo `outbox.mark`: put the mention back to `restore` (and with `unanswered`, clear
+    its first response), if it is still as that mark left it: status `marked`, and no
+    person's audit event after `event_id`. Raises ChangedMeanwhile, saying who did what,
+    if someone (another operator, another screen) changed it since, and changes nothing.
+
+    The mention's row is locked first (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE
+    serialises writers), so an approval or mark made at the same moment either comes
+    before this check and is seen, or waits for the undo to finish.
+    """
+    with store.engine.begin() as conn:
+        status = conn.execute(select(Mention.status).where(Mention.id == mention_id)
+                              .with_for_update()).scalar()
+        if status is None:
+            raise TriageError(f"#{mention_id} is no longer stored: nothing to undo.")
+        later = conn.execute(
+            select(AuditEvent.actor, AuditEvent.event, AuditEvent.at)
+            .where(AuditEvent.mention_id == mention_id, AuditEvent.id > event_id,
+                   AuditEvent.actor != MACHINE)
+            .order_by(AuditEvent.id.desc()).limit(1)).first()
+        if later is not None or status != marked:
+            what = (f"{later.actor} {_DONE.get(later.event, later.event.replace('_', ' '))} "
+                    f"it at {later.at.astimezone():%H:%M}" if later is not None
+                    else f"it is {status} now")
+            raise ChangedMeanwhile(f"#{mention_id} was not undone: {what}, after your "
+                                   f"change. It stays {status}.")
+        values: dict[str, object] = {"status": restore}
+        if unanswered:
+            values["first_response_at"] = None
+        _update(conn, mention_id, **values)
+        record(conn, operator, event, mention_id, status=restore)
+
+
+#: What an audit event says a person did, for "alice approved it at 10:32".
+_DONE = {"approve": "approved", "second_approve": "gave the second approval to",
+         "dismiss": "dismissed", "resolve": "resolved", "edit": "edited",
+         "replied_elsewhere": "marked as answered elsewhere", "assign": "assigned",
+         "unassign": "unassigned", "snooze": "snoozed", "unsnooze": "woke",
+         "undo_dismiss": "brought back", "undo_resolve": "reopened", "retry": "retried",
+         "reject": "rejected a reply to", "resolve_unknown": "settled a send of"}
 
 
 def _update(conn: Connection, mention_id: int, **values: object) -> None:

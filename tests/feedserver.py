@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 for feed tests: serves files or in-memory bodies, replays
 the `Header:` lines of feedparser's test files, honours conditional GET, and can be told to
-fail, delay, hang or trickle its body a byte at a time (`drip`) per path. Every request is
-recorded."""
+fail, delay, hang or trickle its body a byte at a time (`drip`) per path. A POST is answered
+as a GET of its path. Every request is recorded."""
 
 from __future__ import annotations
 
@@ -55,9 +55,14 @@ class FeedServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()  # answered as the GET of the same path
+
             def do_GET(self) -> None:
                 with server._lock:
-                    server.requests.append(Seen("GET", self.path, dict(self.headers.items())))
+                    server.requests.append(Seen(self.command, self.path,
+                                                dict(self.headers.items())))
                 route = server.routes.get(self.path.split("?")[0])
                 if route is None:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})

@@ -67,8 +67,11 @@ class FakeReddit:
         self.comments = children("subreddit_comments__kakapo.json")
         self.submissions = children("subreddit_new_submissions__stream_before.json")
         self.sent: list[dict[str, Any]] = []
-        api.expect_request(TOKEN_PATH, method="POST").respond_with_handler(
-            lambda r: replay("oauth_access_token__client_credentials.json"))
+        #: Access tokens handed out, in order; the first is the recorded one.
+        self.tokens: list[str] = []
+        #: Tokens Reddit no longer takes (see `expire_token`).
+        self.expired: set[str] = set()
+        api.expect_request(TOKEN_PATH, method="POST").respond_with_handler(self._token)
         self.serve_listings()
         api.expect_request(COMMENT, method="POST").respond_with_handler(self._reply)
         api.expect_request(COMPOSE, method="POST").respond_with_handler(self._compose)
@@ -82,13 +85,36 @@ class FakeReddit:
             lambda r: listing(self.comments, r))
         self.api.expect_request(NEW).respond_with_handler(lambda r: listing(self.submissions, r))
 
+    def expire_token(self) -> None:
+        """Reddit stops taking the token in use (it expired early, or was revoked): calls
+        with it answer 401 invalid_token until a new one is fetched."""
+        self.expired.add(self.tokens[-1])
+
+    def _token(self, request: Request) -> Response:
+        rec = recorded("oauth_access_token__client_credentials.json")
+        token = rec["body"]["access_token"] + (str(len(self.tokens) + 1) if self.tokens else "")
+        self.tokens.append(token)
+        return json_response(dict(rec["body"], access_token=token))
+
+    def _unauthorized(self, request: Request) -> Response | None:
+        """Reddit's answer to an expired token (its www-authenticate header included)."""
+        if request.headers.get("Authorization", "").removeprefix("bearer ") not in self.expired:
+            return None
+        response = replay("error_401_invalid_token.json")
+        response.headers["www-authenticate"] = 'Bearer realm="reddit", error="invalid_token"'
+        return response
+
     def _reply(self, request: Request) -> Response:
+        if (refused := self._unauthorized(request)) is not None:
+            return refused
         target = request.form.get("thing_id", "")
         name = ("api_comment__reply_to_comment.json" if target.startswith("t1_")
                 else "api_comment__reply_to_submission.json")
         return replay(name)
 
     def _compose(self, request: Request) -> Response:
+        if (refused := self._unauthorized(request)) is not None:
+            return refused
         message = copy.deepcopy(children("message_single.json")[0])
         message["data"].update(dest=request.form["to"], subject=request.form["subject"],
                                body=request.form["text"], author="<USERNAME>")

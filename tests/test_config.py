@@ -241,3 +241,16 @@ def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path,
     assert load_config(path).database_url() == f"sqlite:///{tmp_path / 'data' / 'mw.db'}"
     assert resolve_sqlite_url("sqlite:////abs/x.db", tmp_path) == "sqlite:////abs/x.db"
     assert resolve_sqlite_url("postgresql://h/db", tmp_path) == "postgresql://h/db"
+
+
+def test_a_relative_path_in_a_sqlite_file_uri_is_relative_to_the_config_file(
+        tmp_path: Path) -> None:
+    """SQLAlchemy's documented form `sqlite:///file:PATH?OPTIONS&uri=true` keeps its form and
+    options; only a relative PATH is made absolute (it had become "/folder/file:PATH")."""
+    base = tmp_path / "a b%c"
+    assert resolve_sqlite_url("sqlite:///file:data/mw.db?mode=ro&uri=true", base) == \
+        f"sqlite:///file:{base.resolve()}/data/mw.db?mode=ro&uri=true".replace("%", "%2525")
+    for absolute in ("sqlite:///file:/abs/mw.db?mode=ro&uri=true",
+                     "sqlite:///file:///abs/mw.db?uri=true", "sqlite:///file::memory:?uri=true",
+                     "sqlite:///file:mw.db?mode=ro"):  # the last: refused when opened
+        assert resolve_sqlite_url(absolute, base) == absolute

@@ -6,6 +6,8 @@ The fake answers the documented REST endpoints from fixture entities and applies
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from werkzeug import Request
 
 from connectors.mastodon import MastodonConnector, MastodonSettings, status_length
-from mentionwatch.config import SourceConfig
+from mentionwatch.config import Config, SourceConfig
 from mentionwatch.connector import ConnectorContext, StoredMentionRef
 from mentionwatch.errors import (
     AuthFailed,
@@ -277,6 +279,73 @@ def test_a_post_whose_answer_does_not_show_it_may_have_gone_out(api: HTTPServer,
         _connector(api).reply(_ref(), "hello")
 
 
+@contextmanager
+def _polled(api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+            ) -> Iterator[tuple[Config, Store, int]]:
+    """A store that polled the fake instance once: its config, the store and its first
+    mention's id."""
+    monkeypatch.setenv("MASTO_TOKEN", TOKEN)
+    FakeMastodon(api)
+    source = {"name": "masto", "kind": "mastodon", "api_base_url": api.url_for("/").rstrip("/"),
+              "access_token_env": "MASTO_TOKEN", "hashtags": ["acmefail"]}
+    config = make_config(db_url, [source], brand=BRAND_M)
+    store = Store.open(db_url)
+    try:
+        assert poll(config, store, environ=ENV).outcomes[0].stored == 4
+        with store.session(readonly=True) as s:
+            mention_id = s.scalar(select(Mention.id).order_by(Mention.id))
+        assert mention_id is not None
+        yield config, store, mention_id
+    finally:
+        store.close()
+
+
+def _send(config: Config, store: Store) -> list[Any]:
+    """Run the sender once against the fake instance."""
+    from mentionwatch import outbox
+    from mentionwatch.pipeline import build_connector
+
+    return outbox.send_pending(config, store, connector_for=lambda src: build_connector(
+        src, config, environ=ENV))
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-RateLimit-Remaining": "299", "X-RateLimit-Reset": "soon"},
+    {"X-RateLimit-Reset": "2026-11-19T09:10:00Z", "Date": "yesterday, around noon"},
+])
+def test_an_accepted_post_with_unreadable_rate_limit_headers_is_sent(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str],
+) -> None:
+    from mentionwatch import outbox
+
+    with _polled(api, db_url, monkeypatch) as (config, store, mention_id):
+        outbox.approve(store, mention_id, "reply", operator="dana", text="Sorry!")
+        api.clear_all_handlers()
+        api.expect_request("/api/v2/instance/").respond_with_json(
+            load("mastodon", "instance_v2.json"))
+        # Mastodon.py cannot read the headers and raised its rate-limit error: the reply had
+        # been recorded as failed, and `outbox retry` would have posted it a second time.
+        api.expect_request(STATUSES, method="POST").respond_with_json(
+            load("mastodon", "status_created.json"), headers=headers)
+        [sent] = _send(config, store)
+        assert (sent.state, sent.url) == ("sent", "https://social.example/@acme/113500000000000050")
+        [action] = outbox.actions(store)
+        assert action.posted_id == "113500000000000050"
+        # Accepted, but the body does not show the post: unknown, never failed.
+        api.clear_all_handlers()
+        api.expect_request("/api/v2/instance/").respond_with_json(
+            load("mastodon", "instance_v2.json"))
+        api.expect_request(STATUSES, method="POST").respond_with_data(
+            b"<html>ok</html>", status=200, content_type="text/html", headers=headers)
+        with pytest.raises(SendUnconfirmed, match="may have gone out"):
+            _connector(api).reply(_ref(), "hello")
+        # Reading: the same headers are a bad answer, not a rate limit to wait out.
+        api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
+            load("mastodon", "verify_credentials.json"), headers=headers)
+        with pytest.raises(BadResponse, match="rate-limit headers that cannot be read"):
+            _connector(api).fetch(None)
+
+
 def test_poll_stores_mentions_and_never_our_own_posts(
     api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -305,8 +374,6 @@ def test_poll_stores_mentions_and_never_our_own_posts(
         store.close()
 
 
-
-
 HOSTILE_REASON = "Bad \x1b]0;owned\x07\x1b[2J thing"  # sets the window title, clears
 
 
@@ -317,19 +384,8 @@ def test_a_hostile_reason_phrase_is_stored_and_shown_inert(
 
     from mentionwatch import outbox
     from mentionwatch.models import OutboxAction
-    from mentionwatch.pipeline import build_connector
 
-    monkeypatch.setenv("MASTO_TOKEN", TOKEN)
-    FakeMastodon(api)
-    source = {"name": "masto", "kind": "mastodon", "api_base_url": api.url_for("/").rstrip("/"),
-              "access_token_env": "MASTO_TOKEN", "hashtags": ["acmefail"]}
-    config = make_config(db_url, [source], brand=BRAND_M)
-    store = Store.open(db_url)
-    try:
-        assert poll(config, store, environ=ENV).outcomes[0].stored == 4
-        with store.session(readonly=True) as s:
-            mention_id = s.scalar(select(Mention.id).order_by(Mention.id))
-        assert mention_id is not None
+    with _polled(api, db_url, monkeypatch) as (config, store, mention_id):
         outbox.approve(store, mention_id, "reply", operator="dana", text="Sorry!")
         api.clear_all_handlers()
         api.expect_request("/api/v1/accounts/verify_credentials").respond_with_json(
@@ -341,8 +397,7 @@ def test_a_hostile_reason_phrase_is_stored_and_shown_inert(
             b"{}", status=f"422 {HOSTILE_REASON}", content_type="application/json"))
         api.expect_request(NOTIFS).respond_with_response(Response(
             b"{}", status=f"418 {HOSTILE_REASON}", content_type="application/json"))
-        [sent] = outbox.send_pending(config, store, connector_for=lambda src: build_connector(
-            src, config, environ=ENV))
+        [sent] = _send(config, store)
         [polled] = poll(config, store, environ=ENV, force=True).outcomes
         assert sent.state == "failed" and "thing" in (sent.message or "")
         assert polled.status == "failed" and "thing" in (polled.message or "")
@@ -351,5 +406,96 @@ def test_a_hostile_reason_phrase_is_stored_and_shown_inert(
             error = s.scalar(select(OutboxAction.last_error))
         for shown in (sent.message, polled.message, row.last_error if row else "", error):
             assert shown and "\x1b" not in shown and "\x07" not in shown
-    finally:
-        store.close()
+
+
+def test_approval_counts_the_author_the_reply_adds_against_the_instance_limit(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mentionwatch import outbox
+
+    with _polled(api, db_url, monkeypatch) as (config, store, mention_id):
+        # The pass stored the instance's own limit (120 on this one) with the source.
+        row = store.source_row("masto")
+        assert row is not None and row.state is not None and row.state["max_characters"] == 120
+        # 115 characters, and the connector puts "@alice " in front: 122 on Mastodon. It was
+        # approved against 500 without the prefix, and then failed at sending.
+        with pytest.raises(outbox.OutboxError, match=(
+                r"The reply is 122 characters as mastodon counts them; the limit is 120\. "
+                r"Shorten it by 2")):
+            outbox.approve(store, mention_id, "reply", operator="dana", text="x" * 115)
+        # A link counts 23, as on Mastodon: 650 characters, 38 as posted. It was refused as
+        # over 500.
+        link = "Status: https://status.acme.example/" + "a" * 614
+        outbox.approve(store, mention_id, "reply", operator="dana", text=link)
+        [sent] = _send(config, store)
+        assert sent.state == "sent"
+        assert requests_to(api, STATUSES, "POST")[-1].form["status"] == "@alice " + link
+
+
+def test_a_reply_that_names_the_author_is_posted_and_counted_as_it_is(api: HTTPServer) -> None:
+    from mentionwatch.rules_engine import measure_reply
+
+    FakeMastodon(api)
+    masto = _connector(api)
+    # The stored handle of a local author carries the instance: the reply had gone out as
+    # "@alice @alice@social.example Sorry ..." (the author named twice, 7 characters more).
+    text = "@alice@social.example Sorry about this."
+    masto.reply(_ref(), text)
+    assert requests_to(api, STATUSES, "POST")[-1].form["status"] == text
+    assert measure_reply("mastodon", text, _ref()) == (len("@alice Sorry about this."), 500)
+    assert measure_reply("mastodon", "Sorry.", _ref(), {"max_characters": 120}) == (
+        len("@alice Sorry."), 120)
+    # `rules check` measures a draft for its sample author the same way.
+    sample = StoredMentionRef("1", None, "a" * 15, None, None, "post", {})
+    assert measure_reply("mastodon", "x" * 490, sample) == (490 + 17, 500)
+
+
+def test_the_instance_limit_is_read_once_a_day_and_a_failure_falls_back(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _polled(api, db_url, monkeypatch) as (config, store, _mention_id):
+        before = store.source_row("masto")
+        assert before is not None and before.state is not None
+        assert poll(config, store, environ=ENV, force=True).outcomes[0].status == "ok"
+        after = store.source_row("masto")
+        assert after is not None and after.state == before.state  # not read again today
+    # An older server: no v2, v1 says.
+    api.clear_all_handlers()
+    api.expect_request("/api/v2/instance/").respond_with_json({"error": "Not found"},
+                                                              status=404)
+    api.expect_request("/api/v1/instance/").respond_with_json(
+        {"configuration": {"statuses": {"max_characters": 1000}}})
+    assert _connector(api).max_characters() == 1000
+    # The instance cannot be asked: the pass says so and goes on; a reply is left to the
+    # instance to judge (it refuses one over its limit, and then nothing was posted). It had
+    # been a server error while sending, so the reply was unknown, never sent.
+    FakeMastodon(api)
+    api.clear_all_handlers()
+    api.expect_request("/api/v2/instance/").respond_with_data(b"down", status=503)
+    FakeMastodon(api)
+    masto = _connector(api, hashtags=[], search=[])
+    batch = masto.fetch(None)
+    assert batch.state is None
+    assert batch.notes == ["the instance's length limit could not be read (Mastodon "
+                           f"({masto.host}): server error 503.); replies are checked "
+                           "against 500"]
+    assert masto.reply(_ref(), "y" * 130).external_id == "113500000000000050"
+
+
+async def test_the_tui_counts_the_reply_as_approval_does(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from textual.widgets import Label
+
+    from mentionwatch.outbox import save_draft_edits
+    from mentionwatch.tui.app import TriageApp
+
+    with _polled(api, db_url, monkeypatch) as (config, store, mention_id):
+        save_draft_edits(store, {mention_id: {"reply": "x" * 115}}, operator="dana")
+        app = TriageApp(config, store, refresh_every=3600)
+        async with app.run_test(size=(160, 45)) as pilot:
+            app.show(mention_id)
+            await pilot.pause()
+            label = str(app.query_one("#public-label", Label).content)
+        # It had said "public reply  115/500".
+        assert "public reply  122/120  over by 2" in label

@@ -12,7 +12,13 @@ from pytest_httpserver import HTTPServer
 
 from connectors.reddit import RedditConnector
 from mentionwatch.connector import StoredMentionRef
-from mentionwatch.errors import RateLimited, SendError, SendUnconfirmed, Transient
+from mentionwatch.errors import (
+    AuthFailed,
+    RateLimited,
+    SendError,
+    SendUnconfirmed,
+    Transient,
+)
 from tests.apiserver import _api_server, api_fixture, json_response, load, requests_to  # noqa: F401 (fixture `api`)
 from tests.reddit_api import COMMENT, COMPOSE, SENT, TOKEN_PATH, FakeReddit, replay
 from tests.test_reddit import ENV, connector
@@ -179,6 +185,42 @@ def test_a_server_error_while_posting_is_not_posted_again(api: HTTPServer) -> No
         reddit.close()
     assert len(requests_to(api, COMMENT)) == 1 and len(requests_to(api, COMPOSE)) == 1
     assert time.monotonic() - started < 2
+
+
+def test_a_401_while_posting_is_sent_once_more_with_a_new_token(api: HTTPServer) -> None:
+    fake = FakeReddit(api)
+    reddit = connector(api, message_subject="PRAW test")
+    try:
+        reddit.reply(ref("t1_d1616q2"), "First reply")
+        # The token expires early: Reddit answers 401 and took nothing. The reply had failed
+        # ("Reddit refused the access token") since posting calls are sent once.
+        fake.expire_token()
+        result = reddit.reply(ref("t1_d1616q2"), "Comment reply")
+        fake.expire_token()
+        message = reddit.send_private(ref("t1_d1616q2"), "This is a test from PRAW")
+    finally:
+        reddit.close()
+    assert result.external_id == "t1_d1680wu" and message.external_id == "t4_30rhflk"
+    assert fake.tokens == ["<ACCESS_TOKEN>", "<ACCESS_TOKEN>2", "<ACCESS_TOKEN>3"]
+    assert [r.headers["Authorization"] for r in requests_to(api, COMMENT)] == [
+        "bearer <ACCESS_TOKEN>", "bearer <ACCESS_TOKEN>", "bearer <ACCESS_TOKEN>2"]
+    assert [r.headers["Authorization"] for r in requests_to(api, COMPOSE)] == [
+        "bearer <ACCESS_TOKEN>2", "bearer <ACCESS_TOKEN>3"]
+
+
+def test_a_401_after_a_new_token_is_not_tried_again(api: HTTPServer) -> None:
+    fake = FakeReddit(api)
+    reddit = connector(api)
+    api.clear_all_handlers()
+    api.expect_request(TOKEN_PATH, method="POST").respond_with_handler(fake._token)
+    api.expect_request(COMMENT, method="POST").respond_with_handler(
+        lambda r: replay("error_401_invalid_token.json"))
+    try:
+        with pytest.raises(AuthFailed, match="refused the access token"):
+            reddit.reply(ref("t1_d1616q2"), "Thanks for the report")
+    finally:
+        reddit.close()
+    assert len(requests_to(api, COMMENT)) == 2 and len(fake.tokens) == 2
 
 
 def test_limits_are_checked_before_anything_is_sent(api: HTTPServer) -> None:

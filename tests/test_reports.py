@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from mentionwatch import export
 from mentionwatch.cli import cli
 from mentionwatch.errors import ConfigError, SendError
 from mentionwatch.export import (
@@ -329,6 +330,83 @@ def test_every_column_a_feed_can_set_is_guarded_and_excel_gets_a_bom(
     guids = [r["external_id"] for r in csv.DictReader(io.StringIO(plain.output))]
     assert "'=HYPERLINK(\"http://evil.example\",\"open me\")" in guids
     assert not plain.output.startswith("\ufeff")
+
+
+def _excel_rows(raw: bytes) -> list[dict[str, str]]:
+    assert raw.startswith(b"\xef\xbb\xbf")  # every part, as Excel needs
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+
+
+def test_an_excel_export_past_one_sheet_is_split_into_files_excel_opens_whole(
+        store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Excel opens at most 1,048,576 rows (header included) of a CSV and drops the rest
+    with a warning. Here a sheet holds 7 rows, so 15 mentions are 6 + 6 + 3."""
+    monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 7)
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    out = tmp_path / "mentions.csv"
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions",
+                                      "--excel", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    parts = [out, tmp_path / "mentions-2.csv", tmp_path / "mentions-3.csv"]
+    assert sorted(tmp_path.glob("mentions*.csv")) == sorted(parts)
+    rows = [_excel_rows(p.read_bytes()) for p in parts]
+    assert [len(r) for r in rows] == [6, 6, 3]
+    whole = list(csv.DictReader(io.StringIO(CliRunner().invoke(
+        cli, ["--config", str(config), "export", "mentions"]).output)))
+    assert [r["id"] for part in rows for r in part] == [r["id"] for r in whole]
+    assert " ".join(result.output.split()) == (
+        f"Exported 15 mentions to 3 files, {parts[0]} (6), {parts[1]} (6), {parts[2]} (3): "
+        "an Excel sheet holds 6 under its header.")
+    # Within one sheet: one file, as before.
+    monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 16)
+    for p in parts:
+        p.unlink()
+    one = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions", "--excel",
+                                   "-o", str(out)])
+    assert one.exit_code == 0 and list(tmp_path.glob("mentions*.csv")) == [out]
+    assert len(_excel_rows(out.read_bytes())) == 15
+
+
+def test_an_excel_export_to_stdout_past_one_sheet_is_refused_before_writing(
+        store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 15)  # 14 under the header
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    refused = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions",
+                                       "--excel"])
+    assert isinstance(refused.exception, export.TooManyRowsForExcel)
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.exception.message == (
+        "15 mentions are more than an Excel sheet holds (14 under its header row).")
+    assert "Write them with -o FILE" in str(refused.exception.hint)
+    # The same choice narrowed to fit: written whole, with the mark Excel needs.
+    fits = CliRunner().invoke(cli, ["--config", str(config), "export", "mentions", "--excel",
+                                    "--source", "tw"])
+    assert fits.exit_code == 0, fits.output
+    assert 0 < len(_excel_rows(fits.stdout_bytes)) < 15
+
+
+def test_report_csv_for_excel_as_export_writes_it(
+        store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    args = ["--config", str(config), "report", "--since", SINCE.isoformat(), "--format", "csv"]
+    plain = CliRunner().invoke(cli, args)
+    excel = CliRunner().invoke(cli, [*args, "--excel"])
+    assert excel.exit_code == 0, excel.output
+    assert _excel_rows(excel.stdout_bytes) == list(csv.DictReader(io.StringIO(plain.output)))
+    per_day = ["--section", "mentions_per_day"]
+    section = CliRunner().invoke(cli, [*args, "--excel", *per_day])
+    assert _excel_rows(section.stdout_bytes) == list(csv.DictReader(io.StringIO(
+        CliRunner().invoke(cli, [*args, *per_day]).output)))
+    monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 10)
+    refused = CliRunner().invoke(cli, [*args, "--excel"])
+    assert isinstance(refused.exception, export.TooManyRowsForExcel), refused.output
+    assert "rows are more than an Excel sheet holds (9 under its header row)" in \
+        refused.exception.message and refused.stdout == ""
+    wrong = CliRunner().invoke(cli, [*args[:-1], "json", "--excel"])
+    assert wrong.exit_code == 2 and "--excel is for --format csv" in wrong.output
 
 
 def test_export_jsonl_keeps_types(store: Store, db_url: str, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from mentionwatch.cli import cli
 from mentionwatch.errors import StoreNotFound
 from tests.feedserver import FeedServer, rss
-from tests.test_cli import config_text, feed_source, run
+from tests.test_cli import cli_env, config_text, feed_source, run
 
 #: Commands that work on stored data, each as a user would type it (mention 1 is no mention
 #: here: the store must be refused before anyone looks for it).
@@ -191,15 +191,89 @@ def test_a_write_to_a_read_only_store_says_so(read_only: Path) -> None:
 
 def test_work_that_writes_is_refused_before_it_starts(read_only: Path) -> None:
     """A poll would fetch every source and then fail to store what it found (its lock folder
-    cannot be made either); the triage screen would open and fail at the first key."""
+    cannot be made either). (The triage screen opens for browsing: see below.)"""
     database = read_only / "data" / "mentionwatch.db"
-    for command in (["poll"], ["tui"]):
+    for command in (["poll"],):
         refused = _run_as_a_user(command, read_only)
         assert refused.returncode == 1, (command, refused.stderr)
         assert refused.stderr.startswith(
             f"Database error: Cannot write to the database {database}: the file is read-only "
             "for this user.\nCommands that only read it work (report, export, mentions list "
             "and show, status)."), refused.stderr
+
+
+#: The triage screen on the store, driven as a person would (Textual's run_test), in a
+#: process of its own so that it can run as a user the file's mode applies to. Prints what
+#: the person saw, as JSON.
+BROWSE = """
+import asyncio, json, sys
+from textual.widgets import Static, TextArea
+from mentionwatch.config import load_config
+from mentionwatch.store import Store
+from mentionwatch.tui.app import TriageApp
+from tests.test_tui_screens import screen_text
+
+async def main():
+    config = load_config(sys.argv[1])
+    store = Store.open(config.database_url())
+    app = TriageApp(config, store, refresh_every=3600)
+    notes, show = [], app.notify
+    app.notify = lambda message, **kw: (notes.append(message), show(message, **kw))[1]
+    seen = {}
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        seen["rows"] = len(app.rows)
+        seen["top"] = str(app.query_one("#outbox-bar", Static).render())
+        public = app.query_one("#public", TextArea)
+        seen["draft"] = public.text
+        # Every key that writes: approve (a, p, b), edit (e, ctrl+o), dismiss (d, s),
+        # answered elsewhere (h), resolve (x), snooze (z), assign (g), undo (u).
+        for key in ("a", "p", "b", "e", "ctrl+o", "d", "s", "h", "x", "z", "g", "u"):
+            await pilot.press(key)
+            await pilot.pause()
+        seen["screens"] = len(app.screen_stack)  # no prompt opened (snooze, assign)
+        public.focus()  # Tab into the draft: it cannot be typed into
+        await pilot.press("y", "e", "s")
+        seen["typed"] = public.text
+        await pilot.press("escape", "w")  # the outbox view: its keys that write
+        await pilot.pause()
+        seen["outbox"] = screen_text(app)
+        for key in ("a", "r", "e", "s", "n", "x"):
+            await pilot.press(key)
+        await pilot.press("escape", "question_mark")
+        await pilot.pause()
+        seen["help"] = str(app.screen.query_one("#help-notice", Static).render())
+        await pilot.press("escape", "q")
+    seen["notes"] = notes
+    print(json.dumps(seen))
+
+asyncio.run(main())
+"""
+
+
+def test_a_read_only_store_opens_in_the_tui_for_browsing(read_only: Path) -> None:
+    """An auditor (or a second screen) reads the queue, marked READ-ONLY; each key that
+    would write says so once and changes nothing, and ? says which file and why."""
+    database = read_only / "data" / "mentionwatch.db"
+    files = sorted(database.parent.rglob("*"))
+    before = _readers_work(read_only)
+    browsed = subprocess.run(
+        [*_as_a_user(), sys.executable, "-c", BROWSE, str(read_only / "mentionwatch.toml")],
+        cwd=read_only, env={**cli_env(read_only), "PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True, text=True, timeout=120)
+    assert browsed.returncode == 0, browsed.stderr
+    seen = json.loads(browsed.stdout)
+    assert seen["rows"] >= 1
+    assert seen["top"].startswith("READ-ONLY: browsing only")
+    assert "READ-ONLY: browsing only" in seen["outbox"]
+    # Twenty keys pressed within seconds: one notice, not twenty, and no prompt opened.
+    assert seen["notes"] == ["Read-only store: nothing was changed (? says why)."]
+    assert seen["screens"] == 1
+    assert seen["typed"] == seen["draft"]
+    assert (f"Cannot write to the database {database}: the file is read-only for this user."
+            in seen["help"])
+    assert _readers_work(read_only) == before
+    assert sorted(database.parent.rglob("*")) == files  # no -wal, -shm or lock left
 
 
 def test_a_read_only_reader_sees_what_a_running_writer_committed(read_only: Path) -> None:
@@ -231,3 +305,76 @@ def test_the_same_user_writes_the_store_when_its_mode_allows(polled: Path) -> No
     rows = _readers_work(polled)
     dismissed = _run_as_a_user(["dismiss", str(rows[0]["id"]), "--reason", "spam"], polled)
     assert dismissed.returncode == 0, dismissed.stderr
+
+
+# ------------------------------------------------- a SQLite file: URI, as SQLAlchemy documents
+
+
+def test_a_file_uri_opens_the_file_it_names_relative_to_the_config(polled: Path) -> None:
+    """`sqlite:///file:PATH?...&uri=true`: the file, not a folder named "file:" beside the
+    config; a relative PATH is the config folder's, as for a plain path."""
+    database = polled / "data" / "mentionwatch.db"
+    for url in ("sqlite:///file:data/mentionwatch.db?uri=true",
+                f"sqlite:///file:{database}?cache=private&uri=true",
+                f"sqlite:///file://{database}?uri=true"):
+        config = _point_at(polled, url)
+        elsewhere = polled / "elsewhere"
+        elsewhere.mkdir(exist_ok=True)
+        listed = run(["--config", str(config), "mentions", "list", "--json"], elsewhere)
+        assert listed.returncode == 0, (url, listed.stderr)
+        assert {r["external_id"] for r in json.loads(listed.stdout)} == {"1", "2"}, url
+        # A writer writes that same file (a dismiss shows in a plain-path reader).
+        dismissed = run(["--config", str(config), "dismiss", "1", "--reason", "spam"],
+                        elsewhere)
+        assert dismissed.returncode == 0, (url, dismissed.stderr)
+        assert not list(polled.rglob("file:*")), url
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT status FROM mentions WHERE id = 1").fetchone() == (
+            "dismissed",)
+
+
+def test_a_file_uri_naming_no_file_is_refused_not_created(polled: Path) -> None:
+    config = _point_at(polled, "sqlite:///file:data/mentionz.db?uri=true")
+    typo = polled / "data" / "mentionz.db"
+    for command in (["report"], ["mentions", "list"], ["tui"]):
+        result = CliRunner().invoke(cli, ["--config", str(config), *command])
+        assert isinstance(result.exception, StoreNotFound), (command, result.output)
+        assert result.exception.path == typo
+    assert not typo.exists() and not list(polled.rglob("file:*"))
+
+
+def test_mode_ro_in_a_file_uri_reads_and_refuses_writes_saying_why(polled: Path) -> None:
+    database = polled / "data" / "mentionwatch.db"
+    _point_at(polled, "sqlite:///file:data/mentionwatch.db?mode=ro&uri=true")
+    files = sorted(database.parent.rglob("*"))
+    rows = _readers_work(polled)
+    for command in (["dismiss", str(rows[0]["id"]), "--reason", "spam"], ["poll"]):
+        refused = run(command, polled)
+        assert refused.returncode == 1, (command, refused.stderr)
+        assert refused.stderr.startswith(
+            f"Database error: Cannot write to the database {database}: [database] url opens "
+            "it read-only (mode=ro).\nCommands that only read it work"), refused.stderr
+        assert "take mode=ro out of [database] url" in refused.stderr
+    assert [r["status"] for r in _readers_work(polled)] == [r["status"] for r in rows]
+    assert sorted(database.parent.rglob("*")) == files
+
+
+@pytest.mark.parametrize("read_only", ["folder"], indirect=True)
+def test_a_file_uri_to_a_read_only_store_keeps_its_options_and_reads(read_only: Path) -> None:
+    """The file's mode makes it read-only as for a plain path; the URI's own options
+    (here cache=private) still reach SQLite."""
+    _point_at(read_only, "sqlite:///file:data/mentionwatch.db?cache=private&uri=true")
+    files = sorted((read_only / "data").rglob("*"))
+    assert len(_readers_work(read_only)) == 2
+    refused = _run_as_a_user(["dismiss", "1", "--reason", "spam"], read_only)
+    assert refused.returncode == 1 and "its folder is read-only" in refused.stderr
+    assert sorted((read_only / "data").rglob("*")) == files
+
+
+def test_a_file_uri_without_uri_true_is_refused_with_what_to_write(polled: Path) -> None:
+    _point_at(polled, "sqlite:///file:data/mentionwatch.db?mode=ro")
+    refused = run(["mentions", "list"], polled)
+    assert refused.returncode == 1, refused.stderr
+    assert "needs uri=true in the URL's query (sqlite:///file:data/mentionwatch.db?mode=ro" \
+        "&uri=true)" in refused.stderr.replace("\n", " ")
+    assert not list(polled.rglob("file:*"))

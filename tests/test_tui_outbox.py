@@ -197,10 +197,11 @@ async def test_demo_answers_feed_mentions_as_feeds_are_answered(tmp_path: Path) 
             await pilot.press(*["down"] * first_complaint, "b")  # reply and follow-up
             await settle(app, pilot)
             told = notices(app)
-            assert (f"#{row.id}: {row.source_kind} sources have no posting, so nothing is "
-                    "sent from here. Press o to open it") in told
-            assert "then h to mark it answered elsewhere" in told
+            assert (f"#{row.id}: {row.source_kind} sources have no posting: answer at the "
+                    "source (o), then h (? for more)") in told
             assert told.count("have no posting") == 1  # once for both, not per kind
+            assert ("Press o to open it and answer there (the draft is yours to copy), then h "
+                    "to mark it answered elsewhere.") in app.messages[0].text  # under ?
             await pilot.press("h")
             await settle(app, pilot)
         assert outbox.actions(store) == []  # nothing approved, nothing "sent"

@@ -17,14 +17,16 @@ from textual.errors import NoWidget
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Label, Static, TextArea
 from textual.widgets._footer import FooterKey
+from textual.widgets._toast import Toast
 
+from mentionwatch import outbox
 from mentionwatch.models import OutboxAction, utcnow
 from mentionwatch.pipeline import sync_sources
 from mentionwatch.store import Store
 from mentionwatch.tui.app import TriageApp
 from tests.test_outbox import Receiver
 from tests.test_tui import seed
-from tests.test_tui_triage import OPERATOR, add, box_config, make_app
+from tests.test_tui_triage import OPERATOR, add, box_config, make_app, record_notes
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +97,7 @@ async def test_a_small_screen_shows_the_mention_and_reaches_both_drafts_and_appr
         # screen, under the flag and author it was selected by.
         text = screen_text(app)
         assert "Acme is down and I am furious" in text
-        assert "crisis 0" in text and "complaint 2" in text  # the counts line wraps, not cut
+        assert "crisis 0" in text and "compl 2" in text  # short words, not cut
         # e: the public draft, whole, with its length; Tab: the private one.
         await pilot.press("e")
         await pilot.pause()
@@ -119,6 +121,91 @@ async def test_a_small_screen_shows_the_mention_and_reaches_both_drafts_and_appr
     assert [r["text"] for r in receiver.received] == ["Sorry about urgent! Please DM us. Sam"]
     with store.session(readonly=True) as s:
         assert s.query(OutboxAction).one().mention_id == ids["urgent"]
+
+
+async def test_the_counts_line_is_one_row_and_the_queue_shows_the_text_at_each_size(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    """Below about 95 columns the counts line had taken two rows, and at 70 to 80 (and in
+    the queue's 88 columns beside the mention at 160) the text column was off screen or
+    cut to a few words. Resized as a person would, from wide to a split screen."""
+    app, _ = seeded_app(store, db_url, receiver)
+    async with app.run_test(size=(160, 40)) as pilot:
+        for size in ((160, 40), (100, 30), (80, 24), (70, 20)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            await pilot.pause()
+            counts = app.query_one("#counts", Static)
+            region = app.screen.find_widget(counts).region
+            assert region.height == 1, size
+            line = rendered_lines(app)[region.y]
+            for shown in ("crisis 0", "2", "quest" if size[0] < 100 else "question 1",
+                          "status", "open", OPERATOR):
+                assert shown in line, (size, line)
+            # A whole line of what people wrote, in the queue's own region.
+            table = app.query_one("#queue", DataTable)
+            box = app.screen.find_widget(table).region
+            rows = "\n".join(line[box.x:box.right] for line in
+                             rendered_lines(app)[box.y:box.bottom])
+            assert "how do I reset my acme router?" in rows, (size, rows)
+            assert "Acme is down and I am furious" in rows, (size, rows)
+            assert ("prio" in rows) is (size[0] >= 85), size  # made way at 70 and 80
+
+
+def test_the_counts_line_fits_its_width_and_shows_typed_text_literally() -> None:
+    from mentionwatch.tui.app import counts_line
+    from mentionwatch.tui.queries import QueueFilter
+
+    counts = {"crisis": 12, "complaint": 345, "question": 6, "praise": 78}
+    where = QueueFilter(flag="complaint", source="twitter-main", view="open",
+                        search="[bold red]x[/] [link=http://e.example]y[/]",
+                        assigned_to="dana")
+    for width in (60, 70, 80, 100, 200):
+        line = counts_line(counts, where, "dana", width)
+        assert line.cell_len <= width and "\n" not in line.plain, (width, line.plain)
+        assert line.plain.startswith(" crisis 12  compl") or width >= 200
+    wide = counts_line(counts, where, "dana", 200).plain
+    assert wide == (" crisis 12  complaint 345  question 6  praise 78    filter: complaint"
+                    "   source: twitter-main   status: open   assigned to me   search: "
+                    "[bold red]x[/] [link=http://e.example]y[/]   operator: dana")
+    assert not any(span.style for span in counts_line(counts, where, "dana", 200).spans
+                   if "link" in str(span.style))
+    assert counts_line(counts, where, "dana", 60).plain.endswith("…")
+
+
+async def test_toasts_on_a_small_screen_are_few_and_short_and_kept_under_help(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    """Three toasts had covered 17 of 24 rows (five and a blank line each). Now: no blank
+    lines in them, the newest two on screen, a refusal's hint (what to do) under ?, with
+    every message."""
+    app, ids = seeded_app(store, db_url, receiver)
+    other = Store.open(db_url)
+    try:
+        outbox.take_approval(other, ids["ask"], "reply", operator="alice")  # approved there
+    finally:
+        other.close()
+    notes = record_notes(app)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.pause()
+        await pilot.press("d", "d")  # dismisses the two complaints: two toasts
+        await pilot.pause()
+        await pilot.press("a")  # the question's reply is already approved: refused
+        await pilot.pause()
+        await pilot.pause()
+        toasts = [app.screen.find_widget(t).region for t in app.screen.query(Toast)]
+        assert len(toasts) == 2
+        assert all(r.height <= 3 for r in toasts), toasts
+        assert sum(r.height + 1 for r in toasts) <= 7  # of 24 rows
+        text = screen_text(app)
+        assert "already has a reply in state 'approved'" in notes[-1]
+        assert "not sent twice. (? for more)" in text  # the last line of the newest toast
+        assert f"Dismissed #{ids['urgent']}" not in text  # the oldest made way
+        await pilot.press("question_mark")
+        await pilot.pause()
+        said = str(app.screen.query_one("#help-messages", Static).render())
+    lines = said.splitlines()
+    assert f"Dismissed #{ids['urgent']} (not relevant). Press u to undo." in lines[-1]
+    assert f"Dismissed #{ids['hostile']} (not relevant). Press u to undo." in said
+    assert "A failed action can be approved again" in said  # the hint, under ?
 
 
 async def test_a_long_mention_scrolls_in_its_pane_on_a_small_screen(

@@ -20,7 +20,7 @@ from sqlalchemy import inspect
 from textual.widgets import DataTable, Input, Label, Static, TextArea
 
 from mentionwatch import db, outbox, triage
-from mentionwatch.audit import recent
+from mentionwatch.audit import recent, record
 from mentionwatch.cli import cli
 from mentionwatch.connector import Batch, MentionIn
 from mentionwatch.judgement import Judgement
@@ -763,6 +763,57 @@ async def test_answered_elsewhere_counts_as_answered_and_undo_goes_back_in_order
         urgent = s.get(Mention, ids["urgent"])
         assert urgent is not None and urgent.first_response_at is None  # undone as well
     assert ("replied_elsewhere", OPERATOR) in [(e, a) for e, a, _ in events(store, ids["urgent"])]
+
+
+async def test_undo_leaves_what_another_operator_did_meanwhile_and_says_so(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    """Two operators on one database (or two screens on one SQLite file): `u` puts a
+    mention back only if nobody changed it after the key it undoes; otherwise it says who
+    did what and leaves the mention as they left it. What the machine does by itself (an
+    alert e-mailed) is no such change."""
+    config = box_config(db_url, receiver)
+    ids = seed(store, config)
+    app = make_app(config, store)
+    notes = record_notes(app)
+    other = Store.open(db_url)  # the other operator's screen: a store of its own
+    try:
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause()
+            await pilot.press("d")  # dismisses the urgent one
+            await pilot.pause()
+            await pilot.press("x")  # resolves the hostile one
+            await pilot.pause()
+            assert [r.id for r in app.rows] == [ids["ask"]]
+            # Meanwhile alice answers the urgent one anyway and dismisses the hostile one.
+            outbox.take_approval(other, ids["urgent"], "reply", operator="alice")
+            outbox.mark(other, ids["hostile"], "dismissed", operator="alice", reason="spam")
+            await pilot.press("u")
+            await pilot.pause()
+            await pilot.press("u")
+            await pilot.pause()
+            assert [r.id for r in app.rows] == [ids["ask"]]  # neither came back
+            await pilot.press("d")  # the control: an alert for it, then u
+            await pilot.pause()
+            with other.engine.begin() as conn:
+                record(conn, "mentionwatch", "alert_sent", ids["ask"], trigger="test")
+            await pilot.press("u")
+            await pilot.pause()
+            assert [r.id for r in app.rows] == [ids["ask"]]
+    finally:
+        other.close()
+    at = {e.event: e.at.astimezone() for e in recent(store, limit=200)}
+    assert notes[-4:-1] == [
+        f"#{ids['hostile']} was not undone: alice dismissed it at {at['dismiss']:%H:%M}, "
+        "after your change. It stays dismissed.",
+        f"#{ids['urgent']} was not undone: alice approved it at {at['approve']:%H:%M}, "
+        "after your change. It stays dismissed.",
+        f"Dismissed #{ids['ask']} (not relevant). Press u to undo."]
+    assert notes[-1] == f"#{ids['ask']} is back in the queue."
+    with store.session(readonly=True) as s:
+        assert {i: s.get(Mention, i).status for i in (ids["urgent"], ids["hostile"])  # type: ignore[union-attr]
+                } == {ids["urgent"]: "dismissed", ids["hostile"]: "dismissed"}
+    for name in ("urgent", "hostile"):
+        assert not [e for e, _, _ in events(store, ids[name]) if e.startswith("undo")]
 
 
 async def test_search_reads_titles_and_takes_wildcards_literally(

@@ -220,6 +220,43 @@ def test_a_since_id_older_than_recent_search_reaches_is_dropped(
         "since_id": page1["meta"]["newest_id"]}
 
 
+def test_a_page_token_x_no_longer_takes_is_dropped(fakex: FakeX,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # A backlog stopped at a page token X then refused (it was issued for the query before
+    # the brand terms changed): the pass had failed with the same 400 every time, for good.
+    mentions_since = "1578000000000000000"
+    stuck = TwitterCursor(queries={
+        "mentions": QueryCursor(since_id=mentions_since, next_token="7140dibdnow9c7btw3z",
+                                newest_id="1578600000000000000"),
+        "search": QueryCursor(next_token="b26v89c19zqg8o3fo7geso",
+                              start_time="2022-10-07T00:00:00Z"),
+    })
+    now = datetime.now(UTC)
+    batch = connector(fakex, monkeypatch).fetch(stuck.dumps())
+    refused, again, *_ = fakex.requests_to(MENTIONS)
+    assert refused.args["pagination_token"] == "7140dibdnow9c7btw3z"
+    assert again.args["since_id"] == mentions_since and "pagination_token" not in again.args
+    refused, again, *_ = fakex.requests_to(SEARCH)
+    assert refused.args["next_token"] == "b26v89c19zqg8o3fo7geso"
+    # No since_id: from the backlog's start, but no further back than recent search reaches.
+    assert "next_token" not in again.args and "since_id" not in again.args
+    start = datetime.strptime(again.args["start_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert timedelta(days=6, hours=23) < now - start <= timedelta(days=7)
+    assert [n for n in batch.notes if "page token" in n] == [
+        f"mentions: X no longer takes the page token this backlog stopped at; read again "
+        f"from post {mentions_since}",
+        f"search: X no longer takes the page token this backlog stopped at; read again from "
+        f"{start:%Y-%m-%d %H:%M} UTC"]
+    # Read as from a cursor that never had the tokens; the backlog is done.
+    fresh = connector(fakex, monkeypatch).fetch(TwitterCursor(queries={
+        "mentions": QueryCursor(since_id=mentions_since)}).dumps())
+    assert [m.external_id for m in batch.mentions] == [m.external_id for m in fresh.mentions]
+    assert len(batch.mentions) == 27
+    cursor = json.loads(batch.next_cursor or "")["queries"]
+    assert cursor == json.loads(fresh.next_cursor or "")["queries"]
+    assert set(cursor["mentions"]) == set(cursor["search"]) == {"since_id"}
+
+
 def test_rate_limit_carries_the_reset_time(fakex: FakeX, monkeypatch: pytest.MonkeyPatch
                                            ) -> None:
     fakex.script("GET", MENTIONS, 429, problem(429, "Too Many Requests", "Too Many Requests"),

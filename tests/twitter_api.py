@@ -149,11 +149,9 @@ class FakeX:
         if queued:
             return queued.popleft()
         if request.method == "GET" and request.path == "/2/tweets/search/recent":
-            return self._page(self.search_pages, request.args.get("next_token"),
-                              request.args.get("since_id"))
+            return self._page(self.search_pages, "next_token", request)
         if request.method == "GET" and request.path == f"/2/users/{BRAND_ID}/mentions":
-            return self._page(self.mentions_pages, request.args.get("pagination_token"),
-                              request.args.get("since_id"))
+            return self._page(self.mentions_pages, "pagination_token", request)
         if request.method == "GET" and request.path == "/2/users/by/username/Twitter":
             return _json(200, body("v2_users_by_username"))
         if request.method == "POST" and request.path == "/2/tweets":
@@ -168,12 +166,15 @@ class FakeX:
                            "type": "https://api.twitter.com/2/problems/resource-not-found",
                            "status": 404})
 
-    def _page(self, pages: list[dict[str, Any]], token: str | None,
-              since_id: str | None) -> Response:
+    def _page(self, pages: list[dict[str, Any]], token_parameter: str,
+              request: Request) -> Response:
+        token, since_id = request.args.get(token_parameter), request.args.get("since_id")
         index = 0
         if token:
-            index = next(i + 1 for i, p in enumerate(pages)
-                         if p.get("meta", {}).get("next_token") == token)
+            tokens = [p.get("meta", {}).get("next_token") for p in pages]
+            if token not in tokens:
+                return _json(400, invalid_token(token_parameter, token))
+            index = tokens.index(token) + 1
         page = copy.deepcopy(pages[index])
         if index == len(pages) - 1:
             page["meta"].pop("next_token", None)  # the last page of what exists
@@ -196,6 +197,18 @@ def _json(status: int, payload: Any) -> Response:
 def problem(status: int, title: str, detail: str) -> dict[str, Any]:
     """An error body in the documented API v2 problem shape."""
     return {"title": title, "detail": detail, "type": "about:blank", "status": status}
+
+
+def invalid_token(parameter: str, token: str) -> dict[str, Any]:
+    """X's 400 for a page token it does not take (the message as X words it for
+    pagination_token, quoted in strohne/Facepager#191; the shape of its other parameter
+    errors)."""
+    return {"errors": [{"parameters": {parameter: [token]},
+                        "message": f"The `{parameter}` query parameter value [{token}] is not "
+                        "a valid token."}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": "https://api.twitter.com/2/problems/invalid-request"}
 
 
 def serve() -> Iterator[HTTPServer]:

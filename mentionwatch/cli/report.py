@@ -9,8 +9,9 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid, parseaddr
+from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 from rich.text import Text
@@ -18,7 +19,16 @@ from rich.text import Text
 from mentionwatch.cli.context import AppContext, parse_since, pass_app
 from mentionwatch.config import Config
 from mentionwatch.errors import ConfigError, MentionwatchError, SendError
-from mentionwatch.export import iter_mention_records, write_csv, write_jsonl
+from mentionwatch.export import (
+    TooManyRowsForExcel,
+    count_mention_records,
+    excel_rows,
+    in_parts,
+    iter_mention_records,
+    part_path,
+    write_csv,
+    write_jsonl,
+)
 from mentionwatch.models import utcnow
 from mentionwatch.report_render import (
     SECTIONS,
@@ -61,6 +71,12 @@ def _output(path: str | None) -> Iterator[IO[str]]:
                                 hint="Check the folder exists and is writable.") from None
 
 
+EXCEL_HELP = ("CSV for Excel: start with a byte-order mark, so Excel reads it as UTF-8 "
+              "(accents, emoji; other tools may then see the mark in the first column's "
+              "name), and cut text longer than an Excel cell holds (32,767 characters), "
+              "saying so in the cell.")
+
+
 @click.command()
 @click.option("--since", default="7d", show_default=True, metavar="DURATION|DATE",
               help="Start of the window: a duration back from now (24h, 7d, 4w) or an ISO date.")
@@ -82,10 +98,12 @@ def _output(path: str | None) -> Iterator[IO[str]]:
               help="With --email: send to this address instead of on-call (repeatable).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write the json/csv output to this file instead of stdout.")
+@click.option("--excel", is_flag=True, help="With --format csv: " + EXCEL_HELP +
+              " As `export mentions --excel` writes it.")
 @pass_app
 def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
            section: str | None, top: int, html_path: str | None, email: bool,
-           to: tuple[str, ...], output: str | None) -> None:
+           to: tuple[str, ...], output: str | None, excel: bool) -> None:
     """Volume, flags, sentiment, top authors and terms, and how fast complaints are answered.
 
     \b
@@ -97,6 +115,8 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
     """
     if section and fmt != "csv":
         raise click.BadParameter("--section needs --format csv", param_hint="--section")
+    if excel and fmt != "csv":
+        raise click.BadParameter("--excel is for --format csv", param_hint="--excel")
     if to and not email:
         raise click.BadParameter("--to needs --email (it says who the emailed report goes to)",
                                  param_hint="--to")
@@ -124,7 +144,7 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
             fp.write(render_json(result) + "\n")
     elif fmt == "csv":
         with _output(output) as fp:
-            fp.write(render_csv(result, section))
+            fp.write(render_csv(result, section, excel=excel))
     elif not (html_path or email) or app.out.is_terminal:
         app.out.print(render_terminal(result))
     if html_path:
@@ -207,11 +227,9 @@ def export_group() -> None:
 @click.option("--no-formula-guard", is_flag=True,
               help="CSV: keep cells that start with = + - @ exactly as stored (by default "
               "they get a leading ' so a spreadsheet does not run them as formulas).")
-@click.option("--excel", is_flag=True,
-              help="CSV for Excel: start with a byte-order mark, so Excel reads it as UTF-8 "
-              "(accents, emoji; other tools may then see the mark in the first column's "
-              "name), and cut text longer than an Excel cell holds (32,767 characters), "
-              "saying so in the cell.")
+@click.option("--excel", is_flag=True, help=EXCEL_HELP + " More mentions than an Excel sheet "
+              "holds (1,048,575 under the header) go to -o FILE as FILE, FILE-2, ... of that "
+              "many each; on stdout they are refused.")
 @pass_app
 def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...], fmt: str,
                     output: str | None, no_formula_guard: bool, excel: bool) -> None:
@@ -222,9 +240,55 @@ def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...]
     start = parse_since(since, utcnow()) if since else None
     _check_sources(app, sources)
     records = iter_mention_records(app.store, since=start, sources=sources)
+    if excel:
+        _export_for_excel(app, records, output, formula_guard=not no_formula_guard,
+                          since=start, sources=sources)
+        return
     with _output(output) as fp:
-        count = (write_csv(records, fp, formula_guard=not no_formula_guard, excel=excel)
+        count = (write_csv(records, fp, formula_guard=not no_formula_guard)
                  if fmt == "csv" else write_jsonl(records, fp))
     if output:
         app.err.print(f"Exported {count} mentions to {Path(output)}.")
+
+
+def _export_for_excel(app: AppContext, records: Iterator[dict[str, Any]], output: str | None,
+                      *, formula_guard: bool, since: datetime | None,
+                      sources: tuple[str, ...]) -> None:
+    """CSV for Excel, in sheets Excel opens whole: to a file, split into FILE, FILE-2, ...
+    of `excel_rows()` mentions each; to stdout, refused before anything is written when
+    there are more. (Excel opens a longer file as "File not loaded completely", without
+    the rest.)"""
+    rows = excel_rows()
+    if output in (None, "-"):
+        total = count_mention_records(app.store, since=since, sources=sources)
+        if total > rows:
+            raise TooManyRowsForExcel(total, "mentions", hint=(
+                f"Write them with -o FILE, split into FILE, FILE-2, ... of {rows:,} each; "
+                "narrow them with --since or --source; or export without --excel (one "
+                "CSV, whole, for other tools)."))
+        with _output(None) as fp:
+            write_csv(islice(records, rows), fp, formula_guard=formula_guard, excel=True)
+        later = sum(1 for _ in records)  # arrived while exporting, past one sheet
+        if later:
+            app.err.print(f"{later:,} mentions that arrived while exporting were left out: "
+                          f"one Excel sheet holds {rows:,}.")
+        return
+    first = Path(output)
+    written: list[tuple[Path, int]] = []
+    for n, part in enumerate(in_parts(records, rows), 1):
+        path = part_path(first, n)
+        with _output(str(path)) as fp:
+            written.append((path, write_csv(part, fp, formula_guard=formula_guard,
+                                            excel=True)))
+    if not written:  # no mentions: the header alone
+        with _output(output) as fp:
+            written.append((first, write_csv(iter(()), fp, formula_guard=formula_guard,
+                                             excel=True)))
+    total = sum(count for _, count in written)
+    if len(written) == 1:
+        app.err.print(f"Exported {total} mentions to {first}.")
+        return
+    files = ", ".join(f"{path} ({count:,})" for path, count in written)
+    app.err.print(f"Exported {total:,} mentions to {len(written)} files, {files}: an Excel "
+                  f"sheet holds {rows:,} under its header.")
 

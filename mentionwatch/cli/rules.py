@@ -139,6 +139,7 @@ def judgement_json(j: Judgement) -> dict[str, Any]:
                   "alert": h.alert, "why": h.explanation} for h in j.hits],
         "explanation": j.explanation, "public_draft": j.public_draft,
         "private_draft": j.private_draft, "private_channel": j.private_channel,
+        "draft_rule": j.draft_rule,
     }
 
 
@@ -200,7 +201,9 @@ _PRIVATE_ASKS = ("account number", "password", "address", "date of birth", "card
 def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
     """What is valid but likely a mistake, one line each, naming the file and the rule."""
     from mentionwatch import registry
-    from mentionwatch.rules_engine import BrandFacts, reply_length, reply_limit
+    from mentionwatch.connector import StoredMentionRef
+    from mentionwatch.rules_engine import BrandFacts, measure_reply
+    from mentionwatch.rules_engine.engine import PRESS
     from mentionwatch.rules_engine.templates import render
 
     kinds = set(registry.available_kinds())
@@ -215,13 +218,16 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
               "support_hours": (brand.support_hours if brand else None) or "Mon-Fri 9-17"}
     sample["contact"] = BrandFacts(sample["brand"], sample["support_email"],
                                    sample["support_phone"], sample["support_hours"]).contact()
+    # The sample author as a connector answers them (Mastodon names them unless the reply does).
+    author = StoredMentionRef("1", None, sample["author"].lstrip("@"), None, None, "post", {})
     unset = _unset_fields(brand) if brand is not None else set()
     out: list[str] = []
     for pack in packs:
         for rule in pack.rules:
             where = f"{pack.path}: rule {rule.name!r}"
             sources = {s for part in rule.when.parts() for s in part.source}
-            unknown = sorted(v for v in sources if v not in kinds and v not in names)
+            unknown = sorted(v for v in sources
+                             if v not in kinds and v not in names and v != PRESS)
             if unknown:
                 known = ", ".join(sorted(kinds | set(names)))
                 out.append(f"{where}: source {', '.join(map(repr, unknown))} is neither a "
@@ -236,7 +242,7 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
                            "private details in the private follow-up, never in public")
             drafted = render(public, sample)
             for kind in sorted({names.get(v, v) for v in sources} & kinds or used_kinds):
-                limit, length = reply_limit(kind), reply_length(kind)(drafted)
+                length, limit = measure_reply(kind, drafted, author)
                 if limit is not None and length > limit:
                     out.append(f"{where}: the public reply comes to about {length} "
                                f"characters, over {kind}'s {limit}: drafts there are cut "

@@ -18,7 +18,6 @@ def tui(app: AppContext, mention_id: int | None) -> None:
     """
     from mentionwatch.tui.app import TriageApp
 
-    # Every key here writes (approve, dismiss, snooze, the drafts kept on quit): a store it
-    # may only read is refused now, not at the first key. `mentions list` and `show` read.
-    app.store.check_writable()
+    # A store this user may only read opens for browsing, marked READ-ONLY: the keys that
+    # write (approve, dismiss, snooze, edit, ...) say so and change nothing.
     TriageApp(app.config, app.store, mention_id=mention_id).run()

@@ -7,8 +7,9 @@ Nothing here imports the TUI.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mentionwatch.config import Config
 from mentionwatch.errors import RuleError
@@ -18,8 +19,11 @@ from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.engine import BrandFacts, Engine
 from mentionwatch.rules_engine.packs import RulePack, load_pack, load_packs
 
+if TYPE_CHECKING:
+    from mentionwatch.connector import StoredMentionRef
+
 __all__ = ["BrandFacts", "Engine", "RulePack", "load_judge", "load_pack", "load_packs",
-           "pack_dirs"]
+           "measure_reply", "pack_dirs", "reply_length", "reply_limit"]
 
 
 def pack_dirs(config: Config) -> list[Path]:
@@ -57,26 +61,46 @@ def word_model(config: Config) -> classifier.Model | None:
 
 
 @functools.cache
-def reply_length(kind: str) -> Callable[[str], int]:
-    """How a source kind counts a reply's length (X: CJK and emoji count twice; Bluesky:
-    graphemes), from its connector; plain characters when it says nothing."""
-    try:
-        if kind in available_kinds():
-            return getattr(connector_class(kind), "reply_length", len)
-    except ImportError:
-        pass
-    return len
-
-
-@functools.cache
-def reply_limit(kind: str) -> int | None:
-    """Public reply length limit of a source kind, from its connector (None: unknown)."""
+def _connector(kind: str) -> type[Any] | None:
+    """The connector class of a source kind; None for an unknown one, or a third-party one
+    that cannot load (not our concern here)."""
     if kind not in available_kinds():
         return None
     try:
-        return getattr(connector_class(kind), "reply_limit", None)
-    except ImportError:  # a third-party connector that cannot load is not our concern here
+        cls: type[Any] = connector_class(kind)
+    except ImportError:
         return None
+    return cls
+
+
+def reply_length(kind: str) -> Callable[[str], int]:
+    """How a source kind counts a reply's length (X: CJK and emoji count twice; Bluesky:
+    graphemes; Mastodon: links as 23), from its connector; plain characters when it says
+    nothing."""
+    length: Callable[[str], int] = getattr(_connector(kind), "reply_length", len)
+    return length
+
+
+def reply_limit(kind: str) -> int | None:
+    """Public reply length limit of a source kind, from its connector (None: unknown)."""
+    limit: int | None = getattr(_connector(kind), "reply_limit", None)
+    return limit
+
+
+def measure_reply(kind: str, text: str, mention: StoredMentionRef | None = None,
+                  state: Mapping[str, Any] | None = None) -> tuple[int, int | None]:
+    """A public reply's length and the limit it is held to, as its source will count them:
+    the text its connector posts for `mention` (Mastodon puts `@author ` in front of a reply
+    that does not name them), and the source's own limit where its connector stored one in
+    the source's `state` (a Mastodon instance's). Approval, the TUI's length label and
+    `rules check` all measure with this, so what passes one passes the others."""
+    cls = _connector(kind)
+    as_posted = getattr(cls, "reply_as_posted", None)
+    if mention is not None and as_posted is not None:
+        text = as_posted(text, mention)
+    limit_for = getattr(cls, "reply_limit_for", None)
+    limit = limit_for(state) if limit_for is not None else reply_limit(kind)
+    return reply_length(kind)(text), limit
 
 
 def load_judge(config: Config) -> Engine:
@@ -93,4 +117,5 @@ def load_judge(config: Config) -> Engine:
         sentence = SentenceScorer(sentence_dir(config))
     return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
                                     brand.support_hours), reply_limit, sentence=sentence,
-                  model=word_model(config), reply_lengths=reply_length)
+                  model=word_model(config), reply_lengths=reply_length,
+                  press_sources=[s.name for s in config.sources if s.press])

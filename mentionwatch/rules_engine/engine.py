@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +36,9 @@ from mentionwatch.terms import TermMatcher, normalise_term
 
 #: When several flags match, the first in this order wins.
 FLAG_ORDER = ("ignore", "spam", "crisis", "complaint", "question", "praise")
+#: The `source` value that also takes every source configured with `press = true`.
+PRESS = "press"
+
 WEIGHTS = {"severity": 0.45, "negativity": 0.20, "reach": 0.15, "engagement": 0.10,
            "velocity": 0.10}
 _W_SEVERITY, _W_NEGATIVITY, _W_REACH, _W_ENGAGEMENT, _W_VELOCITY = WEIGHTS.values()
@@ -98,8 +101,12 @@ class Engine:
                  reply_limits: Mapping[str, int | None] | Callable[[str], int | None] | None
                  = None, sentence: SentenceScorer | None = None,
                  model: classifier.Model | None = None,
-                 reply_lengths: Callable[[str], Callable[[str], int]] | None = None) -> None:
+                 reply_lengths: Callable[[str], Callable[[str], int]] | None = None,
+                 press_sources: Iterable[str] = ()) -> None:
         self.packs = list(packs)
+        #: The sources a `source = ["press"]` condition also takes (`press = true` in the
+        #: config: a news site's feed), besides any source named "press".
+        self._press = frozenset(press_sources)
         self.rules: list[tuple[str, Rule]] = [(p.name, r) for p in packs for r in p.rules]
         self.brand = brand
         # A mapping, or a function of the source kind (looked up lazily: importing every
@@ -292,7 +299,7 @@ class Engine:
             checks.append(lambda c: all_terms <= c.terms)
         if none_terms:
             checks.append(lambda c: none_terms.isdisjoint(c.terms))
-        checks += _fact_checks(cond)
+        checks += _fact_checks(cond, self._press)
         if cond.complained_within_days is not None:
             checks.append(_recent_complaint(timedelta(days=cond.complained_within_days)))
         if cond.regex:
@@ -354,9 +361,15 @@ class Engine:
                     return False
                 r["complaint_score"] = f"{shown:.2f} < {cond.complaint_score_below}"
         if cond.source:
-            if f.source_kind not in cond.source and f.source not in cond.source:
+            sources = _sources(cond, self._press)
+            if f.source_kind not in sources and f.source not in sources:
                 return False
-            r["source"] = f.source_kind if f.source_kind in cond.source else f.source
+            if f.source_kind in sources:
+                r["source"] = f.source_kind
+            elif f.source in cond.source:
+                r["source"] = f.source
+            else:
+                r["source"] = f"{f.source} (press)"
         if cond.language:
             code = language_code(f.language)
             if code not in cond.language:
@@ -452,11 +465,18 @@ def _text(facts: MentionFacts) -> str:
     return f"{facts.title}\n{facts.text}" if facts.title else facts.text
 
 
-def _fact_checks(cond: Condition) -> list[Test]:
+def _sources(cond: Condition, press: frozenset[str]) -> frozenset[str]:
+    """The kinds and source names a `source` condition takes: "press" stands for the sources
+    configured with `press = true` too."""
+    named = frozenset(cond.source)
+    return named | press if PRESS in named else named
+
+
+def _fact_checks(cond: Condition, press: frozenset[str]) -> list[Test]:
     """Tests of the mention's own facts (source, language, reach, engagement, reply)."""
     checks: list[Test] = []
     if cond.source:
-        sources = frozenset(cond.source)
+        sources = _sources(cond, press)
         checks.append(lambda c: c.facts.source_kind in sources or c.facts.source in sources)
     if cond.language:
         languages = frozenset(cond.language)

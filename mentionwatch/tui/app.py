@@ -8,27 +8,32 @@ text is always rendered as inert `rich.text.Text`: markup and escapes show liter
 from __future__ import annotations
 
 import webbrowser
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
 
 from mentionwatch import outbox, triage
 from mentionwatch.config import Config, TeamConfig
 from mentionwatch.durations import format_duration
+from mentionwatch.errors import MentionwatchError
 from mentionwatch.judgement import explanation_lines, reasons_text
 from mentionwatch.models import utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import current_operator
 from mentionwatch.text import first_line, one_line, strip_terminal_escapes
+from mentionwatch.tui import read_only
+from mentionwatch.tui.help import MESSAGES_KEPT, Said
 from mentionwatch.tui.outbox_view import OutboxScreen, action_line, outbox_counts, summary_line
 from mentionwatch.tui.prompt import PromptScreen
 from mentionwatch.tui.queries import (
@@ -46,10 +51,47 @@ from mentionwatch.tui.queries import (
 )
 from mentionwatch.tui.styles import COLOUR, Palette, palette
 
+T = TypeVar("T")
 FILTERS: tuple[str | None, ...] = (None, "crisis", "complaint", "question", "praise")
 #: From this many columns the queue and the mention are side by side; below, stacked (the
 #: queue's text column needs the width).
 WIDE = 160
+#: How many toasts are on screen at most, on a screen under 30 rows and on a taller one.
+TOASTS_SHORT, TOASTS = 2, 4
+#: The share of a wide screen the queue has beside the mention (app.tcss: `.-wide #left`).
+QUEUE_SHARE = 0.55
+#: The queue's columns by its width, the narrowest first: (up to this width, columns).
+#: Where it is short, the source (the mention's pane names it) and then the priority (the
+#: order already is the priority) make way for the text, and flags and audiences are written
+#: short: a split screen of 70 or 80 columns shows 35 to 45 characters of what people wrote.
+COLUMNS = ((85, ("flag", "author", "age", "who", "text")),
+           (100, ("flag", "prio", "author", "age", "who", "text")),
+           (None, ("flag", "prio", "source", "author", "age", "who", "text")))
+#: Flag names where the width is short: the counts line and a compact queue.
+SHORT_FLAG = {"crisis": "crisis", "complaint": "compl", "question": "quest", "praise": "praise"}
+
+
+@dataclass(frozen=True, slots=True)
+class CountsWords:
+    """The words of the counts line, in one of its lengths."""
+
+    short_flags: bool
+    sep: str
+    flag: str
+    source: str
+    status: str
+    mine: str
+    search: str
+    operator: str
+
+
+#: The counts line in full, then shorter, until it fits one row (see counts_line).
+COUNTS_WORDS = (
+    CountsWords(False, "   ", "filter: ", "source: ", "status: ", "assigned to me", "search: ",
+                "operator: "),
+    CountsWords(True, "  ", "flag: ", "source: ", "status: ", "mine", "search: ", "op: "),
+    CountsWords(True, " ", "flag:", "src:", "status:", "mine", "/", "op:"),
+)
 
 
 def safe(value: str | None) -> str:
@@ -68,10 +110,15 @@ def age_text(row: QueueRow, now: datetime, marks: Palette = COLOUR) -> Text:
 
 @dataclass(frozen=True, slots=True)
 class Undoable:
-    """A mention as it was before a key took it off the queue, for `u` to put back."""
+    """A mention as it was before a key took it off the queue, for `u` to put back if
+    nobody changed it since."""
 
     mention_id: int
     status: str
+    #: The status the key set, and the id of the audit event it wrote: `u` undoes only
+    #: while the mention is still so and no one has done anything to it after that event.
+    marked: str
+    event_id: int
     #: It had no first response before ("answered elsewhere" gives it one).
     unanswered: bool = False
     #: The audit event of the undo ("undo_dismiss" also tells `rules train` to forget it).
@@ -167,6 +214,13 @@ class TriageApp(App[None]):
         self.edits: dict[int, dict[str, str]] = {}
         self.sources: list[str | None] = [None]
         self.shown_filter: QueueFilter | None = None
+        #: The queue's flag counts as last read, and the columns it shows (COLUMNS).
+        self.counts: dict[str, int] = {}
+        self.columns: tuple[str, ...] = ()
+        #: What the toasts said, the newest first, for the help screen (?).
+        self.messages: deque[Said] = deque(maxlen=MESSAGES_KEPT)
+        #: When a key was last told that the store is read-only (read_only.tell).
+        self.read_only_told_at = float("-inf")
 
     # ------------------------------------------------------------------ layout
 
@@ -192,9 +246,10 @@ class TriageApp(App[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#queue", DataTable)
-        for name in ("flag", "prio", "source", "author", "age", "who", "text"):
-            table.add_column(name, key=name)
+        self.fit_to_width()
         self.query_one("#search", Input).display = False
+        for _, area in self.draft_areas():
+            area.read_only = self.store.read_only  # browsing: nothing typed to lose on q
         self.sources = [None, *source_names(self.store)]
         self.reload()
         table.focus()
@@ -207,6 +262,7 @@ class TriageApp(App[None]):
         """Re-read the queue, keeping the selected mention and any draft being edited."""
         if not self.on_queue_screen():
             return  # help, stats or a prompt is on top; the next refresh catches up
+        self.fit_to_width()  # the terminal may have been resized meanwhile
         table = self.query_one("#queue", DataTable)
         selected = self.selected_id()
         if self.current_filter() != self.shown_filter:
@@ -227,18 +283,38 @@ class TriageApp(App[None]):
                   keep_edits=wanted == selected and selected is not None)
 
     def update_counts(self) -> None:
-        counts = flag_counts(self.store, self.clock())
-        line = Text()
-        for flag in FILTERS[1:]:
-            line.append(f" {flag} {counts.get(flag or '', 0)} ", style=self.palette.flag(flag))
-        line.append(f"   filter: {FILTERS[self.filter_index] or 'all'}")
-        self.describe_filters(line)
-        if self.search_text:
-            line.append("   search: ")
-            line.append(safe(self.search_text))
-        line.append(f"   operator: {self.operator}", style="dim")
-        self.query_one("#counts", Static).update(line)
+        self.counts = flag_counts(self.store, self.clock())
+        self.show_counts()
         self.update_outbox_bar()
+
+    def show_counts(self, width: int | None = None) -> None:
+        self.query_one("#counts", Static).update(counts_line(
+            self.counts, self.current_filter(), self.operator, width or self.size.width,
+            self.palette))
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.on_queue_screen():  # else reload() fits the queue on the way back
+            self.fit_to_width(event.size.width)
+            self.show_counts(event.size.width)
+
+    def fit_to_width(self, width: int | None = None) -> None:
+        """The queue's columns for its width (COLUMNS): fewer and narrower ones on a small
+        screen, so that the text column is in view. A change re-draws the rows."""
+        width = width or self.size.width
+        if width >= WIDE:
+            width = int(width * QUEUE_SHARE)
+        columns = next(names for most, names in COLUMNS if most is None or width < most)
+        if columns == self.columns:
+            return
+        self.columns = columns
+        table = self.query_one("#queue", DataTable)
+        selected = table.cursor_row
+        table.clear(columns=True)
+        for name in columns:
+            table.add_column(name, key=name)
+        if self.rows:
+            self.add_rows(self.rows)
+            table.move_cursor(row=selected)
 
     def selected_id(self) -> int | None:
         table = self.query_one("#queue", DataTable)
@@ -271,12 +347,14 @@ class TriageApp(App[None]):
     def update_lengths(self) -> None:
         if self.current is None:
             return
-        from mentionwatch.rules_engine import reply_length, reply_limit
+        from mentionwatch.outbox import mention_ref
+        from mentionwatch.rules_engine import measure_reply
 
-        kind = self.current.mention.source.kind
-        limit = reply_limit(kind)
+        mention = self.current.mention
         public = self.query_one("#public", TextArea).text
-        length = reply_length(kind)(public)
+        # As approval counts it: as posted (Mastodon's @author), against the source's limit.
+        length, limit = measure_reply(mention.source.kind, public, mention_ref(mention),
+                                      mention.source.state)
         label = Text(f"public reply  {length}" + (f"/{limit}" if limit else ""))
         if limit and length > limit:
             # Said in words as well: a colour alone is lost to NO_COLOR and to some eyes.
@@ -311,6 +389,7 @@ class TriageApp(App[None]):
 
     # ------------------------------------------------------------------ actions
 
+    @read_only.writes
     def action_approve(self, which: str) -> None:
         if self.catch_up(approving=True) or self.current is None:
             return
@@ -327,11 +406,12 @@ class TriageApp(App[None]):
                 approved.append(kind)
                 self.edits.get(mention_id, {}).pop(kind, None)
             except outbox.CannotPost as exc:
-                self.notify(cannot_post_message(exc), severity="warning", markup=False,
-                            timeout=15)
+                self.notify(f"#{exc.mention_id}: {exc.kind} sources have no posting: answer "
+                            "at the source (o), then h", severity="warning", markup=False,
+                            detail=cannot_post_message(exc))
                 break  # the follow-up of `b` has nowhere to go either
             except outbox.OutboxError as exc:
-                self.notify(str(exc), severity="error", markup=False)
+                self.notify_refusal(exc)
                 continue
             self.notify(result.describe(mention_id, kind, self.operator), markup=False,
                         severity="warning" if result.state == "needs_approval"
@@ -352,22 +432,28 @@ class TriageApp(App[None]):
             message = f"#{result.mention_id} {result.action}: {result.state}"
             if self.simulated and result.state == "sent":
                 message += " (simulated: nothing was posted)"
-            if result.message:
-                message += f" ({result.message})"
-            self.call_from_thread(self.notify, message, markup=False,
+            detail = None
+            if result.message:  # its first line; all of it under ? (and in the outbox view)
+                first, _, rest = result.message.strip().partition("\n")
+                detail = f"{message} ({result.message})" if rest else None
+                message += f" ({first})"
+            self.call_from_thread(self.notify, message, markup=False, detail=detail,
                                   severity="error" if result.state != "sent" else "information")
         self.call_from_thread(self.after_send)  # answered mentions leave the queue
 
+    @read_only.writes
     def action_dismiss(self, reason: str) -> None:
         self.catch_up()
         if self.current is None:
             return
         mention = self.current.mention
-        outbox.mark(self.store, mention.id, "dismissed", operator=self.operator, reason=reason)
-        self.undo_stack.append(Undoable(mention.id, mention.status))
+        event_id = outbox.mark(self.store, mention.id, "dismissed", operator=self.operator,
+                               reason=reason)
+        self.undo_stack.append(Undoable(mention.id, mention.status, "dismissed", event_id))
         self.notify(f"Dismissed #{mention.id} ({reason}). Press u to undo.", markup=False)
         self.reload()
 
+    @read_only.writes
     def action_replied_elsewhere(self) -> None:
         """Answered outside mentionwatch (on a forum, by phone): counted as answered in the
         reports, as `mentionwatch replied-elsewhere` does."""
@@ -375,13 +461,15 @@ class TriageApp(App[None]):
         if self.current is None:
             return
         mention = self.current.mention
-        outbox.mark(self.store, mention.id, "replied_elsewhere", operator=self.operator)
-        self.undo_stack.append(Undoable(mention.id, mention.status,
-                                        unanswered=mention.first_response_at is None))
+        event_id = outbox.mark(self.store, mention.id, "replied_elsewhere",
+                               operator=self.operator)
+        self.undo_stack.append(Undoable(mention.id, mention.status, "replied_elsewhere",
+                                        event_id, unanswered=mention.first_response_at is None))
         self.notify(f"#{mention.id} marked as answered elsewhere. Press u to undo.",
                     markup=False)
         self.reload()
 
+    @read_only.writes
     def action_undo(self) -> None:
         if not self.undo_stack:
             self.notify("Nothing to undo: u brings back what you dismissed, resolved or "
@@ -389,15 +477,23 @@ class TriageApp(App[None]):
             return
         undo = self.undo_stack.pop()
         mention_id = undo.mention_id
-        self.store.set_status(mention_id, undo.status, actor=self.operator, event=undo.event,
-                              unanswered=undo.unanswered)
-        if undo.edits:
+        if undo.edits:  # kept even if it cannot be reopened: q saves them in the drafts
             self.edits[mention_id] = dict(undo.edits)
+        try:
+            triage.undo_mark(self.store, mention_id, marked=undo.marked,
+                             event_id=undo.event_id, restore=undo.status,
+                             operator=self.operator, event=undo.event,
+                             unanswered=undo.unanswered)
+        except triage.TriageError as exc:  # someone else changed it meanwhile
+            self.notify(exc.message, severity="warning", markup=False, timeout=10)
+            self.reload()
+            return
         self.focus_mention = mention_id
         self.notify(f"#{mention_id} is back in the queue." if undo.status in OPEN_STATUSES
                     else f"#{mention_id} is {undo.status} again.", markup=False)
         self.reload()
 
+    @read_only.writes
     def action_edit(self) -> None:
         self.query_one("#public", TextArea).focus()
 
@@ -457,7 +553,9 @@ class TriageApp(App[None]):
     def action_help(self) -> None:
         from mentionwatch.tui.help import HelpScreen
 
-        self.push_screen(HelpScreen(self.BINDINGS))
+        self.push_screen(HelpScreen(self.BINDINGS, notice=read_only.reason(self.store)
+                                    if self.store.read_only else None,
+                                    messages=list(self.messages)))
 
     # ------------------------------------------------- paging, filters, triage keys
 
@@ -535,19 +633,39 @@ class TriageApp(App[None]):
     def add_rows(self, rows: list[QueueRow]) -> None:
         table = self.query_one("#queue", DataTable)
         now = self.clock()
+        short = "prio" not in self.columns  # the narrowest: short flags, authors, owners
         for row in rows:
             # Source and author are cut short so the text column stays on a 120-column screen.
-            who = Text(first_line(one_line(row.author) or "?", 16))
-            if row.followers is not None:
-                who.append(f" ({row.followers:,})", style="dim")
-            owner = Text(first_line(safe(row.assigned_to), 20))
-            if row.snoozed_until and row.snoozed_until > now:
-                owner.append(f" until {row.snoozed_until.astimezone():%a %H:%M}", style="dim")
-            table.add_row(Text(row.flag or "", style=self.palette.flag(row.flag)),
-                          Text(f"{row.priority:.2f}"), Text(first_line(row.source, 14)), who,
-                          age_text(row, now, self.palette),
-                          owner, Text(first_line(safe(row.title or row.text), 80)),
-                          key=str(row.id))
+            cells = {"flag": self.flag_cell(row, short=short),
+                     "prio": Text(f"{row.priority:.2f}"),
+                     "source": Text(first_line(row.source, 14)),
+                     "author": self.author_cell(row, 10 if short else 16),
+                     "age": age_text(row, now, self.palette),
+                     "who": self.owner_cell(row, now, 8, "%a %H:%M") if short
+                     else self.owner_cell(row, now, 20, "until %a %H:%M"),
+                     "text": Text(first_line(safe(row.title or row.text), 80))}
+            table.add_row(*(cells[name] for name in self.columns), key=str(row.id))
+
+    def flag_cell(self, row: QueueRow, *, short: bool = False) -> Text:
+        name = SHORT_FLAG.get(row.flag or "", row.flag or "") if short else row.flag or ""
+        return Text(name, style=self.palette.flag(row.flag))
+
+    @staticmethod
+    def author_cell(row: QueueRow, width: int) -> Text:
+        """The author cut to `width`, and their audience (in short where width is short)."""
+        who = Text(first_line(one_line(row.author) or "?", width))
+        if row.followers is not None:
+            followers = f"{row.followers:,}" if width > 10 else short_count(row.followers)
+            who.append(f" ({followers})", style="dim")
+        return who
+
+    @staticmethod
+    def owner_cell(row: QueueRow, now: datetime, width: int, until: str) -> Text:
+        """Who has it, and until when it sleeps."""
+        owner = Text(first_line(safe(row.assigned_to), width))
+        if row.snoozed_until and row.snoozed_until > now:
+            owner.append(f" {row.snoozed_until.astimezone():{until}}", style="dim")
+        return owner
 
     def load_more(self) -> None:
         """The cursor reached the last loaded row: read the next page after it."""
@@ -560,15 +678,6 @@ class TriageApp(App[None]):
         page = [r for r in page if r.id not in known]  # moved since the last read
         self.rows.extend(page)
         self.add_rows(page)
-
-    def describe_filters(self, line: Text) -> None:
-        source = self.sources[self.source_index]
-        if source:
-            line.append("   source: ")
-            line.append(safe(source))
-        line.append(f"   status: {VIEWS[self.view_index]}")
-        if self.only_mine:
-            line.append("   assigned to me")
 
     def drafted(self, kind: str) -> str:
         draft = self.current.draft if self.current else None
@@ -591,8 +700,8 @@ class TriageApp(App[None]):
         return (("reply", self.query_one("#public", TextArea)),
                 ("private", self.query_one("#private", TextArea)))
 
-    def apply_triage(self, change: Callable[..., object], mention_id: int,
-                     *args: object, **kwargs: object) -> tuple[bool, object]:
+    def apply_triage(self, change: Callable[..., T], mention_id: int,
+                     *args: object, **kwargs: object) -> tuple[bool, T | None]:
         """Make a triage change as the operator: (done, what it returned). A refusal (the
         mention is gone, a name not in the team) is shown, not raised, and the queue is
         re-read."""
@@ -600,15 +709,40 @@ class TriageApp(App[None]):
             return True, change(self.store, mention_id, *args, operator=self.operator,
                                 **kwargs)
         except triage.TriageError as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify_refusal(exc)
             self.reload()
             return False, None
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True,
+               detail: str | None = None) -> None:
+        """A toast, kept for the help screen (?) too, where one gone by can be read again.
+        `detail`: a longer form, shown there only; the toast says "(? for more)"."""
+        self.messages.appendleft(Said(utcnow(), detail or message))
+        if detail:
+            message += " (? for more)"
+        # Textual stacks toasts without limit: three had hidden most of the mention on
+        # 80x24. The oldest make way. Textual has no public call for one toast, so this uses
+        # its private ones, and a Textual without them just stacks toasts as before.
+        most = TOASTS_SHORT if self.size.height < 30 else TOASTS
+        unnotify = getattr(self, "_unnotify", None)
+        if unnotify is not None:
+            for old in list(getattr(self, "_notifications", ()))[:-most + 1 or None]:
+                unnotify(old, refresh=False)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def notify_refusal(self, exc: MentionwatchError) -> None:
+        """A refusal: its message as a toast, short enough for a small screen; its hint
+        (what to do instead) under ?."""
+        self.notify(exc.message, severity="error", markup=False,
+                    detail=str(exc) if exc.hint else None)
 
     def after_triage(self, mention_id: int, message: str) -> None:
         self.notify(message, markup=False)
         self.reload()
         self.query_one("#queue", DataTable).focus()
 
+    @read_only.writes
     def action_snooze(self) -> None:
         self.catch_up()
         if self.current is None:
@@ -636,6 +770,7 @@ class TriageApp(App[None]):
             f"Snooze #{mention_id} until when?", placeholder="30m, 2h, tomorrow 9:00, ...",
             hint=triage.SNOOZE_HELP, check=check), done)
 
+    @read_only.writes
     def action_assign(self) -> None:
         self.catch_up()
         if self.current is None:
@@ -665,19 +800,23 @@ class TriageApp(App[None]):
             value=self.current.mention.assigned_to or self.operator, check=check,
             hint=f"A name (Enter). Empty: assigned to nobody. Esc: cancel.{names}"), done)
 
+    @read_only.writes
     def action_resolve(self) -> None:
         self.catch_up()
         if self.current is None:
             return
         mention = self.current.mention
         self.remember_edits()
-        if not self.apply_triage(triage.resolve, mention.id)[0]:
+        resolved, event_id = self.apply_triage(triage.resolve, mention.id)
+        if not resolved or event_id is None:
             return
         # One key closes the case, so one key (u) opens it again, edits in progress and all.
-        self.undo_stack.append(Undoable(mention.id, mention.status, event="undo_resolve",
+        self.undo_stack.append(Undoable(mention.id, mention.status, "resolved", event_id,
+                                        event="undo_resolve",
                                         edits=self.edits.pop(mention.id, None)))
         self.after_triage(mention.id, f"Resolved #{mention.id}. Press u to undo.")
 
+    @read_only.writes
     def action_external_edit(self) -> None:
         """The focused draft (the public one from the queue) in $EDITOR, else $VISUAL."""
         from mentionwatch.tui.editor import NO_EDITOR, edit_text, editor_command
@@ -751,7 +890,7 @@ class TriageApp(App[None]):
     def update_outbox_bar(self) -> None:
         self.query_one("#outbox-bar", Static).update(
             summary_line(outbox_counts(self.store), simulated=self.simulated,
-                         marks=self.palette))
+                         marks=self.palette, read_only=self.store.read_only))
 
 
 def cannot_post_message(exc: outbox.CannotPost) -> str:
@@ -774,6 +913,44 @@ def _typed_actions() -> frozenset[str]:
     return frozenset({binding.action.partition("(")[0]
                       for binding in Binding.make_bindings(TriageApp.BINDINGS)
                       if len(binding.key) == 1 or binding.key in ("slash", "question_mark")})
+
+
+def counts_line(counts: Mapping[str, int], where: QueueFilter, operator: str, width: int,
+                marks: Palette = COLOUR) -> Text:
+    """The line above the queue, on one row of `width`: the flag counts, what the queue
+    shows (flag, source, status, mine, search) and the operator; in full words where they
+    fit, else in shorter ones (COUNTS_WORDS), else cut short with an ellipsis."""
+    line = Text()
+    for words in COUNTS_WORDS:
+        line = Text(no_wrap=True, overflow="ellipsis")
+        for flag in FILTERS[1:]:
+            name = SHORT_FLAG[flag or ""] if words.short_flags else flag
+            line.append(f" {name} {counts.get(flag or '', 0)} ", style=marks.flag(flag))
+        line.append(f"{words.sep}{words.flag}{where.flag or 'all'}")
+        if where.source:
+            line.append(f"{words.sep}{words.source}")
+            line.append(safe(where.source))
+        line.append(f"{words.sep}{words.status}{where.view}")
+        if where.assigned_to:
+            line.append(f"{words.sep}{words.mine}")
+        if where.search:
+            line.append(f"{words.sep}{words.search}")
+            line.append(safe(where.search))
+        line.append(f"{words.sep}{words.operator}{operator}", style="dim")
+        if line.cell_len <= width:
+            return line
+    line.truncate(width, overflow="ellipsis")
+    return line
+
+
+def short_count(n: int) -> str:
+    """A count in at most four characters: 950, 1.2k, 12k, 1.2M, 12M."""
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            # Rounded down: 9,990 followers are not "10.0k".
+            return f"{n // size}.{n % size * 10 // size}{unit}" if n < 10 * size \
+                else f"{n // size}{unit}"
+    return str(n)
 
 
 def queue_order(key: QueueKey) -> tuple[float, datetime, int]:

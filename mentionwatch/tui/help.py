@@ -3,6 +3,8 @@ from the footer, with a line on what each one does."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
 from rich.table import Table
@@ -29,7 +31,7 @@ DETAILS = {
     "back_to_queue": "Back to the queue from a draft, the search box or the mention pane "
                      "(edits are kept).",
     "undo": "Bring back what you dismissed, resolved or marked as answered elsewhere in "
-            "this session, the last first.",
+            "this session, the last first; not if someone changed it since (it says who).",
     "open_link": "Open the mention's link in the browser.",
     "edit": "Move into the public draft to edit it in place (Tab to the private one, "
             "Esc back to the queue). Edits are kept while you move around and on refresh, "
@@ -57,19 +59,35 @@ DETAILS = {
 }
 
 
+#: How many of the toasts the help screen lists.
+MESSAGES_KEPT = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A toast as the app showed it (with its longer form, if it had one)."""
+
+    at: datetime
+    text: str
+
+    def line(self) -> Text:
+        """The time and the text, inert (a message may quote what people wrote)."""
+        return Text(f"{self.at.astimezone():%H:%M:%S}  ", style="dim") + Text(self.text)
+
+
 def _key_names(key: str) -> str:
     names = {"slash": "/", "question_mark": "?", "escape": "Esc"}
     return ", ".join(names.get(k, k) for k in key.split(","))
 
 
-def help_table(bindings: list[BindingType]) -> Table:
+def help_table(bindings: list[BindingType], details: dict[str, str] = DETAILS) -> Table:
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("key", no_wrap=True)
     table.add_column("", no_wrap=True)
     table.add_column("what it does")
     for binding in Binding.make_bindings(bindings):
         action = binding.action.split("(")[0]
-        detail = DETAILS.get(binding.action) or DETAILS.get(action)
+        detail = details.get(binding.action) or details.get(action)
         what = binding.description or action.replace("_", " ")
         table.add_row(Text(_key_names(binding.key), style="bold"), Text(what),
                       Text(detail or ""))
@@ -78,15 +96,29 @@ def help_table(bindings: list[BindingType]) -> Table:
 
 class HelpScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "app.pop_screen", "Back to the queue"),
+        Binding("escape,question_mark,q", "app.pop_screen", "Back"),
     ]
 
-    def __init__(self, bindings: list[BindingType]) -> None:
+    def __init__(self, bindings: list[BindingType], *, notice: str | None = None,
+                 messages: list[Said] | None = None, title: str = "Keys of the triage queue",
+                 details: dict[str, str] | None = None) -> None:
         super().__init__()
         self.keys = bindings
+        #: Said above the keys: why the store cannot be changed here, when it cannot.
+        self.notice = notice
+        #: The toasts shown so far, the newest first, in full.
+        self.messages = messages or []
+        self.heading = title
+        self.details = DETAILS if details is None else details
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(Text("Keys of the triage queue", style="bold"))
-            yield Static(help_table(self.keys), id="help")
+            if self.notice:
+                yield Static(Text(self.notice, style="bold"), id="help-notice")
+            if self.messages:
+                yield Static(Text("Messages, the newest first", style="bold"))
+                yield Static(Text("\n").join(m.line() for m in self.messages),
+                             id="help-messages")
+            yield Static(Text(self.heading, style="bold"))
+            yield Static(help_table(self.keys, self.details), id="help")
         yield Footer(compact=True, show_command_palette=False)

@@ -27,6 +27,7 @@ from mentionwatch.models import Draft, Mention, OutboxAction, Source, utcnow
 from mentionwatch.store import Store
 from mentionwatch.team import waiting_for
 from mentionwatch.text import first_line, strip_terminal_escapes
+from mentionwatch.tui.read_only import MARK, writes
 from mentionwatch.tui.styles import COLOUR, Palette
 
 if TYPE_CHECKING:
@@ -96,9 +97,14 @@ def outbox_counts(store: Store) -> Counter[str]:
         return Counter({state: int(n) for state, n in session.execute(query)})
 
 
-def summary_line(counts: Counter[str], *, simulated: bool, marks: Palette = COLOUR) -> Text:
-    """The status line above the queue: the demo notice, and what the outbox needs."""
+def summary_line(counts: Counter[str], *, simulated: bool, marks: Palette = COLOUR,
+                 read_only: bool = False) -> Text:
+    """The status line above the queue: whether the store is read-only, the demo notice,
+    and what the outbox needs."""
     line = Text()
+    if read_only:
+        line.append(f"{MARK}: browsing only", style=marks.read_only)
+        line.append("  ")
     if simulated:
         line.append(DEMO_NOTICE, style=marks.demo)
         line.append("  ")
@@ -178,6 +184,7 @@ class OutboxScreen(Screen[None]):
         for name in ("id", "state", "action", "mention", "flag", "source", "approved by",
                      "age", "text"):
             table.add_column(name, key=name)
+        self.query_one("#outbox-text", TextArea).read_only = self.triage.store.read_only
         self.reload()
         table.focus()
         # Other people approve and senders finish meanwhile; an edit in progress is kept.
@@ -213,7 +220,8 @@ class OutboxScreen(Screen[None]):
         if self.items:
             table.move_cursor(row=index)
         counts = Counter(i.action.state for i in self.items)
-        head = summary_line(counts, simulated=self.triage.simulated, marks=marks)
+        head = summary_line(counts, simulated=self.triage.simulated, marks=marks,
+                            read_only=self.triage.store.read_only)
         if not self.items:
             head.append("  The outbox is empty: approve a reply in the queue (a).")
         self.query_one("#outbox-summary", Static).update(head)
@@ -303,11 +311,11 @@ class OutboxScreen(Screen[None]):
         try:
             step()
         except outbox.OutboxError as exc:
-            self.app.notify(str(exc),
-                            severity="error", markup=False, timeout=8)
+            self.triage.notify_refusal(exc)
             return False
         return True
 
+    @writes
     def action_approve(self) -> None:
         item = self.selected()
         if item is None:
@@ -323,12 +331,14 @@ class OutboxScreen(Screen[None]):
                 text=text, team=self.triage.config.team, simulated=self.triage.simulated))):
             self._done(result[0].describe(a.mention_id, a.action, self.triage.operator))
 
+    @writes
     def action_retry(self) -> None:
         item = self.selected()
         if item is not None and self._attempt(lambda: outbox.retry(
                 self.triage.store, item.action.id, operator=self.triage.operator)):
             self._done(f"Action {item.action.id} will be sent again.")
 
+    @writes
     def action_resolve(self, posted: bool) -> None:
         item = self.selected()
         if item is not None and self._attempt(lambda: outbox.resolve_unknown(
@@ -337,12 +347,14 @@ class OutboxScreen(Screen[None]):
             self._done(f"Action {item.action.id} marked as "
                        + ("sent." if posted else "not sent: r retries it, e edits it."))
 
+    @writes
     def action_reject(self) -> None:
         item = self.selected()
         if item is not None and self._attempt(lambda: outbox.reject(
                 self.triage.store, item.action.id, operator=self.triage.operator)):
             self._done(f"Action {item.action.id} rejected; it will not be sent.")
 
+    @writes
     def action_edit(self) -> None:
         self.query_one("#outbox-text", TextArea).focus()
 
@@ -359,7 +371,11 @@ class OutboxScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_help(self) -> None:
-        self.app.notify(OUTBOX_HELP, timeout=15, markup=False)
+        from mentionwatch.tui.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self.BINDINGS, title="Keys of the outbox",
+                                        details=OUTBOX_DETAILS,
+                                        messages=list(self.triage.messages)))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While the text has the keyboard its letters type letters: the footer then offers
@@ -367,7 +383,17 @@ class OutboxScreen(Screen[None]):
         return action == "close" or not isinstance(self.focused, TextArea)
 
 
-OUTBOX_HELP = ("Outbox: a approve (the second approval of a waiting crisis reply, or an edited "
-               "text as a new action) · r retry a failed send · e edit the text (Esc back) · "
-               "s mark an unknown action as sent · n mark it as not sent · x reject a waiting "
-               "action · o open the mention at the source · Esc/w back to the queue")
+#: What the outbox's keys do, for its help screen (?): by action, as help.DETAILS.
+OUTBOX_DETAILS = {
+    "approve": "The second approval of a waiting crisis reply, or an edited text as a new "
+               "action.",
+    "retry": "Send a failed action again, as it is.",
+    "edit": "Edit the action's text (Esc back); then a approves it as a new action.",
+    "resolve(True)": "An unknown action that is there at the source: mark it as sent.",
+    "resolve(False)": "An unknown action that is not there: mark it as not sent (then r "
+                      "retries it).",
+    "reject": "Reject a waiting action: it is not sent.",
+    "open_link": "Open the mention at the source, to check an unknown send.",
+    "help": "This screen.",
+    "close": "Back to the queue.",
+}

@@ -28,6 +28,7 @@ class Palette:
     states: Mapping[str, str]  # outbox action states
     error: str  # a send's error message
     demo: str  # the "sending is simulated" notice
+    read_only: str  # the "read-only store" mark
 
     def flag(self, flag: str | None, default: str = "") -> str:
         return self.flags.get(flag or "", default)
@@ -43,7 +44,7 @@ COLOUR = Palette(
     snoozed="yellow",
     states={"needs_approval": "bold yellow", "unknown": "bold magenta", "failed": "bold red",
             "approved": "cyan", "sending": "cyan", "sent": "green", "rejected": "dim"},
-    error="red", demo="bold black on yellow",
+    error="red", demo="bold black on yellow", read_only="bold black on cyan",
 )
 
 NO_COLOUR = Palette(
@@ -54,7 +55,7 @@ NO_COLOUR = Palette(
     states={"needs_approval": "bold reverse", "unknown": "bold underline",
             "failed": "bold reverse", "approved": "", "sending": "", "sent": "",
             "rejected": "dim"},
-    error="bold", demo="bold reverse",
+    error="bold", demo="bold reverse", read_only="bold reverse",
 )
 
 
