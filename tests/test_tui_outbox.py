@@ -191,9 +191,9 @@ async def test_demo_answers_feed_mentions_as_feeds_are_answered(tmp_path: Path) 
             await pilot.pause()
             assert "DEMO: nothing leaves this machine" in screen_text(app)
             assert app.rows[0].flag == "crisis"
-            first_complaint = next(i for i, r in enumerate(app.rows) if r.flag == "complaint")
+            first_complaint = next(i for i, r in enumerate(app.rows) if r.flag == "complaint"
+                                   and r.source_kind in ("rss", "google_alerts"))
             row = app.rows[first_complaint]
-            assert row.source_kind in ("rss", "google_alerts")
             await pilot.press(*["down"] * first_complaint, "b")  # reply and follow-up
             await settle(app, pilot)
             told = notices(app)
@@ -210,6 +210,31 @@ async def test_demo_answers_feed_mentions_as_feeds_are_answered(tmp_path: Path) 
             assert mention is not None and mention.status == "replied_elsewhere"
         events = [e.event for e in recent(store, mention_id=row.id)]
         assert "approve" not in events and "replied_elsewhere" in events
+    finally:
+        store.close()
+
+
+async def test_demo_shows_an_approved_reply_going_through_the_outbox(tmp_path: Path) -> None:
+    """The demo's Mastodon sample can post: approving a reply to it goes through the outbox to
+    the simulated sender, so a newcomer sees what approval does (the feeds cannot show it)."""
+    from mentionwatch.cli.demo import build_demo
+
+    config, store, report = build_demo(tmp_path / "demo.db")
+    try:
+        assert {o.name: o.stored for o in report.outcomes}["mastodon-acme"] == 3
+        app = TriageApp(config, store, refresh_every=3600, simulated=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            at = next(i for i, r in enumerate(app.rows) if r.source_kind == "mastodon"
+                      and r.flag == "complaint")
+            row = app.rows[at]
+            await pilot.press(*["down"] * at, "a")
+            await settle(app, pilot)
+            assert "(simulated: nothing was posted)" in notices(app)
+        sent = outbox.actions(store)
+        assert [(a.mention_id, a.action, a.state) for a in sent] == [(row.id, "reply", "sent")]
+        assert row.author and sent[0].text.startswith(f"@{row.author} ")
+        assert row.author.endswith("@social.example")  # the same author on every run
     finally:
         store.close()
 

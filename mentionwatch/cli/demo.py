@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
+import os
 import re
 import sys
 import tempfile
@@ -30,6 +32,14 @@ if TYPE_CHECKING:
 SAMPLE_FEEDS = {"community-forum": ("rss", "forum.xml"),
                 "google-alerts-acme": ("google_alerts", "alerts.xml"),
                 "tech-news": ("rss", "news.xml")}
+#: A news site's feed: its stories get a statement, not "send us a direct message".
+PRESS_FEEDS = {"tech-news"}
+#: The sample Mastodon instance: where each recorded answer is served (under /api).
+SAMPLE_MASTODON = {"verify_credentials.json": "api/v1/accounts/verify_credentials",
+                   "tag_acme.json": "api/v1/timelines/tag/acme",
+                   "instance_v2.json": "api/v2/instance"}
+#: The sample instance takes any token; the demo names this variable for it.
+DEMO_TOKEN_ENV = "MENTIONWATCH_DEMO_MASTODON_TOKEN"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -66,10 +76,20 @@ def demo_config_data(base_url: str, db_path: Path) -> dict[str, object]:
         # same one, so the demo shows the same queue every time.
         "poll": {"concurrency": 1},
         "sources": [
-            {"name": name, "kind": kind, "url": f"{base_url}/{file}"}
+            {"name": name, "kind": kind, "url": f"{base_url}/{file}", "press": name in PRESS_FEEDS}
             for name, (kind, file) in SAMPLE_FEEDS.items()
+        ] + [
+            # A source that can post, so approving a reply shows the outbox at work (sent to
+            # the demo's simulated sender).
+            {"name": "mastodon-acme", "kind": "mastodon", "api_base_url": base_url,
+             "access_token_env": DEMO_TOKEN_ENV, "notifications": False, "hashtags": ["acme"]},
         ],
     }
+
+
+def demo_environ() -> dict[str, str]:
+    """The environment the demo's sources read: the sample instance's token added."""
+    return {**os.environ, DEMO_TOKEN_ENV: "demo"}
 
 
 @click.command()
@@ -82,11 +102,11 @@ def demo_config_data(base_url: str, db_path: Path) -> dict[str, object]:
 def demo(app: AppContext, db_path: str | None, no_tui: bool) -> None:
     """Run the real pipeline on bundled sample feeds, then open the triage screen on them.
 
-    The sample feeds are served from 127.0.0.1, polled by the real RSS and Google Alerts
+    The sample feeds and Mastodon posts are served from 127.0.0.1, polled by the real
     connectors, de-duplicated, judged by the default rules and stored in a SQLite database.
-    Nothing leaves the machine: the sample sources are feeds, which have no posting, so a
-    reply is answered at the source and the mention marked answered elsewhere, as for real
-    (a source that can post would go to a simulated sender). No API keys, no network.
+    Nothing leaves the machine: a reply approved to the sample Mastodon posts goes to a
+    simulated sender; the sample feeds have no posting, so a reply to one is answered at the
+    source and the mention marked answered elsewhere, as for real. No API keys, no network.
     Outside a terminal (CI, pipes) it prints what it found and exits.
     """
     from mentionwatch.cli.core import _poll_table, mentions_list
@@ -118,10 +138,12 @@ def build_demo(path: Path) -> tuple[Config, Store, PollReport]:
     with tempfile.TemporaryDirectory(prefix="mentionwatch-sample-") as folder:
         fresh_samples(sample_dir(), Path(folder), datetime.now(UTC))
         with serve_directory(Path(folder)) as base_url:
-            config = parse_config(demo_config_data(base_url, path.resolve()), Path("<demo>"))
+            environ = demo_environ()
+            config = parse_config(demo_config_data(base_url, path.resolve()), Path("<demo>"),
+                                  environ=environ)
             store = Store.open(config.database_url())
             store.check_writable()  # --db naming a file we may only read
-            report = poll(config, store, force=True, judge=load_judge(config))
+            report = poll(config, store, force=True, judge=load_judge(config), environ=environ)
     return config, store, report
 
 
@@ -149,6 +171,13 @@ def fresh_samples(source: Path, target: Path, now: datetime) -> timedelta:
 
     for name, text in texts.items():
         (target / name).write_text(_ISO.sub(iso, _RFC822.sub(rfc822, text)), encoding="utf-8")
+    for name, where in SAMPLE_MASTODON.items():
+        answer = json.loads((source / "mastodon" / name).read_text(encoding="utf-8"))
+        for status in answer if isinstance(answer, list) else ():
+            moved = datetime.fromisoformat(status["created_at"]) + offset
+            status["created_at"] = moved.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        (target / where).parent.mkdir(parents=True, exist_ok=True)
+        (target / where).write_text(json.dumps(answer), encoding="utf-8")
     return offset
 
 
