@@ -41,7 +41,7 @@ ORDER = {state: i for i, state in enumerate((*ATTENTION, "approved", "sending", 
 CLOSED_BY_HAND = ("dismissed", "replied_elsewhere", "resolved", "spam")
 #: Sent and rejected actions stay in view this long, so a person sees what just happened.
 RECENT = timedelta(hours=24)
-DEMO_NOTICE = "DEMO: nothing leaves this machine; feeds are answered at the source (o, h)."
+DEMO_NOTICE = "DEMO: nothing leaves this machine. Mastodon sends are simulated; feeds: o, then h."
 
 
 @dataclass(frozen=True, slots=True)
