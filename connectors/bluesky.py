@@ -62,6 +62,8 @@ from mentionwatch.text import clean_text
 
 #: Bluesky's post limit, in graphemes.
 MAX_GRAPHEMES = 300
+#: A chat message's limit (chat.bsky.convo.defs#messageInput: 1,000 graphemes).
+DM_GRAPHEMES = 1000
 NOTIFICATION_REASONS = ("mention", "reply", "quote")
 T = TypeVar("T")
 
@@ -105,6 +107,10 @@ class BlueskyConnector:
     def reply_length(text: str) -> int:
         """A reply's length as Bluesky counts it against `reply_limit`."""
         return grapheme_count(text)
+
+    #: A private follow-up is a chat message, counted in graphemes as a reply is.
+    private_limit: ClassVar[int | None] = DM_GRAPHEMES
+    private_length = reply_length
     default_interval: ClassVar[int] = 5 * 60
     # Search terms and notifications are aimed at the brand already.
     prefiltered: ClassVar[bool] = True
@@ -411,8 +417,9 @@ class BlueskyConnector:
         did = mention.author_external_id or (mention.raw.get("author") or {}).get("did")
         if not did:
             raise SendError("This Bluesky mention has no author DID to message.")
-        if len(text) > 1000:
-            raise SendError("Bluesky messages are limited to 1000 characters.")
+        if (graphemes := grapheme_count(text)) > DM_GRAPHEMES:
+            raise SendError(f"The message is {graphemes} characters; Bluesky allows "
+                            f"{DM_GRAPHEMES}.")
         self._login()
         self._load_profiles([did])
         allow = ((self._profiles.get(did, {}).get("associated") or {}).get("chat") or {}) \

@@ -126,6 +126,12 @@ class MastodonConnector:
         """The instance's limit as the source's last pass stored it, else Mastodon's 500."""
         limit = (state or {}).get(LIMIT_KEY)
         return limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_CHARACTERS
+
+    # A private follow-up is a direct post: counted, prefixed and limited as a reply.
+    private_limit: ClassVar[int | None] = DEFAULT_MAX_CHARACTERS
+    private_length = reply_length
+    private_as_posted = reply_as_posted
+    private_limit_for = reply_limit_for
     default_interval: ClassVar[int] = 5 * 60
     # Everything read is aimed at the brand: its notifications, its tags, its searches.
     prefiltered: ClassVar[bool] = True

@@ -157,6 +157,8 @@ class RedditConnector:
     can_reply: ClassVar[bool] = True
     can_send_private: ClassVar[bool] = True
     reply_limit: ClassVar[int | None] = COMMENT_LIMIT
+    #: A private message's body limit, in plain characters.
+    private_limit: ClassVar[int | None] = MESSAGE_LIMIT
     default_interval: ClassVar[int] = 10 * 60
     # Watched subreddits return everything: the pipeline keeps what names the brand.
     prefiltered: ClassVar[bool] = False

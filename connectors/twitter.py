@@ -411,6 +411,8 @@ class TwitterConnector:
     can_reply: ClassVar[bool] = True
     can_send_private: ClassVar[bool] = True
     reply_limit: ClassVar[int | None] = REPLY_LIMIT
+    #: A direct message's limit, in plain characters.
+    private_limit: ClassVar[int | None] = DM_LIMIT
 
     @staticmethod
     def reply_length(text: str) -> int:

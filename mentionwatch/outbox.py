@@ -138,8 +138,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
             raise OutboxError(f"No mention with id {mention_id}.")
         # Also in the demo: a feed item has nowhere to be posted, simulated or not.
         _check_can_post(mention.source_kind, action, mention_id)
-        if action == "reply" and text is not None and text.strip():
-            _check_length(mention, text.strip())  # an edit, also of a waiting reply
+        if text is not None and text.strip():
+            _check_length(mention, text.strip(), action)  # an edit, also of a waiting one
         live = conn.execute(
             select(OutboxAction.id, OutboxAction.state, OutboxAction.text,
                    OutboxAction.approved_by).where(
@@ -163,8 +163,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         body = (text if text is not None else drafted).strip()
         if not body:
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")
-        if action == "reply" and text is None:  # an edit was checked above
-            _check_length(mention, body)
+        if text is None:  # an edit was checked above
+            _check_length(mention, body, action)
         edited = body != drafted.strip()
         editor = operator if edited else _last_editor(conn, mention_id, action,
                                                       draft.edited_by if draft else None)
@@ -188,16 +188,20 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
     return Approval(action_id, state, waiting)
 
 
-def _check_length(mention: Any, body: str) -> None:
-    """Refuse, at approval, a public reply its source would refuse at sending: counted as
-    the source counts it, as the connector will post it, against the source's own limit."""
-    from mentionwatch.rules_engine import measure_reply
+def _check_length(mention: Any, body: str, action: str) -> None:
+    """Refuse, at approval, a reply or follow-up its source would refuse at sending: counted
+    as the source counts it, as the connector will send it, against the source's own limit
+    (a Mastodon follow-up is a direct post, held to the instance's limit as a reply is)."""
+    from mentionwatch.rules_engine import measure_private, measure_reply
 
     kind = mention.source_kind
-    length, limit = measure_reply(kind, body, mention_ref(mention), mention.source_state)
+    measure = measure_reply if action == "reply" else measure_private
+    length, limit = measure(kind, body, mention_ref(mention), mention.source_state)
     if limit is not None and length > limit:
-        raise OutboxError(f"The reply is {length} characters as {kind} counts them; the limit "
-                          f"is {limit}. Shorten it by {length - limit} and approve again.")
+        what = "reply" if action == "reply" else "private follow-up"
+        raise OutboxError(f"The {what} is {length} characters as {kind} counts them; the "
+                          f"limit is {limit}. Shorten it by {length - limit} and approve "
+                          "again.")
 
 
 def mention_ref(mention: Any) -> StoredMentionRef:

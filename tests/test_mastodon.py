@@ -432,6 +432,42 @@ def test_approval_counts_the_author_the_reply_adds_against_the_instance_limit(
         assert requests_to(api, STATUSES, "POST")[-1].form["status"] == "@alice " + link
 
 
+def test_a_private_follow_up_is_held_to_the_instance_limit_at_approval(
+    api: HTTPServer, db_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mentionwatch import outbox
+    from mentionwatch.outbox import save_draft_edits
+
+    with _polled(api, db_url, monkeypatch) as (config, store, mention_id):
+        # A direct post, "@alice " in front, on an instance that takes 120: approved, it had
+        # failed only when sent.
+        with pytest.raises(outbox.OutboxError, match=(
+                r"The private follow-up is 122 characters as mastodon counts them; the limit "
+                r"is 120\. Shorten it by 2")):
+            outbox.approve(store, mention_id, "private", operator="dana", text="x" * 115)
+        # The drafted text is measured too, not only a typed one.
+        save_draft_edits(store, {mention_id: {"private": "y" * 118}}, operator="dana")
+        with pytest.raises(outbox.OutboxError, match=r"follow-up is 125 characters"):
+            outbox.approve(store, mention_id, "private", operator="dana")
+        outbox.approve(store, mention_id, "private", operator="dana", text="z" * 113)
+        [sent] = _send(config, store)
+        assert sent.state == "sent"
+        assert requests_to(api, STATUSES, "POST")[-1].form["status"] == "@alice " + "z" * 113
+
+
+def test_private_limits_of_each_kind() -> None:
+    from mentionwatch.rules_engine import measure_private
+
+    assert measure_private("mastodon", "Hi.", _ref(), {"max_characters": 120}) == (
+        len("@alice Hi."), 120)
+    assert measure_private("twitter", "x" * 10_001) == (10_001, 10_000)
+    assert measure_private("reddit", "x" * 20) == (20, 10_000)
+    # Bluesky chat counts graphemes: a family emoji is one of its 1,000.
+    assert measure_private("bluesky", "\U0001F468\u200D\U0001F469\u200D\U0001F467" * 3) == (
+        3, 1000)
+    assert measure_private("rss", "x" * 5)[1] is None  # a feed sends nothing
+
+
 def test_a_reply_that_names_the_author_is_posted_and_counted_as_it_is(api: HTTPServer) -> None:
     from mentionwatch.rules_engine import measure_reply
 
@@ -499,3 +535,10 @@ async def test_the_tui_counts_the_reply_as_approval_does(
             label = str(app.query_one("#public-label", Label).content)
         # It had said "public reply  115/500".
         assert "public reply  122/120  over by 2" in label
+        save_draft_edits(store, {mention_id: {"private": "p" * 120}}, operator="dana")
+        app = TriageApp(config, store, refresh_every=3600)
+        async with app.run_test(size=(160, 45)) as pilot:
+            app.show(mention_id)
+            await pilot.pause()
+            private = str(app.query_one("#private-label", Label).content)
+        assert "private follow-up (dm)  127/120  over by 7" in private

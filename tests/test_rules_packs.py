@@ -310,6 +310,31 @@ def test_rules_check_dir_is_checked_with_the_configured_packs_and_warns(
     assert said.count("is not set") == 2  # the shipped packs keep such sentences optional
 
 
+def test_rules_check_measures_private_follow_ups_against_private_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "mentionwatch.toml"
+    config.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n', encoding="utf-8")
+    long = ("We are so sorry about all of this and want to make it right. " * 9).strip()
+    pack = _pack(tmp_path / "long", "long", (
+        '[[rules]]\nname = "masto"\nflag = "complaint"\n[rules.when]\nany = ["late"]\n'
+        'source = ["mastodon"]\n'
+        f'[rules.reply]\npublic = "Sorry!"\nprivate = "{long}"\n'
+        '[[rules]]\nname = "x"\nflag = "complaint"\n[rules.when]\nany = ["late"]\n'
+        'source = ["twitter"]\n'
+        f'[rules.reply]\npublic = "Sorry!"\nprivate = "{long}"\n'))
+    code, said = run_cli(["--config", str(config), "rules", "check", str(pack)], monkeypatch,
+                         capsys)
+    # A Mastodon follow-up is a direct post: 500 with "@author " in front. X's DMs take
+    # 10,000, so the same text there is no warning.
+    assert code == 0
+    as_posted = len("@" + "a" * 15 + " " + long)  # the sample author, as the connector adds
+    assert as_posted == 565
+    assert (f"rule 'masto': the private follow-up comes to about {as_posted} characters, "
+            "over mastodon's 500 for a private message") in said
+    assert "rule 'x': the private" not in said
+
+
 def test_pack_files_from_windows_editors_and_plain_names(tmp_path: Path) -> None:
     from mentionwatch.rules_engine import load_pack
 

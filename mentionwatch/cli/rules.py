@@ -202,9 +202,8 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
     """What is valid but likely a mistake, one line each, naming the file and the rule."""
     from mentionwatch import registry
     from mentionwatch.connector import StoredMentionRef
-    from mentionwatch.rules_engine import BrandFacts, measure_reply
+    from mentionwatch.rules_engine import BrandFacts
     from mentionwatch.rules_engine.engine import PRESS
-    from mentionwatch.rules_engine.templates import render
 
     kinds = set(registry.available_kinds())
     names = {s.name: s.kind for s in config.sources} if config is not None else {}
@@ -233,20 +232,40 @@ def _pack_warnings(packs: list[RulePack], config: Config | None) -> list[str]:
                 out.append(f"{where}: source {', '.join(map(repr, unknown))} is neither a "
                            f"source kind nor one of your sources ({known}); it never matches")
             out += _empty_field_warnings(where, rule, unset)
-            public = rule.reply.public if rule.reply else None
-            if not public:
-                continue
-            asks = [w for w in _PRIVATE_ASKS if w in public.lower()]
-            if asks:
-                out.append(f"{where}: the public reply mentions {', '.join(asks)}: ask for "
-                           "private details in the private follow-up, never in public")
-            drafted = render(public, sample)
-            for kind in sorted({names.get(v, v) for v in sources} & kinds or used_kinds):
-                length, limit = measure_reply(kind, drafted, author)
-                if limit is not None and length > limit:
-                    out.append(f"{where}: the public reply comes to about {length} "
-                               f"characters, over {kind}'s {limit}: drafts there are cut "
-                               "short (at a sentence or word)")
+            out += _length_warnings(where, rule, sorted(
+                {names.get(v, v) for v in sources} & kinds or used_kinds), sample, author)
+    return out
+
+
+def _length_warnings(where: str, rule: Any, kinds: list[str], sample: dict[str, str],
+                     author: Any) -> list[str]:
+    """A rule's drafts, filled with long sample values, against each source kind's limits."""
+    from mentionwatch.rules_engine import measure_private, measure_reply
+    from mentionwatch.rules_engine.templates import render
+
+    public = rule.reply.public if rule.reply else None
+    private = rule.reply.private if rule.reply else None
+    out: list[str] = []
+    if public:
+        asks = [w for w in _PRIVATE_ASKS if w in public.lower()]
+        if asks:
+            out.append(f"{where}: the public reply mentions {', '.join(asks)}: ask for "
+                       "private details in the private follow-up, never in public")
+        drafted = render(public, sample)
+        for kind in kinds:
+            length, limit = measure_reply(kind, drafted, author)
+            if limit is not None and length > limit:
+                out.append(f"{where}: the public reply comes to about {length} "
+                           f"characters, over {kind}'s {limit}: drafts there are cut "
+                           "short (at a sentence or word)")
+    if private:
+        drafted = render(private, sample)
+        for kind in kinds:
+            length, limit = measure_private(kind, drafted, author)
+            if limit is not None and length > limit:
+                out.append(f"{where}: the private follow-up comes to about {length} "
+                           f"characters, over {kind}'s {limit} for a private message: "
+                           "shorten it, or each one must be cut by hand before approval")
     return out
 
 

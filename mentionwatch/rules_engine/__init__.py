@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mentionwatch.connector import StoredMentionRef
 
 __all__ = ["BrandFacts", "Engine", "RulePack", "load_judge", "load_pack", "load_packs",
-           "measure_reply", "pack_dirs", "reply_length", "reply_limit"]
+           "measure_private", "measure_reply", "pack_dirs", "reply_length", "reply_limit"]
 
 
 def pack_dirs(config: Config) -> list[Path]:
@@ -101,6 +101,23 @@ def measure_reply(kind: str, text: str, mention: StoredMentionRef | None = None,
     limit_for = getattr(cls, "reply_limit_for", None)
     limit = limit_for(state) if limit_for is not None else reply_limit(kind)
     return reply_length(kind)(text), limit
+
+
+def measure_private(kind: str, text: str, mention: StoredMentionRef | None = None,
+                    state: Mapping[str, Any] | None = None) -> tuple[int, int | None]:
+    """A private follow-up's length and limit, as its source will count them (an X or
+    Bluesky message, a Reddit message, a Mastodon direct post with `@author ` in front,
+    against the instance's limit). The connector's `private_*` counterparts of the
+    `reply_*` attributes say how; (length, None) when it states no limit."""
+    cls = _connector(kind)
+    as_posted = getattr(cls, "private_as_posted", None)
+    if mention is not None and as_posted is not None:
+        text = as_posted(text, mention)
+    limit_for = getattr(cls, "private_limit_for", None)
+    limit: int | None = (limit_for(state) if limit_for is not None
+                         else getattr(cls, "private_limit", None))
+    length: Callable[[str], int] = getattr(cls, "private_length", len)
+    return length(text), limit
 
 
 def load_judge(config: Config) -> Engine:

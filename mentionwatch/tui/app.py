@@ -348,7 +348,7 @@ class TriageApp(App[None]):
         if self.current is None:
             return
         from mentionwatch.outbox import mention_ref
-        from mentionwatch.rules_engine import measure_reply
+        from mentionwatch.rules_engine import measure_private, measure_reply
 
         mention = self.current.mention
         public = self.query_one("#public", TextArea).text
@@ -364,8 +364,15 @@ class TriageApp(App[None]):
             label.append("  edited, not approved yet", style=self.palette.edited)
         self.query_one("#public-label", Label).update(label)
         channel = self.current.draft.private_channel if self.current.draft else None
-        self.query_one("#private-label", Label).update(
-            Text(f"private follow-up ({channel or 'dm'})"))
+        private = self.query_one("#private", TextArea).text
+        length, limit = measure_private(mention.source.kind, private, mention_ref(mention),
+                                        mention.source.state)
+        label = Text(f"private follow-up ({channel or 'dm'})")
+        if limit and length > limit:
+            # Only when over: a direct message's 10,000 is no news on every screen.
+            label.append(f"  {length}/{limit}  over by {length - limit}")
+            label.stylize(self.palette.over_limit)
+        self.query_one("#private-label", Label).update(label)
 
     # ------------------------------------------------------------------ events
 
