@@ -527,18 +527,14 @@ async def test_the_tui_counts_the_reply_as_approval_does(
     from mentionwatch.tui.app import TriageApp
 
     with _polled(api, db_url, monkeypatch) as (config, store, mention_id):
-        save_draft_edits(store, {mention_id: {"reply": "x" * 115}}, operator="dana")
+        save_draft_edits(store, {mention_id: {"reply": "x" * 115, "private": "p" * 120}},
+                         operator="dana")
         app = TriageApp(config, store, refresh_every=3600)
         async with app.run_test(size=(160, 45)) as pilot:
             app.show(mention_id)
             await pilot.pause()
             label = str(app.query_one("#public-label", Label).content)
-        # It had said "public reply  115/500".
-        assert "public reply  122/120  over by 2" in label
-        save_draft_edits(store, {mention_id: {"private": "p" * 120}}, operator="dana")
-        app = TriageApp(config, store, refresh_every=3600)
-        async with app.run_test(size=(160, 45)) as pilot:
-            app.show(mention_id)
-            await pilot.pause()
             private = str(app.query_one("#private-label", Label).content)
+        # It had said "public reply  115/500", and nothing of the follow-up's length.
+        assert "public reply  122/120  over by 2" in label
         assert "private follow-up (dm)  127/120  over by 7" in private

@@ -251,21 +251,20 @@ def _length_warnings(where: str, rule: Any, kinds: list[str], sample: dict[str, 
         if asks:
             out.append(f"{where}: the public reply mentions {', '.join(asks)}: ask for "
                        "private details in the private follow-up, never in public")
-        drafted = render(public, sample)
+    # The engine cuts a public draft to fit; a follow-up is left whole for a person to cut.
+    checks = ((public, "public reply", measure_reply, "",
+               "drafts there are cut short (at a sentence or word)"),
+              (private, "private follow-up", measure_private, " for a private message",
+               "shorten it, or each one must be cut by hand before approval"))
+    for template, what, measure, limit_of, then in checks:
+        if not template:
+            continue
+        drafted = render(template, sample)
         for kind in kinds:
-            length, limit = measure_reply(kind, drafted, author)
+            length, limit = measure(kind, drafted, author)
             if limit is not None and length > limit:
-                out.append(f"{where}: the public reply comes to about {length} "
-                           f"characters, over {kind}'s {limit}: drafts there are cut "
-                           "short (at a sentence or word)")
-    if private:
-        drafted = render(private, sample)
-        for kind in kinds:
-            length, limit = measure_private(kind, drafted, author)
-            if limit is not None and length > limit:
-                out.append(f"{where}: the private follow-up comes to about {length} "
-                           f"characters, over {kind}'s {limit} for a private message: "
-                           "shorten it, or each one must be cut by hand before approval")
+                out.append(f"{where}: the {what} comes to about {length} characters, over "
+                           f"{kind}'s {limit}{limit_of}: {then}")
     return out
 
 
