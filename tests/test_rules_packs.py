@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import tomllib
 from collections import Counter
@@ -96,6 +97,64 @@ def test_a_short_outage_report_is_a_complaint(engine: Engine, text: str) -> None
     assert "outage-report" in [h.rule for h in j.hits]
     assert j.draft_rule in ("outage", "outage-report")
     assert "direct message" in (j.public_draft or "")
+
+
+@pytest.mark.parametrize("text", [
+    "really disappointed with acme",
+    "acme is the worst",
+    "acme is the worst, switching to globex",
+    "acme support is useless",
+    "not happy with acme at all",
+    "acme ruined my weekend",
+    "very unhappy with my acme delivery",
+    "@acme you're useless",
+    "never again acme",
+    "so disappointed in acme",
+])
+def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
+                                                            text: str) -> None:
+    # None of these was flagged: the word model gives a post this short too little to go on
+    # ("acme is the worst, switching to globex" 0.06, under the term rules' 0.25 gate).
+    j = judged(engine, text)
+    assert j.flag == "complaint", j.explanation
+    assert "verdict" in [h.rule for h in j.hits]
+    assert "direct message" in (j.public_draft or "")
+
+
+@pytest.mark.parametrize("text", [
+    "mondays are the worst, thank god for acme coffee",
+    "never again will i eat 3 acme burgers in one go lol",
+    "acme ruined my diet, these cookies are too good",
+    "not disappointed with acme at all, great stuff",
+    "acme reports its worst quarter since 2009",
+    "so disappointed in myself, forgot to use my acme voucher",
+    "ruined my acme jacket in the rain, my own fault",
+])
+def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text: str) -> None:
+    j = judged(engine, text)
+    assert j.flag not in ("complaint", "crisis"), j.explanation
+
+
+def test_the_packs_on_two_thousand_written_posts(engine: Engine) -> None:
+    # Posts written for the project and never trained on (see tests/fixtures/rules/
+    # SOURCES.md). At the time of writing: precision 0.84, recall 0.69; the verdict rule
+    # fired on 73 complaints and 8 other posts (banter between friends: "@kemi_o you're
+    # useless 😂"). What must not happen is a change that floods the queue.
+    with (FIXTURES / "rules" / "written_posts.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2100
+    cells: Counter[tuple[bool, bool]] = Counter()
+    verdict: Counter[bool] = Counter()
+    for row in rows:
+        j = judged(engine, row["text"])
+        said, truth = j.flag in ("complaint", "crisis"), row["label"] == "1"
+        cells[said, truth] += 1
+        if "verdict" in [h.rule for h in j.hits]:
+            verdict[truth] += 1
+    precision = cells[True, True] / (cells[True, True] + cells[True, False])
+    recall = cells[True, True] / (cells[True, True] + cells[False, True])
+    assert precision >= 0.80 and recall >= 0.62, (precision, recall)
+    assert verdict[True] >= 60 and verdict[True] / (verdict[True] + verdict[False]) >= 0.85
 
 
 @pytest.mark.parametrize("text", [
