@@ -7,7 +7,7 @@ deliberately not called: it would reset the application's logging.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from mentionwatch.models import Base
 
@@ -22,15 +22,30 @@ def run_migrations_online() -> None:
             raise RuntimeError("run migrations through `mentionwatch db upgrade`")
         engine = create_engine(url)
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            # SQLite cannot ALTER most things; batch mode re-creates tables instead.
-            render_as_batch=True,
-            compare_type=True,
-        )
+        if connection.dialect.name == "sqlite":
+            # Alembic takes SQLite's DDL for non-transactional and commits after each
+            # revision, so a second process starting at once waited at its BEGIN IMMEDIATE
+            # only until the first revision was in, read that as current and ran the next
+            # revision again ("duplicate column name"). SQLite's DDL is transactional: the
+            # whole upgrade is one transaction (begun before `configure`, so Alembic leaves
+            # it to us), and a process that waited for it finds the schema current.
+            with connection.begin():
+                _configure(connection)
+                context.run_migrations()
+            return
+        _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things; batch mode re-creates tables instead.
+        render_as_batch=True,
+        compare_type=True,
+    )
 
 
 def run_migrations_offline() -> None:

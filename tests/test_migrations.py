@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from mentionwatch import db
 from mentionwatch.store import Store
@@ -47,6 +47,29 @@ def test_processes_starting_at_once_migrate_the_schema_once(
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
     engine = db.make_engine(db_url)
     try:
+        assert db.current_revision(engine) == db.head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_an_upgrade_that_fails_part_way_leaves_the_schema_where_it_was(db_url: str) -> None:
+    # One transaction for the whole upgrade. Alembic had committed SQLite after each
+    # revision, so a second process starting at once read the first revision's commit as
+    # current and ran the next one again ("duplicate column name: explanation"); and a
+    # failure part way left a schema between versions.
+    engine = db.make_engine(db_url)
+    try:
+        db.upgrade(engine, "0001")
+        with engine.begin() as conn:  # in the way of the last revision's table
+            conn.execute(text("CREATE TABLE scheduled_sends (id INTEGER PRIMARY KEY)"))
+        with pytest.raises(Exception, match="scheduled_sends"):
+            db.upgrade(engine)
+        assert db.current_revision(engine) == "0001"
+        columns = [c["name"] for c in inspect(engine).get_columns("mentions")]
+        assert "explanation" not in columns  # 0003's column went with the failed upgrade
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE scheduled_sends"))
+        db.upgrade(engine)
         assert db.current_revision(engine) == db.head_revision()
     finally:
         engine.dispose()
