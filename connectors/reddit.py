@@ -13,12 +13,14 @@ its own cursor: the newest `created_utc` seen and the fullnames seen at or after
 with `after=` until it reaches an item older than the cursor; the very first pass reads one
 page. Nothing here sleeps for Reddit's rate limits: a 429, a RATELIMIT answer, or prawcore's
 own limiter wanting to wait become `RateLimited(until)` and the scheduler skips the source.
+Rate-limit headers that limiter could not parse are dropped before it reads them.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import re
 import time
@@ -33,6 +35,7 @@ from praw.exceptions import ClientException, PRAWException, RedditAPIException
 from prawcore import exceptions as pce
 from prawcore.sessions import RetryStrategy
 from pydantic import Field, field_validator, model_validator
+from requests import Response
 
 from mentionwatch.config import read_secret, validate_http_url
 from mentionwatch.connector import (
@@ -72,6 +75,10 @@ MAX_SEEN = 1000
 _RATELIMIT = re.compile(r"(\d+)\s*(millisecond|second|minute|hour)s?", re.I)
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
 
+#: The budget prawcore reads from every API answer, all three together.
+RATE_LIMIT_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset")
+
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -89,6 +96,32 @@ class _SendOnce(RetryStrategy):
 
     def should_retry_on_failure(self) -> bool:
         return False
+
+
+class _UnreadableBudget:
+    """A response hook that drops Reddit's rate-limit headers when prawcore cannot read them.
+
+    prawcore's limiter parses them with float() and int() once an answer is in, and raises
+    ValueError on "soon" or "": every read pass would fail, and a comment Reddit had made
+    would end `unknown`. They are advice: without them prawcore counts the call against the
+    budget it last knew, as for any answer that has none. All three go, since prawcore reads
+    them together. Warns once per connector."""
+
+    def __init__(self) -> None:
+        self.warned = False
+
+    def __call__(self, response: Response, *args: Any, **kwargs: Any) -> None:
+        headers = response.headers
+        if "x-ratelimit-remaining" not in headers or _readable_budget(headers):
+            return
+        if not self.warned:
+            self.warned = True
+            sent = ", ".join(f"{name}: {headers[name][:40]!r}" for name in RATE_LIMIT_HEADERS
+                             if name in headers)
+            log.warning("Reddit sent rate-limit headers that cannot be read (%s); "
+                        "going on without them", sent)
+        for name in RATE_LIMIT_HEADERS:
+            headers.pop(name, None)
 
 
 class RedditSettings(ConnectorSettings):
@@ -193,6 +226,8 @@ class RedditConnector:
             )
         self.can_write = bool(password or refresh_token)
         user_agent = settings.user_agent or context.poll.user_agent or "python:mentionwatch"
+        session = bounded_session(context.poll.timeout.total_seconds() * BODY_DEADLINE_FACTOR)
+        session.hooks["response"].append(_UnreadableBudget())
         # Every praw setting is passed explicitly: passed values win over praw.ini and
         # praw_* environment variables, so nothing outside the config changes the login.
         self.reddit = praw.Reddit(
@@ -207,8 +242,7 @@ class RedditConnector:
             check_for_updates=False,
             check_for_async=False,
             timeout=max(1, round(context.poll.timeout.total_seconds())),
-            requestor_kwargs={"session": bounded_session(
-                context.poll.timeout.total_seconds() * BODY_DEADLINE_FACTOR)},
+            requestor_kwargs={"session": session},
             # Never sleep on a RATELIMIT answer: raise, and let the outbox retry later.
             ratelimit_seconds=0,
         )
@@ -620,6 +654,18 @@ def _token_refused(exc: Exception) -> bool:
     return (isinstance(exc, pce.ResponseException) and response is not None
             and response.status_code == 401
             and "/access_token" not in str(getattr(response, "url", "") or ""))
+
+
+def _readable_budget(headers: Mapping[str, str]) -> bool:
+    """Whether prawcore can use the rate-limit headers: all three there, the requests left a
+    number, those used and the seconds to the reset whole numbers, none of them negative
+    (prawcore divides by left + used)."""
+    try:
+        left = float(headers["x-ratelimit-remaining"])
+        used, reset = int(headers["x-ratelimit-used"]), int(headers["x-ratelimit-reset"])
+    except (KeyError, ValueError):
+        return False
+    return math.isfinite(left) and min(left, used, reset) >= 0
 
 
 def parse_ratelimit(message: str) -> int | None:

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 PUBLIC_API = "https://api.twitter.com"
 #: Recent search only reaches back 7 days; stay a little inside so the API never says 400.
 SEARCH_HORIZON = timedelta(days=7) - timedelta(minutes=5)
+#: The wait after a 429 with no reset time that can be read: X's rate-limit windows are
+#: 15 minutes long.
+RATE_LIMIT_WINDOW = timedelta(minutes=15)
 MAX_QUERY_LENGTH = 512
 REPLY_LIMIT = 280
 DM_LIMIT = 10_000
@@ -325,6 +328,7 @@ class _BaseUrlAdapter(DeadlineAdapter):
         self.base_url = base_url
         self.timeout = timeout
         self.sent = 0
+        self.warned = False
 
     def send(
         self, request: requests.PreparedRequest, stream: bool = False,
@@ -336,8 +340,34 @@ class _BaseUrlAdapter(DeadlineAdapter):
         if url.startswith(PUBLIC_API):
             request.url = self.base_url + url[len(PUBLIC_API):]
         self.sent += 1
-        return super().send(request, stream=stream, timeout=timeout or self.timeout,
-                            verify=verify, cert=cert, proxies=proxies)
+        response = super().send(request, stream=stream, timeout=timeout or self.timeout,
+                                verify=verify, cert=cert, proxies=proxies)
+        self._drop_unreadable_reset(response)
+        return response
+
+    def _drop_unreadable_reset(self, response: requests.Response) -> None:
+        """tweepy reads a 429's x-rate-limit-reset with int() and raised ValueError on any
+        other value ("soon", "1.5e"), in place of TooManyRequests: a post X had refused was
+        left `unknown`, and a read failed as invalid JSON. Such a header is dropped, so the
+        429 is one without a reset time (warned of once per client)."""
+        value = response.headers.get("x-rate-limit-reset")
+        if response.status_code != 429 or value is None or _is_whole_number(value):
+            return
+        if not self.warned:
+            self.warned = True
+            log.warning("X sent a rate-limit reset that is not a time (x-rate-limit-reset: "
+                        "%r); assuming one %d-minute window", value[:40],
+                        RATE_LIMIT_WINDOW // timedelta(minutes=1))
+        del response.headers["x-rate-limit-reset"]
+
+
+def _is_whole_number(value: str) -> bool:
+    """Whether int() reads `value`, as tweepy does."""
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _api_detail(exc: tweepy.HTTPException) -> str:
@@ -703,10 +733,7 @@ class TwitterConnector:
         try:
             return fn()
         except tweepy.TooManyRequests as exc:
-            until = _reset_time(exc)
-            when = f" until {until:%H:%M:%S} UTC" if until else ""
-            raise RateLimited(f"Source {self.name}: X rate limit reached{when}.",
-                              until=until) from None
+            raise self._rate_limited(exc, purpose) from None
         except tweepy.Unauthorized:
             raise self._auth_error(purpose, 401, "") from None
         except tweepy.Forbidden as exc:
@@ -741,6 +768,19 @@ class TwitterConnector:
         except requests.RequestException as exc:
             raise Transient(f"Source {self.name}: request to X failed: "
                             f"{type(exc).__name__}{then}") from None
+
+    def _rate_limited(self, exc: tweepy.TooManyRequests, purpose: str) -> RateLimited:
+        """A 429: X took nothing. Without a reset time that can be read, wait one window."""
+        until = _reset_time(exc)
+        when = f" until {until:%H:%M:%S} UTC" if until else ""
+        if until is None:
+            until = utcnow() + RATE_LIMIT_WINDOW
+            when = (f" until about {until:%H:%M:%S} UTC (X gave no reset time; its windows "
+                    f"are {RATE_LIMIT_WINDOW // timedelta(minutes=1)} minutes)")
+        hint = ("Nothing was posted; after that, `mentionwatch outbox retry` sends it again."
+                if purpose == "posting" else None)
+        return RateLimited(f"Source {self.name}: X rate limit reached{when}.", until=until,
+                           hint=hint)
 
     def _auth_error(self, purpose: str, status: int, detail: str) -> AuthFailed:
         s = self.settings

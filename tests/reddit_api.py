@@ -7,6 +7,7 @@ Listings are paged the way Reddit pages `sort=new`: newest first, `limit`, `afte
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from pytest_httpserver import HTTPServer
@@ -71,19 +72,31 @@ class FakeReddit:
         self.tokens: list[str] = []
         #: Tokens Reddit no longer takes (see `expire_token`).
         self.expired: set[str] = set()
+        #: Headers put on every API answer (not the token endpoint's), over recorded ones.
+        self.headers: dict[str, str] = {}
         api.expect_request(TOKEN_PATH, method="POST").respond_with_handler(self._token)
         self.serve_listings()
-        api.expect_request(COMMENT, method="POST").respond_with_handler(self._reply)
-        api.expect_request(COMPOSE, method="POST").respond_with_handler(self._compose)
-        api.expect_request(SENT, method="GET").respond_with_handler(
+        api.expect_request(COMMENT, method="POST").respond_with_handler(self._api(self._reply))
+        api.expect_request(COMPOSE, method="POST").respond_with_handler(
+            self._api(self._compose))
+        api.expect_request(SENT, method="GET").respond_with_handler(self._api(
             lambda r: json_response({"kind": "Listing", "data": {
-                "after": None, "before": None, "children": list(reversed(self.sent))}}))
+                "after": None, "before": None, "children": list(reversed(self.sent))}})))
 
     def serve_listings(self) -> None:
-        self.api.expect_request(SEARCH).respond_with_handler(lambda r: listing(self.search, r))
+        self.api.expect_request(SEARCH).respond_with_handler(
+            self._api(lambda r: listing(self.search, r)))
         self.api.expect_request(COMMENTS).respond_with_handler(
-            lambda r: listing(self.comments, r))
-        self.api.expect_request(NEW).respond_with_handler(lambda r: listing(self.submissions, r))
+            self._api(lambda r: listing(self.comments, r)))
+        self.api.expect_request(NEW).respond_with_handler(
+            self._api(lambda r: listing(self.submissions, r)))
+
+    def _api(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            response = handler(request)
+            response.headers.update(self.headers)
+            return response
+        return answer
 
     def expire_token(self) -> None:
         """Reddit stops taking the token in use (it expired early, or was revoked): calls

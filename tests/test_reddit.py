@@ -1,11 +1,12 @@
 """Reddit connector (praw) reading against a fake Reddit on 127.0.0.1 that replays recorded
 praw cassette bodies: search paging, subreddit comments, cursor resume, deleted/removed items,
-429, 401, 5xx, malformed JSON."""
+429, 401, 5xx, malformed JSON, rate-limit headers prawcore cannot read."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -376,3 +377,40 @@ def test_used_up_request_budget_is_rate_limited_not_slept(api: HTTPServer) -> No
     assert err.value.until is not None
     assert err.value.until >= datetime.now(UTC) + timedelta(seconds=290)
     assert requests_to(api, COMMENTS) == []
+
+
+#: Rate-limit headers prawcore cannot parse (it raised ValueError or KeyError on each).
+UNREADABLE_BUDGETS = [
+    {"x-ratelimit-remaining": "soon", "x-ratelimit-used": "1", "x-ratelimit-reset": "300"},
+    {"x-ratelimit-remaining": "", "x-ratelimit-used": "", "x-ratelimit-reset": ""},
+    {"x-ratelimit-remaining": "599.0", "x-ratelimit-used": "1", "x-ratelimit-reset": "1.5e"},
+    {"x-ratelimit-remaining": "599.0"},  # a proxy kept one of the three
+]
+
+
+@pytest.mark.parametrize("headers", UNREADABLE_BUDGETS)
+def test_unreadable_rate_limit_headers_are_ignored_and_the_pass_reads(
+    api: HTTPServer, caplog: pytest.LogCaptureFixture, headers: dict[str, str],
+) -> None:
+    fake = FakeReddit(api)
+    recorded = by_created(fake.search)
+    fake.search, fake.headers = recorded[:3], headers
+    reddit = connector(api, subreddits=["kakapo"], watch_submissions=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="connectors.reddit"):
+            first = reddit.fetch(None)
+            fake.search = recorded
+            second = reddit.fetch(first.next_cursor)
+    finally:
+        reddit.close()
+    # prawcore raised on every answer with them: each pass failed and the source stalled.
+    search_hits = {c["data"]["name"] for c in recorded[:3]}
+    assert {m.external_id for m in first.mentions if m.kind == "submission"} == search_hits
+    assert len([m for m in first.mentions if m.kind == "comment"]) == 7  # kakapo's newest
+    assert sorted(m.external_id for m in second.mentions) == [
+        "t3_3qc02b", "t3_3x4kt2", "t3_4at068"]
+    assert len(requests_to(api, SEARCH)) + len(requests_to(api, COMMENTS)) >= 4
+    # Said once, with what Reddit sent, not at every answer.
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "connectors.reddit"]
+    assert "rate-limit headers that cannot be read" in warning
+    assert repr(headers["x-ratelimit-remaining"]) in warning

@@ -1,10 +1,13 @@
 """`mentionwatch poll` with a Reddit source against the fake Reddit on 127.0.0.1, on SQLite
 and PostgreSQL: mentions stored, own accounts and deleted items left out, cursor kept across a
-failure, resumed afterwards, a 429 recorded as "rate limited until"."""
+failure, resumed afterwards, a 429 recorded as "rate limited until"; replies and messages
+through the outbox."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +17,12 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
 from mentionwatch.cli import cli
+from mentionwatch.config import Config
 from mentionwatch.models import Mention
+from mentionwatch.outbox import SendOutcome
 from mentionwatch.store import Store
 from tests.apiserver import _api_server, api_fixture, requests_to  # noqa: F401 (fixture `api`)
-from tests.reddit_api import COMMENTS, SEARCH, TOKEN_PATH, FakeReddit, replay
+from tests.reddit_api import COMMENT, COMMENTS, COMPOSE, SEARCH, TOKEN_PATH, FakeReddit, replay
 from tests.test_reddit import BRAND_R, ENV
 
 
@@ -129,18 +134,17 @@ def test_poll_stores_reddit_mentions_resumes_and_survives_failures(
         store.close()
 
 
-def test_a_rate_limited_reply_says_how_to_send_it_again(
-    api: HTTPServer, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from mentionwatch import outbox
+@contextmanager
+def polled(api: HTTPServer, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[tuple[Config, Store, FakeReddit, int]]:
+    """A store that polled the fake Reddit once: the config, the store, the fake and the id
+    of a comment mention to answer."""
     from mentionwatch.config import load_config
-    from mentionwatch.pipeline import build_connector, poll
-    from tests.apiserver import json_response
-    from tests.reddit_api import COMMENT
+    from mentionwatch.pipeline import poll
 
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    FakeReddit(api)
+    fake = FakeReddit(api)
     config = load_config(str(write_config(tmp_path / "mw.toml", db_url, api)))
     store = Store.open(db_url)
     try:
@@ -148,6 +152,27 @@ def test_a_rate_limited_reply_says_how_to_send_it_again(
         with store.session(readonly=True) as s:
             mention = s.scalar(select(Mention.id).where(Mention.kind == "comment"))
         assert mention is not None
+        yield config, store, fake, mention
+    finally:
+        store.close()
+
+
+def send(config: Config, store: Store) -> list[SendOutcome]:
+    """One pass of the outbox's sender against the fake Reddit."""
+    from mentionwatch import outbox
+    from mentionwatch.pipeline import build_connector
+
+    return outbox.send_pending(config, store,
+                               connector_for=lambda src: build_connector(src, config))
+
+
+def test_a_rate_limited_reply_says_how_to_send_it_again(
+    api: HTTPServer, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mentionwatch import outbox
+    from tests.apiserver import json_response
+
+    with polled(api, db_url, tmp_path, monkeypatch) as (config, store, _, mention):
         action = outbox.approve(store, mention, "reply", operator="dana", text="Thanks!")
         api.clear_all_handlers()
         api.expect_request(TOKEN_PATH, method="POST").respond_with_handler(
@@ -155,15 +180,32 @@ def test_a_rate_limited_reply_says_how_to_send_it_again(
         api.expect_request(COMMENT, method="POST").respond_with_handler(lambda r: json_response(
             {"json": {"errors": [["RATELIMIT", "you are doing that too much. try again in 9 "
                                   "minutes.", "ratelimit"]]}}))
-        send = lambda: outbox.send_pending(  # noqa: E731
-            config, store, connector_for=lambda src: build_connector(src, config))
-        [result] = send()
+        [result] = send(config, store)
         # Failed, and nothing sends a failed action by itself: the hint had promised a retry.
         assert result.state == "failed" and "try again in 9 minutes" in (result.message or "")
         assert "is retried then" not in (result.message or "")
         assert "mentionwatch outbox retry" in (result.message or "")
-        assert send() == [] and len(requests_to(api, COMMENT)) == 1
+        assert send(config, store) == [] and len(requests_to(api, COMMENT)) == 1
         outbox.retry(store, action, operator="dana")
-        assert [r.state for r in send()] == ["failed"] and len(requests_to(api, COMMENT)) == 2
-    finally:
-        store.close()
+        assert [r.state for r in send(config, store)] == ["failed"]
+        assert len(requests_to(api, COMMENT)) == 2
+
+
+def test_what_reddit_made_is_sent_despite_unreadable_rate_limit_headers(
+    api: HTTPServer, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mentionwatch import outbox
+
+    with polled(api, db_url, tmp_path, monkeypatch) as (config, store, fake, mention):
+        outbox.approve(store, mention, "reply", operator="dana", text="Comment reply")
+        outbox.approve(store, mention, "private", operator="dana", text="Hello from Sirocco")
+        # Over the recorded ones, which prawcore reads after the call: it raised ValueError.
+        fake.headers = {"x-ratelimit-remaining": "soon", "x-ratelimit-used": "1",
+                        "x-ratelimit-reset": "1.5e"}
+        sent = send(config, store)
+        # Reddit made the comment and the message, and the answers show them: both had
+        # ended `unknown` ("internal error: ValueError"), for a person to check by hand.
+        assert [(r.action, r.state, r.message) for r in sent] == [
+            ("reply", "sent", None), ("private", "sent", None)]
+        assert {a.posted_id for a in outbox.actions(store)} == {"t1_d1680wu", "t4_30rhflk"}
+        assert len(requests_to(api, COMMENT)) == len(requests_to(api, COMPOSE)) == 1

@@ -267,12 +267,42 @@ def test_rate_limit_carries_the_reset_time(fakex: FakeX, monkeypatch: pytest.Mon
     assert len(fakex.seen) == 1  # no retry loop, no sleeping
 
 
-def test_rate_limit_without_reset_header(fakex: FakeX, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rate_limit_without_reset_header_waits_one_window(
+    fakex: FakeX, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fakex.script("GET", MENTIONS, 429, problem(429, "Too Many Requests", "Too Many Requests"))
-    with pytest.raises(RateLimited) as caught:
+    before = datetime.now(UTC)
+    with pytest.raises(RateLimited, match=r"until about .* \(X gave no reset time; its "
+                       r"windows are 15 minutes\)") as caught:
         connector(fakex, monkeypatch).fetch(None)
-    assert caught.value.until is None
+    assert caught.value.until is not None
+    assert before + timedelta(minutes=15) <= caught.value.until <= \
+        datetime.now(UTC) + timedelta(minutes=15)
     assert len(fakex.seen) == 1
+
+
+@pytest.mark.parametrize("reset", ["soon", "1.5e", ""])
+def test_rate_limit_with_a_reset_that_is_not_a_time(
+    fakex: FakeX, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, reset: str,
+) -> None:
+    for _ in range(2):
+        fakex.script("GET", MENTIONS, 429, problem(429, "Too Many Requests",
+                                                   "Too Many Requests"),
+                     headers={"x-rate-limit-reset": reset})
+    conn = connector(fakex, monkeypatch)
+    before = datetime.now(UTC)
+    with caplog.at_level(logging.WARNING, logger="connectors.twitter"):
+        for _ in range(2):
+            # tweepy's int() raised ValueError: "X answered with invalid JSON; will retry".
+            with pytest.raises(RateLimited, match="X gave no reset time") as caught:
+                conn.fetch(None)
+    assert caught.value.until is not None
+    assert before + timedelta(minutes=15) <= caught.value.until <= \
+        datetime.now(UTC) + timedelta(minutes=15)
+    assert caught.value.hint is None  # reading: nothing to send again
+    assert len(fakex.seen) == 2
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "connectors.twitter"]
+    assert f"x-rate-limit-reset: {reset!r}" in warning
 
 
 def test_401_names_the_setting_and_never_the_token(fakex: FakeX,

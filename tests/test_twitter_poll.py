@@ -243,29 +243,43 @@ def test_an_approved_direct_message_goes_to_the_polled_author(
     assert dm.method == "POST" and dm.json == {"text": "Could you DM us?"}
 
 
+def approved_reply(store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch
+                   ) -> tuple[Any, int]:
+    """A store that polled the fake X, with a reply to one mention approved: the config and
+    the action's id."""
+    from mentionwatch import outbox
+
+    config = posting_config(store, fakex, monkeypatch)
+    poll_source(config.sources[0], config, store, force=True, environ={**ENV, **POSTING_ENV})
+    mention = mention_id(store, "1578516295611748353")
+    return config, outbox.approve(store, mention, "reply", operator="dana", text="Sorry!")
+
+
+def send(config: Any, store: Store) -> list[Any]:
+    """One pass of the outbox's sender against the fake X."""
+    from mentionwatch import outbox
+    from mentionwatch.pipeline import build_connector
+
+    return outbox.send_pending(config, store, connector_for=lambda source: build_connector(
+        source, config, environ={**ENV, **POSTING_ENV}))
+
+
 @pytest.mark.parametrize("answer", [b'{"data": {"id": "14560', b'{"data": {"text": "hi"}}'])
 def test_a_post_whose_answer_does_not_show_it_is_unknown_never_resent(
     store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch, answer: bytes
 ) -> None:
     from mentionwatch import outbox
     from mentionwatch.outbox import OutboxError
-    from mentionwatch.pipeline import build_connector
 
-    config = posting_config(store, fakex, monkeypatch)
-    environ = {**ENV, **POSTING_ENV}
-    poll_source(config.sources[0], config, store, force=True, environ=environ)
-    mention = mention_id(store, "1578516295611748353")
-    action = outbox.approve(store, mention, "reply", operator="dana", text="Sorry!")
+    config, action = approved_reply(store, fakex, monkeypatch)
     # X took the post (201) but the answer is cut off or has no id: it may well be out.
     fakex.script("POST", "/2/tweets", 201, raw=answer)
-    [result] = outbox.send_pending(config, store, connector_for=lambda source: build_connector(
-        source, config, environ=environ))
+    [result] = send(config, store)
     assert result.state == "unknown"
     assert "check the account before sending again" in (result.message or "")
     with pytest.raises(OutboxError, match="only failed actions can be retried"):
         outbox.retry(store, action, operator="dana")
-    assert outbox.send_pending(config, store, connector_for=lambda source: build_connector(
-        source, config, environ=environ)) == []
+    assert send(config, store) == []
     assert len(fakex.requests_to("/2/tweets")) == 1
 
 
@@ -309,3 +323,25 @@ def test_fields_of_the_wrong_type_are_left_out_not_the_pass(
         row = session.execute(select(Mention.language, Mention.conversation_id).where(
             Mention.external_id == odd["id"])).one()
     assert tuple(row) == (None, None)
+
+
+@pytest.mark.parametrize("reset", ["soon", "1.5e"])
+def test_a_429_on_posting_with_a_reset_that_is_not_a_time_is_failed_not_unknown(
+    store: Store, fakex: FakeX, monkeypatch: pytest.MonkeyPatch, reset: str
+) -> None:
+    from mentionwatch import outbox
+
+    config, action = approved_reply(store, fakex, monkeypatch)
+    fakex.script("POST", "/2/tweets", 429, problem(429, "Too Many Requests", "Too Many Requests"),
+                 headers={"x-rate-limit-reset": reset})
+    [result] = send(config, store)
+    # tweepy's int() raised ValueError, taken for an answer that is not JSON: `unknown`, for
+    # a person to check by hand, though a 429 means X posted nothing.
+    assert result.state == "failed"
+    assert "X rate limit reached until about" in (result.message or "")
+    assert "(X gave no reset time; its windows are 15 minutes)" in (result.message or "")
+    assert "Nothing was posted" in (result.message or "")
+    assert "mentionwatch outbox retry" in (result.message or "")
+    outbox.retry(store, action, operator="dana")
+    assert [r.state for r in send(config, store)] == ["sent"]
+    assert len(fakex.requests_to("/2/tweets")) == 2
