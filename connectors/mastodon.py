@@ -152,6 +152,7 @@ class MastodonConnector:
         timeout = context.poll.timeout.total_seconds()
         session = bounded_session(timeout * BODY_DEADLINE_FACTOR)
         session.hooks["response"].append(self._remember)
+        session.hooks["response"].append(_UnreadableReset(self.host))
         self.api = Mastodon(
             access_token=token,
             api_base_url=settings.api_base_url.rstrip("/"),
@@ -591,3 +592,49 @@ def _load_cursor(cursor: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+class _UnreadableReset:
+    """A response hook that drops an X-RateLimit-Reset Mastodon.py cannot read ("soon", or a
+    Date header it cannot parse to adjust it by), before Mastodon.py reads it.
+
+    Mastodon.py raised its rate-limit error for such an answer, whatever its status: a read
+    pass failed every time, so the source stalled for good, and a post the server had made
+    needed `_call`'s check of the status to be told from a refusal. The reset is advice:
+    without it a real 429 is still a rate limit, waited out by the scheduler's back-off. Warns
+    once per connector."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.warned = False
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        headers = response.headers
+        reset = headers.get("X-RateLimit-Reset")
+        if reset is None or _readable_reset(reset, headers.get("Date")):
+            return
+        if not self.warned:
+            self.warned = True
+            log.warning("Mastodon (%s) sent a rate-limit reset that cannot be read "
+                        "(X-RateLimit-Reset: %r, Date: %r); going on without it", self.host,
+                        reset[:40], (headers.get("Date") or "")[:40])
+        del headers["X-RateLimit-Reset"]
+
+
+def _readable_reset(reset: str, date_header: str | None) -> bool:
+    """Whether Mastodon.py can read the reset as it does: a whole number, or a date; and the
+    server's Date, when there is one, as a date."""
+    import dateutil.parser
+
+    try:
+        whole = str(int(reset)) == reset
+    except ValueError:
+        whole = False
+    try:
+        if not whole:
+            dateutil.parser.parse(reset)
+        if date_header is not None:
+            dateutil.parser.parse(date_header)
+    except (ValueError, OverflowError):
+        return False
+    return True
