@@ -700,22 +700,30 @@ class Store:
         }
 
     def rescore(self, judge: Judge, *, chunk: int = CHUNK,
-                on_progress: Callable[[int], Any] | None = None) -> Rescored:
-        """Re-run the rules over every stored mention (after a rule change), a chunk per
-        transaction. Drafts a person edited are kept. A mention the judge fails on keeps its
-        earlier judgement and is counted in `failed`."""
+                on_progress: Callable[[int], Any] | None = None,
+                since: datetime | None = None,
+                sources: Sequence[str] = ()) -> Rescored:
+        """Re-run the rules over stored mentions (after a rule change), a chunk per
+        transaction: every one, or those fetched `since` then, of `sources` only when named.
+        Drafts a person edited are kept. A mention the judge fails on keeps its earlier
+        judgement and is counted in `failed`."""
         done = failures = 0
         first: str | None = None
         changed: Counter[tuple[str | None, str | None]] = Counter()
+        query = select(SOURCES.c.id, SOURCES.c.name, SOURCES.c.kind)
+        if sources:
+            query = query.where(SOURCES.c.name.in_(sources))
         with self.engine.connect() as conn:
-            sources = list(conn.execute(select(SOURCES.c.id, SOURCES.c.name, SOURCES.c.kind)))
-        for source in sources:
+            rows = list(conn.execute(query))
+        window = [] if since is None else [MENTIONS.c.fetched_at >= since]
+        for source in rows:
             last_id = 0
             while True:
                 with self.engine.begin() as conn:
                     ids = list(conn.execute(
                         select(MENTIONS.c.id)
-                        .where(MENTIONS.c.source_id == source.id, MENTIONS.c.id > last_id)
+                        .where(MENTIONS.c.source_id == source.id, MENTIONS.c.id > last_id,
+                               *window)
                         .order_by(MENTIONS.c.id).limit(chunk)
                     ).scalars())
                     if not ids:
@@ -881,10 +889,15 @@ class Store:
             conn.execute(update(MENTIONS).where(MENTIONS.c.id == mention_id).values(**values))
             record(conn, actor, event, mention_id, status=status)
 
-    def count_mentions(self, source: str | None = None) -> int:
+    def count_mentions(self, source: str | None = None, *, sources: Sequence[str] = (),
+                       since: datetime | None = None) -> int:
+        """Stored mentions: of `source` (or `sources`), fetched `since` then when given."""
         query = select(func.count()).select_from(Mention)
-        if source:
-            query = query.join(Mention.source).where(Source.name == source)
+        names = [source] if source else list(sources)
+        if names:
+            query = query.join(Mention.source).where(Source.name.in_(names))
+        if since is not None:
+            query = query.where(Mention.fetched_at >= since)
         with self.session(readonly=True) as session:
             return int(session.scalar(query) or 0)
 

@@ -178,3 +178,55 @@ def test_rescore_says_how_flags_moved() -> None:
     assert _flag_changes(Rescored(5)) == "no flag changed"
     moved = Rescored(5, changed={(None, "crisis"): 1, ("complaint", None): 2})
     assert _flag_changes(moved) == "3 changed flag: complaint -> none 2, none -> crisis 1"
+
+
+def test_rescore_can_be_held_to_recent_mentions_of_some_sources(
+        db_url: str, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import select, update
+
+    from mentionwatch.models import Mention, Source
+    from tests.test_cli import config_text, feed_source
+    from tests.test_decisions import run_cli
+
+    feeds = feed_source("feed", "http://127.0.0.1:9/a") + feed_source("other",
+                                                                      "http://127.0.0.1:9/b")
+    config = tmp_path / "mentionwatch.toml"
+    config.write_text(config_text(db_url, feeds), encoding="utf-8")
+    base = make_config(db_url, [{"name": n, "kind": "rss", "url": "http://127.0.0.1:9/x"}
+                                for n in ("feed", "other")])
+    store.sync_sources([("feed", "rss", "a"), ("other", "rss", "b")])
+    for name in ("feed", "other"):
+        store.store_batch(name, _batch(), judge=load_judge(base))
+    with store.engine.begin() as conn:  # feed's "fine I guess" was found a month ago
+        old = conn.execute(select(Mention.id).join(Source).where(
+            Source.name == "feed", Mention.external_id == "3")).scalar_one()
+        conn.execute(update(Mention).where(Mention.id == old)
+                     .values(fetched_at=NOW - timedelta(days=30)))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "lukewarm.toml").write_text(
+        '[pack]\nname = "lukewarm"\n[[rules]]\nname = "meh"\nflag = "complaint"\n'
+        '[rules.when]\nany = ["fine i guess"]\n', encoding="utf-8")
+    with config.open("a", encoding="utf-8") as f:
+        f.write('\n[rules]\ndirs = ["mine"]\n')
+
+    def flags() -> dict[tuple[str, str], str | None]:
+        with store.engine.connect() as conn:
+            return {(s, e): f for s, e, f in conn.execute(
+                select(Source.name, Mention.external_id, Mention.flag).join(Source))}
+
+    rescore = ["--config", str(config), "rules", "rescore"]
+    code, said = run_cli([*rescore, "--since", "7d", "--source", "other"], monkeypatch, capsys)
+    assert code == 0 and "Re-scored 3 mentions found since" in said
+    assert "1 changed flag: none -> complaint 1" in said
+    assert flags()[("other", "3")] == "complaint" and flags()[("feed", "3")] is None
+    # The month-old one is left as its day judged it, unless asked for.
+    code, said = run_cli([*rescore, "--since", "7d"], monkeypatch, capsys)
+    assert code == 0 and "Re-scored 5 mentions" in said and "no flag changed" in said
+    assert flags()[("feed", "3")] is None
+    code, said = run_cli(rescore, monkeypatch, capsys)
+    assert code == 0 and "Re-scored 6 mentions;" in said and flags()[("feed", "3")] == "complaint"
+    code, said = run_cli([*rescore, "--source", "nope"], monkeypatch, capsys)
+    assert code == 2 and "No source named 'nope'" in said
+    code, said = run_cli([*rescore, "--since", "soon"], monkeypatch, capsys)
+    assert code == 2 and "neither a duration" in said

@@ -41,7 +41,7 @@ from mentionwatch.report_render import (
 from mentionwatch.reports import Report, build_report
 
 
-def _check_sources(app: AppContext, sources: tuple[str, ...]) -> None:
+def check_sources(app: AppContext, sources: tuple[str, ...]) -> None:
     """Each name is a configured source or one the store has mentions of (a source since
     renamed or removed keeps its history)."""
     from mentionwatch.tui.queries import source_names
@@ -132,7 +132,7 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
         raise click.BadParameter("--html and -o name the same file", param_hint="--html")
     now = utcnow()
     start = parse_since(since, now)  # a mistyped option is said before the store is looked for
-    _check_sources(app, sources)
+    check_sources(app, sources)
     result = build_report(app.store, since=start, now=now, sources=sources, top=top)
     if html_path:
         with _output(html_path) as fp:
@@ -238,7 +238,7 @@ def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...]
     if excel and fmt != "csv":
         raise click.BadParameter("--excel is for --format csv", param_hint="--excel")
     start = parse_since(since, utcnow()) if since else None
-    _check_sources(app, sources)
+    check_sources(app, sources)
     records = iter_mention_records(app.store, since=start, sources=sources)
     if excel:
         _export_for_excel(app, records, output, formula_guard=not no_formula_guard,

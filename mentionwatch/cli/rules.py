@@ -308,19 +308,34 @@ def _empty_field_warnings(where: str, rule: Rule, unset: set[str]) -> list[str]:
 
 
 @rules_group.command("rescore")
+@click.option("--since", metavar="DURATION|DATE", default=None,
+              help="Only mentions found since then: a duration back from now (24h, 7d) or "
+              "an ISO date. Default: every stored mention, however old.")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Only this source's mentions (repeatable).")
 @pass_app
-def rules_rescore(app: AppContext) -> None:
-    """Re-run the rules over every stored mention after a rule change. Drafts a person has
-    edited are kept."""
+def rules_rescore(app: AppContext, since: str | None, sources: tuple[str, ...]) -> None:
+    """Re-run the rules over stored mentions after a rule change: flags, priorities and
+    drafts. Drafts a person has edited are kept. Re-scoring old mentions changes the flags
+    past reports count; --since 7d re-judges what is still current."""
     from rich.progress import Progress
 
+    from mentionwatch.cli.context import parse_since
+    from mentionwatch.cli.report import check_sources
+
+    start = parse_since(since, datetime.now(UTC)) if since is not None else None
+    check_sources(app, sources)
     engine = _engine(app)
     store = app.store
-    total = store.count_mentions()
+    total = store.count_mentions(sources=sources, since=start)
     with Progress(console=app.err, disable=not app.err.is_terminal) as progress:
         task = progress.add_task("Re-scoring", total=total)
-        done = store.rescore(engine, on_progress=lambda n: progress.advance(task, n))
-    app.out.print(f"Re-scored {done.mentions - done.failed} mentions; {_flag_changes(done)}.")
+        done = store.rescore(engine, on_progress=lambda n: progress.advance(task, n),
+                             since=start, sources=sources)
+    window = (f" found since {start.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if start is not None
+              else "")
+    app.out.print(f"Re-scored {done.mentions - done.failed} mentions{window}; "
+                  f"{_flag_changes(done)}.")
     if done.failed:
         app.err.print(Text(f"The rules failed on {done.failed} mentions, which keep their "
                            f"earlier judgement ({done.error}). The log has the traceback.",
