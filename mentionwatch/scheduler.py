@@ -49,6 +49,8 @@ from mentionwatch.store import Store
 log = logging.getLogger(__name__)
 
 HEARTBEAT_NAME = "run"
+#: Heartbeats of `run` services last seen longer ago than this are removed when one starts.
+HEARTBEAT_KEPT = timedelta(days=7)
 HEARTBEAT_EVERY = timedelta(seconds=30)
 #: The executor of the jobs that are not passes (heartbeat, digest).
 HOUSEKEEPING = "housekeeping"
@@ -78,6 +80,12 @@ def digest_period(now: datetime, digest_at: str, timezone: str) -> str:
 def jitter_for(interval: timedelta) -> int:
     """Up to 10% of the interval (at most 30 s), so sources do not all fire at once."""
     return int(min(30.0, interval.total_seconds() * 0.1))
+
+
+def heartbeat_name(host: str, pid: int) -> str:
+    """The heartbeat row of one `run` process: "run:HOST:PID" (at most 100 characters)."""
+    tail = f":{pid}"
+    return f"{HEARTBEAT_NAME}:{host}"[:100 - len(tail)] + tail
 
 
 class Daemon:
@@ -130,6 +138,11 @@ class Daemon:
                 misfire_grace_time=max(1, int(interval.total_seconds())),
                 next_run_time=utcnow(), replace_existing=True,
             )
+        try:  # services long gone (a host retired, a pid of last month) leave `status`
+            self.store.prune_heartbeats(HEARTBEAT_NAME, before=utcnow() - HEARTBEAT_KEPT)
+        except OperationalError as exc:
+            log.error("old heartbeats not removed: %s", db.connect_message(self.store.engine,
+                                                                           exc))
         self.scheduler.add_job(
             self.beat, IntervalTrigger(seconds=int(self.heartbeat_every.total_seconds())),
             id="heartbeat", next_run_time=utcnow(), replace_existing=True,
@@ -265,9 +278,12 @@ class Daemon:
                                "interval_s": self.heartbeat_every.total_seconds()})
 
     def _write_heartbeat(self, details: dict[str, Any]) -> None:
+        host, pid = socket.gethostname(), os.getpid()
         try:
-            self.store.write_heartbeat(HEARTBEAT_NAME, pid=os.getpid(),
-                                       host=socket.gethostname(), details=details)
+            # A row per process: two services on one database (a team's two hosts) had
+            # shared one, and `status` showed whichever wrote last as the only one.
+            self.store.write_heartbeat(heartbeat_name(host, pid), pid=pid, host=host,
+                                       details=details)
         except OperationalError as exc:  # the database is down: one line, not a traceback
             log.error("heartbeat not written: %s", db.connect_message(self.store.engine, exc))
 

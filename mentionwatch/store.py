@@ -923,9 +923,18 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
-    def heartbeat(self, name: str) -> Heartbeat | None:
+    def heartbeats(self, kind: str) -> list[Heartbeat]:
+        """The heartbeats of processes of one kind ("run": the row `kind` itself, as versions
+        before one per process wrote it, and each "run:HOST:PID"), the latest first."""
+        query = select(Heartbeat).where(_of_kind(kind)).order_by(Heartbeat.at.desc())
         with self.session(readonly=True) as session:
-            return session.get(Heartbeat, name)
+            return list(session.scalars(query))
+
+    def prune_heartbeats(self, kind: str, *, before: datetime) -> int:
+        """Remove the heartbeats of `kind` last written before `before`; how many."""
+        with self.engine.begin() as conn:
+            done = conn.execute(delete(Heartbeat).where(_of_kind(kind), Heartbeat.at < before))
+            return int(done.rowcount)
 
     def claim_send(self, name: str, period: str, *, now: datetime, host: str | None,
                    pid: int | None) -> bool:
@@ -973,6 +982,11 @@ def _canonical(url: str | None) -> str | None:
 
 
 _CANONICAL_WIDTH = int(Mention.__table__.c.canonical_url.type.length)  # type: ignore[attr-defined]
+
+
+def _of_kind(kind: str) -> ColumnElement[bool]:
+    """Heartbeat rows of one kind of process: `kind` itself, or "kind:..." (one per process)."""
+    return or_(Heartbeat.name == kind, Heartbeat.name.startswith(f"{kind}:", autoescape=True))
 
 
 def _naive(value: datetime) -> datetime:

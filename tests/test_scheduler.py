@@ -144,8 +144,9 @@ def test_the_heartbeat_goes_on_while_every_worker_is_in_a_slow_pass(
         wait_until(lambda: bool(feeds.seen("/slow.xml")), 10)
         time.sleep(3)
         assert daemon.in_flight() == "slow", "the pass should still be running"
-        beat = store.heartbeat(HEARTBEAT_NAME)
-        assert beat is not None, "no heartbeat while the only worker was busy"
+        beats = store.heartbeats(HEARTBEAT_NAME)
+        assert beats, "no heartbeat while the only worker was busy"
+        beat = beats[0]
         assert datetime.now(UTC) - beat.at.replace(tzinfo=UTC) < timedelta(seconds=2.5)
     finally:
         daemon.scheduler.shutdown(wait=True)
@@ -706,3 +707,44 @@ def test_digest_settings_are_checked(db_url: str, key: str, value: str, message:
 
     with pytest.raises(ConfigError, match=message):
         make_config(db_url, [], reports={key: value})
+
+
+def test_status_shows_each_run_service_and_old_ones_are_removed(
+        tmp_path: Path, store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import update
+
+    from mentionwatch.models import Heartbeat
+    from mentionwatch.scheduler import HEARTBEAT_NAME, Daemon, heartbeat_name
+    from tests.conftest import make_config
+    from tests.test_decisions import run_cli
+
+    config = write_config(tmp_path, db_url, [("forum", "http://127.0.0.1:9/f.xml")])
+    # Two services on two hosts, one that stopped last week, and the single row an earlier
+    # version wrote for all of them.
+    for name, host, pid in ((heartbeat_name("web-1", 41), "web-1", 41),
+                            (heartbeat_name("web-2", 42), "web-2", 42),
+                            (heartbeat_name("old-box", 7), "old-box", 7),
+                            (HEARTBEAT_NAME, "web-1", 12)):
+        store.write_heartbeat(name, pid=pid, host=host, details={"interval_s": 30})
+    with store.engine.begin() as conn:
+        conn.execute(update(Heartbeat).where(Heartbeat.host == "old-box")
+                     .values(at=datetime.now(UTC) - timedelta(days=8)))
+        conn.execute(update(Heartbeat).where(Heartbeat.name == HEARTBEAT_NAME)
+                     .values(at=datetime.now(UTC) - timedelta(hours=3)))
+    code, said = run_cli(["--config", str(config), "status"], monkeypatch, capsys)
+    # It had shown one line, for whichever service wrote last.
+    assert code == 0
+    assert "mentionwatch run: alive, pid 41 on web-1" in said
+    assert "mentionwatch run: alive, pid 42 on web-2" in said
+    assert "NOT RESPONDING, last heartbeat 3h ago (pid 12 on web-1)" in said
+    assert "old-box" not in said  # a week gone: not a service of today
+    # A service starting removes heartbeats older than a week.
+    daemon = Daemon(make_config(db_url, []), store)
+    try:
+        daemon.schedule()
+    finally:
+        daemon.http.close()
+    assert {b.host for b in store.heartbeats(HEARTBEAT_NAME)} == {"web-1", "web-2"}
+    assert len(heartbeat_name("h" * 200, 123456)) == 100
+    assert heartbeat_name("h" * 200, 123456).endswith(":123456")

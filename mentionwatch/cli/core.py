@@ -249,7 +249,8 @@ def status(app: AppContext, as_json: bool) -> None:
             for r in rows
         ], indent=2))
         return
-    app.out.print(_daemon_line(app, now))
+    for line in _daemon_lines(app, now):
+        app.out.print(line)
     table = Table(title=f"Sources ({app.config.path})", title_justify="left")
     capped = any(_reads(app, configured[r.name], now)[1] is not None for r in rows)
     for col in ("source", "kind", "last ok", "next", "fails"):
@@ -293,22 +294,32 @@ def status(app: AppContext, as_json: bool) -> None:
     app.out.print(table)
 
 
-def _daemon_line(app: AppContext, now: datetime) -> Text:
-    from mentionwatch.scheduler import HEARTBEAT_EVERY, HEARTBEAT_NAME
+def _daemon_lines(app: AppContext, now: datetime) -> list[Text]:
+    """A line per `run` service seen in the last day (a team may run one per host), or the
+    last one seen; "never started" when none ever ran."""
+    from mentionwatch.scheduler import HEARTBEAT_NAME
 
-    beat = app.store.heartbeat(HEARTBEAT_NAME)
-    if beat is None:
-        return Text("mentionwatch run: never started here (cron mode, or not running)",
-                    style="dim")
+    beats = app.store.heartbeats(HEARTBEAT_NAME)
+    if not beats:
+        return [Text("mentionwatch run: never started here (cron mode, or not running)",
+                     style="dim")]
+    recent = [b for b in beats if now - b.at <= timedelta(days=1)] or beats[:1]
+    return [_daemon_line(beat, now) for beat in recent]
+
+
+def _daemon_line(beat: Any, now: datetime) -> Text:
+    from mentionwatch.scheduler import HEARTBEAT_EVERY
+
     details = beat.details or {}
+    where = f"pid {beat.pid} on {beat.host}"
     if details.get("stopped"):
-        return Text(f"mentionwatch run: stopped {ago(beat.at, now)}", style="yellow")
+        return Text(f"mentionwatch run: stopped {ago(beat.at, now)} ({where})", style="yellow")
     every = timedelta(seconds=details.get("interval_s", HEARTBEAT_EVERY.total_seconds()))
     if now - beat.at > 3 * every:
         return Text(f"mentionwatch run: NOT RESPONDING, last heartbeat {ago(beat.at, now)} "
-                    f"(pid {beat.pid} on {beat.host})", style="bold red")
-    return Text(f"mentionwatch run: alive, pid {beat.pid} on {beat.host}, "
-                f"heartbeat {ago(beat.at, now)}", style="green")
+                    f"({where})", style="bold red")
+    return Text(f"mentionwatch run: alive, {where}, heartbeat {ago(beat.at, now)}",
+                style="green")
 
 
 def _next_cell(r: Any, interval: timedelta, now: datetime) -> Text:
