@@ -727,11 +727,16 @@ def test_status_shows_each_run_service_and_old_ones_are_removed(
                             (heartbeat_name("old-box", 7), "old-box", 7),
                             (HEARTBEAT_NAME, "web-1", 12)):
         store.write_heartbeat(name, pid=pid, host=host, details={"interval_s": 30})
+    # web-2's service before its restart: shown no more once the new one beats.
+    store.write_heartbeat(heartbeat_name("web-2", 40), pid=40, host="web-2",
+                          details={"stopped": True})
     with store.engine.begin() as conn:
         conn.execute(update(Heartbeat).where(Heartbeat.host == "old-box")
                      .values(at=datetime.now(UTC) - timedelta(days=8)))
         conn.execute(update(Heartbeat).where(Heartbeat.name == HEARTBEAT_NAME)
                      .values(at=datetime.now(UTC) - timedelta(hours=3)))
+        conn.execute(update(Heartbeat).where(Heartbeat.pid == 40)
+                     .values(at=datetime.now(UTC) - timedelta(hours=1)))
     code, said = run_cli(["--config", str(config), "status"], monkeypatch, capsys)
     # It had shown one line, for whichever service wrote last.
     assert code == 0
@@ -739,12 +744,13 @@ def test_status_shows_each_run_service_and_old_ones_are_removed(
     assert "mentionwatch run: alive, pid 42 on web-2" in said
     assert "NOT RESPONDING, last heartbeat 3h ago (pid 12 on web-1)" in said
     assert "old-box" not in said  # a week gone: not a service of today
+    assert "pid 40" not in said
     # A service starting removes heartbeats older than a week.
     daemon = Daemon(make_config(db_url, []), store)
     try:
         daemon.schedule()
     finally:
         daemon.http.close()
-    assert {b.host for b in store.heartbeats(HEARTBEAT_NAME)} == {"web-1", "web-2"}
+    assert {b.pid for b in store.heartbeats(HEARTBEAT_NAME)} == {41, 42, 40, 12}
     assert len(heartbeat_name("h" * 200, 123456)) == 100
     assert heartbeat_name("h" * 200, 123456).endswith(":123456")

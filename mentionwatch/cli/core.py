@@ -304,7 +304,13 @@ def _daemon_lines(app: AppContext, now: datetime) -> list[Text]:
         return [Text("mentionwatch run: never started here (cron mode, or not running)",
                      style="dim")]
     recent = [b for b in beats if now - b.at <= timedelta(days=1)] or beats[:1]
-    return [_daemon_line(beat, now) for beat in recent]
+    # A restart leaves the old process's "stopped" behind: shown only while its host has
+    # nothing newer.
+    newest: dict[str | None, Any] = {}
+    for beat in recent:  # latest first
+        newest.setdefault(beat.host, beat)
+    shown = [b for b in recent if not (b.details or {}).get("stopped") or newest[b.host] is b]
+    return [_daemon_line(beat, now) for beat in shown]
 
 
 def _daemon_line(beat: Any, now: datetime) -> Text:
