@@ -368,6 +368,51 @@ def test_an_excel_export_past_one_sheet_is_split_into_files_excel_opens_whole(
     assert len(_excel_rows(out.read_bytes())) == 15
 
 
+def test_a_smaller_export_to_the_same_file_removes_the_parts_an_earlier_one_left(
+        store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """15 mentions at 4 a sheet are 4 files, at 6 a sheet 3: the earlier mentions-4.csv had
+    stayed beside the new three, and read as their rest. Only files the export wrote (its
+    names exactly, beginning as its parts begin) are removed, and each is named."""
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    out = tmp_path / "mentions.csv"
+    args = ["--config", str(config), "export", "mentions", "--excel", "-o", str(out)]
+    monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 5)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    part = (tmp_path / "mentions-4.csv").read_bytes()
+    # A part of an even earlier export, and files that are not the export's to remove.
+    (tmp_path / "mentions-9.csv").write_bytes(part)
+    kept = {"mentions-7.csv": b"my own notes\r\n", "mentions-02.csv": part,
+            "mentions-1.csv": part, "mentions-5.txt": part, "mentions-x.csv": part,
+            "other-5.csv": part}
+    for name, data in kept.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "mentions-6.csv").mkdir()
+    (tmp_path / "mentions-8.csv").symlink_to(tmp_path / "mentions-9.csv")
+
+    monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 7)
+    smaller = CliRunner().invoke(cli, args)
+    assert smaller.exit_code == 0, smaller.output
+    parts = [out, tmp_path / "mentions-2.csv", tmp_path / "mentions-3.csv"]
+    assert [len(_excel_rows(p.read_bytes())) for p in parts] == [6, 6, 3]
+    assert not (tmp_path / "mentions-4.csv").exists()
+    assert not (tmp_path / "mentions-9.csv").exists()
+    assert {n: (tmp_path / n).read_bytes() for n in kept} == kept
+    assert (tmp_path / "mentions-6.csv").is_dir() and (tmp_path / "mentions-8.csv").is_symlink()
+    assert " ".join(smaller.output.split()).endswith(
+        f"Removed {tmp_path / 'mentions-4.csv'}, {tmp_path / 'mentions-9.csv'}: parts of an "
+        f"earlier export to {out} split into more files than this one.")
+    # One file, --excel or not, leaves no part of a split beside it.
+    plain = CliRunner().invoke(cli, args[:4] + args[5:])
+    assert plain.exit_code == 0, plain.output
+    assert not parts[1].exists() and not parts[2].exists()
+    assert " ".join(plain.output.split()) == (
+        f"Exported 15 mentions to {out}. Removed {parts[1]}, {parts[2]}: parts of an earlier "
+        f"export to {out} split into more files than this one.")
+    again = CliRunner().invoke(cli, args[:4] + args[5:])
+    assert again.output.strip() == f"Exported 15 mentions to {out}."
+
+
 def test_an_excel_export_to_stdout_past_one_sheet_is_refused_before_writing(
         store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 15)  # 14 under the header

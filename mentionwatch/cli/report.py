@@ -26,6 +26,7 @@ from mentionwatch.export import (
     in_parts,
     iter_mention_records,
     part_path,
+    remove_stale_parts,
     write_csv,
     write_jsonl,
 )
@@ -249,6 +250,18 @@ def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...]
                  if fmt == "csv" else write_jsonl(records, fp))
     if output:
         app.err.print(f"Exported {count} mentions to {Path(output)}.")
+    if output not in (None, "-"):
+        _remove_stale_parts(app, Path(output), 1)
+
+
+def _remove_stale_parts(app: AppContext, first: Path, parts: int) -> None:
+    """Remove, and name, the parts of an earlier and longer split of an Excel export to
+    `first` past this export's `parts`: beside this one they would read as its rest."""
+    removed = remove_stale_parts(first, parts)
+    if removed:
+        app.err.print(f"Removed {', '.join(map(str, removed))}: "
+                      f"{'parts' if len(removed) > 1 else 'a part'} of an earlier export to "
+                      f"{first} split into more files than this one.")
 
 
 def _export_for_excel(app: AppContext, records: Iterator[dict[str, Any]], output: str | None,
@@ -287,8 +300,9 @@ def _export_for_excel(app: AppContext, records: Iterator[dict[str, Any]], output
     total = sum(count for _, count in written)
     if len(written) == 1:
         app.err.print(f"Exported {total} mentions to {first}.")
-        return
-    files = ", ".join(f"{path} ({count:,})" for path, count in written)
-    app.err.print(f"Exported {total:,} mentions to {len(written)} files, {files}: an Excel "
-                  f"sheet holds {rows:,} under its header.")
+    else:
+        files = ", ".join(f"{path} ({count:,})" for path, count in written)
+        app.err.print(f"Exported {total:,} mentions to {len(written)} files, {files}: an "
+                      f"Excel sheet holds {rows:,} under its header.")
+    _remove_stale_parts(app, first, len(written))
 
