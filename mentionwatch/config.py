@@ -272,7 +272,8 @@ class SourceConfig(StrictModel):
         return dict(self.model_extra or {})
 
 class ReportsConfig(StrictModel):
-    """The morning digest email that `mentionwatch run` sends (uses [alerts.smtp])."""
+    """The morning digest email that `mentionwatch run` sends (uses [alerts.smtp]);
+    `timezone` is also the one of the day in which `report --email` goes once."""
 
     #: "HH:MM" local time in `timezone`; unset means no scheduled digest.
     digest_at: str | None = None

@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModul
 from mentionwatch import __version__
 from mentionwatch.errors import StoreError, StoreReadOnly
 from mentionwatch.resources import migrations_dir
-from mentionwatch.sqlite_url import sqlite_target
+from mentionwatch.sqlite_url import SqliteTarget, sqlite_target
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,15 @@ def _server_keepalives(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The file a SQLite URL names, as a path or inside a `file:` URI; None for an in-memory
-    database, a URL that is not valid (make_engine says why) and any other backend."""
+def sqlite_file(url: str) -> SqliteTarget | None:
+    """The file a SQLite URL names, as a path or inside a `file:` URI, with the URI's
+    options; None for an in-memory database, a URL that is not valid (make_engine says why)
+    and any other backend."""
     try:
         target = sqlite_target(make_url(url))
     except (ArgumentError, ValueError):
         return None
-    return target.path if target is not None else None
+    return target if target is not None and target.path is not None else None
 
 
 def _database_file(url: URL) -> Path | None:

@@ -41,15 +41,23 @@ class StoreError(MentionwatchError):
 class StoreNotFound(StoreError):
     """A command that works on stored data was pointed at a SQLite file that does not exist,
     most often a typo in [database] url. Opening it would create an empty store and show
-    nothing, with no hint why. Exit code 2, as for the other configuration mistakes."""
+    nothing, with no hint why. Also any command, `poll` included, on a `file:` URI whose
+    `no_create` option (mode=ro, immutable=1, mode=rw) keeps SQLite from creating it, where
+    SQLite's own words were "unable to open database file". Exit code 2, as for the other
+    configuration mistakes."""
 
     exit_code = 2
 
-    def __init__(self, path: Path, *, config_file: Path | None = None) -> None:
+    def __init__(self, path: Path, *, config_file: Path | None = None,
+                 no_create: str | None = None) -> None:
         setting = f"[database] url in {config_file}" if config_file else "[database] url"
-        # One line: the path and both ways out.
-        super().__init__(f"No database at {path}: run `mentionwatch poll` (or `mentionwatch "
-                         f"db upgrade`) to create it, or check {setting}.")
+        create = "`mentionwatch poll` (or `mentionwatch db upgrade`)"
+        # One line: the path and both ways out (with `no_create`, poll would not create it).
+        ways_out = (f"run {create} to create it, or check {setting}" if no_create is None
+                    else f"{setting} opens it with {no_create}, which does not create a "
+                    f"file: check the path, or take {no_create} out of the URL and run "
+                    f"{create} to create it")
+        super().__init__(f"No database at {path}: {ways_out}.")
         self.path = path
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import chain, islice
@@ -79,6 +80,53 @@ def part_path(path: Path, part: int) -> Path:
     """The file of part `part` (from 1) of an export split at `path`: the path itself, then
     mentions-2.csv, mentions-3.csv, ... beside it."""
     return path if part == 1 else path.with_name(f"{path.stem}-{part}{path.suffix}")
+
+
+#: How a part of an Excel export begins: the byte-order mark and the header's first columns.
+#: A file named like a part that does not begin so was not written by the export.
+_PART_START = ("\ufeff" + ",".join(EXPORT_COLUMNS[:4]) + ",").encode()
+
+
+def stale_parts(path: Path, parts: int) -> list[Path]:
+    """The parts past the first `parts` of an earlier export split at `path`, still beside
+    it: regular files named as `part_path` names them (FILE-N with N > `parts`) that begin
+    as an Excel part does. Someone's own file of the same name pattern is not one of them."""
+    pattern = re.compile(re.escape(path.stem) + "-([1-9][0-9]*)" + re.escape(path.suffix))
+    try:
+        beside = list(path.parent.iterdir())
+    except OSError:  # the export itself wrote there: a folder we may not list has no parts
+        return []
+    numbered = [(int(m[1]), p) for p in beside if (m := pattern.fullmatch(p.name))]
+    return [p for n, p in sorted(numbered) if n > parts and _is_export_part(p)]
+
+
+def _is_export_part(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as file:
+            return file.read(len(_PART_START)) == _PART_START
+    except OSError:
+        return False
+
+
+def remove_stale_parts(path: Path, parts: int) -> list[Path]:
+    """Remove `stale_parts(path, parts)`, which a reader would take for the rest of this
+    export; returns them. Raises MentionwatchError naming one that could not be removed."""
+    removed: list[Path] = []
+    for part in stale_parts(path, parts):
+        try:
+            part.unlink()
+        except FileNotFoundError:  # someone else removed it
+            continue
+        except OSError as exc:
+            raise MentionwatchError(
+                f"Cannot remove {part}, a part of an earlier export to {path} that is not "
+                f"part of this one: {exc.strerror}.",
+                hint="Remove it by hand, or a reader may take it for the rest of this "
+                "export.") from None
+        removed.append(part)
+    return removed
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -299,10 +299,11 @@ class SourceUsage(Base):
 
 
 class ScheduledSend(Base):
-    """An email sent on a schedule (the morning digest), one row per period (the local day
-    and time it is for). Taken before sending: a second firing of the same period (the
-    autumn clock change repeats an hour), a restarted `run` or a second service on the same
-    database finds it and sends nothing."""
+    """An email sent on a schedule (`run`'s morning digest, cron's `report --email`), one
+    row per period (the local day and time it is for; for `report --email` the day and the
+    report's options). Taken before sending: a second firing of the same period (the autumn
+    clock change repeats an hour), a restarted `run`, a second service on the same database
+    or a cron job run again finds it and sends nothing. See `mentionwatch.sends`."""
 
     __tablename__ = "scheduled_sends"
     __table_args__ = (UniqueConstraint("name", "period"),)

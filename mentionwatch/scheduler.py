@@ -62,7 +62,7 @@ CLOCK_CHECK_EVERY = 5.0
 CLOCK_STEP = timedelta(seconds=2)
 
 
-#: The scheduled send of the morning digest (`Store.claim_send`).
+#: The scheduled send of the morning digest (`sends.send_once`).
 DIGEST = "digest"
 
 
@@ -242,28 +242,31 @@ class Daemon:
         taken or made for the day already (a second 02:30 on the night the clocks go back,
         a restarted service, a second one on this database) is not made again. A send that
         failed is given back: it is not recorded as made."""
+        from mentionwatch.audit import MACHINE
         from mentionwatch.cli.report import send_digest
         from mentionwatch.errors import MentionwatchError
         from mentionwatch.reports import build_report
+        from mentionwatch.sends import AlreadySent, Delivery, send_once
 
         now = now or self.clock()
         reports = self.config.reports
         assert reports.digest_at is not None  # scheduled only when set
         period = digest_period(now, reports.digest_at, reports.timezone)
-        if not self.store.claim_send(DIGEST, period, now=now, host=socket.gethostname(),
-                                     pid=os.getpid()):
+
+        def send() -> Delivery:
+            report = build_report(self.store, since=now - reports.digest_since, now=now)
+            return send_digest(self.config, report, [], now)
+
+        try:
+            delivered, refused = send_once(self.store, DIGEST, period, send, now=now,
+                                           actor=MACHINE, what="morning digest",
+                                           clock=self.clock)
+        except AlreadySent:
             log.info("morning digest for %s already sent; not sent again", period)
             return
-        try:
-            report = build_report(self.store, since=now - reports.digest_since, now=now)
-            delivered, refused = send_digest(self.config, report, [], now)
-        except Exception as exc:
-            self.store.release_send(DIGEST, period)
-            if not isinstance(exc, MentionwatchError):
-                raise
+        except MentionwatchError as exc:
             log.error("morning digest not sent: %s", exc)
             return
-        self.store.finish_send(DIGEST, period, now=self.clock(), recipients=delivered)
         log.info("morning digest sent to %s", ", ".join(delivered))
         if refused:
             log.warning("morning digest refused for %s", ", ".join(refused))

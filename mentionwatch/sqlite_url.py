@@ -36,6 +36,15 @@ class SqliteTarget:
             return "immutable=1"
         return None
 
+    @property
+    def no_create_option(self) -> str | None:
+        """The URI option with which SQLite opens the file only if it is there (`mode=ro`,
+        `immutable=1`, `mode=rw`), or None: a missing file is then "unable to open database
+        file", where a plain path or `mode=rwc` creates it."""
+        if self.read_only_option is not None:
+            return self.read_only_option
+        return "mode=rw" if self.options.get("mode") == "rw" else None
+
 
 def sqlite_target(url: URL) -> SqliteTarget | None:
     """The database `url` names; None for a backend other than SQLite.

@@ -949,12 +949,25 @@ class Store:
             return conn.execute(stmt).first() is not None
 
     def finish_send(self, name: str, period: str, *, now: datetime,
-                    recipients: Sequence[str]) -> None:
-        """Record that the scheduled send went out, and to whom."""
+                    recipients: Sequence[str], actor: str, **details: Any) -> None:
+        """Record that the scheduled send went out, and to whom, with an audit event
+        ("digest_sent") by `actor`. A row already recorded as sent keeps its first send
+        (`report --email --again` adds only the event)."""
+        from mentionwatch.audit import record
+
         with self.engine.begin() as conn:
             conn.execute(update(ScheduledSend).where(
-                ScheduledSend.name == name, ScheduledSend.period == period)
+                ScheduledSend.name == name, ScheduledSend.period == period,
+                ScheduledSend.sent_at.is_(None))
                 .values(sent_at=now, recipients=", ".join(recipients)))
+            record(conn, actor, "digest_sent", send=name, period=period,
+                   recipients=list(recipients), **details)
+
+    def scheduled_send(self, name: str, period: str) -> ScheduledSend | None:
+        """The scheduled send `name` of `period`, taken or sent; None when neither."""
+        with self.session(readonly=True) as session:
+            return session.scalar(select(ScheduledSend).where(
+                ScheduledSend.name == name, ScheduledSend.period == period))
 
     def release_send(self, name: str, period: str) -> None:
         """Give back a scheduled send that failed, so that a later firing may try again."""

@@ -8,13 +8,14 @@ import email.policy
 import io
 import json
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
+from sqlalchemy import select
 
 from mentionwatch import export
 from mentionwatch.cli import cli
@@ -27,7 +28,7 @@ from mentionwatch.export import (
     iter_mention_records,
     utf16_units,
 )
-from mentionwatch.models import Mention
+from mentionwatch.models import Mention, utcnow
 from mentionwatch.report_render import render_csv, render_terminal, sparkline
 from mentionwatch.reports import (
     MentionRow,
@@ -47,6 +48,7 @@ from tests.reportdata import (
     at,
     insert_fixture,
 )
+from tests.test_cli import run
 
 # --------------------------------------------------------------------------- pure figures
 
@@ -368,6 +370,51 @@ def test_an_excel_export_past_one_sheet_is_split_into_files_excel_opens_whole(
     assert len(_excel_rows(out.read_bytes())) == 15
 
 
+def test_a_smaller_export_to_the_same_file_removes_the_parts_an_earlier_one_left(
+        store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """15 mentions at 4 a sheet are 4 files, at 6 a sheet 3: the earlier mentions-4.csv had
+    stayed beside the new three, and read as their rest. Only files the export wrote (its
+    names exactly, beginning as its parts begin) are removed, and each is named."""
+    insert_fixture(store)
+    config = _write_config(tmp_path, db_url)
+    out = tmp_path / "mentions.csv"
+    args = ["--config", str(config), "export", "mentions", "--excel", "-o", str(out)]
+    monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 5)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    part = (tmp_path / "mentions-4.csv").read_bytes()
+    # A part of an even earlier export, and files that are not the export's to remove.
+    (tmp_path / "mentions-9.csv").write_bytes(part)
+    kept = {"mentions-7.csv": b"my own notes\r\n", "mentions-02.csv": part,
+            "mentions-1.csv": part, "mentions-5.txt": part, "mentions-x.csv": part,
+            "other-5.csv": part}
+    for name, data in kept.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "mentions-6.csv").mkdir()
+    (tmp_path / "mentions-8.csv").symlink_to(tmp_path / "mentions-9.csv")
+
+    monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 7)
+    smaller = CliRunner().invoke(cli, args)
+    assert smaller.exit_code == 0, smaller.output
+    parts = [out, tmp_path / "mentions-2.csv", tmp_path / "mentions-3.csv"]
+    assert [len(_excel_rows(p.read_bytes())) for p in parts] == [6, 6, 3]
+    assert not (tmp_path / "mentions-4.csv").exists()
+    assert not (tmp_path / "mentions-9.csv").exists()
+    assert {n: (tmp_path / n).read_bytes() for n in kept} == kept
+    assert (tmp_path / "mentions-6.csv").is_dir() and (tmp_path / "mentions-8.csv").is_symlink()
+    assert " ".join(smaller.output.split()).endswith(
+        f"Removed {tmp_path / 'mentions-4.csv'}, {tmp_path / 'mentions-9.csv'}: parts of an "
+        f"earlier export to {out} split into more files than this one.")
+    # One file, --excel or not, leaves no part of a split beside it.
+    plain = CliRunner().invoke(cli, args[:4] + args[5:])
+    assert plain.exit_code == 0, plain.output
+    assert not parts[1].exists() and not parts[2].exists()
+    assert " ".join(plain.output.split()) == (
+        f"Exported 15 mentions to {out}. Removed {parts[1]}, {parts[2]}: parts of an earlier "
+        f"export to {out} split into more files than this one.")
+    again = CliRunner().invoke(cli, args[:4] + args[5:])
+    assert again.output.strip() == f"Exported 15 mentions to {out}."
+
+
 def test_an_excel_export_to_stdout_past_one_sheet_is_refused_before_writing(
         store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(export, "EXCEL_SHEET_ROWS", 15)  # 14 under the header
@@ -441,6 +488,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _digest_config(tmp_path: Path, db_url: str, port: int) -> Path:
+    return _write_config(tmp_path, db_url, extra=f"""
+[alerts]
+on_call = ["lead@acme.example"]
+from_address = "mentionwatch@acme.example"
+[alerts.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+timeout = "2s"
+[reports]
+timezone = "Europe/Berlin"
+""")
+
+
 def test_report_email_sends_the_digest_over_smtp(store: Store, db_url: str,
                                                  tmp_path: Path) -> None:
     from aiosmtpd.controller import Controller
@@ -451,15 +513,7 @@ def test_report_email_sends_the_digest_over_smtp(store: Store, db_url: str,
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        config = _write_config(tmp_path, db_url, extra=f"""
-[alerts]
-on_call = ["lead@acme.example"]
-from_address = "mentionwatch@acme.example"
-[alerts.smtp]
-host = "127.0.0.1"
-port = {port}
-security = "none"
-""")
+        config = _digest_config(tmp_path, db_url, port)
         result = CliRunner().invoke(cli, ["--config", str(config), "report", "--since",
                                           SINCE.isoformat(), "--email"])
     finally:
@@ -476,9 +530,10 @@ security = "none"
     page = msg.get_body(preferencelist=("html",)).get_content()
     assert 'id="kpi-within-1h"><div class="v">57%<' in page
     assert "<script" not in page
-    # The server gone: a digest is not kept to retry, and the message says so.
+    # The server gone: a digest is not kept to retry, and the message says so. (Another
+    # report: this one went today.)
     failed = CliRunner().invoke(cli, ["--config", str(config), "report", "--since",
-                                      SINCE.isoformat(), "--email"])
+                                      SINCE.isoformat(), "--email", "--top", "3"])
     assert failed.exit_code == 1
     assert isinstance(failed.exception, SendError)
     assert failed.exception.message.startswith("The digest was not sent: cannot reach")
@@ -491,6 +546,150 @@ def test_report_email_without_recipients_says_what_to_do(store: Store, db_url: s
     result = CliRunner().invoke(cli, ["--config", str(config), "report", "--email"])
     assert isinstance(result.exception, ConfigError)
     assert "on_call" in (result.exception.hint or "")
+
+
+def _sends(store: Store) -> list[Any]:
+    from mentionwatch.models import ScheduledSend
+
+    with store.session(readonly=True) as session:
+        return list(session.scalars(select(ScheduledSend).order_by(ScheduledSend.id)))
+
+
+def _digest_events(store: Store) -> list[Any]:
+    """The audit trail's sent digests, the newest first."""
+    from mentionwatch.audit import recent
+
+    return [e for e in recent(store) if e.event == "digest_sent"]
+
+
+def test_report_email_from_cron_is_recorded_and_sent_once_a_day_unless_again(
+        store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run`'s digest was recorded in scheduled_sends and went once a local day; cron's
+    `report --email` recorded nothing, and a second run (a crontab on two hosts, a job run
+    again) sent the same digest twice. Now it is taken as run's is, audited with who sent it,
+    and a second identical run the same day sends nothing and exits 3."""
+    from mentionwatch.sends import AlreadySent, local_day
+    from tests.smtpsink import SmtpServer
+
+    insert_fixture(store)
+    monkeypatch.setenv("MENTIONWATCH_OPERATOR", "cron-user")
+    smtp = SmtpServer().start()
+    try:
+        config = _digest_config(tmp_path, db_url, smtp.port)
+        args = ["--config", str(config), "report", "--since", SINCE.isoformat(), "--email"]
+        first = CliRunner().invoke(cli, args)
+        assert first.exit_code == 0, first.output
+        assert len(smtp.messages) == 1
+        period = (f"{local_day(utcnow(), 'Europe/Berlin')} Europe/Berlin "
+                  f"--since {SINCE.isoformat()} --top 10")
+        (sent,) = _sends(store)
+        assert (sent.name, sent.period, sent.recipients) == (
+            "report --email", period, "lead@acme.example")
+        assert sent.sent_at is not None and sent.host == socket.gethostname()
+        (event,) = _digest_events(store)
+        assert (event.actor, event.event, event.mention_id) == ("cron-user", "digest_sent", None)
+        assert event.details == {"send": "report --email", "period": period,
+                                 "recipients": ["lead@acme.example"],
+                                 "host": socket.gethostname()}
+
+        second = CliRunner().invoke(cli, args)
+        assert isinstance(second.exception, AlreadySent), second.output
+        assert len(smtp.messages) == 1 and len(_sends(store)) == 1
+        assert second.exception.message == (
+            f"The digest of `mentionwatch report --since {SINCE.isoformat()} --top 10 "
+            f"--email` for {period[:10]} (Europe/Berlin) went out at "
+            f"{sent.sent_at:%Y-%m-%d %H:%M} UTC from {socket.gethostname()}, to 1 recipient: "
+            "not sent again.")
+        assert second.exception.hint == "--again sends it once more."
+        # As cron sees it: one line on stderr, exit code 3 (a failed send is 1).
+        shown = run(["--config", str(config), "report", "--since", SINCE.isoformat(),
+                     "--email"], tmp_path)
+        assert shown.returncode == 3, shown.stderr
+        assert shown.stderr.startswith("Already sent: The digest of `mentionwatch report")
+        assert len(smtp.messages) == 1
+
+        # Another report (other options, other recipients) is another send; --again sends
+        # the same one again, audited as such, and the day keeps its first send.
+        other = CliRunner().invoke(cli, [*args, "--top", "3", "--to", "pr@acme.example"])
+        assert other.exit_code == 0, other.output
+        again = CliRunner().invoke(cli, [*args, "--again"])
+        assert again.exit_code == 0, again.output
+        assert len(smtp.messages) == 3
+        assert [s.period for s in _sends(store)] == [period, period.replace(
+            "--top 10", "--top 3 --to pr@acme.example")]
+        assert _sends(store)[0].sent_at == sent.sent_at
+        assert len(_digest_events(store)) == 3
+        assert _digest_events(store)[0].details["again"] is True
+        # Taken by a run that never finished (killed while sending): said so, and --again
+        # sends it and records it as sent.
+        cut = period.replace("--top 10", "--top 5")
+        store.claim_send("report --email", cut, now=utcnow(), host="cron2", pid=4242)
+        taken = CliRunner().invoke(cli, [*args, "--top", "5"])
+        assert isinstance(taken.exception, AlreadySent), taken.output
+        assert " is being sent (taken at " in taken.exception.message
+        assert taken.exception.message.endswith(
+            " by process 4242 on cron2), or that send was cut short (check the inbox): not "
+            "sent again.")
+        resent = CliRunner().invoke(cli, [*args, "--top", "5", "--again"])
+        assert resent.exit_code == 0, resent.output
+        assert len(smtp.messages) == 4
+        assert _sends(store)[-1].sent_at is not None
+    finally:
+        smtp.stop()
+    # A send that fails is given back: the next run sends it.
+    failed = CliRunner().invoke(cli, [*args, "--top", "4"])
+    assert isinstance(failed.exception, SendError) and len(_sends(store)) == 3
+    assert len(_digest_events(store)) == 4
+    back = SmtpServer(port=smtp.port).start()
+    try:
+        retried = CliRunner().invoke(cli, [*args, "--top", "4"])
+        assert retried.exit_code == 0, retried.output
+        assert len(back.messages) == 1 and len(_digest_events(store)) == 5
+    finally:
+        back.stop()
+
+
+def test_a_day_for_report_email_is_the_local_day_of_reports_timezone() -> None:
+    from mentionwatch.sends import daily_period
+
+    before, after = datetime(2026, 12, 1, 22, 59, tzinfo=UTC), datetime(2026, 12, 1, 23,
+                                                                       tzinfo=UTC)
+    assert daily_period(before, "Europe/Berlin", ["--since 1d"]) == \
+        "2026-12-01 Europe/Berlin --since 1d"
+    assert daily_period(after, "Europe/Berlin", ["--since 1d"]) == \
+        "2026-12-02 Europe/Berlin --since 1d"
+    assert daily_period(after, "UTC") == "2026-12-01 UTC"
+    # Many options: bounded to the column, still one period per set of options.
+    many = [f"--source source-{n}" for n in range(20)]
+    long = daily_period(after, "UTC", many)
+    assert len(long) == 100 and long.startswith("2026-12-01 UTC --source source-0 ")
+    assert daily_period(after, "UTC", many[:-1]) != long
+
+
+def test_report_email_on_a_read_only_store_is_sent_and_says_it_is_not_recorded(
+        tmp_path: Path) -> None:
+    from tests.smtpsink import SmtpServer
+
+    database = tmp_path / "mentionwatch.db"
+    writer = Store.open(f"sqlite:///{database}")
+    insert_fixture(writer)
+    smtp = SmtpServer().start()
+    try:
+        config = _digest_config(tmp_path, f"sqlite:///file:{database}?mode=ro&uri=true",
+                                smtp.port)
+        args = ["--config", str(config), "report", "--since", SINCE.isoformat(), "--email"]
+        for _ in range(2):
+            sent = CliRunner().invoke(cli, args)
+            assert sent.exit_code == 0, sent.output
+            assert " ".join(sent.output.split()) == (
+                "Sent the digest to lead@acme.example. Not recorded as sent, so a second "
+                f"run today sends it again: cannot write to the database {database}: "
+                "[database] url opens it read-only (mode=ro).")
+        assert len(smtp.messages) == 2
+    finally:
+        smtp.stop()
+    assert _sends(writer) == []
+    writer.close()
 
 
 # An emoji is one character to Python and two to Excel: 20,000 of them are 40,000 units.

@@ -595,6 +595,7 @@ def test_repeated_auth_failures_disable_a_source_until_its_config_changes(
 
 def test_run_schedules_the_morning_digest_and_sends_it(tmp_path: Path, store: Store,
                                                        db_url: str) -> None:
+    from mentionwatch.audit import recent
     from mentionwatch.scheduler import Daemon
     from tests.conftest import make_config
     from tests.smtpsink import SmtpServer
@@ -618,6 +619,11 @@ def test_run_schedules_the_morning_digest_and_sends_it(tmp_path: Path, store: St
         assert mail.rcpt_tos == ["lead@acme.example"]
         assert mail.message["Subject"].startswith("[mentionwatch] digest:")
         assert "<html" in mail.part("html").lower()
+        # In the audit trail as the machine's send, as alerts are.
+        (event,) = [e for e in recent(store) if e.event == "digest_sent"]
+        assert event.actor == "mentionwatch" and event.details is not None
+        assert (event.details["send"], event.details["recipients"]) == (
+            "digest", ["lead@acme.example"])
         daemon.http.close()
     finally:
         smtp.stop()

@@ -343,6 +343,34 @@ def test_a_file_uri_naming_no_file_is_refused_not_created(polled: Path) -> None:
     assert not typo.exists() and not list(polled.rglob("file:*"))
 
 
+@pytest.mark.parametrize("option", ["mode=ro", "immutable=1", "mode=rw"])
+def test_a_file_uri_that_does_not_create_its_missing_file_says_so_for_every_command(
+        polled: Path, option: str) -> None:
+    """With these options SQLite opens a file only if it is there: `poll`, `run` and
+    `db upgrade`, which create a plain path's file, had failed with SQLite's own "unable to
+    open database file" (exit code 1). Now every command says what a missing plain path
+    says, with the way out that works for this URL."""
+    config = _point_at(polled, f"sqlite:///file:data/mentionz.db?{option}&uri=true")
+    typo = polled / "data" / "mentionz.db"
+    for command in (["poll"], ["run"], ["db", "upgrade"], ["report"], ["mentions", "list"],
+                    ["tui"], ["db", "current"]):
+        result = CliRunner().invoke(cli, ["--config", str(config), *command])
+        assert isinstance(result.exception, StoreNotFound), (command, result.output)
+        assert result.exception.path == typo and result.exception.exit_code == 2
+    shown = run(["poll"], polled)
+    assert shown.returncode == 2, shown.stderr
+    assert shown.stderr.splitlines() == [
+        f"Database error: No database at {typo}: [database] url in {config} opens it with "
+        f"{option}, which does not create a file: check the path, or take {option} out of "
+        "the URL and run `mentionwatch poll` (or `mentionwatch db upgrade`) to create it."]
+    assert not typo.exists() and not list(polled.rglob("file:*"))
+    # The options that do create it (SQLite's default, mode=rwc) still do, for poll.
+    _point_at(polled, "sqlite:///file:data/mentionz.db?mode=rwc&uri=true")
+    created = run(["poll"], polled)
+    assert created.returncode == 0, created.stderr
+    assert typo.is_file()
+
+
 def test_mode_ro_in_a_file_uri_reads_and_refuses_writes_saying_why(polled: Path) -> None:
     database = polled / "data" / "mentionwatch.db"
     _point_at(polled, "sqlite:///file:data/mentionwatch.db?mode=ro&uri=true")

@@ -123,11 +123,16 @@ class AppContext:
 
     def database_url(self, *, existing: bool) -> str:
         """The configured database URL. `existing`: a SQLite file it names must exist
-        (StoreNotFound otherwise); in-memory SQLite and other databases are not checked."""
+        (StoreNotFound otherwise). So must one whose `file:` URI opens it without creating
+        it (mode=ro, immutable=1, mode=rw), for every command. In-memory SQLite and other
+        databases are not checked."""
         url = self.config.database_url()
-        path = db.sqlite_path(url)
-        if existing and path is not None and not path.exists():
-            raise StoreNotFound(path, config_file=self.config.path)
+        target = db.sqlite_file(url)
+        if target is None or target.path is None or target.path.exists():
+            return url
+        if existing or target.no_create_option is not None:
+            raise StoreNotFound(target.path, config_file=self.config.path,
+                                no_create=target.no_create_option)
         return url
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from typing import IO, Any
 import click
 from rich.text import Text
 
+from mentionwatch import db
+from mentionwatch.audit import operator_name
 from mentionwatch.cli.context import AppContext, parse_since, pass_app
 from mentionwatch.config import Config
 from mentionwatch.errors import ConfigError, MentionwatchError, SendError
@@ -26,6 +28,7 @@ from mentionwatch.export import (
     in_parts,
     iter_mention_records,
     part_path,
+    remove_stale_parts,
     write_csv,
     write_jsonl,
 )
@@ -39,6 +42,7 @@ from mentionwatch.report_render import (
     render_terminal,
 )
 from mentionwatch.reports import Report, build_report
+from mentionwatch.sends import REPORT_EMAIL, Delivery, daily_period, local_day, send_once
 
 
 def check_sources(app: AppContext, sources: tuple[str, ...]) -> None:
@@ -96,6 +100,10 @@ EXCEL_HELP = ("CSV for Excel: start with a byte-order mark, so Excel reads it as
               "(uses the [alerts] SMTP settings; for cron).")
 @click.option("--to", "to", multiple=True, metavar="ADDRESS",
               help="With --email: send to this address instead of on-call (repeatable).")
+@click.option("--again", is_flag=True,
+              help="With --email: send it even if the same report (the same --since, "
+              "--source, --top and --to) was emailed already today ([reports] timezone). "
+              "Without it such a second run sends nothing and exits 3.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write the json/csv output to this file instead of stdout.")
 @click.option("--excel", is_flag=True, help="With --format csv: " + EXCEL_HELP +
@@ -103,7 +111,7 @@ EXCEL_HELP = ("CSV for Excel: start with a byte-order mark, so Excel reads it as
 @pass_app
 def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
            section: str | None, top: int, html_path: str | None, email: bool,
-           to: tuple[str, ...], output: str | None, excel: bool) -> None:
+           to: tuple[str, ...], again: bool, output: str | None, excel: bool) -> None:
     """Volume, flags, sentiment, top authors and terms, and how fast complaints are answered.
 
     \b
@@ -112,6 +120,7 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
       mentionwatch report --since 24h --html report.html
       mentionwatch report --format csv --section mentions_per_day > per_day.csv
       mentionwatch report --since 1d --email    the morning digest, from cron
+                                                (once a day: exit code 3 if sent already)
     """
     if section and fmt != "csv":
         raise click.BadParameter("--section needs --format csv", param_hint="--section")
@@ -120,6 +129,9 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
     if to and not email:
         raise click.BadParameter("--to needs --email (it says who the emailed report goes to)",
                                  param_hint="--to")
+    if again and not email:
+        raise click.BadParameter("--again needs --email (it sends the email once more)",
+                                 param_hint="--again")
     for address in to:
         _check_address(address)
     if output and fmt == "text":
@@ -137,8 +149,6 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
     if html_path:
         with _output(html_path) as fp:
             fp.write(render_html(result))
-    if email:
-        _send_digest(app, result, to, now)
     if fmt == "json":
         with _output(output) as fp:
             fp.write(render_json(result) + "\n")
@@ -149,6 +159,17 @@ def report(app: AppContext, since: str, sources: tuple[str, ...], fmt: str,
         app.out.print(render_terminal(result))
     if html_path:
         app.err.print(f"Wrote the HTML report to {html_path}.")
+    if email:  # last: one sent already today (exit code 3) leaves the rest written
+        _send_digest(app, result, to, now, again=again,
+                     options=_email_options(since, sources, top, to))
+
+
+def _email_options(since: str, sources: tuple[str, ...], top: int,
+                   to: tuple[str, ...]) -> list[str]:
+    """The options that make an emailed report a different one, as typed (no --to: to
+    on-call, whoever is on call)."""
+    return [f"--since {since}", *(f"--source {name}" for name in sorted(set(sources))),
+            f"--top {top}", *(f"--to {address}" for address in sorted(set(to)))]
 
 
 def _check_address(address: str) -> None:
@@ -160,9 +181,24 @@ def _check_address(address: str) -> None:
                                  param_hint="--to")
 
 
-def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: datetime) -> None:
+def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: datetime, *,
+                 again: bool, options: list[str]) -> None:
+    """Email the report, once a local day for the same `options` (raises AlreadySent for a
+    second time), recorded in scheduled_sends and the audit trail. A store this user may
+    only read records nothing: the email goes, and the user is told."""
+    def send() -> Delivery:
+        return send_digest(app.config, result, list(to), now)
+
+    zone = app.config.reports.timezone
     try:
-        delivered, refused = send_digest(app.config, result, list(to), now)
+        if app.store.read_only:
+            delivered, refused = send()
+        else:
+            delivered, refused = send_once(
+                app.store, REPORT_EMAIL, daily_period(now, zone, options), send, now=now,
+                actor=operator_name(), again=again, hint="--again sends it once more.",
+                what=f"The digest of `mentionwatch report {' '.join(options)} --email` "
+                f"for {local_day(now, zone)} ({zone})")
     except SendError as exc:  # nothing keeps a digest to retry: say so
         raise SendError(f"The digest was not sent: {exc.message}",
                         hint=(exc.hint or "") + " Run the command again once it is fixed."
@@ -170,6 +206,10 @@ def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: date
     app.err.print(f"Sent the digest to {', '.join(delivered)}.")
     if refused:
         app.err.print(Text(f"Refused by the server: {', '.join(refused)}", style="red"))
+    if app.store.read_only:
+        reason = db.read_only_error(app.store.engine.url).message
+        app.err.print(Text("Not recorded as sent, so a second run today sends it again: "
+                           f"{reason[0].lower()}{reason[1:]}", style="yellow"))
 
 
 def send_digest(config: Config, result: Report, to: list[str], now: datetime
@@ -249,6 +289,18 @@ def export_mentions(app: AppContext, since: str | None, sources: tuple[str, ...]
                  if fmt == "csv" else write_jsonl(records, fp))
     if output:
         app.err.print(f"Exported {count} mentions to {Path(output)}.")
+    if output not in (None, "-"):
+        _remove_stale_parts(app, Path(output), 1)
+
+
+def _remove_stale_parts(app: AppContext, first: Path, parts: int) -> None:
+    """Remove, and name, the parts of an earlier and longer split of an Excel export to
+    `first` past this export's `parts`: beside this one they would read as its rest."""
+    removed = remove_stale_parts(first, parts)
+    if removed:
+        app.err.print(f"Removed {', '.join(map(str, removed))}: "
+                      f"{'parts' if len(removed) > 1 else 'a part'} of an earlier export to "
+                      f"{first} split into more files than this one.")
 
 
 def _export_for_excel(app: AppContext, records: Iterator[dict[str, Any]], output: str | None,
@@ -287,8 +339,9 @@ def _export_for_excel(app: AppContext, records: Iterator[dict[str, Any]], output
     total = sum(count for _, count in written)
     if len(written) == 1:
         app.err.print(f"Exported {total} mentions to {first}.")
-        return
-    files = ", ".join(f"{path} ({count:,})" for path, count in written)
-    app.err.print(f"Exported {total:,} mentions to {len(written)} files, {files}: an Excel "
-                  f"sheet holds {rows:,} under its header.")
+    else:
+        files = ", ".join(f"{path} ({count:,})" for path, count in written)
+        app.err.print(f"Exported {total:,} mentions to {len(written)} files, {files}: an "
+                      f"Excel sheet holds {rows:,} under its header.")
+    _remove_stale_parts(app, first, len(written))
 
