@@ -129,11 +129,6 @@ def sqlite_file(url: str) -> SqliteTarget | None:
     return target if target is not None and target.path is not None else None
 
 
-def _database_file(url: URL) -> Path | None:
-    target = sqlite_target(url)
-    return target.path if target is not None else None
-
-
 def read_only_reason(path: Path) -> str | None:
     """Why this process may not write the SQLite database at `path`, or None if it may.
 
