@@ -69,6 +69,8 @@ SUBJECT_LIMIT = 100
 GONE = frozenset({"[deleted]", "[removed]"})
 #: prawcore's limiter may ask to wait this long before we give up and report RateLimited.
 MAX_LIMITER_WAIT = 5.0
+#: The longest wait a reset header is taken at (Reddit's windows are 600 s).
+MAX_RESET_WAIT = 3600.0
 #: Fullnames remembered per stream at the cursor's edge.
 MAX_SEEN = 1000
 
@@ -563,6 +565,13 @@ class RedditConnector:
         if due is None:
             return
         wait = (due - time.monotonic_ns()) / 1e9
+        if wait > MAX_RESET_WAIT:
+            # Reddit's windows are 10 minutes; a reset of days (1e14 s had overflowed the
+            # date arithmetic: "internal error: OverflowError") is a broken header.
+            raise RateLimited(f"Reddit: the request budget is used up, for {wait:.0f} s by "
+                              f"its reset header; trying again in "
+                              f"{MAX_RESET_WAIT / 60:.0f} minutes.",
+                              until=datetime.now(UTC) + timedelta(seconds=MAX_RESET_WAIT))
         if wait > MAX_LIMITER_WAIT:
             raise RateLimited(f"Reddit: the request budget is used up for {wait:.0f} s.",
                               until=datetime.now(UTC) + timedelta(seconds=wait))

@@ -357,7 +357,8 @@ def test_refresh_token_login(api: HTTPServer) -> None:
                                     "refresh_token": "refresh-me"}
 
 
-def test_used_up_request_budget_is_rate_limited_not_slept(api: HTTPServer) -> None:
+@pytest.mark.parametrize("reset", ["300", "100000000000000"])
+def test_used_up_request_budget_is_rate_limited_not_slept(api: HTTPServer, reset: str) -> None:
     fake = FakeReddit(api)
     api.clear_all_handlers()
     api.expect_request(TOKEN_PATH).respond_with_handler(
@@ -366,7 +367,7 @@ def test_used_up_request_budget_is_rate_limited_not_slept(api: HTTPServer) -> No
     api.expect_request(SEARCH).respond_with_handler(lambda r: json_response(
         {"kind": "Listing", "data": {"after": None, "children": fake.search}},
         headers={"x-ratelimit-remaining": "0.0", "x-ratelimit-used": "600",
-                 "x-ratelimit-reset": "300"}))
+                 "x-ratelimit-reset": reset}))
     fake.serve_listings()
     reddit = connector(api, subreddits=["kakapo"])
     started = time.monotonic()
@@ -376,6 +377,9 @@ def test_used_up_request_budget_is_rate_limited_not_slept(api: HTTPServer) -> No
     assert time.monotonic() - started < 3
     assert err.value.until is not None
     assert err.value.until >= datetime.now(UTC) + timedelta(seconds=290)
+    # A reset of three million years (it had overflowed: "internal error: OverflowError")
+    # is waited an hour at most.
+    assert err.value.until <= datetime.now(UTC) + timedelta(hours=1, seconds=5)
     assert requests_to(api, COMMENTS) == []
 
 
