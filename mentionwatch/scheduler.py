@@ -243,10 +243,9 @@ class Daemon:
         a restarted service, a second one on this database) is not made again. A send that
         failed is given back: it is not recorded as made."""
         from mentionwatch.audit import MACHINE
-        from mentionwatch.cli.report import send_digest
         from mentionwatch.errors import MentionwatchError
         from mentionwatch.reports import build_report
-        from mentionwatch.sends import AlreadySent, Delivery, send_once
+        from mentionwatch.sends import AlreadySent, Delivery, send_digest, send_once
 
         now = now or self.clock()
         reports = self.config.reports

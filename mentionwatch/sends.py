@@ -14,11 +14,17 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from mentionwatch.errors import MentionwatchError
+from mentionwatch.config import Config
+from mentionwatch.errors import ConfigError, MentionwatchError
 from mentionwatch.models import ScheduledSend, utcnow
+from mentionwatch.report_render import digest_text, render_html
+from mentionwatch.reports import Report
 from mentionwatch.store import Store
 
 #: What a send returns: the addresses the server took, and those it refused.
@@ -95,3 +101,41 @@ def send_once(store: Store, name: str, period: str, send: Callable[[], Delivery]
     store.finish_send(name, period, now=clock(), recipients=delivered, actor=actor,
                       host=socket.gethostname(), **extra)
     return delivered, refused
+
+
+def send_digest(config: Config, result: Report, to: list[str], now: datetime
+                ) -> tuple[list[str], list[str]]:
+    """Email the report (plain text + the HTML report) through the [alerts.smtp] server to
+    `to` or the on-call list. Returns (delivered, refused) addresses.
+
+    Raises ConfigError when nobody is named to receive it, SendError when the server
+    refuses or cannot be reached.
+    """
+    from mentionwatch.alerts.rules import clean_header, on_call
+    from mentionwatch.alerts.smtp import send
+
+    alerts = config.alerts
+    recipients = list(to) or on_call(alerts, now)
+    if not recipients:
+        raise ConfigError(f"{config.path}: nobody to send the digest to.",
+                          hint="Add addresses to [alerts] on_call, or pass --to ADDRESS.")
+    message = digest_message(result, sender=alerts.from_address, recipients=recipients,
+                             now=now, subject_clean=clean_header)
+    refused = list(send(alerts.smtp, message, recipients))
+    return [r for r in recipients if r not in refused], refused
+
+
+def digest_message(result: Report, *, sender: str, recipients: list[str], now: datetime,
+                   subject_clean: Callable[[str], str] = lambda s: s) -> EmailMessage:
+    """The morning digest: a plain text summary with the HTML report as the rich part."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = subject_clean(
+        f"[mentionwatch] digest: {result.total} mentions, {result.response.complaints} "
+        f"complaints, {result.backlog_total} open")
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain="mentionwatch.local")
+    msg.set_content(digest_text(result))
+    msg.add_alternative(render_html(result, title="mentionwatch digest"), subtype="html")
+    return msg

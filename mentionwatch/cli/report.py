@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import parseaddr
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -19,7 +17,6 @@ from rich.text import Text
 from mentionwatch import db
 from mentionwatch.audit import operator_name
 from mentionwatch.cli.context import AppContext, parse_since, pass_app
-from mentionwatch.config import Config
 from mentionwatch.errors import ConfigError, MentionwatchError, SendError
 from mentionwatch.export import (
     TooManyRowsForExcel,
@@ -35,14 +32,20 @@ from mentionwatch.export import (
 from mentionwatch.models import utcnow
 from mentionwatch.report_render import (
     SECTIONS,
-    digest_text,
     render_csv,
     render_html,
     render_json,
     render_terminal,
 )
 from mentionwatch.reports import Report, build_report
-from mentionwatch.sends import REPORT_EMAIL, Delivery, daily_period, local_day, send_once
+from mentionwatch.sends import (
+    REPORT_EMAIL,
+    Delivery,
+    daily_period,
+    local_day,
+    send_digest,
+    send_once,
+)
 
 
 def check_sources(app: AppContext, sources: tuple[str, ...]) -> None:
@@ -210,44 +213,6 @@ def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: date
         reason = db.read_only_error(app.store.engine.url).message
         app.err.print(Text("Not recorded as sent, so a second run today sends it again: "
                            f"{reason[0].lower()}{reason[1:]}", style="yellow"))
-
-
-def send_digest(config: Config, result: Report, to: list[str], now: datetime
-                ) -> tuple[list[str], list[str]]:
-    """Email the report (plain text + the HTML report) through the [alerts.smtp] server to
-    `to` or the on-call list. Returns (delivered, refused) addresses.
-
-    Raises ConfigError when nobody is named to receive it, SendError when the server
-    refuses or cannot be reached.
-    """
-    from mentionwatch.alerts.rules import clean_header, on_call
-    from mentionwatch.alerts.smtp import send
-
-    alerts = config.alerts
-    recipients = list(to) or on_call(alerts, now)
-    if not recipients:
-        raise ConfigError(f"{config.path}: nobody to send the digest to.",
-                          hint="Add addresses to [alerts] on_call, or pass --to ADDRESS.")
-    message = digest_message(result, sender=alerts.from_address, recipients=recipients,
-                             now=now, subject_clean=clean_header)
-    refused = list(send(alerts.smtp, message, recipients))
-    return [r for r in recipients if r not in refused], refused
-
-
-def digest_message(result: Report, *, sender: str, recipients: list[str], now: datetime,
-                   subject_clean: Callable[[str], str] = lambda s: s) -> EmailMessage:
-    """The morning digest: a plain text summary with the HTML report as the rich part."""
-    msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = subject_clean(
-        f"[mentionwatch] digest: {result.total} mentions, {result.response.complaints} "
-        f"complaints, {result.backlog_total} open")
-    msg["From"] = sender
-    msg["To"] = ", ".join(recipients)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = make_msgid(domain="mentionwatch.local")
-    msg.set_content(digest_text(result))
-    msg.add_alternative(render_html(result, title="mentionwatch digest"), subtype="html")
-    return msg
 
 
 @click.group("export")
