@@ -8,6 +8,7 @@ import email.policy
 import io
 import json
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -562,6 +563,18 @@ def _digest_events(store: Store) -> list[Any]:
     return [e for e in recent(store) if e.event == "digest_sent"]
 
 
+def _not_across_midnight(zone: str, within: float = 120.0) -> None:
+    """Wait for the local day to turn when it is about to: the test's runs must share one day
+    (each send's period is its local day)."""
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo(zone))
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    left = (midnight - local).total_seconds()
+    if left < within:
+        time.sleep(left + 1)
+
+
 def test_report_email_from_cron_is_recorded_and_sent_once_a_day_unless_again(
         store: Store, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`run`'s digest was recorded in scheduled_sends and went once a local day; cron's
@@ -571,6 +584,7 @@ def test_report_email_from_cron_is_recorded_and_sent_once_a_day_unless_again(
     from mentionwatch.sends import AlreadySent, local_day
     from tests.smtpsink import SmtpServer
 
+    _not_across_midnight("Europe/Berlin")
     insert_fixture(store)
     monkeypatch.setenv("MENTIONWATCH_OPERATOR", "cron-user")
     smtp = SmtpServer().start()
