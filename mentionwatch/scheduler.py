@@ -2,7 +2,8 @@
 
 APScheduler 3.x (a BlockingScheduler): one job per enabled source at its own interval with
 jitter, coalescing (a backlog of missed runs becomes one), `max_instances=1` (a slow pass is
-never overlapped by the next) and a misfire grace of one interval. Each job is one
+never overlapped by the next) and a misfire grace of one interval (with coalescing, a pass
+however late runs once: after the machine slept, or the clock stepped forward). Each job is one
 `poll_source` pass (its own transaction) followed by the after-poll steps (alerts...). A
 heartbeat row says the daemon is alive. SIGINT/SIGTERM stop the scheduler and wait for the
 passes in flight, which commit or roll back as a whole.
@@ -135,6 +136,8 @@ class Daemon:
                 self.poll_one, IntervalTrigger(seconds=max(1, int(interval.total_seconds())),
                                                jitter=jitter_for(interval)),
                 args=[source], id=f"source:{source.name}", name=source.name,
+                # Coalesced, so however late (the machine slept, the clock stepped forward)
+                # the latest missed time is within this grace: one pass runs.
                 misfire_grace_time=max(1, int(interval.total_seconds())),
                 next_run_time=utcnow(), replace_existing=True,
             )
@@ -209,16 +212,26 @@ class Daemon:
                 "source %s: skipped (no second call to its API), %s", source.name, what)
 
     def check_clock(self) -> timedelta:
-        """How far the wall clock went back since the last check, measured against the
-        monotonic clock, and when more than CLOCK_STEP: the interval timers (each source's,
-        the heartbeat's) moved back as far. APScheduler waits for wall-clock times, so a
-        clock stepped back an hour (an NTP step, a VM restored) had stopped every pass and
-        the heartbeat for that hour. The digest keeps its wall-clock time of day."""
+        """How far the wall clock stepped since the last check, measured against the
+        monotonic clock (0 within CLOCK_STEP). Back: the interval timers (each source's, the
+        heartbeat's) move back as far. Forward: the scheduler wakes to run what is due.
+        APScheduler waits for wall-clock times, so a clock stepped back an hour (an NTP step,
+        a VM restored) had stopped every pass and the heartbeat for that hour. The digest
+        keeps its wall-clock time of day."""
         wall, mono = self.clock(), self.monotonic()
         mark, self._clock_mark = self._clock_mark, (wall, mono)
         if mark is None:
             return timedelta(0)
         step = (wall - mark[0]) - timedelta(seconds=mono - mark[1])
+        if step > CLOCK_STEP:
+            # Stepped forward, or the machine slept (the monotonic clock stops then, and the
+            # scheduler's wait with it): the passes due meanwhile run now, once each, not when
+            # that wait ends, up to an interval later.
+            log.warning("the system clock went forward by %s (or the machine slept); the "
+                        "passes due meanwhile run now", format_duration(step))
+            if self.scheduler.running:
+                self.scheduler.wakeup()
+            return step
         if step >= -CLOCK_STEP:
             return timedelta(0)
         log.warning("the system clock went back by %s; the next passes move back with it",

@@ -760,3 +760,42 @@ def test_status_shows_each_run_service_and_old_ones_are_removed(
     assert {b.pid for b in store.heartbeats(HEARTBEAT_NAME)} == {41, 42, 40, 12}
     assert len(heartbeat_name("h" * 200, 123456)) == 100
     assert heartbeat_name("h" * 200, 123456).endswith(":123456")
+
+
+def test_a_pass_due_while_the_machine_slept_runs_at_once(
+        feeds: FeedServer, store: Store, db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A pass far overdue (the machine slept two hours, or the clock stepped forward) runs
+    once (coalesced, its latest missed time within the grace); and the clock watcher wakes
+    the scheduler for it, which had slept on until its own wait ended (the monotonic clock
+    stops while the machine sleeps)."""
+    import threading
+
+    from mentionwatch.scheduler import Daemon
+    from tests.conftest import make_config
+
+    url = feeds.add("/f.xml", rss(items(1, "a")))
+    config = make_config(db_url, [{"name": "forum", "kind": "rss", "url": url,
+                                   "interval": "15m"}])
+    wall, mono = [datetime.now(UTC)], [1000.0]
+    daemon = Daemon(config, store, clock=lambda: wall[0], monotonic=lambda: mono[0])
+    daemon.schedule()
+    daemon.scheduler.get_job("source:forum").modify(
+        next_run_time=datetime.now(UTC) - timedelta(hours=2))
+    scheduler = threading.Thread(target=daemon.scheduler.start, daemon=True)
+    scheduler.start()
+    try:
+        wait_until(lambda: bool(feeds.seen("/f.xml")), 10)
+        assert feeds.seen("/f.xml"), "the overdue pass was skipped"
+        # The watcher says so, and wakes the scheduler for what is due.
+        woken: list[bool] = []
+        wake = daemon.scheduler.wakeup
+        daemon.scheduler.wakeup = lambda: (woken.append(True), wake())  # type: ignore[method-assign]
+        assert daemon.check_clock() == timedelta(0)
+        wall[0] += timedelta(hours=2, seconds=5)
+        mono[0] += 5
+        assert daemon.check_clock() == timedelta(hours=2)
+        assert woken == [True]
+        assert "the system clock went forward by 2h (or the machine slept)" in caplog.text
+    finally:
+        daemon.scheduler.shutdown(wait=True)
+        daemon.http.close()
