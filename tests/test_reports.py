@@ -706,6 +706,34 @@ def test_report_email_on_a_read_only_store_is_sent_and_says_it_is_not_recorded(
     writer.close()
 
 
+def test_report_email_on_a_postgresql_store_it_may_only_read_is_sent(
+        pg_url: str, tmp_path: Path) -> None:
+    # A standby, or a role with default_transaction_read_only: the record's INSERT had
+    # escaped as a traceback ("cannot execute INSERT in a read-only transaction"), and the
+    # digest, sent before the record was kept, went to nobody.
+    from tests.smtpsink import SmtpServer
+
+    writer = Store.open(pg_url)
+    insert_fixture(writer)
+    smtp = SmtpServer().start()
+    try:
+        read_only = pg_url + "?options=-c%20default_transaction_read_only%3Don"
+        config = _digest_config(tmp_path, read_only, smtp.port)
+        args = ["--config", str(config), "report", "--since", SINCE.isoformat(), "--email"]
+        sent = CliRunner().invoke(cli, args)
+        assert sent.exit_code == 0, sent.output
+        said = " ".join(sent.output.split())
+        assert said.startswith("Sent the digest to lead@acme.example. Not recorded as sent, "
+                               "so a second run today sends it again: the database refuses "
+                               "the record (cannot execute INSERT in a read-only "
+                               "transaction)"), said
+        assert len(smtp.messages) == 1
+    finally:
+        smtp.stop()
+    assert _sends(writer) == []
+    writer.close()
+
+
 # An emoji is one character to Python and two to Excel: 20,000 of them are 40,000 units.
 EMOJI_TEXT = "acme down again 😡 " + "😡" * 20_000
 LONG_FORMULA = "=" + "a" * (EXCEL_CELL_LIMIT - 1)  # fits alone; the guard's ' makes it over

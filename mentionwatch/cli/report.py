@@ -41,6 +41,7 @@ from mentionwatch.reports import Report, build_report
 from mentionwatch.sends import (
     REPORT_EMAIL,
     Delivery,
+    NotRecordable,
     daily_period,
     local_day,
     send_digest,
@@ -193,15 +194,22 @@ def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: date
         return send_digest(app.config, result, list(to), now)
 
     zone = app.config.reports.timezone
+    # A store this user may only read keeps no record: said after the send.
+    unrecorded = (db.read_only_error(app.store.engine.url).message if app.store.read_only
+                  else None)
     try:
-        if app.store.read_only:
-            delivered, refused = send()
+        if unrecorded is None:
+            try:
+                delivered, refused = send_once(
+                    app.store, REPORT_EMAIL, daily_period(now, zone, options), send, now=now,
+                    actor=operator_name(), again=again, hint="--again sends it once more.",
+                    what=f"The digest of `mentionwatch report {' '.join(options)} --email` "
+                    f"for {local_day(now, zone)} ({zone})")
+            except NotRecordable as exc:  # PostgreSQL: a read-only role or standby
+                unrecorded = exc.message
+                delivered, refused = send()
         else:
-            delivered, refused = send_once(
-                app.store, REPORT_EMAIL, daily_period(now, zone, options), send, now=now,
-                actor=operator_name(), again=again, hint="--again sends it once more.",
-                what=f"The digest of `mentionwatch report {' '.join(options)} --email` "
-                f"for {local_day(now, zone)} ({zone})")
+            delivered, refused = send()
     except SendError as exc:  # nothing keeps a digest to retry: say so
         raise SendError(f"The digest was not sent: {exc.message}",
                         hint=(exc.hint or "") + " Run the command again once it is fixed."
@@ -209,10 +217,9 @@ def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: date
     app.err.print(f"Sent the digest to {', '.join(delivered)}.")
     if refused:
         app.err.print(Text(f"Refused by the server: {', '.join(refused)}", style="red"))
-    if app.store.read_only:
-        reason = db.read_only_error(app.store.engine.url).message
+    if unrecorded is not None:
         app.err.print(Text("Not recorded as sent, so a second run today sends it again: "
-                           f"{reason[0].lower()}{reason[1:]}", style="yellow"))
+                           f"{unrecorded[0].lower()}{unrecorded[1:]}", style="yellow"))
 
 
 @click.group("export")
