@@ -731,11 +731,14 @@ def test_status_shows_each_run_service_and_old_ones_are_removed(
     for name, host, pid in ((heartbeat_name("web-1", 41), "web-1", 41),
                             (heartbeat_name("web-2", 42), "web-2", 42),
                             (heartbeat_name("old-box", 7), "old-box", 7),
-                            (HEARTBEAT_NAME, "web-1", 12)):
+                            (HEARTBEAT_NAME, "web-3", 12)):
         store.write_heartbeat(name, pid=pid, host=host, details={"interval_s": 30})
     # web-2's service before its restart: shown no more once the new one beats.
     store.write_heartbeat(heartbeat_name("web-2", 40), pid=40, host="web-2",
                           details={"stopped": True})
+    # ... and one before that, which crashed (kill -9, OOM): silent, never "stopped".
+    store.write_heartbeat(heartbeat_name("web-2", 39), pid=39, host="web-2",
+                          details={"interval_s": 30})
     with store.engine.begin() as conn:
         conn.execute(update(Heartbeat).where(Heartbeat.host == "old-box")
                      .values(at=datetime.now(UTC) - timedelta(days=8)))
@@ -743,21 +746,23 @@ def test_status_shows_each_run_service_and_old_ones_are_removed(
                      .values(at=datetime.now(UTC) - timedelta(hours=3)))
         conn.execute(update(Heartbeat).where(Heartbeat.pid == 40)
                      .values(at=datetime.now(UTC) - timedelta(hours=1)))
+        conn.execute(update(Heartbeat).where(Heartbeat.pid == 39)
+                     .values(at=datetime.now(UTC) - timedelta(hours=2)))
     code, said = run_cli(["--config", str(config), "status"], monkeypatch, capsys)
     # It had shown one line, for whichever service wrote last.
     assert code == 0
     assert "mentionwatch run: alive, pid 41 on web-1" in said
     assert "mentionwatch run: alive, pid 42 on web-2" in said
-    assert "NOT RESPONDING, last heartbeat 3h ago (pid 12 on web-1)" in said
+    assert "NOT RESPONDING, last heartbeat 3h ago (pid 12 on web-3)" in said
     assert "old-box" not in said  # a week gone: not a service of today
-    assert "pid 40" not in said
+    assert "pid 40" not in said and "pid 39" not in said  # it had been NOT RESPONDING all day
     # A service starting removes heartbeats older than a week.
     daemon = Daemon(make_config(db_url, []), store)
     try:
         daemon.schedule()
     finally:
         daemon.http.close()
-    assert {b.pid for b in store.heartbeats(HEARTBEAT_NAME)} == {41, 42, 40, 12}
+    assert {b.pid for b in store.heartbeats(HEARTBEAT_NAME)} == {41, 42, 40, 39, 12}
     assert len(heartbeat_name("h" * 200, 123456)) == 100
     assert heartbeat_name("h" * 200, 123456).endswith(":123456")
 

@@ -304,24 +304,30 @@ def _daemon_lines(app: AppContext, now: datetime) -> list[Text]:
         return [Text("mentionwatch run: never started here (cron mode, or not running)",
                      style="dim")]
     recent = [b for b in beats if now - b.at <= timedelta(days=1)] or beats[:1]
-    # A restart leaves the old process's "stopped" behind: shown only while its host has
-    # nothing newer.
+    # A restart leaves the old process's row behind, "stopped" or, after a crash, silent:
+    # shown only while its host has nothing newer.
     newest: dict[str | None, Any] = {}
     for beat in recent:  # latest first
         newest.setdefault(beat.host, beat)
-    shown = [b for b in recent if not (b.details or {}).get("stopped") or newest[b.host] is b]
+    shown = [b for b in recent if _alive(b, now) or newest[b.host] is b]
     return [_daemon_line(beat, now) for beat in shown]
 
 
-def _daemon_line(beat: Any, now: datetime) -> Text:
+def _alive(beat: Any, now: datetime) -> bool:
+    """Whether the heartbeat says its process runs: not stopped, and written lately."""
     from mentionwatch.scheduler import HEARTBEAT_EVERY
 
+    details = beat.details or {}
+    every = timedelta(seconds=details.get("interval_s", HEARTBEAT_EVERY.total_seconds()))
+    return not details.get("stopped") and now - beat.at <= 3 * every
+
+
+def _daemon_line(beat: Any, now: datetime) -> Text:
     details = beat.details or {}
     where = f"pid {beat.pid} on {beat.host}"
     if details.get("stopped"):
         return Text(f"mentionwatch run: stopped {ago(beat.at, now)} ({where})", style="yellow")
-    every = timedelta(seconds=details.get("interval_s", HEARTBEAT_EVERY.total_seconds()))
-    if now - beat.at > 3 * every:
+    if not _alive(beat, now):
         return Text(f"mentionwatch run: NOT RESPONDING, last heartbeat {ago(beat.at, now)} "
                     f"({where})", style="bold red")
     return Text(f"mentionwatch run: alive, {where}, heartbeat {ago(beat.at, now)}",
