@@ -109,6 +109,7 @@ def test_a_short_outage_report_is_a_complaint(engine: Engine, text: str) -> None
     "very unhappy with my acme delivery",
     "@acme you're useless",
     "never again acme",
+    "never again will i fly acme",
     "so disappointed in acme",
 ])
 def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
@@ -138,8 +139,8 @@ def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text:
 def test_the_packs_on_two_thousand_written_posts(engine: Engine) -> None:
     # Posts written for the project and never trained on (see tests/fixtures/rules/
     # SOURCES.md). At the time of writing: precision 0.84, recall 0.69; the verdict rule
-    # fired on 73 complaints and 5 other posts ("my dad is useless with his new pixel"). What
-    # must not happen is a change that floods the queue.
+    # fired on 73 complaints and 9 other posts ("never again will i skip leg day", which a
+    # brand's stream would not hold). What must not happen is a change that floods the queue.
     with (FIXTURES / "rules" / "written_posts.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2100
