@@ -368,10 +368,10 @@ def readable(style: Style) -> bool:
 async def test_no_color_marks_selection_flags_lateness_and_long_drafts_without_colour(
         postbox: None, receiver: Receiver, store: Store, db_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from mentionwatch import rules_engine
+    from tests.test_outbox import PostboxConnector
 
     monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setattr(rules_engine, "reply_limit", lambda kind: 20)
+    monkeypatch.setattr(PostboxConnector, "reply_limit", 20)
     config = box_config(db_url, receiver)
     sync_sources(config, store)
     now = utcnow()

@@ -840,11 +840,11 @@ async def test_search_reads_titles_and_takes_wildcards_literally(
 def test_a_reply_over_the_source_limit_is_refused_at_approval(
         postbox: None, receiver: Receiver, store: Store, db_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from mentionwatch import rules_engine
+    from tests.test_outbox import PostboxConnector
 
     config = box_config(db_url, receiver)
     ids = seed(store, config)
-    monkeypatch.setattr(rules_engine, "reply_limit", lambda kind: 20)
+    monkeypatch.setattr(PostboxConnector, "reply_limit", 20)
     with pytest.raises(outbox.OutboxError, match=r"is 31 characters as postbox counts them; the "
                                                   r"limit is 20\. Shorten it by 11"):
         outbox.take_approval(store, ids["urgent"], "reply", operator=OPERATOR,

@@ -94,13 +94,7 @@ def measure_reply(kind: str, text: str, mention: StoredMentionRef | None = None,
     that does not name them), and the source's own limit where its connector stored one in
     the source's `state` (a Mastodon instance's). Approval, the TUI's length label and
     `rules check` all measure with this, so what passes one passes the others."""
-    cls = _connector(kind)
-    as_posted = getattr(cls, "reply_as_posted", None)
-    if mention is not None and as_posted is not None:
-        text = as_posted(text, mention)
-    limit_for = getattr(cls, "reply_limit_for", None)
-    limit = limit_for(state) if limit_for is not None else reply_limit(kind)
-    return reply_length(kind)(text), limit
+    return _measure("reply", kind, text, mention, state)
 
 
 def measure_private(kind: str, text: str, mention: StoredMentionRef | None = None,
@@ -109,14 +103,21 @@ def measure_private(kind: str, text: str, mention: StoredMentionRef | None = Non
     Bluesky message, a Reddit message, a Mastodon direct post with `@author ` in front,
     against the instance's limit). The connector's `private_*` counterparts of the
     `reply_*` attributes say how; (length, None) when it states no limit."""
+    return _measure("private", kind, text, mention, state)
+
+
+def _measure(action: str, kind: str, text: str, mention: StoredMentionRef | None,
+             state: Mapping[str, Any] | None) -> tuple[int, int | None]:
+    """Length and limit from the connector's `{action}_as_posted`, `{action}_limit_for`,
+    `{action}_limit` and `{action}_length` (plain characters, no limit, when it has none)."""
     cls = _connector(kind)
-    as_posted = getattr(cls, "private_as_posted", None)
+    as_posted = getattr(cls, f"{action}_as_posted", None)
     if mention is not None and as_posted is not None:
         text = as_posted(text, mention)
-    limit_for = getattr(cls, "private_limit_for", None)
+    limit_for = getattr(cls, f"{action}_limit_for", None)
     limit: int | None = (limit_for(state) if limit_for is not None
-                         else getattr(cls, "private_limit", None))
-    length: Callable[[str], int] = getattr(cls, "private_length", len)
+                         else getattr(cls, f"{action}_limit", None))
+    length: Callable[[str], int] = getattr(cls, f"{action}_length", len)
     return length(text), limit
 
 
