@@ -93,7 +93,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "connect", _server_keepalives)
+        event.listen(engine, "handle_error", _server_read_only)
     return engine
+
+
+#: SQLSTATEs of a write PostgreSQL refuses to a session that may read: a read-only
+#: transaction (a standby, `default_transaction_read_only`) and a missing privilege.
+PG_READ_ONLY_STATES = frozenset({"25006", "42501"})
+
+
+def _server_read_only(context: ExceptionContext) -> BaseException | None:
+    """A write the server refuses as read-only is StoreReadOnly, with the server's words, as
+    SQLite's are (a traceback otherwise)."""
+    original = context.original_exception
+    if getattr(original, "sqlstate", None) not in PG_READ_ONLY_STATES:
+        return None
+    words = (str(original).strip().splitlines() or ["refused"])[0][:200]
+    where = redact_url(str(context.engine.url)) if context.engine is not None else "PostgreSQL"
+    return StoreReadOnly(where, f"the server refuses the write ({words})",
+                         hint="Commands that only read it work (report, export, mentions list "
+                         "and show, status). To change it, use a role that may write it, on "
+                         "the primary server.")
 
 
 #: How soon PostgreSQL ends the session of a client gone without a word (its host crashed

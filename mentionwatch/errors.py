@@ -62,8 +62,9 @@ class StoreNotFound(StoreError):
 
 
 class StoreReadOnly(StoreError):
-    """A write to a SQLite database this process may only read: the file or its folder is
-    read-only for this user, or the URL opened it with mode=ro. Reading it works."""
+    """A write to a database this process may only read: a SQLite file or its folder
+    read-only for this user, or opened with mode=ro; a PostgreSQL standby, read-only
+    transaction or role without the privilege. Reading it works."""
 
     def __init__(self, path: Path | str, reason: str, *, hint: str | None = None) -> None:
         super().__init__(

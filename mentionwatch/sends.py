@@ -20,8 +20,6 @@ from email.utils import format_datetime, make_msgid
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import DBAPIError
-
 from mentionwatch.config import Config
 from mentionwatch.errors import ConfigError, MentionwatchError
 from mentionwatch.models import ScheduledSend, utcnow
@@ -61,23 +59,6 @@ class AlreadySent(MentionwatchError):
         self.earlier = earlier
 
 
-class NotRecordable(MentionwatchError):
-    """The database refuses to record the send: this user may read it, not write it."""
-
-
-#: SQLSTATEs of a write refused to a database this user may read: a read-only transaction
-#: (a standby, `default_transaction_read_only`) and a missing privilege.
-_READ_ONLY_STATES = frozenset({"25006", "42501"})
-
-
-def _write_refused(exc: DBAPIError) -> str | None:
-    """The database's own words when `exc` is a write refused as read-only, else None."""
-    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if state not in _READ_ONLY_STATES:
-        return None
-    return str(exc.orig).strip().splitlines()[0][:200]
-
-
 def local_day(now: datetime, timezone: str) -> str:
     """The ISO date of `now` in `timezone`."""
     return now.astimezone(ZoneInfo(timezone)).date().isoformat()
@@ -101,18 +82,13 @@ def send_once(store: Store, name: str, period: str, send: Callable[[], Delivery]
     record it as made (when, to whom) with an audit event by `actor`. `again` sends all the
     same (its audit event says so), leaving the earlier send as recorded.
 
-    Raises AlreadySent, naming `what` and the earlier send, with `hint`; NotRecordable,
-    before sending, when the database may be read but not written (a read-only PostgreSQL
-    role or standby); and whatever `send` raises, having given the period back.
+    Raises AlreadySent, naming `what` and the earlier send, with `hint`; StoreReadOnly,
+    before sending, when the database may be read but not written (a SQLite file opened
+    read-only, a PostgreSQL standby or read-only role); and whatever `send` raises, having
+    given the period back.
     """
-    try:
-        claimed = store.claim_send(name, period, now=now, host=socket.gethostname(),
-                                   pid=os.getpid())
-    except DBAPIError as exc:
-        reason = _write_refused(exc)
-        if reason is None:
-            raise
-        raise NotRecordable(f"the database refuses the record ({reason})") from None
+    claimed = store.claim_send(name, period, now=now, host=socket.gethostname(),
+                               pid=os.getpid())
     if not claimed and not again:
         raise AlreadySent(what, store.scheduled_send(name, period), hint=hint)
     try:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from mentionwatch import export
 from mentionwatch.cli import cli
-from mentionwatch.errors import ConfigError, SendError
+from mentionwatch.errors import ConfigError, SendError, StoreReadOnly
 from mentionwatch.export import (
     EXCEL_CELL_LIMIT,
     EXPORT_COLUMNS,
@@ -724,10 +724,17 @@ def test_report_email_on_a_postgresql_store_it_may_only_read_is_sent(
         assert sent.exit_code == 0, sent.output
         said = " ".join(sent.output.split())
         assert said.startswith("Sent the digest to lead@acme.example. Not recorded as sent, "
-                               "so a second run today sends it again: the database refuses "
-                               "the record (cannot execute INSERT in a read-only "
-                               "transaction)"), said
+                               "so a second run today sends it again: cannot write to the "
+                               "database postgresql+psycopg://"), said
+        assert said.endswith(": the server refuses the write (cannot execute INSERT in a "
+                             "read-only transaction)."), said
         assert len(smtp.messages) == 1
+        # Any other write there says the same, not a driver traceback.
+        reader = Store.open(read_only)
+        with pytest.raises(StoreReadOnly, match=r"the server refuses the write \(cannot "
+                           r"execute INSERT in a read-only transaction\)"):
+            reader.write_heartbeat("run", pid=1, host="h")
+        reader.close()
     finally:
         smtp.stop()
     assert _sends(writer) == []

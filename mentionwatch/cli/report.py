@@ -14,10 +14,9 @@ from typing import IO, Any
 import click
 from rich.text import Text
 
-from mentionwatch import db
 from mentionwatch.audit import operator_name
 from mentionwatch.cli.context import AppContext, parse_since, pass_app
-from mentionwatch.errors import ConfigError, MentionwatchError, SendError
+from mentionwatch.errors import ConfigError, MentionwatchError, SendError, StoreReadOnly
 from mentionwatch.export import (
     TooManyRowsForExcel,
     count_mention_records,
@@ -41,7 +40,6 @@ from mentionwatch.reports import Report, build_report
 from mentionwatch.sends import (
     REPORT_EMAIL,
     Delivery,
-    NotRecordable,
     daily_period,
     local_day,
     send_digest,
@@ -195,20 +193,16 @@ def _send_digest(app: AppContext, result: Report, to: tuple[str, ...], now: date
 
     zone = app.config.reports.timezone
     # A store this user may only read keeps no record: said after the send.
-    unrecorded = (db.read_only_error(app.store.engine.url).message if app.store.read_only
-                  else None)
+    unrecorded: str | None = None
     try:
-        if unrecorded is None:
-            try:
-                delivered, refused = send_once(
-                    app.store, REPORT_EMAIL, daily_period(now, zone, options), send, now=now,
-                    actor=operator_name(), again=again, hint="--again sends it once more.",
-                    what=f"The digest of `mentionwatch report {' '.join(options)} --email` "
-                    f"for {local_day(now, zone)} ({zone})")
-            except NotRecordable as exc:  # PostgreSQL: a read-only role or standby
-                unrecorded = exc.message
-                delivered, refused = send()
-        else:
+        try:
+            delivered, refused = send_once(
+                app.store, REPORT_EMAIL, daily_period(now, zone, options), send, now=now,
+                actor=operator_name(), again=again, hint="--again sends it once more.",
+                what=f"The digest of `mentionwatch report {' '.join(options)} --email` "
+                f"for {local_day(now, zone)} ({zone})")
+        except StoreReadOnly as exc:  # refused at the claim, before anything was sent
+            unrecorded = exc.message
             delivered, refused = send()
     except SendError as exc:  # nothing keeps a digest to retry: say so
         raise SendError(f"The digest was not sent: {exc.message}",
