@@ -136,6 +136,50 @@ def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text:
     assert j.flag not in ("complaint", "crisis"), j.explanation
 
 
+@pytest.mark.parametrize("text", [
+    "I just want to speak to a human at acme",
+    "acme's chat bot is going round in circles, I just want a human",
+    "been going in circles with acme support for an hour",
+    "how do I get through to a person at acme, the bot keeps sending me to the FAQ",
+])
+def test_asking_for_a_person_is_a_complaint(engine: Engine, text: str) -> None:
+    # Calm words to the word model (0.07-0.17) and to VADER ("want"), so no term rule with a
+    # classifier gate took them; nobody asks a company that is helping them for a human.
+    j = judged(engine, text)
+    assert j.flag == "complaint", j.explanation
+    assert "no-person" in [h.rule for h in j.hits]
+    assert j.draft_rule == "no-person"
+    assert "a person, not a bot" in (j.public_draft or "")
+
+
+@pytest.mark.parametrize("text", [
+    "finally got through to a human at acme, sorted in 5 mins",
+    "great to talk to a real person at acme for once, thanks Sam",
+    "so nice to talk to a real person at acme instead of a menu",
+])
+def test_reaching_a_person_is_not_a_complaint(engine: Engine, text: str) -> None:
+    assert judge(engine, text) not in ("complaint", "crisis")
+
+
+@pytest.mark.parametrize("text", [
+    "acme staff refused to serve my son because of his wheelchair. Disgusting.",
+    "the acme store turned me away because of my guide dog",
+    "acme security followed me round the whole store because I'm black",
+])
+def test_being_turned_away_for_who_you_are_is_a_crisis(engine: Engine, text: str) -> None:
+    # None of these says "racist" or "discrimination"; the first was a plain complaint.
+    j = judged(engine, text)
+    assert j.flag == "crisis", j.explanation
+    assert "discrimination" in [h.rule for h in j.hits]
+
+
+def test_a_bar_refusing_a_drunk_is_not_a_crisis(engine: Engine) -> None:
+    # Why the pack does not take a bare "refused to serve": a crisis rule has no classifier
+    # gate and wakes someone up.
+    assert judge(engine, "the acme arms refused to serve my mate, he was hammered tbf") \
+        != "crisis"
+
+
 def test_the_packs_on_two_thousand_written_posts(engine: Engine) -> None:
     # Posts written for the project and never trained on (see tests/fixtures/rules/
     # SOURCES.md). At the time of writing: precision 0.84, recall 0.69; the verdict rule
