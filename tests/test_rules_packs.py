@@ -44,6 +44,15 @@ def judge(engine: Engine, text: str) -> str:
     return judged(engine, text).flag or "none"
 
 
+def flagged_by(engine: Engine, text: str, flag: str, rule: str) -> Judgement:
+    """The judgement of `text`, which must be `flag` with `rule` among the rules that hit
+    (the rule itself, not only the word model's lexicon feature for its terms)."""
+    j = judged(engine, text)
+    assert j.flag == flag, j.explanation
+    assert rule in [h.rule for h in j.hits], [h.rule for h in j.hits]
+    return j
+
+
 @pytest.mark.parametrize("expected", sorted(POSTS))
 def test_default_packs_on_realistic_posts(engine: Engine, expected: str) -> None:
     posts = POSTS[expected]
@@ -90,11 +99,7 @@ def test_a_verdict_on_the_brand_is_not_a_question(engine: Engine, text: str) -> 
 def test_a_short_outage_report_is_a_complaint(engine: Engine, text: str) -> None:
     # How an outage is first told: too few words for the word model to clear the term
     # rules' gate ("acme is down" scored 0.24 against 0.25); "acme down?" was a question.
-    j = judged(engine, text)
-    assert j.flag == "complaint", j.explanation
-    # The rule itself, not only the word model's lexicon feature for its terms (which lifts
-    # these over the outage rule's gate with the shipped model, but not with every model).
-    assert "outage-report" in [h.rule for h in j.hits]
+    j = flagged_by(engine, text, "complaint", "outage-report")
     assert j.draft_rule in ("outage", "outage-report")
     assert "direct message" in (j.public_draft or "")
 
@@ -116,9 +121,7 @@ def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
                                                             text: str) -> None:
     # None of these was flagged: the word model gives a post this short too little to go on
     # ("acme is the worst, switching to globex" 0.06, under the term rules' 0.25 gate).
-    j = judged(engine, text)
-    assert j.flag == "complaint", j.explanation
-    assert "verdict" in [h.rule for h in j.hits]
+    j = flagged_by(engine, text, "complaint", "verdict")
     assert "direct message" in (j.public_draft or "")
 
 
@@ -145,9 +148,7 @@ def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text:
 def test_asking_for_a_person_is_a_complaint(engine: Engine, text: str) -> None:
     # Calm words to the word model (0.07-0.17) and to VADER ("want"), so no term rule with a
     # classifier gate took them; nobody asks a company that is helping them for a human.
-    j = judged(engine, text)
-    assert j.flag == "complaint", j.explanation
-    assert "no-person" in [h.rule for h in j.hits]
+    j = flagged_by(engine, text, "complaint", "no-person")
     assert j.draft_rule == "no-person"
     assert "a person, not a bot" in (j.public_draft or "")
 
@@ -168,9 +169,7 @@ def test_reaching_a_person_is_not_a_complaint(engine: Engine, text: str) -> None
 ])
 def test_being_turned_away_for_who_you_are_is_a_crisis(engine: Engine, text: str) -> None:
     # None of these says "racist" or "discrimination"; the first was a plain complaint.
-    j = judged(engine, text)
-    assert j.flag == "crisis", j.explanation
-    assert "discrimination" in [h.rule for h in j.hits]
+    flagged_by(engine, text, "crisis", "discrimination")
 
 
 def test_a_bar_refusing_a_drunk_is_not_a_crisis(engine: Engine) -> None:
