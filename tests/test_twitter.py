@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
 from connectors.twitter import (
     QueryCursor,
     TwitterConnector,
     TwitterCursor,
+    _weigh,
     check_reply_length,
     next_read_at,
     read_allowance,
@@ -491,6 +494,8 @@ def test_server_error_while_posting_is_transient(fakex: FakeX,
     ("hello", 5),
     ("see https://example.com/a/very/long/path/that/goes/on/and/on?x=1 now", 4 + 23 + 4),
     ("www.acme.example.com and acme.com/help", 23 + 5 + 23),
+    ("see www.acme.example please", 4 + 23 + 7),  # no known TLD: "www." alone makes it one
+    ("docs at acme.io", 8 + 23),
     ("日本語", 6),
     ("한국어 ok", 6 + 1 + 2),  # Hangul weighs 2 each; space and Latin 1
     ("café", 4),  # NFC: é is one code point
@@ -504,6 +509,41 @@ def test_server_error_while_posting_is_transient(fakex: FakeX,
 ])
 def test_weighted_length(text: str, length: int) -> None:
     assert weighted_length(text) == length
+
+
+def _weigh_each(text: str) -> int:
+    """X's weighing read code point by code point, as twitter-text describes it: the oracle
+    for the whole-string version the connector uses."""
+    light_ranges = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+    total, joined = 0, False
+    for char in text:
+        cp = ord(char)
+        if joined or cp in (0xFE0E, 0xFE0F, 0x20E3) or 0x1F3FB <= cp <= 0x1F3FF \
+                or 0xE0020 <= cp <= 0xE007F:
+            joined = False
+        elif cp == 0x200D:
+            joined = True
+        else:
+            total += 1 if any(lo <= cp <= hi for lo, hi in light_ranges) else 2
+    return total
+
+
+# Characters near every boundary the weighing has: the light ranges' ends, the joiners,
+# skin tones, tags, and emoji, CJK and Hangul around them.
+_EDGES = "".join(map(chr, [
+    0x41, 0x10FF, 0x1100, 0x1FFF, 0x2000, 0x200C, 0x200D, 0x200E, 0x200F, 0x2010, 0x201F,
+    0x2020, 0x2026, 0x2031, 0x2032, 0x2037, 0x2038, 0x20E3, 0x2764, 0xFE0E, 0xFE0F, 0x4E2D,
+    0xAC00, 0x1F3FA, 0x1F3FB, 0x1F3FF, 0x1F400, 0x1F44D, 0x1F468, 0xE001F, 0xE0020, 0xE007F,
+    0xE0080]))
+
+
+@settings(max_examples=400, deadline=None)
+# A list joined, not st.text(alphabet=...): that would fold the edges into one uniform
+# character set, where they are a few among a million.
+@given(st.lists(st.sampled_from(_EDGES) | st.characters(codec="utf-8"), max_size=40)
+       .map("".join))
+def test_weighted_length_counts_as_code_point_by_code_point(text: str) -> None:
+    assert _weigh(text) == _weigh_each(text)
 
 
 def test_length_limit_boundaries() -> None:
