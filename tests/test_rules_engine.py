@@ -16,7 +16,7 @@ from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_pack, load_packs
 from mentionwatch.rules_engine.templates import first_name, fit, render
 from mentionwatch.terms import TermMatcher
-from tests.conftest import deadline
+from tests.conftest import deadline, make_config
 
 NOW = datetime.now(UTC)
 BRAND = BrandFacts("Acme", "help@acme.example", "+1 555 0100", "9-5")
@@ -271,6 +271,35 @@ def test_drafts_respect_the_source_limit(tmp_path: Path) -> None:
     draft = as_x_counts.judge_one(facts("down"), now=NOW).public_draft or ""
     assert 200 < weighted_length(draft) <= 280
     assert fit("First sentence here. And a tail that goes on", 30) == "First sentence here."
+
+
+def test_a_mastodon_reply_without_the_author_fits_with_the_name_in_front(
+        tmp_path: Path) -> None:
+    # Mastodon notifies only the accounts a post names, so the connector puts
+    # `@user@instance ` in front of a reply that does not name the author; the draft is
+    # fitted to the 500 characters with that name counted.
+    from connectors.mastodon import MastodonConnector, status_length
+    from mentionwatch.connector import StoredMentionRef
+    from mentionwatch.rules_engine import load_judge
+
+    long = "Sorry. " + "We are looking into it and will be back to you soon. " * 12
+    body = rule('any = ["down"]', extra=f'[rules.reply]\npublic = "{long}"')
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "pack.toml").write_text('[pack]\nname = "t"\n' + body,
+                                                  encoding="utf-8")
+    config = make_config(f"sqlite:///{tmp_path / 'mw.db'}", [],
+                         rules={"defaults": False, "dirs": [str(tmp_path / "rules")]})
+    handle = "someone.with.a.long.name@mastodon.example.social"
+    draft = load_judge(config).judge_one(
+        facts("down", source_kind="mastodon", author_handle=handle), now=NOW).public_draft
+    assert draft is not None and not draft.startswith("@")
+    mention = StoredMentionRef(external_id="1", url=None, author_handle=handle,
+                               author_external_id=None, conversation_id=None, kind="mention",
+                               raw={})
+    posted = MastodonConnector.reply_as_posted(draft, mention)
+    assert posted.startswith(f"@{handle} ")
+    assert 400 < status_length(posted) <= 500 < status_length(f"@{handle} {long}")
+    assert draft.endswith(".")  # cut at a sentence
 
 
 @pytest.mark.parametrize(

@@ -136,4 +136,5 @@ def load_judge(config: Config) -> Engine:
     return Engine(packs, BrandFacts(brand.name, brand.support_email, brand.support_phone,
                                     brand.support_hours), reply_limit, sentence=sentence,
                   model=word_model(config), reply_lengths=reply_length,
-                  press_sources=[s.name for s in config.sources if s.press])
+                  press_sources=[s.name for s in config.sources if s.press],
+                  reply_prefixed=lambda kind: hasattr(_connector(kind), "reply_as_posted"))

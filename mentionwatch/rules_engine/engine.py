@@ -102,7 +102,8 @@ class Engine:
                  = None, sentence: SentenceScorer | None = None,
                  model: classifier.Model | None = None,
                  reply_lengths: Callable[[str], Callable[[str], int]] | None = None,
-                 press_sources: Iterable[str] = ()) -> None:
+                 press_sources: Iterable[str] = (),
+                 reply_prefixed: Callable[[str], bool] | None = None) -> None:
         self.packs = list(packs)
         #: The sources a `source = ["press"]` condition also takes (`press = true` in the
         #: config: a news site's feed), besides any source named "press".
@@ -118,6 +119,9 @@ class Engine:
         #: How each source kind counts a reply's length (plain characters unless told).
         self._length_for: Callable[[str], Callable[[str], int]] = (
             reply_lengths or (lambda kind: len))
+        #: Whether a source kind puts `@author ` in front of a reply that does not name them
+        #: (Mastodon notifies only the accounts a post names).
+        self._prefixed: Callable[[str], bool] = reply_prefixed or (lambda kind: False)
         # The word model: the shipped one unless the config names another.
         self._model = ((model or classifier.default_model())
                        if any(r.when.uses_classifier() for _, r in self.rules) else None)
@@ -210,10 +214,8 @@ class Engine:
         if chosen is not None and chosen.reply is not None:
             reply = chosen.reply
             fields = self._fields(facts)
-            limit = self._limit_for(facts.source_kind)
             if reply.public:
-                public = fit(render(reply.public, fields), limit,
-                             self._length_for(facts.source_kind))
+                public = self._fit_public(render(reply.public, fields), facts)
             if reply.private:
                 private = render(reply.private, fields)
             channel = reply.channel
@@ -439,6 +441,18 @@ class Engine:
         by_name = self._by_name
         candidates = [by_name[h.rule] for h in hits if h.flag == flag and by_name[h.rule].reply]
         return max(candidates, key=lambda r: r.severity, default=None)
+
+    def _fit_public(self, text: str, f: MentionFacts) -> str:
+        """A public reply fitted to its source's limit as the source will count it, with the
+        `@author ` a Mastodon reply gets in front when the text does not name them (a pack's
+        template without {author}); `@user@instance`, the longest form of the name."""
+        kind = f.source_kind
+        measure = self._length_for(kind)
+        handle = (f.author_handle or "").strip().lstrip("@")
+        if handle and self._prefixed(kind) and f"@{handle}".lower() not in text.lower():
+            prefix = f"@{handle} "
+            return fit(text, self._limit_for(kind), lambda draft: measure(prefix + draft))
+        return fit(text, self._limit_for(kind), measure)
 
     def _fields(self, f: MentionFacts) -> dict[str, str]:
         handle = (f.author_handle or "").strip().lstrip("@")
