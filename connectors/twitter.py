@@ -168,7 +168,8 @@ class TwitterSettings(ConnectorSettings):
 
 # twitter-text v3 configuration: these code point ranges weigh 1, everything else 2.
 _LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
-_TLDS = "com|net|org|io|co|de|uk|fr|es|it|nl|ly|me|info|biz|app|dev|ai|tv|us|eu|ca|au|jp|cn|ru|br|in"
+_TLDS = ("com|net|org|io|co|de|uk|fr|es|it|nl|ly|me|info|biz|app|dev|ai|tv|us|eu|ca|au|jp|cn"
+         "|ru|br|in")
 _URL = re.compile(
     r"(?:https?://|www\.)[^\s<>\"]+"
     rf"|\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})\b(?:/[^\s<>\"]*)?",

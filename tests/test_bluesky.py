@@ -9,10 +9,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from connectors.bluesky import BlueskyConnector, BlueskySettings, grapheme_count, post_url
+from connectors.bluesky import (
+    _GRAPHEME,
+    BlueskyConnector,
+    BlueskySettings,
+    grapheme_count,
+    post_url,
+)
 from mentionwatch.config import SourceConfig
 from mentionwatch.connector import ConnectorContext, StoredMentionRef
 from mentionwatch.errors import (
@@ -189,6 +197,14 @@ def test_reply_uses_thread_root_and_parent_strong_refs(api: HTTPServer) -> None:
         "$type": "com.atproto.repo.strongRef",
         "uri": "at://did:plc:alicealicealicealicealic/app.bsky.feed.post/3lbnotif00000",
         "cid": "bafyreinotif0"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from("a \r\n\t.@#\x00\x7f") | st.characters(max_codepoint=127),
+                max_size=60).map("".join))
+def test_ascii_graphemes_are_counted_as_the_cluster_search_counts(text: str) -> None:
+    # ASCII takes a short cut (every character is one cluster but CR LF): the same count.
+    assert grapheme_count(text) == len(_GRAPHEME.findall(text))
 
 
 def test_reply_over_300_graphemes_is_refused_before_sending(api: HTTPServer) -> None:
