@@ -176,6 +176,7 @@ def test_asking_for_a_person_is_a_complaint(engine: Engine, text: str) -> None:
     "finally got through to a human at acme, sorted in 5 mins",
     "great to talk to a real person at acme for once, thanks Sam",
     "so nice to talk to a real person at acme instead of a menu",
+    "I'd like to speak to a person about upgrading my acme plan, who do I call?",
 ])
 def test_reaching_a_person_is_not_a_complaint(engine: Engine, text: str) -> None:
     assert judge(engine, text) not in ("complaint", "crisis")
