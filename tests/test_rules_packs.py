@@ -139,6 +139,27 @@ def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text:
     assert j.flag not in ("complaint", "crisis"), j.explanation
 
 
+@pytest.mark.parametrize("text", [
+    "@acmehelp tried it again today and no problems. Thanks!",
+    "@acme it's working now, it was down on all my devices this morning",
+    "@acme restarted the hub like you said and it's working again",
+    "figured out what the problem was with my acme router, changed the channel and all sorted",
+])
+def test_a_problem_that_is_over_is_not_a_complaint(engine: Engine, text: str) -> None:
+    assert judge(engine, text) not in ("complaint", "crisis"), judged(engine, text).explanation
+
+
+@pytest.mark.parametrize("text", [
+    "acme not working again",
+    "acme app isn't working again",
+    "acme still isn't working now, day 3",
+    "acme fiber down again. 3 engineers and none fixed it",
+])
+def test_a_problem_back_again_is_an_outage(engine: Engine, text: str) -> None:
+    # "working again" once left out "not working again" too, from both outage rules.
+    flagged_by(engine, text, "complaint", "outage")
+
+
 LONG_POSTS = tomllib.loads((FIXTURES / "rules" / "long_posts.toml").read_text(encoding="utf-8"))
 
 
