@@ -120,6 +120,36 @@ def test_compiled_tests_agree_with_the_condition_walk(tmp_path: Path) -> None:
     assert held > 100  # the corpus exercises rules that hold, not only ones that fail
 
 
+def test_a_pattern_rules_share_is_searched_once_a_mention(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default packs give five rules one "a problem that is over" pattern; each mention
+    # pays for one search of it, not five (and the reasons walk reuses it too).
+    import mentionwatch.rules_engine.engine as engine_module
+
+    searched: list[str] = []
+    bounded = engine_module._bounded_search
+
+    def counting(pattern: str, rules: Any = ()) -> Any:
+        search = bounded(pattern, rules)
+
+        def counted(text: str) -> Any:
+            searched.append(pattern)
+            return search(text)
+        return counted
+
+    monkeypatch.setattr(engine_module, "_bounded_search", counting)
+    rules = "".join(f'[[rules]]\nname = "r{i}"\nflag = "complaint"\n[rules.when]\n'
+                    f'any = ["router"]\nnot = {{ regex = ["back (up|on)"] }}\n'
+                    for i in range(3))
+    (tmp_path / "shared.toml").write_text('[pack]\nname = "shared"\n' + rules,
+                                          encoding="utf-8")
+    engine = Engine(load_packs([tmp_path]), BrandFacts("Acme"), {})
+    down, back = (_variants(t)[0] for t in ("my router is down", "router down, back up now"))
+    judged = engine.judge([down, back])
+    assert [h.rule for h in judged[0].hits] == ["r0", "r1", "r2"] and not judged[1].hits
+    assert searched == ["back (up|on)", "back (up|on)"]  # one search for each mention
+
+
 def test_a_batch_is_judged_as_one_mention_at_a_time(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
     mentions = [facts for text in _corpus() for facts in _variants(text)]

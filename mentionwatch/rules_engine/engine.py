@@ -80,6 +80,9 @@ class _Context:
     #: takes part (complaint is then the two combined, see sentence.combine).
     complaint_sentence: float | None = None
     complaint_word_model: float | None = None
+    #: Each pattern searched in this text so far, and what it found: a pattern several rules
+    #: share (the packs' "a problem that is over") is searched once per mention.
+    searched: dict[str, Any] | None = None
 
 
 #: A condition compiled to a pure test of a context (see `_compile`).
@@ -305,7 +308,7 @@ class Engine:
         if cond.complained_within_days is not None:
             checks.append(_recent_complaint(timedelta(days=cond.complained_within_days)))
         if cond.regex:
-            checks.append(_any_pattern([self._pattern(p) for p in cond.regex]))
+            checks.append(_any_pattern([(p, self._pattern(p)) for p in cond.regex]))
         if cond.all_of:
             checks.append(_all_hold([self._compile(sub) for sub in cond.all_of]))
         if cond.any_of:
@@ -334,7 +337,7 @@ class Engine:
         if cond.regex:  # like `any`: one of the patterns must match
             match = None
             for pattern in cond.regex:
-                match = self._pattern(pattern)(ctx.text)
+                match = _searched(ctx, pattern, self._pattern(pattern))
                 if match:
                     break
             if not match:
@@ -545,11 +548,24 @@ def _bounded_search(pattern: str, rules: Sequence[str] = ()) -> Callable[[str], 
     return bounded
 
 
-def _any_pattern(searches: Sequence[Callable[[str], Any]]) -> Test:
+_UNSEEN = object()
+
+
+def _searched(ctx: _Context, pattern: str, search: Callable[[str], Any]) -> Any:
+    """`search(ctx.text)`, once per mention and pattern (see `_Context.searched`)."""
+    memo = ctx.searched
+    if memo is None:
+        memo = ctx.searched = {}
+    found = memo.get(pattern, _UNSEEN)
+    if found is _UNSEEN:
+        found = memo[pattern] = search(ctx.text)
+    return found
+
+
+def _any_pattern(patterns: Sequence[tuple[str, Callable[[str], Any]]]) -> Test:
     def test(ctx: _Context) -> bool:
-        text = ctx.text
-        for search in searches:  # noqa: SIM110 (a loop, not any(genexpr): see _all_hold)
-            if search(text):
+        for pattern, search in patterns:  # noqa: SIM110 (a loop, not any(): see _all_hold)
+            if _searched(ctx, pattern, search):
                 return True
         return False
 
