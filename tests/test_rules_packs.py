@@ -160,6 +160,19 @@ def test_a_problem_back_again_is_an_outage(engine: Engine, text: str) -> None:
     flagged_by(engine, text, "complaint", "outage")
 
 
+@pytest.mark.parametrize("text", [
+    "@acme cancelled. again. love that for me",
+    "oh great @acme, outage at 6pm right when I start work",
+    "10/10 would recommend acme if you enjoy spending saturdays on hold",
+    "thanks for nothing acme, lovely chat with your bot",
+    "best weekend ever, no internet from acme since friday 🙃",
+])
+def test_sarcasm_is_never_thanked(engine: Engine, text: str) -> None:
+    # The praise words are there ("love", "great", "recommend", "best"), and the word model
+    # reads some of these as under 0.5 (the thanks rule's gate); the markers say otherwise.
+    assert judge(engine, text) != "praise", judged(engine, text).explanation
+
+
 LONG_POSTS = tomllib.loads((FIXTURES / "rules" / "long_posts.toml").read_text(encoding="utf-8"))
 
 
