@@ -173,6 +173,27 @@ def test_sarcasm_is_never_thanked(engine: Engine, text: str) -> None:
     assert judge(engine, text) != "praise", judged(engine, text).explanation
 
 
+@pytest.mark.parametrize("text", [
+    "ok @acme owl i get it, i'll do my spanish. stop threatening me 🦉",
+    "@acme delivery was late and the frozen stuff half melted, not happy",
+    "@acme yes the windscreen was replaced at the PG Glass in Rivonia",
+    "acme phone gets warm when I game for hours, is that normal?",
+])
+def test_everyday_words_near_danger_wake_nobody(engine: Engine, text: str) -> None:
+    # The crisis rules have no classifier gate: "threatened" needs someone working for the
+    # brand, "melted" a plug, cord or charger, "glass in" a mouthful, not a shop's name.
+    assert judge(engine, text) != "crisis", judged(engine, text).explanation
+
+
+def test_promotions_are_spam_but_not_a_complaint_or_a_question_about_earnings(
+        engine: Engine) -> None:
+    # Spam outranks a complaint, so the promotion rule asks the classifier first.
+    assert judge(engine, "even with code SAVE10 acme charged me full price, twice") == \
+        "complaint"
+    assert judge(engine, "do i need to register with acme if i earn £800 from etsy?") == \
+        "question"
+
+
 LONG_POSTS = tomllib.loads((FIXTURES / "rules" / "long_posts.toml").read_text(encoding="utf-8"))
 
 
