@@ -53,6 +53,12 @@ def flagged_by(engine: Engine, text: str, flag: str, rule: str) -> Judgement:
     return j
 
 
+def not_flagged(engine: Engine, text: str, *flags: str) -> None:
+    """`text` must get none of `flags`; the failure shows how it was judged."""
+    j = judged(engine, text)
+    assert (j.flag or "none") not in flags, j.explanation
+
+
 @pytest.mark.parametrize("expected", sorted(POSTS))
 def test_default_packs_on_realistic_posts(engine: Engine, expected: str) -> None:
     posts = POSTS[expected]
@@ -74,7 +80,7 @@ def test_default_packs_on_realistic_posts(engine: Engine, expected: str) -> None
 ])
 def test_danger_words_in_their_everyday_sense_wake_nobody(engine: Engine, text: str) -> None:
     # A crisis alerts on-call; "fire" someone, "this is fire" and a "burn" are not one.
-    assert judge(engine, text) != "crisis"
+    not_flagged(engine, text, "crisis")
 
 
 @pytest.mark.parametrize("text", [
@@ -86,7 +92,7 @@ def test_danger_words_in_their_everyday_sense_wake_nobody(engine: Engine, text: 
 def test_a_verdict_on_the_brand_is_not_a_question(engine: Engine, text: str) -> None:
     # "recommend" is a question term for "which plan do you recommend"; a reviewer's
     # verdict must not get "Thanks for asking!" (the demo's news review had).
-    assert judge(engine, text) != "question"
+    not_flagged(engine, text, "question")
 
 
 @pytest.mark.parametrize("text", [
@@ -135,8 +141,7 @@ def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
     "ruined my acme jacket in the rain, my own fault",
 ])
 def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text: str) -> None:
-    j = judged(engine, text)
-    assert j.flag not in ("complaint", "crisis"), j.explanation
+    not_flagged(engine, text, "complaint", "crisis")
 
 
 @pytest.mark.parametrize("text", [
@@ -146,7 +151,7 @@ def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text:
     "figured out what the problem was with my acme router, changed the channel and all sorted",
 ])
 def test_a_problem_that_is_over_is_not_a_complaint(engine: Engine, text: str) -> None:
-    assert judge(engine, text) not in ("complaint", "crisis"), judged(engine, text).explanation
+    not_flagged(engine, text, "complaint", "crisis")
 
 
 @pytest.mark.parametrize("text", [
@@ -170,7 +175,7 @@ def test_a_problem_back_again_is_an_outage(engine: Engine, text: str) -> None:
 def test_sarcasm_is_never_thanked(engine: Engine, text: str) -> None:
     # The praise words are there ("love", "great", "recommend", "best"), and the word model
     # reads some of these as under 0.5 (the thanks rule's gate); the markers say otherwise.
-    assert judge(engine, text) != "praise", judged(engine, text).explanation
+    not_flagged(engine, text, "praise")
 
 
 @pytest.mark.parametrize("text", [
@@ -182,7 +187,7 @@ def test_sarcasm_is_never_thanked(engine: Engine, text: str) -> None:
 def test_everyday_words_near_danger_wake_nobody(engine: Engine, text: str) -> None:
     # The crisis rules have no classifier gate: "threatened" needs someone working for the
     # brand, "melted" a plug, cord or charger, "glass in" a mouthful, not a shop's name.
-    assert judge(engine, text) != "crisis", judged(engine, text).explanation
+    not_flagged(engine, text, "crisis")
 
 
 def test_promotions_are_spam_but_not_a_complaint_or_a_question_about_earnings(
@@ -234,7 +239,7 @@ def test_asking_for_a_person_is_a_complaint(engine: Engine, text: str) -> None:
     "I'd like to speak to a person about upgrading my acme plan, who do I call?",
 ])
 def test_reaching_a_person_is_not_a_complaint(engine: Engine, text: str) -> None:
-    assert judge(engine, text) not in ("complaint", "crisis")
+    not_flagged(engine, text, "complaint", "crisis")
 
 
 @pytest.mark.parametrize("text", [
@@ -284,7 +289,7 @@ def test_the_packs_on_two_thousand_written_posts(engine: Engine) -> None:
     "turned my acme mug upside down and found the label",
 ])
 def test_down_in_its_other_senses_is_not_an_outage(engine: Engine, text: str) -> None:
-    assert judge(engine, text) not in ("complaint", "crisis")
+    not_flagged(engine, text, "complaint", "crisis")
 
 
 def test_a_news_story_about_an_outage_gets_a_statement_not_a_dm(engine: Engine) -> None:
