@@ -772,8 +772,9 @@ class TwitterConnector:
     def _rate_limited(self, exc: tweepy.TooManyRequests, purpose: str) -> RateLimited:
         """A 429: X took nothing. Without a reset time that can be read, wait one window."""
         until = _reset_time(exc)
-        when = f" until {until:%H:%M:%S} UTC" if until else ""
-        if until is None:
+        if until is not None:
+            when = f" until {until:%H:%M:%S} UTC"
+        else:
             until = utcnow() + RATE_LIMIT_WINDOW
             when = (f" until about {until:%H:%M:%S} UTC (X gave no reset time; its windows "
                     f"are {RATE_LIMIT_WINDOW // timedelta(minutes=1)} minutes)")

@@ -105,8 +105,7 @@ def send_once(store: Store, name: str, period: str, send: Callable[[], Delivery]
     return delivered, refused
 
 
-def send_digest(config: Config, result: Report, to: list[str], now: datetime
-                ) -> tuple[list[str], list[str]]:
+def send_digest(config: Config, result: Report, to: list[str], now: datetime) -> Delivery:
     """Email the report (plain text + the HTML report) through the [alerts.smtp] server to
     `to` or the on-call list. Returns (delivered, refused) addresses.
 
