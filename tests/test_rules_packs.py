@@ -166,6 +166,49 @@ def test_a_problem_back_again_is_an_outage(engine: Engine, text: str) -> None:
 
 
 @pytest.mark.parametrize("text", [
+    "going down Main Street to the acme store now",
+    "walked down the high street to the acme shop with my sister",
+    "heading down Elm Road to pick up my acme order",
+    "acme stock going down again, might buy some more",
+])
+def test_down_as_a_direction_or_a_price_is_not_an_outage(engine: Engine, text: str) -> None:
+    # Both outage rules took "going down Main Street" and "stock going down" for the
+    # service going down.
+    not_flagged(engine, text, "complaint", "crisis")
+
+
+@pytest.mark.parametrize("text", [
+    "acme going down again, third time this week",
+    "acme site keeps going down every evening",
+    "is acme going down for anyone else?",
+])
+def test_the_service_going_down_is_still_an_outage(engine: Engine, text: str) -> None:
+    flagged_by(engine, text, "complaint", "outage-report")
+
+
+@pytest.mark.parametrize("text", [
+    "@acme thanks for sorting, the refund has come through",
+    "@acme replacement controller arrived this morning, thanks for sorting it so quick",
+    "thank you acme for fixing the broken line on our street this morning",
+])
+def test_thanks_for_putting_it_right_is_not_a_complaint(engine: Engine, text: str) -> None:
+    # "refund" and "replacement" made these billing and order complaints.
+    not_flagged(engine, text, "complaint", "crisis")
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    ("thanks acme for fixing nothing, still no internet", "reads-as-complaint"),
+    ("thanks @acme for sorting my bill, shame it took 6 calls and 3 weeks of no internet",
+     "billing"),
+    ("thanks acme for replacing my router. the new one is broken too",
+     "order-or-product-problem"),
+])
+def test_thanks_with_more_to_say_is_still_a_complaint(engine: Engine, text: str,
+                                                      rule: str) -> None:
+    flagged_by(engine, text, "complaint", rule)
+
+
+@pytest.mark.parametrize("text", [
     "@acme cancelled. again. love that for me",
     "oh great @acme, outage at 6pm right when I start work",
     "10/10 would recommend acme if you enjoy spending saturdays on hold",
@@ -190,6 +233,23 @@ def test_everyday_words_near_danger_wake_nobody(engine: Engine, text: str) -> No
     not_flagged(engine, text, "crisis")
 
 
+@pytest.mark.parametrize("text", [
+    "found a dead mouse in my acme salad. disgusting",
+    "@acme there were maggots in the rice I bought from your store on king street",
+    "stayed at the acme hotel, woke up covered in bites. bed bugs everywhere",
+])
+def test_pests_in_food_or_a_room_are_a_crisis(engine: Engine, text: str) -> None:
+    # "dead mouse" read as an outage ("dead"); the others were complaints at most.
+    j = flagged_by(engine, text, "crisis", "contamination")
+    assert j.private_channel == "phone"
+
+
+def test_a_pest_in_a_story_is_not_a_crisis(engine: Engine) -> None:
+    # The contamination rule asks the classifier first (the safety rule does not).
+    not_flagged(engine, "my salad had a slug in it lol, it's from my garden so I guess "
+                        "that's organic", "crisis")
+
+
 def test_promotions_are_spam_but_not_a_complaint_or_a_question_about_earnings(
         engine: Engine) -> None:
     # Spam outranks a complaint, so the promotion rule asks the classifier first.
@@ -197,6 +257,14 @@ def test_promotions_are_spam_but_not_a_complaint_or_a_question_about_earnings(
         "complaint"
     assert judge(engine, "do i need to register with acme if i earn £800 from etsy?") == \
         "question"
+
+
+@pytest.mark.parametrize("text", [
+    "get 1000 followers fast, dm me",
+    "buy followers cheap, 10k real followers for $5",
+])
+def test_selling_followers_is_spam(engine: Engine, text: str) -> None:
+    flagged_by(engine, text, "spam", "self-promotion")
 
 
 LONG_POSTS = tomllib.loads((FIXTURES / "rules" / "long_posts.toml").read_text(encoding="utf-8"))
