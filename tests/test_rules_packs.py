@@ -239,9 +239,10 @@ def test_everyday_words_near_danger_wake_nobody(engine: Engine, text: str) -> No
     "stayed at the acme hotel, woke up covered in bites. bed bugs everywhere",
 ])
 def test_pests_in_food_or_a_room_are_a_crisis(engine: Engine, text: str) -> None:
-    # "dead mouse" read as an outage ("dead"); the others were complaints at most.
+    # "dead mouse" was an outage ("dead"); the others were complaints at most.
     j = flagged_by(engine, text, "crisis", "contamination")
     assert j.private_channel == "phone"
+    assert "outage" not in [h.rule for h in j.hits]
 
 
 def test_a_pest_in_a_story_is_not_a_crisis(engine: Engine) -> None:
