@@ -122,6 +122,12 @@ def test_a_short_outage_report_is_a_complaint(engine: Engine, text: str) -> None
     "never again acme",
     "never again will i fly acme",
     "so disappointed in acme",
+    "@acme the new app is trash",
+    "the new acme update is garbage",
+    "my goodness acme delivery is awful",
+    # VADER reads a joke as good news (+0.30): these verdicts have no sentiment bound.
+    "acme customer service is an absolute joke",
+    "@acme you're a joke",
 ])
 def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
                                                             text: str) -> None:
