@@ -145,9 +145,10 @@ class RssConnector:
         summary = _entry_body(entry)
         text = clean_text(summary) or title
         detail = entry.get("author_detail") or {}
-        # "jo@example.net (Jo)" in RSS: the name is what a person recognises.
-        author = (clean_text(detail.get("name")) or clean_text(entry.get("author"))
-                  or clean_text(feed.get("title")) or (host_of(link) if link else None))
+        # "jo@example.net (Jo)" in RSS: the name is what a person recognises. An item without
+        # an author has none: the feed's title or site is not who wrote it, and as one author
+        # for every item it made each complaint in the feed a "repeat complainer".
+        author = clean_text(detail.get("name")) or clean_text(entry.get("author"))
         return MentionIn(
             external_id=_entry_id(entry, link, title),
             text=text,

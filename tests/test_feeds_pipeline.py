@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mentionwatch.models import Mention, Source
+from mentionwatch.models import Mention, RuleMatch, Source
 from mentionwatch.pipeline import poll
+from mentionwatch.rules_engine import load_judge
 from mentionwatch.store import Store
 from tests.conftest import FIXTURES, make_config
 from tests.feedserver import FeedServer, rss
@@ -308,3 +309,28 @@ def test_a_link_longer_than_the_canonical_column_is_stored_without_a_canonical_u
     rows = {m.external_id: m for m in _rows(store)}
     assert rows["long"].url == long_link and rows["long"].canonical_url is None
     assert rows["short"].canonical_url == "http://blog.example/s"
+
+
+def test_feed_items_without_an_author_are_not_one_repeat_complainer(
+        store: Store, feeds: FeedServer, db_url: str) -> None:
+    # The feed's title once stood in for every item's missing author, so the second
+    # complaint in a feed was a "repeat complainer" (severity 0.8, an on-call alert).
+    def item(i: int) -> dict[str, str]:
+        return {"title": f"Acme outage {i}", "link": f"http://forum.example/t/{i}",
+                "guid": f"t{i}", "pubDate": "Sun, 22 Nov 2026 07:00:00 GMT",
+                "description": f"My Acme fiber is down again, day {i} without internet and "
+                               "nobody answers the phone. Absolutely fed up."}
+
+    url = feeds.add("/forum.xml", rss([item(1)]), etag=False)
+    config = make_config(db_url, [{"name": "forum", "kind": "rss", "url": url}])
+    judge = load_judge(config)
+    poll(config, store, judge=judge)
+    feeds.add("/forum.xml", rss([item(1), item(2)]), etag=False)
+    poll(config, store, judge=judge, force=True)
+    rows = _rows(store)
+    assert [(m.external_id, m.flag, m.author_handle) for m in rows] == [
+        ("t1", "complaint", None), ("t2", "complaint", None)]
+    with store.session(readonly=True) as s:
+        rules = set(s.scalars(select(RuleMatch.rule)))
+    assert "outage" in rules
+    assert "repeat-complainer" not in rules

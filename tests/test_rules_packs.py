@@ -635,3 +635,19 @@ def test_rules_test_judges_the_text_a_poll_would_store(tmp_path: Path) -> None:
     ancient = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "acme down",
                                        "--age", "99999999999"])
     assert ancient.exit_code == 2 and "--age" in ancient.output
+
+
+@pytest.mark.parametrize(("kind", "repeat"), [("twitter", True), ("google_alerts", False)])
+def test_a_news_site_is_never_a_repeat_complainer(engine: Engine, kind: str,
+                                                  repeat: bool) -> None:
+    # Google Alerts authors are the publishing site: its second story about an outage is
+    # not a customer complaining again.
+    facts = MentionFacts(
+        source="x", source_kind=kind, text="Acme customers furious as broadband is down for "
+        "a third day, no answers from support", title=None, url=None,
+        author_handle="news.example", author_name=None, followers=None, verified=None,
+        language="en", created_at=NOW - timedelta(minutes=20), likes=0, reposts=0,
+        replies=0, is_reply_to_brand=False,
+        author_history=((NOW - timedelta(days=2), "complaint"),))
+    hits = [h.rule for h in engine.judge_one(facts, now=NOW).hits]
+    assert ("repeat-complainer" in hits) is repeat, hits
