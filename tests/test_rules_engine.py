@@ -98,6 +98,28 @@ def test_text_conditions(tmp_path: Path, when: str, hit: str, miss: str) -> None
     assert not matches(engine, miss)
 
 
+def test_sentiment_is_read_from_the_start_of_a_long_text(tmp_path: Path) -> None:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from mentionwatch.rules_engine.engine import SENTIMENT_CHARS
+
+    # VADER's time grows with the square of the length (a 129 KB feed item took 23 s), so a
+    # long text's sentiment is its first SENTIMENT_CHARS characters', cut at a space.
+    head = ("Lovely install, the engineer was wonderful and friendly. " * 40)[:1900]
+    tail = " awful terrible horrible disgusting" * 3000
+    engine = engine_from(tmp_path, rule("sentiment_above = 0.5"))
+    with deadline(20):
+        judged = engine.judge_one(facts(head + tail), now=NOW)
+    expected = SentimentIntensityAnalyzer().polarity_scores(
+        (head + tail)[:SENTIMENT_CHARS].rsplit(" ", 1)[0])["compound"]
+    assert judged.sentiment == pytest.approx(expected)
+    assert judged.sentiment > 0.5 and judged.flag == "complaint"
+    # A short text is read whole.
+    assert engine.judge_one(facts("lovely, then awful terrible horrible"), now=NOW
+                            ).sentiment == pytest.approx(SentimentIntensityAnalyzer(
+                            ).polarity_scores("lovely, then awful terrible horrible")["compound"])
+
+
 def test_a_users_regex_cannot_stall_the_poll_on_a_strangers_post(tmp_path: Path) -> None:
     import time
 

@@ -233,7 +233,7 @@ class Engine:
         CPU caches (VADER's lexicon, the term automaton). A new feature is one more stage."""
         texts = [_text(m) for m in mentions]
         polarity = self._vader.polarity_scores
-        sentiments = [polarity(text)["compound"] for text in texts]
+        sentiments = [polarity(_sentiment_part(text))["compound"] for text in texts]
         find = self.matcher.find
         terms = [find(text) for text in texts]
         contexts = [
@@ -480,6 +480,22 @@ class Engine:
 def _text(facts: MentionFacts) -> str:
     """What the rules read: the title (when there is one) and the text."""
     return f"{facts.title}\n{facts.text}" if facts.title else facts.text
+
+
+#: How much of a text its sentiment is read from. VADER's time grows with the square of a
+#: text's length (2,000 characters: about 2 ms; a 129 KB feed item: 23 s, a stalled poll),
+#: and past a few thousand characters its compound score is near +1 or -1 whatever the
+#: text says.
+SENTIMENT_CHARS = 2000
+
+
+def _sentiment_part(text: str) -> str:
+    """The first SENTIMENT_CHARS characters of `text`, cut at a space where there is one."""
+    if len(text) <= SENTIMENT_CHARS:
+        return text
+    head = text[:SENTIMENT_CHARS]
+    cut = head.rfind(" ", SENTIMENT_CHARS // 2)
+    return head[:cut] if cut > 0 else head
 
 
 def _sources(cond: Condition, press: frozenset[str]) -> frozenset[str]:
