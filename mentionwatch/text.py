@@ -23,9 +23,17 @@ _ANSI = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-# C0 controls except tab and newline, DEL, C1 controls, and bidirectional overrides that can
-# make text display in a different order than it is stored.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+# C0 controls except tab and newline, DEL, C1 controls, bidirectional overrides that can
+# make text display in a different order than it is stored, and the invisible characters
+# that split a word without showing (zero-width space, word joiner, byte-order mark, soft
+# hyphen: "d\u200bown" would hide "down" from the rules). Not the zero-width (non-)joiners,
+# which emoji sequences and several scripts need.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f"
+    r"\u200b\u2060\ufeff\u00ad]")
+#: A lone surrogate: a byte that was not UTF-8 (as Python reads such a command-line argument
+#: or file), or half an emoji cut by a source. It cannot be stored or encoded.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _BLOCK_TAGS = frozenset(
     ("p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6",
      "blockquote", "pre", "section", "article", "hr")
@@ -73,8 +81,10 @@ def strip_html(value: str) -> str:
 
 
 def strip_terminal_escapes(value: str) -> str:
-    """Remove ANSI/VT escape sequences and control characters (tab and newline stay)."""
-    return _CONTROL.sub("", _ANSI.sub("", value))
+    """Remove ANSI/VT escape sequences and control characters (tab and newline stay); a lone
+    surrogate becomes U+FFFD, the replacement character."""
+    value = _CONTROL.sub("", _ANSI.sub("", value))
+    return _SURROGATE.sub("\ufffd", value) if not value.isascii() else value
 
 
 def normalise_whitespace(value: str) -> str:

@@ -459,6 +459,10 @@ def test_rules_test_command_explains(tmp_path: Path) -> None:
     assert '"flag": "complaint"' in pasted.output and '"outage"' in pasted.output
     empty = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "-"], input="\n")
     assert empty.exit_code == 2 and "TEXT is empty" in empty.output
+    # A byte that is not UTF-8 reaches Python as a lone surrogate: it was a traceback.
+    odd = CliRunner().invoke(cli, ["--config", str(config), "rules", "test", "acme down \udcff"])
+    assert odd.exit_code == 0, odd.output
+    assert "flag: complaint" in odd.output
 
 
 def test_rules_test_source_is_a_kind_or_one_of_your_sources(tmp_path: Path) -> None:

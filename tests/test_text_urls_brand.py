@@ -28,6 +28,13 @@ from mentionwatch.urls import canonical_url
         ("{{ brand }} and %s stay", "{{ brand }} and %s stay"),
         ("a\r\nb\t\tc   d", "a\nb c d"),
         ("Acme <![0 broken <b>declaration</b>", "Acme <![0 broken declaration"),
+        # Invisible characters that split a word ("d\u200bown" hid "down" from the rules).
+        ("Acme is d\u200bown, s\u00adlow, a\u2060gain\ufeff", "Acme is down, slow, again"),
+        # ...but not the joiners an emoji sequence needs.
+        ("family \U0001F468\u200d\U0001F469\u200d\U0001F467",
+         "family \U0001F468\u200d\U0001F469\u200d\U0001F467"),
+        # A byte that was not UTF-8, as Python reads it, and half an emoji: U+FFFD.
+        ("acme down \udcff and \ud83d cut", "acme down \ufffd and \ufffd cut"),
         (None, ""),
     ],
 )
@@ -39,6 +46,7 @@ def test_clean_text(raw: str | None, expected: str) -> None:
 def test_clean_text_output_is_inert_and_stable(value: str) -> None:
     cleaned = clean_text(value)
     assert not any(ord(c) < 32 and c not in "\n" for c in cleaned)
+    cleaned.encode("utf-8")  # storable: no lone surrogate
     assert not any(0x7F <= ord(c) <= 0x9F for c in cleaned)
     assert clean_text(cleaned, is_html=False) == cleaned or "&" in cleaned
 

@@ -463,7 +463,8 @@ class Engine:
         # reply sits under the post it answers, and a bare user name in front of "Thank you"
         # reads as a slip ("anon Thank you for ..."), so the field is empty there.
         author = f"@{handle}" if handle and f.source_kind in AT_HANDLE_KINDS else ""
-        digest = hashlib.sha256(f"{f.source}:{f.url}:{f.text}".encode()).hexdigest()
+        digest = hashlib.sha256(
+            f"{f.source}:{f.url}:{f.text}".encode("utf-8", "surrogatepass")).hexdigest()
         return {
             "author": author,
             "first_name": first_name(f.author_name),
