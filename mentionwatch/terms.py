@@ -10,7 +10,8 @@ Whole words: a term that starts (ends) with a letter or digit is not found with 
 just before (after) it, so "acme" is not in "acmeville" and "can" is not in "can't" ("acme"
 is in "acme's"). A term's other ends need no boundary: an emoji or a symbol is found touching
 a word ("so angry😡"), and so is a term in a script written without spaces between words
-(Chinese, Japanese, Thai: "最悪" in "本当に最悪です").
+(Chinese, Japanese, Thai: "最悪" in "本当に最悪です"). Such a script's characters do not count
+as "another letter" next to a Latin term either ("acme" is in "Acmeのルーター").
 """
 
 from __future__ import annotations
@@ -50,9 +51,14 @@ def normalise_term(term: str) -> str:
     return " ".join(normalise_for_matching(term).split())
 
 
-# After a term ending in a letter or digit: no letter or digit, and not the "'t" of a
+#: A letter or digit of a script written with spaces: what a term that starts or ends with
+#: a letter or digit must not run on into. A character of an unspaced script may touch it
+#: ("Acmeのルーター", "我的Acme路由器").
+_SPACED_WORD = "[^\\W" + "".join(
+    f"{chr(low)}-{chr(high)}" for low, high in _UNSPACED) + "]"
+# After a term ending in a letter or digit: no such letter or digit, and not the "'t" of a
 # contraction ("can" is not in "can't"; "acme" is in "acme's").
-_END = r"(?!\w|'t\b)"
+_END = rf"(?!{_SPACED_WORD}|'t\b)"
 
 
 def _starts_anywhere(char: str) -> bool:
@@ -100,7 +106,7 @@ class TermMatcher:
         # are, and not at all in a text that cannot hold one (most texts are ASCII).
         words = {t for t in self.terms if not _starts_anywhere(t[0])}
         anywhere = self.terms - words
-        self._pattern = (re.compile(r"(?<!\w)(?=(" + _trie_pattern(words) + "))")
+        self._pattern = (re.compile(f"(?<!{_SPACED_WORD})(?=(" + _trie_pattern(words) + "))")
                          if words else None)
         firsts = sorted({t[0] for t in anywhere})
         self._anywhere = (re.compile("(?=[" + "".join(map(re.escape, firsts)) + "])(?=("

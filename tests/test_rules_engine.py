@@ -67,6 +67,9 @@ def test_term_matcher_whole_words_phrases_emoji_hashtags_overlaps() -> None:
     ("can", ["I can login"], ["I can't login", "I can’t login", "canteen"]),
     ("won", ["we won"], ["it won't work"]),
     ("acme", ["acme's router", "ACME!"], ["acmeville", "acme_bot", "acme2"]),
+    # A Latin name may touch a script written without spaces.
+    ("acme", ["Acmeのルーターが壊れました。", "我的Acme路由器坏了", "Acme가 고장났어요"],
+     ["Acmeville的"]),
     ("@acme", ["hey @acme"], ["mail help@acme.example"]),
     # Composed or not, and case-folded beyond ASCII.
     ("café", ["cafe\u0301 au lait", "CAFÉ"], ["cafeteria"]),

@@ -80,6 +80,11 @@ def test_brand_matcher_word_boundaries_and_exclusions() -> None:
     assert m.find("acme anvil, and acme is down") == ["acme"]
     assert BrandMatcher([]).find("acme") == []
     assert BrandMatcher(["café"]).find("Café crème") == ["café"]
+    # Japanese and Chinese write a Latin brand name straight against their own words (these
+    # posts were never stored).
+    assert BrandMatcher(["acme"]).find("Acmeのルーターが壊れました。") == ["acme"]
+    assert BrandMatcher(["acme", "acme fiber"]).find("我的Acme Fiber路由器坏了") == [
+        "acme fiber"]
     assert BrandMatcher(["🚀rocket"]).find("go 🚀rocket go") == ["🚀rocket"]
 
 
