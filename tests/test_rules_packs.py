@@ -128,6 +128,9 @@ def test_a_short_outage_report_is_a_complaint(engine: Engine, text: str) -> None
     # VADER reads a joke as good news (+0.30): these verdicts have no sentiment bound.
     "acme customer service is an absolute joke",
     "@acme you're a joke",
+    "Acme, your app is a joke. Deleting.",
+    "Thanks for nothing Acme",
+    "Shoutout to Acme for ruining my weekend",
 ])
 def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
                                                             text: str) -> None:
@@ -220,6 +223,9 @@ def test_thanks_with_more_to_say_is_still_a_complaint(engine: Engine, text: str,
     "10/10 would recommend acme if you enjoy spending saturdays on hold",
     "thanks for nothing acme, lovely chat with your bot",
     "best weekend ever, no internet from acme since friday 🙃",
+    "Wow Acme, amazing job losing my package for the third time. Truly world class service.",
+    "I love how Acme never answers the phone",
+    "Acme support was great, but the internet is still down",
 ])
 def test_sarcasm_is_never_thanked(engine: Engine, text: str) -> None:
     # The praise words are there ("love", "great", "recommend", "best"), and the word model
@@ -249,6 +255,43 @@ def test_pests_in_food_or_a_room_are_a_crisis(engine: Engine, text: str) -> None
     j = flagged_by(engine, text, "crisis", "contamination")
     assert j.private_channel == "phone"
     assert "outage" not in [h.rule for h in j.hits]
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    ("Acme, if this doesn't work today I'm going to kill myself", "self-harm"),
+    ("Acme's technician stole jewelry from my house", "threatened"),
+    ("Acme employees are sharing customer data. I have screenshots.", "fraud-breach"),
+    ("Acme discriminates against disabled customers, no accessible option for the app",
+     "discrimination"),
+    ("Acme's outage meant my grandma's medical alarm didn't work overnight", "safety"),
+    ("Acme has ignored me for a month so I'm going to the press", "legal"),
+])
+def test_crises_a_new_user_found_unflagged(engine: Engine, text: str, rule: str) -> None:
+    # None of these had any flag but the outage (a complaint).
+    flagged_by(engine, text, "crisis", rule)
+
+
+def test_a_breach_of_contract_is_legal_not_a_security_incident(engine: Engine) -> None:
+    j = flagged_by(engine, "I'm talking to my lawyer, it's a breach of contract and I will "
+                           "sue Acme", "crisis", "legal")
+    assert j.draft_rule == "legal" and "security" not in (j.public_draft or "")
+
+
+@pytest.mark.parametrize("text", [
+    "one more hour of acme hold music and I'll kill myself lol",
+    "#tw the article on suicide and depression is worth reading, acme sponsored it",
+])
+def test_self_harm_as_a_figure_of_speech_or_news_is_not_a_crisis(engine: Engine,
+                                                                  text: str) -> None:
+    assert "self-harm" not in [h.rule for h in judged(engine, text).hits]
+
+
+def test_self_harm_reply_points_to_help_and_asks_nothing_in_public(engine: Engine) -> None:
+    j = flagged_by(engine, "acme I can't take this anymore, I want to die", "crisis",
+                   "self-harm")
+    assert j.draft_rule == "self-harm"
+    assert "crisis line" in (j.private_draft or "")
+    assert "direct message" in (j.public_draft or "")
 
 
 def test_a_pest_in_a_story_is_not_a_crisis(engine: Engine) -> None:
