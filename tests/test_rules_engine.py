@@ -364,6 +364,12 @@ def test_a_mastodon_reply_without_the_author_fits_with_the_name_in_front(
         ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nany = ["x"]\n'
          '[rules.reply]\npublic = "Hi.[[ a [[ {brand} ]] b]]"\n',
          "none inside another"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nany = ["x"]\n'
+         '[rules.reply]\npublic = "Sorry! Ref {case_ref"\n',
+         "rule 'a': reply.public: a '{' or '}' that is not part of a field"),
+        ('[[rules]]\nname = "a"\nflag = "complaint"\n[rules.when]\nany = ["x"]\n'
+         '[rules.reply]\nprivate = "Hi first_name} there"\n',
+         "rule 'a': reply.private: a '{' or '}' that is not part of a field"),
     ],
 )
 def test_bad_rule_files_name_file_rule_and_problem(tmp_path: Path, body: str,

@@ -190,6 +190,12 @@ class Reply(_Strict):
                 f"unknown template field(s) {', '.join('{' + u + '}' for u in unknown)}; "
                 f"allowed: {allowed}"
             )
+        stray = _FIELD.sub("", value)
+        if "{" in stray or "}" in stray:
+            # "Ref {case_ref" would be drafted as it stands.
+            raise ValueError(
+                "a '{' or '}' that is not part of a field: a field is a lower-case name in "
+                f"braces, such as {{case_ref}}: {value!r}")
         rest = OPTIONAL.sub("", value)
         if "[[" in rest or "]]" in rest:
             raise ValueError(
