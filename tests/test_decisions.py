@@ -147,7 +147,8 @@ def test_rules_train_writes_a_model_the_config_then_uses(
     assert code == 0 and "complaint_model_file: OK" in output
 
 
-def test_an_unreadable_model_file_names_itself(tmp_path: Path) -> None:
+def test_an_unreadable_model_file_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "mentionwatch.toml"
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     path.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n'
@@ -156,6 +157,10 @@ def test_an_unreadable_model_file_names_itself(tmp_path: Path) -> None:
         load_judge(load_config(path, environ={}))
     assert str(tmp_path / "bad.json") in str(err.value)
     assert "rules train" in str(err.value.hint)
+    # `rules check` says what is wrong, and never "OK" first.
+    code, output = run_cli(["--config", str(path), "rules", "check"], monkeypatch, capsys)
+    assert code == 2 and str(tmp_path / "bad.json") in output
+    assert "OK" not in output
     (tmp_path / "bad.json").unlink()
     with pytest.raises(RuleError, match="cannot be read as a complaint model"):
         load_judge(load_config(path, environ={}))

@@ -555,6 +555,39 @@ def test_rules_check_command(tmp_path: Path) -> None:
     assert code == 2
 
 
+def test_rules_check_names_every_broken_file_and_takes_one_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "mentionwatch.toml"
+    config.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n')
+    check = ["--config", str(config), "rules", "check"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    rule = '[[rules]]\nname = "{}"\nflag = "complaint"\n[rules.when]\nany = ["zorb"]\n'
+    (mine / "a_empty.toml").write_text("# nothing yet\n", encoding="utf-8")
+    (mine / "b_latin1.toml").write_bytes(
+        ('[pack]\nname = "b"\n# caf\u00e9\n' + rule.format("b")).encode("latin-1"))
+    (mine / "c_typo.toml").write_text('[pack]\nname = "c"\n' + rule.format("c")
+                                      + "sentiment_bellow = 0.2\n", encoding="utf-8")
+    (mine / "d_good.toml").write_text('[pack]\nname = "d"\n' + rule.format("d"),
+                                      encoding="utf-8")
+    code, said = run_cli([*check, str(mine)], monkeypatch, capsys)
+    assert code == 2
+    # Each broken file is named, not only the first; what to do is said.
+    assert "a_empty.toml: the file is empty" in said
+    assert "b_latin1.toml: line 3: byte 0xe9 is not UTF-8" in said
+    assert "Save the file as UTF-8" in said
+    assert "c_typo.toml: rule 'c': when.sentiment_bellow: unknown key (did you mean " \
+           "'sentiment_below'?)" in said
+    assert "d_good.toml" not in said and "OK" not in said
+    # One pack file on its own, checked with the configured packs.
+    code, said = run_cli([*check, str(mine / "d_good.toml")], monkeypatch, capsys)
+    assert code == 0 and "6 packs" in said and ", d)" in said
+    code, said = run_cli([*check, str(tmp_path / "nowhere")], monkeypatch, capsys)
+    assert code == 2 and "nowhere: no such folder or file" in said
+    assert "[rules] dirs" not in said
+
+
 def _pack(folder: Path, name: str, body: str, file: str = "p.toml") -> Path:
     folder.mkdir(exist_ok=True)
     (folder / file).write_text(f'[pack]\nname = "{name}"\n{body}', encoding="utf-8")

@@ -144,17 +144,22 @@ def judgement_json(j: Judgement) -> dict[str, Any]:
 
 
 @rules_group.command("check")
-@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
 @pass_app
 def rules_check(app: AppContext, directory: Path | None) -> None:
     """Validate rule packs: unknown keys, wrong types, bad regexes, unknown template fields,
-    duplicate names. Without DIRECTORY, checks the packs the config uses; with it, checks
-    DIRECTORY together with them (what adding it to [rules] dirs would give). Warns about
+    duplicate names. Without DIRECTORY, checks the packs the config uses; with it (a folder
+    of *.toml packs, or one pack file), checks it together with them (what adding it to
+    [rules] dirs would give). Every file with a problem is named. Warns about
     what is valid but likely wrong: a source no config has, a public reply longer than its
     source allows, a public reply asking for private data. Exit code 2 on a problem."""
+    from mentionwatch.cli.context import print_error
     from mentionwatch.resources import rules_dir
-    from mentionwatch.rules_engine import load_packs, pack_dirs
+    from mentionwatch.rules_engine import load_pack, load_packs, pack_dirs
 
+    if directory is not None and not directory.exists():
+        raise RuleError(f"{directory}: no such folder or file.",
+                        hint="Give the folder that holds your *.toml packs, or one pack file.")
     config = app.config if directory is None else _config_if_any(app)
     dirs = pack_dirs(config) if config is not None else [rules_dir()]
     if directory is not None and directory.resolve() not in {d.resolve() for d in dirs}:
@@ -162,25 +167,43 @@ def rules_check(app: AppContext, directory: Path | None) -> None:
     if not dirs:
         raise RuleError("No rule packs: [rules] defaults = false and no [rules] dirs.",
                         hint="Enable [rules] defaults or add a folder to [rules] dirs.")
+    # Each file on its own first, so every file with a problem is named, not only the first.
+    problems: list[RuleError] = []
+    for folder in dirs:
+        files = sorted(folder.glob("*.toml")) if folder.is_dir() else [folder]
+        for path in files:
+            try:
+                load_pack(path)
+            except RuleError as exc:
+                problems.append(exc)
+    for problem in problems[:-1]:
+        print_error(app.err, problem)
+    if problems:
+        raise problems[-1]
     packs = load_packs(dirs)
-    rules = sum(len(p.rules) for p in packs)
-    app.out.print(Text(f"{len(packs)} packs, {rules} rules: OK "
-                       f"({', '.join(p.name for p in packs)})"))
-    for warning in _pack_warnings(packs, config):
-        app.err.print(Text(f"warning: {warning}", style="yellow"))
+    # Everything is checked before anything is called OK (a cron mail that says "OK" and
+    # then an error reads as both).
+    models: list[str] = []
     if directory is None and app.config.rules.complaint_model_file is not None:
         from mentionwatch.rules_engine import word_model
 
         model = word_model(app.config)
         assert model is not None
-        app.out.print(f"complaint_model_file: OK ({len(model.weights)} weights, trained on "
+        models.append(f"complaint_model_file: OK ({len(model.weights)} weights, trained on "
                       f"{model.trained_on.get('rows', '?')} posts)")
     if directory is None and app.config.rules.complaint_model == "words+sentence":
         from mentionwatch.rules_engine import sentence_dir
         from mentionwatch.rules_engine.sentence import check
 
         folder, _ = check(sentence_dir(app.config))
-        app.out.print(f"complaint_model words+sentence: OK (the model in {folder})")
+        models.append(f"complaint_model words+sentence: OK (the model in {folder})")
+    rules = sum(len(p.rules) for p in packs)
+    app.out.print(Text(f"{len(packs)} packs, {rules} rules: OK "
+                       f"({', '.join(p.name for p in packs)})"))
+    for line in models:
+        app.out.print(Text(line))
+    for warning in _pack_warnings(packs, config):
+        app.err.print(Text(f"warning: {warning}", style="yellow"))
 
 
 def _config_if_any(app: AppContext) -> Config | None:

@@ -24,6 +24,7 @@ A pack file:
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Iterator
@@ -237,12 +238,22 @@ class RulePack(BaseModel):
 def load_pack(path: Path) -> RulePack:
     """Read and validate one pack file. Raises RuleError naming the file and the rule."""
     try:
+        raw = path.read_bytes()
         # utf-8-sig: Windows editors start a UTF-8 file with a byte-order mark.
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{path}: not valid TOML: {exc}.") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise RuleError(f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8.",
+                        hint="Save the file as UTF-8 (your editor's encoding setting).") from None
+    except OSError as exc:
         raise RuleError(f"{path}: cannot read: {exc}.") from None
+    if not data:
+        raise RuleError(f"{path}: the file is empty: a pack needs a [pack] table with its name "
+                        "and at least one [[rules]] entry.",
+                        hint="See the example pack in the README (\"The rules engine\"), "
+                             "or remove the file.")
     try:
         parsed = PackFile.model_validate(data)
     except ValidationError as exc:
@@ -255,15 +266,19 @@ def load_pack(path: Path) -> RulePack:
 
 
 def load_packs(dirs: list[Path]) -> list[RulePack]:
-    """Load every `*.toml` in the folders, in name order; rule names must be unique."""
+    """Load every `*.toml` in the folders (a path that is a file: that pack), in name order;
+    rule names must be unique."""
     packs: list[RulePack] = []
     seen: dict[str, Path] = {}
     names: dict[str, Path] = {}
     for folder in dirs:
-        if not folder.is_dir():
+        if folder.is_file():
+            files = [folder]
+        elif not folder.is_dir():
             raise RuleError(f"Rule folder {folder} does not exist.",
                             hint="Fix [rules] dirs in the config.")
-        files = sorted(folder.glob("*.toml"))
+        else:
+            files = sorted(folder.glob("*.toml"))
         if not files:
             # A folder the user named and nothing in it is read: a wrong path, or files
             # named otherwise ("billing.TOML", "billing.toml.txt").
@@ -287,6 +302,18 @@ def load_packs(dirs: list[Path]) -> list[RulePack]:
     return packs
 
 
+def _known_keys() -> list[str]:
+    keys: set[str] = set()
+    for model in (Condition, Reply, Rule, PackInfo, PackFile):
+        for name, info in model.model_fields.items():
+            keys.add(info.alias or name)
+    return sorted(keys)
+
+
+#: Every key a pack may use, for "did you mean" on an unknown one.
+_KNOWN_KEYS = _known_keys()
+
+
 def _describe(path: Path, exc: ValidationError, data: dict[str, Any]) -> str:
     lines = []
     raw_rules = data.get("rules")
@@ -303,7 +330,8 @@ def _describe(path: Path, exc: ValidationError, data: dict[str, Any]) -> str:
                 where += ": " + ".".join(loc[2:])
         kind = error["type"]
         if kind == "extra_forbidden":
-            message = "unknown key"
+            close = difflib.get_close_matches(loc[-1], _KNOWN_KEYS, n=1)
+            message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
         elif kind == "missing":
             message = "required key is missing"
         else:
