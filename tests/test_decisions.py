@@ -114,7 +114,7 @@ def test_rules_train_writes_a_model_the_config_then_uses(
     try:
         code, output = run_cli(["--config", str(path), "rules", "train", "--decisions-only"],
                             monkeypatch, capsys)
-        assert code == 2 and "Not enough decisions" in output
+        assert code == 1 and "Not enough decisions" in output
         # A brand whose customers say "zorbed" when its service fails.
         for i in range(6):
             mid = _mention(store, config, f"c{i}", f"@acme my line is zorbed again, day {i}",

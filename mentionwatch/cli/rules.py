@@ -17,7 +17,7 @@ from rich.text import Text
 
 from mentionwatch.cli.context import AppContext, pass_app
 from mentionwatch.config import BrandConfig, Config
-from mentionwatch.errors import ConfigError, RuleError
+from mentionwatch.errors import ConfigError, MentionwatchError, RuleError
 from mentionwatch.judgement import Judgement, MentionFacts, explanation_lines, reasons_text
 from mentionwatch.text import clean_text, one_line
 
@@ -47,14 +47,17 @@ def _engine(app: AppContext) -> Any:
 @click.option("--name", "author_name", default=None, help="Author display name.")
 @click.option("--followers", type=click.IntRange(min=0), default=0, show_default=True,
               help="The author's followers (reach, and followers_at_least).")
-@click.option("--verified", is_flag=True, help="The author's account is verified.")
+@click.option("--verified", is_flag=True, help="The author's account is verified (only "
+              "rules with a `verified` condition read it; the shipped packs have none).")
 @click.option("--likes", type=click.IntRange(min=0), default=0,
               help="Likes so far (engagement and its velocity).")
 @click.option("--reposts", type=click.IntRange(min=0), default=0, help="Reposts so far.")
 @click.option("--replies", type=click.IntRange(min=0), default=0, help="Replies so far.")
 @click.option("--age", "age_minutes", type=click.IntRange(min=0, max=10 * 365 * 24 * 60),
               default=5, show_default=True, help="Minutes since it was posted.")
-@click.option("--reply-to-brand", is_flag=True, help="The post answers the brand account.")
+@click.option("--reply-to-brand", is_flag=True, help="The post answers the brand account "
+              "(only rules with a `reply_to_brand` condition read it; the shipped packs have "
+              "none).")
 @click.option("--language", default="en", show_default=True,
               help="The post's language code (for language conditions).")
 @click.option("--json", "as_json", is_flag=True, help="Print the judgement as JSON.")
@@ -388,7 +391,8 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
 
     found = decisions(app.store)
     if not found or (decisions_only and len({d.label for d in found}) < 2):
-        raise RuleError(
+        # Exit 1, not 2: nothing is misconfigured, the store holds too little yet.
+        raise MentionwatchError(
             f"Not enough decisions to learn from ({len(found)} labelled mentions).",
             hint="Approve replies and dismiss mentions (d, s) in `mentionwatch tui` first"
                  + ("; --decisions-only needs both kinds." if decisions_only else "."))
@@ -415,7 +419,7 @@ def rules_train(app: AppContext, out: Path, decisions_only: bool) -> None:
     if count < 50:
         # benchmarks/rules_train_gain.py: even a few hundred decisions teach the model little
         # beyond the words they use; say so rather than promise more.
-        app.out.print(Text(f"Only {count} decisions: the model learns a word of your "
-                           "customers' only after seeing it in several."))
+        app.out.print(Text(f"Only {count} decisions: a word your customers use starts to "
+                           "count once it is in several of them."))
     app.out.print(Text(f'To use it: [rules] complaint_model_file = "{out.resolve()}", then '
                        "`mentionwatch rules rescore`."))
