@@ -63,6 +63,23 @@ async def test_queue_is_sorted_and_user_text_is_inert(postbox: None, receiver: R
         assert "\x1b" not in screen
 
 
+async def test_home_and_end_go_to_the_first_and_last_row(postbox: None, receiver: Receiver,
+                                                         store: Store, db_url: str) -> None:
+    # DataTable's own Home and End scroll sideways: the cursor stayed where it was, and the
+    # next key (a: approve) acted on that row rather than on the top one.
+    config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])
+    ids = seed(store, config)
+    app = make_app(config, store)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        await pilot.press("end")
+        await pilot.pause()
+        assert app.current is not None and app.current.mention.id == ids["ask"]
+        await pilot.press("home")
+        await pilot.pause()
+        assert app.current is not None and app.current.mention.id == ids["urgent"]
+
+
 async def test_edit_approve_sends_once_through_the_source(postbox: None, receiver: Receiver,
                                                           store: Store, db_url: str) -> None:
     config = make_config(db_url, [{"name": "box", "kind": "postbox", "url": receiver.url}])

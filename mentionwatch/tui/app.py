@@ -49,6 +49,7 @@ from mentionwatch.tui.queries import (
     queue,
     source_names,
 )
+from mentionwatch.tui.rows import RowTable
 from mentionwatch.tui.styles import COLOUR, Palette, palette
 
 T = TypeVar("T")
@@ -230,7 +231,7 @@ class TriageApp(App[None]):
         with Horizontal(id="panes"):
             with Vertical(id="left"):
                 yield Input(placeholder="search text and authors (Enter)", id="search")
-                yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+                yield RowTable(id="queue", cursor_type="row", zebra_stripes=True)
             # One scrolling pane: on a wide screen the drafts are docked at its foot while
             # the mention scrolls above them; on a small one everything scrolls in turn.
             with MentionPane(id="right"):

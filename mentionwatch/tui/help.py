@@ -52,8 +52,8 @@ DETAILS = {
     "search": "Search text, titles and author handles (Enter; empty Enter clears). Combines with "
               "the filters.",
     "refresh": "Re-read the queue (also every 10 s), keeping the selection and any edit.",
-    "help": "This screen. Tab moves between the queue, the mention (arrows and PgUp/PgDn "
-            "scroll it) and the drafts.",
+    "help": "This screen. Tab moves between the queue (Home and End: its first and last "
+            "row), the mention (arrows and PgUp/PgDn scroll it) and the drafts.",
     "leave": "Quit (ctrl+q too, even from a draft); edits not approved are kept in the "
              "drafts.",
 }

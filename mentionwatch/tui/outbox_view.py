@@ -28,6 +28,7 @@ from mentionwatch.store import Store
 from mentionwatch.team import waiting_for
 from mentionwatch.text import first_line, strip_terminal_escapes
 from mentionwatch.tui.read_only import MARK, writes
+from mentionwatch.tui.rows import RowTable
 from mentionwatch.tui.styles import COLOUR, Palette
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class OutboxScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="outbox-summary")
-        yield DataTable(id="outbox-table", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="outbox-table", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="outbox-detail-box"):
             yield Static(id="outbox-detail")
         yield Label(Text("text (e to edit, a to approve the edited text)"), id="outbox-label")
