@@ -571,6 +571,9 @@ async def test_refresh_keeps_a_deep_selection_and_an_edit_in_progress(
         assert app.current.mention.id == selected
         assert public.text.endswith("please DM us. Sam")
         assert "edited, not approved yet" in str(app.query_one("#public-label", Label).content)
+        # ...all of it on screen: the line wraps in its column, not cut off by the next one.
+        shot = app.export_screenshot().replace("&#160;", " ")
+        assert "approved yet" in shot, shot
         edited = public.text
         await pilot.press("a")
         await app.workers.wait_for_complete()
