@@ -108,10 +108,17 @@ async def test_failed_send_shows_the_message_and_is_retried_or_edited(
         await pilot.press("w")
         await pilot.pause()
         assert "message: postbox refused (503)" in screen_text(app)
+        # The footer offers the keys that apply to a failed send...
+        assert "Retry" in screen_text(app) and "Mark sent" not in screen_text(app)
         receiver.status = 200
         await pilot.press("r")
         await settle(app, pilot)
         assert "sent" in screen_text(app)
+        # ...and none of them for one that went: it had Approve, Retry and Reject, which
+        # only answered with refusals.
+        for key in ("Approve", "Retry", "Reject", "Mark sent", "Edit"):
+            assert key not in screen_text(app), key
+        assert "Back" in screen_text(app)
     [action] = outbox.actions(store)
     assert (action.mention_id, action.state, action.attempts) == (first, "sent", 2)
     assert len(receiver.received) == 2

@@ -307,7 +307,12 @@ async def test_the_footer_fits_and_always_offers_help(
 @pytest.mark.parametrize("width", [80, 120])
 async def test_the_outbox_footer_offers_help_and_the_way_back(
         postbox: None, receiver: Receiver, store: Store, db_url: str, width: int) -> None:
-    app, _ = seeded_app(store, db_url, receiver)
+    app, ids = seeded_app(store, db_url, receiver)
+    # A send that failed: the keys for it (retry, edit...) are offered too.
+    failed = outbox.approve(store, ids["urgent"], "reply", operator=OPERATOR)
+    with store.engine.begin() as conn:
+        conn.execute(OutboxAction.__table__.update()  # type: ignore[attr-defined]
+                     .where(OutboxAction.id == failed).values(state="failed"))
     async with app.run_test(size=(width, 24)) as pilot:
         await pilot.pause()
         await pilot.press("w")

@@ -237,6 +237,7 @@ class OutboxScreen(Screen[None]):
         return self.items[table.cursor_row]
 
     def show(self, item: OutboxItem | None, *, keep_edit: bool = False) -> None:
+        self.refresh_bindings()  # the keys that apply follow the shown action's state
         box = self.query_one("#outbox-detail", Static)
         editor = self.query_one("#outbox-text", TextArea)
         if item is None:
@@ -380,8 +381,31 @@ class OutboxScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """While the text has the keyboard its letters type letters: the footer then offers
-        only the way back (Esc), as the queue's does."""
-        return action == "close" or not isinstance(self.focused, TextArea)
+        only the way back (Esc), as the queue's does. Otherwise it offers the keys that apply
+        to the selected action's state (a sent reply has nothing to approve or retry)."""
+        if action == "close":
+            return True
+        if isinstance(self.focused, TextArea):
+            return False
+        states = _STATES_FOR.get(action)
+        if states is None:
+            return True
+        item = self.selected()
+        return item is not None and item.action.state in states
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
+
+#: The states of the selected action each key applies to (the outbox module refuses the
+#: others); a key not named here always applies.
+_STATES_FOR: dict[str, frozenset[str]] = {
+    "approve": frozenset(("needs_approval", "failed")),
+    "edit": frozenset(("needs_approval", "failed")),
+    "retry": frozenset(("failed",)),
+    "resolve": frozenset(("unknown",)),
+    "reject": frozenset(("needs_approval",)),
+}
 
 
 #: What the outbox's keys do, for its help screen (?): by action, as help.DETAILS.
