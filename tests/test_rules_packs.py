@@ -508,6 +508,23 @@ def test_rules_test_command_explains(tmp_path: Path) -> None:
     assert "flag: complaint" in odd.output
 
 
+def test_rules_test_works_before_there_is_a_config(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Straight after `mentionwatch demo` the help's own example said "No configuration
+    # file found"; now it judges as an example brand, and says so.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MENTIONWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = CliRunner().invoke(cli, ["rules", "test", "@acme down again, 3rd time this week"])
+    assert result.exit_code == 0, result.output
+    assert "example brand called Acme" in result.output and "flag: complaint" in result.output
+    # A config named but missing is still an error.
+    named = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.toml"), "rules", "test",
+                                     "acme down"])
+    assert named.exit_code != 0 and "does not exist" in str(named.exception)
+
+
 def test_rules_test_source_is_a_kind_or_one_of_your_sources(tmp_path: Path) -> None:
     config = tmp_path / "mentionwatch.toml"
     config.write_text('[brand]\nname = "Acme"\nterms = ["acme"]\n'

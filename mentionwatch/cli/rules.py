@@ -31,10 +31,14 @@ def rules_group() -> None:
     """Rule packs: try a text, check packs, re-score stored mentions."""
 
 
-def _engine(app: AppContext) -> Any:
+def _engine(config: Config) -> Any:
     from mentionwatch.rules_engine import load_judge
 
-    return load_judge(app.config)
+    return load_judge(config)
+
+
+#: What `rules test` judges as when there is no configuration yet (straight after `demo`).
+_EXAMPLE_BRAND = {"brand": {"name": "Acme", "terms": ["acme"]}}
 
 
 @rules_group.command("test")
@@ -82,8 +86,16 @@ def rules_test(app: AppContext, text: str, source: str, author: str,
     if not any(not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf") for c in text):
         raise click.UsageError("TEXT is empty: give the post to try, or - to read it from "
                                "standard input.")
-    source_kind = _source_kind(app, source)
-    engine = _engine(app)
+    config = _config_if_any(app)
+    if config is None:
+        from mentionwatch.config import parse_config
+
+        config = parse_config(_EXAMPLE_BRAND, Path("(built-in example)"))
+        app.err.print(Text("No configuration file: judging with the shipped packs, for an "
+                           "example brand called Acme (`mentionwatch init` writes your own).",
+                           style="dim"))
+    source_kind = _source_kind(config, source)
+    engine = _engine(config)
     facts = MentionFacts(
         source=source, source_kind=source_kind, text=text, title=None, url=None,
         author_handle=author, author_name=author_name, followers=followers,
@@ -119,11 +131,11 @@ def rules_test(app: AppContext, text: str, source: str, author: str,
             out.print(Panel(Text(draft), title=title, title_align="left"))
 
 
-def _source_kind(app: AppContext, source: str) -> str:
+def _source_kind(config: Config, source: str) -> str:
     """The kind behind --source: one of the user's sources by name, else a kind."""
     from mentionwatch import registry
 
-    by_name = {s.name: s.kind for s in app.config.sources}
+    by_name = {s.name: s.kind for s in config.sources}
     if source in by_name:
         return by_name[source]
     kinds = registry.available_kinds()
@@ -351,7 +363,7 @@ def rules_rescore(app: AppContext, since: str | None, sources: tuple[str, ...]) 
 
     start = parse_since(since, datetime.now(UTC)) if since is not None else None
     check_sources(app, sources)
-    engine = _engine(app)
+    engine = _engine(app.config)
     store = app.store
     total = store.count_mentions(sources=sources, since=start)
     with Progress(console=app.err, disable=not app.err.is_terminal) as progress:
