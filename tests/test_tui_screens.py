@@ -439,3 +439,28 @@ async def test_colours_stay_when_no_color_is_not_set(
         await pilot.pause()
         complaint = cell_style(app, app.query_one("#queue", DataTable), "complaint")
         assert complaint.color is not None and complaint.color.get_truecolor()[0] > 150
+
+
+async def test_a_tall_wide_screen_shows_a_long_private_follow_up_whole(
+        postbox: None, receiver: Receiver, store: Store, db_url: str) -> None:
+    # At 160x45 the drafts had 10 lines each under a half-empty mention pane, and a
+    # follow-up of this length had to be scrolled to be read before approving it.
+    from mentionwatch.models import Draft
+
+    app, ids = seeded_app(store, db_url, receiver)
+    follow_up = ("Hi Sam, thank you for getting in touch, and sorry for the trouble. So we can "
+                 "check your service, could you reply with the email address on your account "
+                 "and roughly when the problem started? Your case reference is MW-1234ABCD. "
+                 "You can also reach us at help@acme.example or +1 555 0100 (Mon-Fri 9-5).")
+    with store.engine.begin() as conn:
+        conn.execute(Draft.__table__.update()  # type: ignore[attr-defined]
+                     .where(Draft.mention_id == ids["urgent"])
+                     .values(private_text=follow_up))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        private = app.query_one("#private", TextArea)
+        assert private.text == follow_up
+        assert fully_visible(app, private)
+        # Every wrapped line of it is inside the box: nothing to scroll.
+        assert private.wrapped_document.height <= private.content_size.height, (
+            private.wrapped_document.height, private.content_size.height)
