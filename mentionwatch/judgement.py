@@ -12,6 +12,9 @@ FLAGS = ("crisis", "complaint", "question", "praise", "spam", "ignore")
 #: (Reddit, Hacker News, feeds) the author is a user or display name: "@Acme Security Team"
 #: misreads it.
 AT_HANDLE_KINDS = frozenset({"twitter", "mastodon", "bluesky"})
+#: Source kinds whose site has no direct messages, so a reply cannot ask for one (`{reach_us}`
+#: asks for an email or a call there). A feed is most often a forum's, which has them.
+NO_DM_KINDS = frozenset({"hackernews", "google_alerts"})
 
 
 def author_label(handle: str | None, source_kind: str) -> str:

@@ -748,3 +748,25 @@ def test_a_news_site_is_never_a_repeat_complainer(engine: Engine, kind: str,
         author_history=((NOW - timedelta(days=2), "complaint"),))
     hits = [h.rule for h in engine.judge_one(facts, now=NOW).hits]
     assert ("repeat-complainer" in hits) is repeat, hits
+
+
+def test_a_reply_on_hacker_news_asks_for_an_email_not_a_dm(engine: Engine) -> None:
+    # Hacker News has no direct messages: the drafts' "send us a direct message" is
+    # {reach_us}, an email (or a call) there.
+    def public(kind: str, drafts_for: Engine = engine) -> str:
+        facts = MentionFacts(
+            source="x", source_kind=kind, text="acme fiber down again since 6am, no "
+            "internet for the whole office", title=None, url=None, author_handle="pg",
+            author_name=None, followers=None, verified=None, language="en",
+            created_at=NOW - timedelta(minutes=20), likes=0, reposts=0, replies=0,
+            is_reply_to_brand=False)
+        return drafts_for.judge_one(facts, now=NOW).public_draft or ""
+
+    assert "send us a direct message" in public("twitter")
+    assert "send us a direct message" in public("rss")  # a forum's feed: it has them
+    on_hn = public("hackernews")
+    assert "email us at help@acme.example" in on_hn and "direct message" not in on_hn
+    bare = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {"twitter": 280})
+    assert "please contact our support team" in public("hackernews", bare)
+    phone = Engine(load_packs([rules_dir()]), BrandFacts("Acme", None, "+1 555 0100"), {})
+    assert "please call us on +1 555 0100" in public("hackernews", phone)

@@ -27,7 +27,7 @@ import regex
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from mentionwatch.errors import RuleError
-from mentionwatch.judgement import AT_HANDLE_KINDS, Judgement, MentionFacts, RuleHit
+from mentionwatch.judgement import AT_HANDLE_KINDS, NO_DM_KINDS, Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack, language_code
 from mentionwatch.rules_engine.sentence import SentenceScorer, combine
@@ -149,6 +149,11 @@ class Engine:
                           for pack, rule in self.rules]
         self._by_name = {r.name: r for _, r in self.rules}
         self._contact = brand.contact()
+        # Where a source has no direct messages (Hacker News, feeds), a reply asks for an
+        # email or a call instead.
+        self._reach_elsewhere = (f"email us at {brand.support_email}" if brand.support_email
+                                 else f"call us on {brand.support_phone}" if brand.support_phone
+                                 else "contact our support team")
         self._vader = SentimentIntensityAnalyzer()
         #: The optional sentence model: complaint_score then combines both models' evidence.
         self.sentence = sentence
@@ -475,6 +480,8 @@ class Engine:
             "support_hours": self.brand.support_hours or "",
             "contact": self._contact,
             "source": f.source_kind,
+            "reach_us": (self._reach_elsewhere if f.source_kind in NO_DM_KINDS
+                         else "send us a direct message"),
         }
 
 

@@ -49,7 +49,7 @@ Flag = Literal["crisis", "complaint", "question", "praise", "spam", "ignore"]
 #: Fields a template may use. Mention text is never one of them: it is data, not template.
 TEMPLATE_FIELDS = frozenset(
     {"author", "first_name", "brand", "case_ref", "support_email", "support_phone",
-     "support_hours", "contact", "source"}
+     "support_hours", "contact", "source", "reach_us"}
 )
 _FIELD = re.compile(r"\{([^{}]*)\}")
 #: Pack and rule names: shown on screens and in emails, so plain.
