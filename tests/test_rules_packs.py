@@ -315,6 +315,8 @@ def test_promotions_are_spam_but_not_a_complaint_or_a_question_about_earnings(
 ])
 def test_selling_followers_is_spam(engine: Engine, text: str) -> None:
     flagged_by(engine, text, "spam", "self-promotion")
+    # ...and asking how to get them is a question (spam would hide it from the queue).
+    assert judge(engine, "@acme how do I get followers on my new shop page?") == "question"
 
 
 LONG_POSTS = tomllib.loads((FIXTURES / "rules" / "long_posts.toml").read_text(encoding="utf-8"))

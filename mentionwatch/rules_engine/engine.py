@@ -149,8 +149,8 @@ class Engine:
                           for pack, rule in self.rules]
         self._by_name = {r.name: r for _, r in self.rules}
         self._contact = brand.contact()
-        # Where a source has no direct messages (Hacker News, feeds), a reply asks for an
-        # email or a call instead.
+        # Where a source has no direct messages (Hacker News, Google Alerts), a reply asks
+        # for an email or a call instead.
         self._reach_elsewhere = (f"email us at {brand.support_email}" if brand.support_email
                                  else f"call us on {brand.support_phone}" if brand.support_phone
                                  else "contact our support team")
