@@ -286,6 +286,12 @@ def test_self_harm_as_a_figure_of_speech_or_news_is_not_a_crisis(engine: Engine,
     assert "self-harm" not in [h.rule for h in judged(engine, text).hits]
 
 
+def test_hurting_oneself_in_a_fall_is_safety_not_self_harm(engine: Engine) -> None:
+    j = flagged_by(engine, "I hurt myself on the broken step outside the acme store, my knee "
+                           "is bleeding", "crisis", "safety")
+    assert "self-harm" not in [h.rule for h in j.hits] and j.draft_rule == "safety"
+
+
 def test_self_harm_reply_points_to_help_and_asks_nothing_in_public(engine: Engine) -> None:
     j = flagged_by(engine, "acme I can't take this anymore, I want to die", "crisis",
                    "self-harm")
