@@ -168,9 +168,8 @@ def rules_check(app: AppContext, directory: Path | None) -> None:
     [rules] dirs would give). Every file with a problem is named. Warns about
     what is valid but likely wrong: a source no config has, a public reply longer than its
     source allows, a public reply asking for private data. Exit code 2 on a problem."""
-    from mentionwatch.cli.context import print_error
     from mentionwatch.resources import rules_dir
-    from mentionwatch.rules_engine import load_pack, load_packs, pack_dirs
+    from mentionwatch.rules_engine import load_packs, pack_dirs
 
     if directory is not None and not directory.exists():
         raise RuleError(f"{directory}: no such folder or file.",
@@ -182,20 +181,7 @@ def rules_check(app: AppContext, directory: Path | None) -> None:
     if not dirs:
         raise RuleError("No rule packs: [rules] defaults = false and no [rules] dirs.",
                         hint="Enable [rules] defaults or add a folder to [rules] dirs.")
-    # Each file on its own first, so every file with a problem is named, not only the first.
-    problems: list[RuleError] = []
-    for folder in dirs:
-        files = sorted(folder.glob("*.toml")) if folder.is_dir() else [folder]
-        for path in files:
-            try:
-                load_pack(path)
-            except RuleError as exc:
-                problems.append(exc)
-    for problem in problems[:-1]:
-        print_error(app.err, problem)
-    if problems:
-        raise problems[-1]
-    packs = load_packs(dirs)
+    packs = load_packs(dirs)  # every broken file named at once
     # Everything is checked before anything is called OK (a cron mail that says "OK" and
     # then an error reads as both).
     models: list[str] = []

@@ -267,10 +267,12 @@ def load_pack(path: Path) -> RulePack:
 
 def load_packs(dirs: list[Path]) -> list[RulePack]:
     """Load every `*.toml` in the folders (a path that is a file: that pack), in name order;
-    rule names must be unique."""
+    rule names must be unique. Every file with a problem is named in the one RuleError raised,
+    not only the first."""
     packs: list[RulePack] = []
     seen: dict[str, Path] = {}
     names: dict[str, Path] = {}
+    problems: list[RuleError] = []
     for folder in dirs:
         if folder.is_file():
             files = [folder]
@@ -288,17 +290,28 @@ def load_packs(dirs: list[Path]) -> list[RulePack]:
                 + (f" (not {', '.join(others[:3])})" if others else "") + ".",
                 hint="Fix [rules] dirs in the config, or rename the files.")
         for path in files:
-            pack = load_pack(path)
+            try:
+                pack = load_pack(path)
+            except RuleError as exc:
+                problems.append(exc)
+                continue
             if pack.name in names:
-                raise RuleError(f"{path}: pack name {pack.name!r} is also used by "
-                                f"{names[pack.name]}; pack names must be unique.")
+                problems.append(RuleError(f"{path}: pack name {pack.name!r} is also used by "
+                                          f"{names[pack.name]}; pack names must be unique."))
+                continue
             names[pack.name] = path
             for rule in pack.rules:
                 if rule.name in seen:
-                    raise RuleError(f"{path}: rule {rule.name!r} is also defined in "
-                                    f"{seen[rule.name]}; rule names must be unique.")
-                seen[rule.name] = path
+                    problems.append(RuleError(
+                        f"{path}: rule {rule.name!r} is also defined in {seen[rule.name]}; "
+                        "rule names must be unique."))
+                seen.setdefault(rule.name, path)
             packs.append(pack)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        hints = dict.fromkeys(p.hint for p in problems if p.hint)
+        raise RuleError("\n".join(p.message for p in problems), hint="\n".join(hints) or None)
     return packs
 
 
