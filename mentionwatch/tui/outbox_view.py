@@ -393,9 +393,6 @@ class OutboxScreen(Screen[None]):
         item = self.selected()
         return item is not None and item.action.state in states
 
-    def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
-
 
 #: The states of the selected action each key applies to (the outbox module refuses the
 #: others); a key not named here always applies.
