@@ -131,6 +131,11 @@ def test_a_short_outage_report_is_a_complaint(engine: Engine, text: str) -> None
     "Acme, your app is a joke. Deleting.",
     "Thanks for nothing Acme",
     "Shoutout to Acme for ruining my weekend",
+    # Told to do better: VADER reads "better" as good news (+0.44 to +0.54).
+    "@acme do better.",
+    "@acme you can and should do better",
+    "4 items missing from my acme order. You need better delivery drivers!!",
+    "expected better from acme this time",
 ])
 def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
                                                             text: str) -> None:
@@ -148,6 +153,10 @@ def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
     "acme reports its worst quarter since 2009",
     "so disappointed in myself, forgot to use my acme voucher",
     "ruined my acme jacket in the rain, my own fault",
+    "I need to do better at drinking water, acme bottle on my desk now",
+    "we'll do better next time team, acme cup final next week",
+    "girl you can do better than him, he shops at acme",
+    "acme coffee and a run, trying to do better this year",
 ])
 def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text: str) -> None:
     not_flagged(engine, text, "complaint", "crisis")
@@ -269,6 +278,37 @@ def test_pests_in_food_or_a_room_are_a_crisis(engine: Engine, text: str) -> None
 def test_crises_a_new_user_found_unflagged(engine: Engine, text: str, rule: str) -> None:
     # None of these had any flag but the outage (a complaint).
     flagged_by(engine, text, "crisis", rule)
+
+
+@pytest.mark.parametrize("text", [
+    "my acme account was stolen and they bought stuff with my card",
+    "someone stole my identity and opened an acme account in my name",
+    "@acme my card details were stolen after I paid on your website",
+])
+def test_stolen_money_data_or_an_account_is_a_security_crisis(engine: Engine,
+                                                              text: str) -> None:
+    flagged_by(engine, text, "crisis", "fraud-breach")
+
+
+@pytest.mark.parametrize("text", [
+    "Somebody stole my Acme package off my porch yesterday :/",
+    "@acme is it possible to stop your drivers leaving stuff outside? it's either "
+    "lost/stolen/broken EVERY time",
+])
+def test_a_stolen_parcel_is_an_order_complaint_not_a_security_crisis(engine: Engine,
+                                                                     text: str) -> None:
+    # A bare "stolen" sent these, and "someone stole my bench", to on-call as breaches.
+    j = flagged_by(engine, text, "complaint", "order-or-product-problem")
+    assert "fraud-breach" not in [h.rule for h in j.hits]
+
+
+@pytest.mark.parametrize("text", [
+    "bloody seagull just stole my acme chips right out of my hand",
+    "someone stole my bike from outside the acme store. gutted",
+    "my girlfriend has stolen every acme hoodie i own",
+])
+def test_everyday_theft_is_not_a_security_crisis(engine: Engine, text: str) -> None:
+    not_flagged(engine, text, "crisis")
 
 
 def test_a_breach_of_contract_is_legal_not_a_security_incident(engine: Engine) -> None:
