@@ -298,6 +298,25 @@ def test_drafts_respect_the_source_limit(tmp_path: Path) -> None:
     assert fit("First sentence here. And a tail that goes on", 30) == "First sentence here."
 
 
+def test_a_handle_too_long_for_the_reply_is_left_out_not_the_reply(tmp_path: Path) -> None:
+    # A Bluesky handle is a domain name of up to 253 characters, against a 300-grapheme post:
+    # kept, it left "@<handle> Sorry about…". The reply is threaded under the post anyway.
+    body = rule('any = ["down"]', extra='[rules.reply]\npublic = "{author} Sorry about the '
+                'outage. We are on it and will post here when it is fixed. Please send us a '
+                'direct message if it goes on."')
+    engine = engine_from(tmp_path, body, {"bluesky": 300})
+    long_handle = "a" * 120 + "." + "b" * 120 + ".bsky.social"
+    draft = engine.judge_one(facts("down", source_kind="bluesky", author_handle=long_handle),
+                             now=NOW).public_draft
+    assert draft == ("Sorry about the outage. We are on it and will post here when it is fixed. "
+                     "Please send us a direct message if it goes on.")
+    # A handle of a usual length stays, and so does a long one when all of it fits.
+    for handle in ("alice.bsky.social", "a" * 60 + ".example.com"):
+        kept = engine.judge_one(facts("down", source_kind="bluesky", author_handle=handle),
+                                now=NOW).public_draft
+        assert kept is not None and kept.startswith(f"@{handle} Sorry") and kept.endswith("on.")
+
+
 def test_a_mastodon_reply_without_the_author_fits_with_the_name_in_front(
         tmp_path: Path) -> None:
     # Mastodon notifies only the accounts a post names, so the connector puts

@@ -385,6 +385,26 @@ def test_long_posts_from_forums_and_feeds(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize("text", [
+    "emailed acme 4 times. nothing",
+    "@acme already contacted you 3-4 times in the last month. all I got was an assurance "
+    "that the matter is escalated",
+    "I've phoned acme several times this week and still no engineer",
+])
+def test_having_to_chase_again_and_again_is_a_complaint(engine: Engine, text: str) -> None:
+    # Calm words to both models and to VADER (+0.50 for "assurance ... escalated").
+    j = flagged_by(engine, text, "complaint", "chasing")
+    assert "chase us" in (j.public_draft or "")
+
+
+@pytest.mark.parametrize("text", [
+    "called acme 3 times and they finally sorted it, thanks",
+    "the acme delivery driver called six times because he couldn't find the building",
+])
+def test_chasing_that_was_put_right_or_was_a_driver_is_not(engine: Engine, text: str) -> None:
+    assert "chasing" not in [h.rule for h in judged(engine, text).hits]
+
+
+@pytest.mark.parametrize("text", [
     "I just want to speak to a human at acme",
     "acme's chat bot is going round in circles, I just want a human",
     "been going in circles with acme support for an hour",

@@ -457,10 +457,17 @@ class Engine:
         kind = f.source_kind
         measure = self._length_for(kind)
         handle = (f.author_handle or "").strip().lstrip("@")
+        limit = self._limit_for(kind)
         if handle and self._prefixed(kind) and f"@{handle}".lower() not in text.lower():
             prefix = f"@{handle} "
-            return fit(text, self._limit_for(kind), lambda draft: measure(prefix + draft))
-        return fit(text, self._limit_for(kind), measure)
+            return fit(text, limit, lambda draft: measure(prefix + draft))
+        opener = f"@{handle} "
+        if (limit is not None and handle and text.startswith(opener)
+                and measure(text) > limit and measure(opener) > limit // 4):
+            # A long handle (a Bluesky domain can take 253 of the 300) would leave no room
+            # for what the reply says; the reply is threaded under the post without it.
+            return fit(text[len(opener):], limit, measure)
+        return fit(text, limit, measure)
 
     def _fields(self, f: MentionFacts) -> dict[str, str]:
         handle = (f.author_handle or "").strip().lstrip("@")
