@@ -210,11 +210,18 @@ def test_flag_precedence_priority_and_explanation(tmp_path: Path) -> None:
     assert old.priority < small.priority  # older mentions sink
 
 
-def test_spam_and_ignore_win_and_get_no_draft(tmp_path: Path) -> None:
+def test_spam_and_ignore_win_but_spam_not_over_a_crisis(tmp_path: Path) -> None:
     body = (rule('any = ["down"]', extra='[rules.reply]\npublic = "sorry"')
             + rule('any = ["giveaway"]', flag="spam").replace('name = "r"', 'name = "s"'))
     judged = engine_from(tmp_path, body).judge_one(facts("giveaway! site down"), now=NOW)
     assert (judged.flag, judged.priority, judged.public_draft) == ("spam", 0.0, None)
+    # ...except over a crisis: spam would hide it with no alert, and a missed crisis costs
+    # more than a false alarm. Ignore (a homonym the team ruled out) still wins.
+    crisis = rule('any = ["racist"]', flag="crisis").replace('name = "r"', 'name = "c"')
+    ignore = rule('any = ["cartoon"]', flag="ignore").replace('name = "r"', 'name = "i"')
+    engine = engine_from(tmp_path, body + crisis + ignore)
+    assert engine.judge_one(facts("giveaway! racist staff"), now=NOW).flag == "crisis"
+    assert engine.judge_one(facts("cartoon giveaway, racist"), now=NOW).flag == "ignore"
 
 
 def test_templates_fill_safe_fields_and_mention_text_stays_data(tmp_path: Path) -> None:

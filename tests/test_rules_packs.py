@@ -355,6 +355,25 @@ def test_promotions_are_spam_but_not_a_complaint_or_a_question_about_earnings(
         "question"
 
 
+@pytest.mark.parametrize(("text", "flag"), [
+    ("@acme your coupon won't apply at checkout and support just sent me another coupon",
+     "complaint"),
+    ("@acme froze my account with my whole salary in it, 9 days now and chat says wait",
+     "complaint"),
+    ("@acme the app crashes every time someone shares their screen, whole team has it",
+     "complaint"),
+    ("@acme you are running ads for a fake crypto giveaway on my feed. I reported it and it "
+     "is still there", "complaint"),
+    ("the acme cashier told my mom 'you people always bring a fake coupon'. The coupon was "
+     "valid. Racist.", "crisis"),
+])
+def test_spam_words_in_a_customer_s_complaint_do_not_hide_it(engine: Engine, text: str,
+                                                             flag: str) -> None:
+    # Spam and ignore outrank every flag and get no draft; "coupon", "salary", "shares" and
+    # "crypto" alone had sent these (and a racist remark, an on-call alert) to the noise.
+    assert judge(engine, text) == flag
+
+
 @pytest.mark.parametrize("text", [
     "get 1000 followers fast, dm me",
     "buy followers cheap, 10k real followers for $5",

@@ -35,7 +35,7 @@ from mentionwatch.rules_engine.templates import first_name, fit, render
 from mentionwatch.terms import TermMatcher, normalise_term
 
 #: When several flags match, the first in this order wins.
-FLAG_ORDER = ("ignore", "spam", "crisis", "complaint", "question", "praise")
+FLAG_ORDER = ("ignore", "crisis", "spam", "complaint", "question", "praise")
 #: The `source` value that also takes every source configured with `press = true`.
 PRESS = "press"
 
