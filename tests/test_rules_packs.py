@@ -303,6 +303,52 @@ def test_a_stolen_parcel_is_an_order_complaint_not_a_security_crisis(engine: Eng
 
 
 @pytest.mark.parametrize("text", [
+    "@acme 533 million phone numbers leaked and my number is in it",
+    "my acme data was in the leak. health records. the hotline is engaged",
+    "acme leaked my passport and home address, now what?",
+    "ever since the acme delivery data leak people call me with my exact order id",
+    "right after the @acme leak I got a letter with a fake device at my home address",
+    "acme lost my personal data and I had to replace my passport at my own cost",
+])
+def test_a_leak_of_data_is_a_security_crisis(engine: Engine, text: str) -> None:
+    flagged_by(engine, text, "crisis", "fraud-breach")
+
+
+@pytest.mark.parametrize(("text", "flag"), [
+    ("@acmewater reported a leak on our road 3 weeks ago, it's now a small river", "complaint"),
+    ("@acme my new kettle leaked all over the counter the first time", "complaint"),
+    ("@acme why has my data run out in 4 days when i've barely used my phone??", "complaint"),
+    ("@acme how do i check my data balance?", "question"),
+    ("acme updated its privacy policy again, I didn't read the old one either", "none"),
+])
+def test_a_water_leak_a_data_allowance_or_a_privacy_policy_is_no_breach(
+        engine: Engine, text: str, flag: str) -> None:
+    # A bare "leak", "my data" or "privacy" sent every one of these to on-call as a breach.
+    assert judge(engine, text) == flag
+
+
+@pytest.mark.parametrize("text", [
+    "burnt my toast again, acme toaster works fine it was me",
+    "nobody was hurt, acme staff got everyone out of the store in minutes",
+    "acme's new striker is on fire this season",
+    "feeling so burnt out this week, acme coffee is keeping me alive",
+])
+def test_everyday_burns_and_hurts_do_not_wake_on_call(engine: Engine, text: str) -> None:
+    not_flagged(engine, text, "crisis")
+
+
+@pytest.mark.parametrize("text", [
+    "my kid got hurt on the acme store escalator today",
+    "acme charger burned my daughter's hand",
+    "got a rash all over from the new acme detergent",
+    "the acme hand warmers leaked and burned through my daughter's gloves onto her skin",
+    "my acme airfryer is smoking out the back vent with no food in it",
+])
+def test_harm_told_in_everyday_words_is_still_a_crisis(engine: Engine, text: str) -> None:
+    flagged_by(engine, text, "crisis", "safety")
+
+
+@pytest.mark.parametrize("text", [
     "bloody seagull just stole my acme chips right out of my hand",
     "someone stole my bike from outside the acme store. gutted",
     "my girlfriend has stolen every acme hoodie i own",
