@@ -332,6 +332,9 @@ def test_a_water_leak_a_data_allowance_or_a_privacy_policy_is_no_breach(
     "nobody was hurt, acme staff got everyone out of the store in minutes",
     "acme's new striker is on fire this season",
     "feeling so burnt out this week, acme coffee is keeping me alive",
+    "the best part of acme is the food court",
+    "auntie sue told everyone at the acme party that you're pregnant",
+    "my uncle is a lawyer and still can't read the acme instructions lol",
 ])
 def test_everyday_burns_and_hurts_do_not_wake_on_call(engine: Engine, text: str) -> None:
     not_flagged(engine, text, "crisis")
@@ -355,6 +358,11 @@ def test_harm_told_in_everyday_words_is_still_a_crisis(engine: Engine, text: str
 ])
 def test_everyday_theft_is_not_a_security_crisis(engine: Engine, text: str) -> None:
     not_flagged(engine, text, "crisis")
+
+
+def test_a_lawyer_friend_keen_on_the_case_is_still_legal(engine: Engine) -> None:
+    flagged_by(engine, "Not joking @acme, I have a lawyer friend and he's very keen on this "
+                       "case. You cut off my landline for 3 weeks", "crisis", "legal")
 
 
 def test_a_breach_of_contract_is_legal_not_a_security_incident(engine: Engine) -> None:
