@@ -144,6 +144,12 @@ def test_a_users_regex_cannot_stall_the_poll_on_a_strangers_post(tmp_path: Path)
         hopeless.judge_one(facts("a" * 45), now=NOW)
     assert time.perf_counter() - started < 2
     assert matches(hopeless, "aab")  # a short post is judged as usual
+    # Joined with a rule's other patterns into one search, the error names them all.
+    joined = engine_from(tmp_path, rule('regex = ["(?:(?:a|aa)+)+b", "zzz"]'))
+    with deadline(10), pytest.raises(
+            RuleError, match=r"One of the regular expressions '\(\?:\(\?:a\|aa\)\+\)\+b' or "
+                             r"'zzz' \(rule t/r\) took over 0.25 s"):
+        joined.judge_one(facts("a" * 45), now=NOW)
 
 
 @pytest.mark.parametrize(

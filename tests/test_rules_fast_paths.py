@@ -129,8 +129,8 @@ def test_a_pattern_rules_share_is_searched_once_a_mention(
     searched: list[str] = []
     bounded = engine_module._bounded_search
 
-    def counting(pattern: str, rules: Any = ()) -> Any:
-        search = bounded(pattern, rules)
+    def counting(pattern: str, *args: Any) -> Any:
+        search = bounded(pattern, *args)
 
         def counted(text: str) -> Any:
             searched.append(pattern)
@@ -148,6 +148,43 @@ def test_a_pattern_rules_share_is_searched_once_a_mention(
     judged = engine.judge([down, back])
     assert [h.rule for h in judged[0].hits] == ["r0", "r1", "r2"] and not judged[1].hits
     assert searched == ["back (up|on)", "back (up|on)"]  # one search for each mention
+
+
+def test_a_rule_s_patterns_are_searched_as_one_alternation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each search costs about 2.5 us in setting up its time limit alone, so a `regex` list is
+    # one search of its alternation (each pattern's leading flags kept to it); the verdict
+    # and the reasons are those of the patterns one by one.
+    import mentionwatch.rules_engine.engine as engine_module
+
+    searched: list[str] = []
+    bounded = engine_module._bounded_search
+
+    def counting(pattern: str, *args: Any) -> Any:
+        search = bounded(pattern, *args)
+
+        def counted(text: str) -> Any:
+            searched.append(pattern)
+            return search(text)
+        return counted
+
+    monkeypatch.setattr(engine_module, "_bounded_search", counting)
+    (tmp_path / "p.toml").write_text(
+        '[pack]\nname = "p"\n[[rules]]\nname = "r"\nflag = "complaint"\n[rules.when]\n'
+        'regex = ["(?s)refund.*never", "\\\\bdo better\\\\b", "^why"]\n', encoding="utf-8")
+    engine = Engine(load_packs([tmp_path]), BrandFacts("Acme"), {})
+    texts = ["the refund\nnever came", "acme do better", "why acme", "refund me", "Do Better"]
+    judged = engine.judge([_variants(t)[0] for t in texts])
+    assert [j.flag for j in judged] == ["complaint", "complaint", "complaint", None, "complaint"]
+    joined = "(?s:refund.*never)|(?:\\bdo better\\b)|(?:^why)"
+    assert searched.count(joined) == len(texts)
+    # The patterns one by one only for the reasons of the four that hit, not for the miss.
+    assert 0 < len(searched) - len(texts) <= 3 * 4
+    assert judged[1].hits[0].explanation == {"regex": ["do better"]}
+    # A pattern whose meaning joining would change (a backreference) is searched alone.
+    assert engine_module._alternation(["(a)\\1", "b"]) is None
+    assert engine_module._alternation(["(?x) a # comment", "b"]) is None
+    assert engine_module._alternation(["(?s)a.b", "c"]) == "(?s:a.b)|(?:c)"
 
 
 def test_a_batch_is_judged_as_one_mention_at_a_time(tmp_path: Path) -> None:

@@ -277,14 +277,26 @@ class Engine:
             )
         return sets
 
-    def _pattern(self, pattern: str) -> Callable[[str], Any]:
+    def _pattern(self, pattern: str, parts: Sequence[str] = ()) -> Callable[[str], Any]:
         """A user pattern's search, case-insensitive and bounded in time (see
-        REGEX_TIMEOUT): the pattern is a user's, the text a stranger's."""
+        REGEX_TIMEOUT): the pattern is a user's, the text a stranger's. `parts`: the
+        patterns an alternation was joined from (an error names them, and their rules)."""
         search = self._regex.get(pattern)
         if search is None:
+            named = parts or (pattern,)
+            rules = sorted({r for p in named for r in self._regex_rules.get(p, [])})
             search = self._regex[pattern] = _bounded_search(
-                pattern, self._regex_rules.get(pattern, []))
+                pattern, rules, " or ".join(repr(p) for p in named))
         return search
+
+    def _any_regex(self, patterns: Sequence[str]) -> Test:
+        """A test that one of `patterns` is found: one search of their alternation where
+        they can be joined (each `search` call costs about as much as a short pattern's
+        scan, mostly in setting up its time limit), else one search each."""
+        joined = _alternation(patterns)
+        if joined is None:
+            return _any_pattern([(p, self._pattern(p)) for p in patterns])
+        return _any_pattern([(joined, self._pattern(joined, patterns))])
 
     def _compile(self, cond: Condition) -> Test:
         """A pure test with the same verdict as `_holds(cond, ...)`, built once per rule: only
@@ -313,7 +325,7 @@ class Engine:
         if cond.complained_within_days is not None:
             checks.append(_recent_complaint(timedelta(days=cond.complained_within_days)))
         if cond.regex:
-            checks.append(_any_pattern([(p, self._pattern(p)) for p in cond.regex]))
+            checks.append(self._any_regex(cond.regex))
         if cond.all_of:
             checks.append(_all_hold([self._compile(sub) for sub in cond.all_of]))
         if cond.any_of:
@@ -562,21 +574,55 @@ def _recent_complaint(window: timedelta) -> Test:
 REGEX_TIMEOUT = 0.25
 
 
-def _bounded_search(pattern: str, rules: Sequence[str] = ()) -> Callable[[str], Any]:
+def _bounded_search(pattern: str, rules: Sequence[str] = (),
+                    shown: str | None = None) -> Callable[[str], Any]:
     search = regex.compile(pattern, regex.IGNORECASE).search
     used_by = f" (rule {', '.join(rules)})" if rules else ""
+    what = shown or repr(pattern)
+    which = "One of the regular expressions" if shown and " or " in shown else \
+        "The regular expression"
 
     def bounded(text: str) -> Any:
         try:
             return search(text, timeout=REGEX_TIMEOUT)
         except TimeoutError:
             raise RuleError(
-                f"The regular expression {pattern!r}{used_by} took over {REGEX_TIMEOUT} s on "
-                "one post.",
+                f"{which} {what}{used_by} took over {REGEX_TIMEOUT} s on one post.",
                 hint="Simplify it: nested repeats such as ((a|aa)+)+ can take forever on "
                      "some texts.") from None
 
     return bounded
+
+
+#: Inline flags at the start of a pattern ("(?s)..."), which apply to the whole pattern.
+_LEADING_FLAGS = regex.compile(r"\(\?([aiLmsux]+)\)")
+#: What a pattern can hold that would change meaning once joined to others: group numbers
+#: and names (backreferences, conditionals, recursion), flags that are not at its start, and
+#: the verbose flag (a comment would swallow the rest of the alternation).
+_UNJOINABLE = regex.compile(r"\\[1-9g]|\(\?(?:P|<[A-Za-z_]|&|\(|R|[-+]?[0-9])"
+                            r"|\(\?[a-zA-Z-]*[xV]|(?<!^)\(\?[aiLmsux]+\)")
+
+
+def _alternation(patterns: Sequence[str]) -> str | None:
+    """One pattern found wherever one of `patterns` is ("(?:a)|(?:b)", each one's leading
+    flags kept to it), or None when there is one pattern or they cannot safely be joined."""
+    if len(patterns) < 2:
+        return None
+    parts = []
+    for pattern in patterns:
+        if _UNJOINABLE.search(pattern):
+            return None
+        flags = _LEADING_FLAGS.match(pattern)
+        if flags:
+            parts.append(f"(?{flags.group(1)}:{pattern[flags.end():]})")
+        else:
+            parts.append(f"(?:{pattern})")
+    joined = "|".join(parts)
+    try:
+        regex.compile(joined, regex.IGNORECASE)
+    except regex.error:
+        return None
+    return joined
 
 
 _UNSEEN = object()
