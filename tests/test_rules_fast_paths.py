@@ -120,10 +120,8 @@ def test_compiled_tests_agree_with_the_condition_walk(tmp_path: Path) -> None:
     assert held > 100  # the corpus exercises rules that hold, not only ones that fail
 
 
-def test_a_pattern_rules_share_is_searched_once_a_mention(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The default packs give five rules one "a problem that is over" pattern; each mention
-    # pays for one search of it, not five (and the reasons walk reuses it too).
+def count_searches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The patterns the engine searches from now on, one entry per search."""
     import mentionwatch.rules_engine.engine as engine_module
 
     searched: list[str] = []
@@ -138,6 +136,14 @@ def test_a_pattern_rules_share_is_searched_once_a_mention(
         return counted
 
     monkeypatch.setattr(engine_module, "_bounded_search", counting)
+    return searched
+
+
+def test_a_pattern_rules_share_is_searched_once_a_mention(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default packs give five rules one "a problem that is over" pattern; each mention
+    # pays for one search of it, not five (and the reasons walk reuses it too).
+    searched = count_searches(monkeypatch)
     rules = "".join(f'[[rules]]\nname = "r{i}"\nflag = "complaint"\n[rules.when]\n'
                     f'any = ["router"]\nnot = {{ regex = ["back (up|on)"] }}\n'
                     for i in range(3))
@@ -155,20 +161,7 @@ def test_a_rule_s_patterns_are_searched_as_one_alternation(
     # Each search costs about 2.5 us in setting up its time limit alone, so a `regex` list is
     # one search of its alternation (each pattern's leading flags kept to it); the verdict
     # and the reasons are those of the patterns one by one.
-    import mentionwatch.rules_engine.engine as engine_module
-
-    searched: list[str] = []
-    bounded = engine_module._bounded_search
-
-    def counting(pattern: str, *args: Any) -> Any:
-        search = bounded(pattern, *args)
-
-        def counted(text: str) -> Any:
-            searched.append(pattern)
-            return search(text)
-        return counted
-
-    monkeypatch.setattr(engine_module, "_bounded_search", counting)
+    searched = count_searches(monkeypatch)
     (tmp_path / "p.toml").write_text(
         '[pack]\nname = "p"\n[[rules]]\nname = "r"\nflag = "complaint"\n[rules.when]\n'
         'regex = ["(?s)refund.*never", "\\\\bdo better\\\\b", "^why"]\n', encoding="utf-8")
@@ -182,9 +175,11 @@ def test_a_rule_s_patterns_are_searched_as_one_alternation(
     assert 0 < len(searched) - len(texts) <= 3 * 4
     assert judged[1].hits[0].explanation == {"regex": ["do better"]}
     # A pattern whose meaning joining would change (a backreference) is searched alone.
-    assert engine_module._alternation(["(a)\\1", "b"]) is None
-    assert engine_module._alternation(["(?x) a # comment", "b"]) is None
-    assert engine_module._alternation(["(?s)a.b", "c"]) == "(?s:a.b)|(?:c)"
+    from mentionwatch.rules_engine.engine import _alternation
+
+    assert _alternation(["(a)\\1", "b"]) is None
+    assert _alternation(["(?x) a # comment", "b"]) is None
+    assert _alternation(["(?s)a.b", "c"]) == "(?s:a.b)|(?:c)"
 
 
 def test_a_batch_is_judged_as_one_mention_at_a_time(tmp_path: Path) -> None:
