@@ -28,7 +28,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from mentionwatch.errors import RuleError
 from mentionwatch.judgement import AT_HANDLE_KINDS, NO_DM_KINDS, Judgement, MentionFacts, RuleHit
-from mentionwatch.rules_engine import classifier
+from mentionwatch.rules_engine import classifier, prefilter
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack, language_code
 from mentionwatch.rules_engine.sentence import SentenceScorer, combine
 from mentionwatch.rules_engine.templates import first_name, fit, render
@@ -581,8 +581,11 @@ def _bounded_search(pattern: str, rules: Sequence[str] = (),
     what = shown or repr(pattern)
     which = "One of the regular expressions" if shown and " or " in shown else \
         "The regular expression"
+    need = prefilter.required(pattern)
 
     def bounded(text: str) -> Any:
+        if need is not None and not prefilter.may_match(need, text):
+            return None  # none of the words it needs: it cannot match
         try:
             return search(text, timeout=REGEX_TIMEOUT)
         except TimeoutError:
