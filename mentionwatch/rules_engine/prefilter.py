@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import functools
 import re
-
-# The standard library's own parser: private, but stable since Python 3.11 (sre_parse before).
-import re._constants as sre
-import re._parser as sre_parse
 import warnings
 from collections.abc import Iterable
 from typing import Any
+
+try:  # The standard library's own parser: private, but stable since Python 3.11.
+    import re._constants as sre
+    import re._parser as sre_parse
+except ImportError:  # pragma: no cover - a Python that moved it: search every post
+    sre = sre_parse = None
 
 #: Shorter required strings are found in most posts ("the"), so they filter nothing.
 MIN_CHARS = 3
@@ -35,7 +37,7 @@ Requirement = frozenset[str]
 @functools.cache
 def required(pattern: str) -> Requirement | None:
     """Strings (case-folded, ASCII) one of which is in every text `pattern` matches, or None."""
-    if _NOT_A_REPEAT.search(pattern):
+    if sre_parse is None or _NOT_A_REPEAT.search(pattern):
         return None
     try:
         with warnings.catch_warnings():
