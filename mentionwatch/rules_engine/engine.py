@@ -285,8 +285,7 @@ class Engine:
         if search is None:
             named = parts or (pattern,)
             rules = sorted({r for p in named for r in self._regex_rules.get(p, [])})
-            search = self._regex[pattern] = _bounded_search(
-                pattern, rules, " or ".join(repr(p) for p in named))
+            search = self._regex[pattern] = _bounded_search(pattern, rules, parts)
         return search
 
     def _any_regex(self, patterns: Sequence[str]) -> Test:
@@ -575,12 +574,14 @@ REGEX_TIMEOUT = 0.25
 
 
 def _bounded_search(pattern: str, rules: Sequence[str] = (),
-                    shown: str | None = None) -> Callable[[str], Any]:
+                    parts: Sequence[str] = ()) -> Callable[[str], Any]:
+    """`pattern`'s search, bounded in time; `parts`: the patterns it was joined from."""
     search = regex.compile(pattern, regex.IGNORECASE).search
     used_by = f" (rule {', '.join(rules)})" if rules else ""
-    what = shown or repr(pattern)
-    which = "One of the regular expressions" if shown and " or " in shown else \
-        "The regular expression"
+    if len(parts) > 1:
+        what = "One of the regular expressions " + " or ".join(repr(p) for p in parts)
+    else:
+        what = f"The regular expression {pattern!r}"
     need = prefilter.required(pattern)
 
     def bounded(text: str) -> Any:
@@ -590,7 +591,7 @@ def _bounded_search(pattern: str, rules: Sequence[str] = (),
             return search(text, timeout=REGEX_TIMEOUT)
         except TimeoutError:
             raise RuleError(
-                f"{which} {what}{used_by} took over {REGEX_TIMEOUT} s on one post.",
+                f"{what}{used_by} took over {REGEX_TIMEOUT} s on one post.",
                 hint="Simplify it: nested repeats such as ((a|aa)+)+ can take forever on "
                      "some texts.") from None
 
