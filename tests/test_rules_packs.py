@@ -77,9 +77,20 @@ def test_default_packs_on_realistic_posts(engine: Engine, expected: str) -> None
     "that acme ad was a sick burn on their rivals lol",
     "acme black friday deals go live tonight, time to burn some cash",
     "great game today, shame about the injured reserve list. acme stadium was packed",
+    "burnt my toast again, acme toaster works fine it was me",
+    "nobody was hurt, acme staff got everyone out of the store in minutes",
+    "acme's new striker is on fire this season",
+    "feeling so burnt out this week, acme coffee is keeping me alive",
+    "the best part of acme is the food court",
+    "auntie sue told everyone at the acme party that you're pregnant",
+    "my uncle is a lawyer and still can't read the acme instructions lol",
+    "bloody seagull just stole my acme chips right out of my hand",
+    "someone stole my bike from outside the acme store. gutted",
+    "my girlfriend has stolen every acme hoodie i own",
 ])
 def test_danger_words_in_their_everyday_sense_wake_nobody(engine: Engine, text: str) -> None:
-    # A crisis alerts on-call; "fire" someone, "this is fire" and a "burn" are not one.
+    # A crisis alerts on-call; "fire" someone, "this is fire", a "burn", burnt toast, a food
+    # court or a stolen bike are not one.
     not_flagged(engine, text, "crisis")
 
 
@@ -328,19 +339,6 @@ def test_a_water_leak_a_data_allowance_or_a_privacy_policy_is_no_breach(
 
 
 @pytest.mark.parametrize("text", [
-    "burnt my toast again, acme toaster works fine it was me",
-    "nobody was hurt, acme staff got everyone out of the store in minutes",
-    "acme's new striker is on fire this season",
-    "feeling so burnt out this week, acme coffee is keeping me alive",
-    "the best part of acme is the food court",
-    "auntie sue told everyone at the acme party that you're pregnant",
-    "my uncle is a lawyer and still can't read the acme instructions lol",
-])
-def test_everyday_burns_and_hurts_do_not_wake_on_call(engine: Engine, text: str) -> None:
-    not_flagged(engine, text, "crisis")
-
-
-@pytest.mark.parametrize("text", [
     "my kid got hurt on the acme store escalator today",
     "acme charger burned my daughter's hand",
     "got a rash all over from the new acme detergent",
@@ -349,15 +347,6 @@ def test_everyday_burns_and_hurts_do_not_wake_on_call(engine: Engine, text: str)
 ])
 def test_harm_told_in_everyday_words_is_still_a_crisis(engine: Engine, text: str) -> None:
     flagged_by(engine, text, "crisis", "safety")
-
-
-@pytest.mark.parametrize("text", [
-    "bloody seagull just stole my acme chips right out of my hand",
-    "someone stole my bike from outside the acme store. gutted",
-    "my girlfriend has stolen every acme hoodie i own",
-])
-def test_everyday_theft_is_not_a_security_crisis(engine: Engine, text: str) -> None:
-    not_flagged(engine, text, "crisis")
 
 
 def test_a_lawyer_friend_keen_on_the_case_is_still_legal(engine: Engine) -> None:
