@@ -141,7 +141,7 @@ def test_a_failing_source_is_recorded_and_others_carry_on(store: Store, feeds: F
     assert by_name["good"].status == "ok" and by_name["good"].stored == 2
     assert "not a feed" in (by_name["html"].message or "")
     assert "server error 500" in (by_name["broken"].message or "")
-    assert "404" in (by_name["missing"].message or "")
+    assert "404 Not Found" in (by_name["missing"].message or "")
     assert "connection failed" in (by_name["closed"].message or "")
     for name in ("html", "broken", "missing", "closed"):
         source = _source(store, name)
