@@ -87,6 +87,18 @@ def test_default_packs_on_realistic_posts(engine: Engine, expected: str) -> None
     "bloody seagull just stole my acme chips right out of my hand",
     "someone stole my bike from outside the acme store. gutted",
     "my girlfriend has stolen every acme hoodie i own",
+    # A treat too good to resist, a trait, last season's injury, a recall asked about.
+    "the new acme brownies are dangerous. i'm addicted",
+    "@acme slept like a baby, those beds are dangerous",
+    "checking the acme app every 5 minutes is my toxic trait",
+    "people forget how good the acme striker was before the injury",
+    "does anyone know if the acme dryer recall covers the 2015 model?",
+    "heads up: acme has a recall on some charging cables, link here",
+    # The writer's own doing, a smoke alarm at toast, a place, a bill.
+    "burnt my hand on my own pan making acme pancakes this morning like an idiot",
+    "I set off the smoke alarm making acme toast again",
+    "the acme bus to the hospital now runs every 10 minutes",
+    "paid my mum's hospital bill with acme pay in 2 seconds",
 ])
 def test_danger_words_in_their_everyday_sense_wake_nobody(engine: Engine, text: str) -> None:
     # A crisis alerts on-call; "fire" someone, "this is fire", a "burn", burnt toast, a food
@@ -344,6 +356,15 @@ def test_a_water_leak_a_data_allowance_or_a_privacy_policy_is_no_breach(
     "got a rash all over from the new acme detergent",
     "the acme hand warmers leaked and burned through my daughter's gloves onto her skin",
     "my acme airfryer is smoking out the back vent with no food in it",
+    "acme's new stairlift is dangerous, my dad nearly fell",
+    "@acme the kettle gave off toxic fumes the first time we used it",
+    "my kid ended up in hospital after eating your nuggets @acme",
+    "my daughter got a nasty injury from the acme trampoline",
+    # Told with blame: a recall left unfixed, an injury that needed treatment.
+    "@acme recall letter for my airbag came in january, dealer still has no parts and I "
+    "drive my kids in it",
+    "@acme the shelf in your store collapsed on my mum. concussion and a CT scan, and "
+    "nobody from the store has called",
 ])
 def test_harm_told_in_everyday_words_is_still_a_crisis(engine: Engine, text: str) -> None:
     flagged_by(engine, text, "crisis", "safety")
