@@ -110,6 +110,30 @@ def test_danger_words_in_their_everyday_sense_wake_nobody(engine: Engine, text: 
 
 
 @pytest.mark.parametrize("text", [
+    "thanks @acme for losing my luggage on the way to my sister's wedding",
+    "love paying £4.50 for an acme coffee that tastes like the cup",
+    "shoutout to @acme for the 40 minute wait at the counter. amazing",
+    "thanks acme for the surprise outage",
+    "acme used to be amazing, now the portions are tiny",
+])
+def test_thanks_for_the_harm_itself_is_a_complaint_not_praise(engine: Engine, text: str) -> None:
+    # Each got "Thank you so much, that made our day!" (or nothing): VADER reads them as glad.
+    j = flagged_by(engine, text, "complaint", "sarcastic-thanks")
+    assert "made our day" not in (j.public_draft or "")
+
+
+@pytest.mark.parametrize("text", [
+    "thank u @acme for replacing the missing piece for free in 3 days. son is over the moon",
+    "@acme thank you driver for waiting for me, so kind",
+    "thanks @acme for sorting my refund so quickly, great service",
+])
+def test_thanks_for_a_kindness_is_no_sarcasm(engine: Engine, text: str) -> None:
+    j = judged(engine, text)
+    assert "sarcastic-thanks" not in [h.rule for h in j.hits]
+    assert j.flag not in ("complaint", "crisis"), j.explanation
+
+
+@pytest.mark.parametrize("text", [
     "Review: the Acme Mesh 6 covered our whole test house, but at $349 it is hard to recommend",
     "honestly can't recommend the acme x2, the battery died in a week",
     "we wouldn't recommend acme's basic plan to gamers",
