@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import webbrowser
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
 
-from mentionwatch import outbox, triage
+from mentionwatch import outbox, privacy, triage
 from mentionwatch.config import Config, TeamConfig
 from mentionwatch.durations import format_duration
 from mentionwatch.errors import MentionwatchError
@@ -222,6 +222,9 @@ class TriageApp(App[None]):
         self.messages: deque[Said] = deque(maxlen=MESSAGES_KEPT)
         #: When a key was last told that the store is read-only (read_only.tell).
         self.read_only_told_at = float("-inf")
+        #: The public reply held back because it shows private data (mention id, text): the
+        #: same key again on the same text posts it anyway.
+        self.held_reply: tuple[int, str] | None = None
 
     # ------------------------------------------------------------------ layout
 
@@ -335,7 +338,8 @@ class TriageApp(App[None]):
             box.update(Text(self.empty_message()))
             public.text = private.text = ""
             return
-        box.update(render_detail(self.current, self.config.team, self.clock(), self.palette))
+        box.update(render_detail(self.current, self.config.team, self.clock(), self.palette,
+                                 own_contacts=self.own_contacts()))
         editing = keep_edits and (public.has_focus or private.has_focus)
         if not editing:
             kept = self.edits.get(self.current.mention.id, {})
@@ -405,6 +409,8 @@ class TriageApp(App[None]):
         kinds = ("reply", "private") if which == "both" else (which,)
         edited = {"reply": self.query_one("#public", TextArea).text,
                   "private": self.query_one("#private", TextArea).text}
+        if "reply" in kinds and self.hold_private_reply(mention_id, edited["reply"], which):
+            return  # `b` waits whole: its follow-up is not sent without the reply
         approved = []
         for kind in kinds:
             try:
@@ -429,6 +435,26 @@ class TriageApp(App[None]):
         if approved:
             self.send_approved()
             self.reload()
+
+    def own_contacts(self) -> tuple[str | None, ...]:
+        """The brand's own support address and phone: in a reply they are no private data."""
+        return (self.config.brand.support_email, self.config.brand.support_phone)
+
+    def hold_private_reply(self, mention_id: int, text: str, which: str) -> bool:
+        """Whether to hold back a public reply that shows private data (an email address, a
+        phone, order or card number: what a customer posted, pasted into the reply): the
+        first press says what it found, masked; the same key again on the same text posts
+        it. The private follow-up is not checked: it goes to a private channel."""
+        found = privacy.private_data(text, self.own_contacts())
+        if not found or self.held_reply == (mention_id, text):
+            self.held_reply = None
+            return False
+        self.held_reply = (mention_id, text)
+        key = approve_key(which)
+        self.notify(f"#{mention_id} not approved yet: the public reply shows "
+                    f"{privacy.describe(found)}. Edit it out, or press {key} again to post "
+                    "it anyway.", severity="warning", markup=False, timeout=15)
+        return True
 
     @work(thread=True, exclusive=True)
     def send_approved(self) -> None:
@@ -908,6 +934,12 @@ def cannot_post_message(exc: outbox.CannotPost) -> str:
             "to mark it answered elsewhere.")
 
 
+def approve_key(which: str) -> str:
+    """The key of `approve(which)` ("a" for the reply, "b" for both)."""
+    return next(binding.key for binding in Binding.make_bindings(TriageApp.BINDINGS)
+                if binding.action == f"approve('{which}')")
+
+
 @cache
 def _queue_actions() -> frozenset[str]:
     """The action names bound by the queue's own keys (without their arguments)."""
@@ -967,13 +999,19 @@ def queue_order(key: QueueKey) -> tuple[float, datetime, int]:
 
 
 def render_detail(d: Detail, team: TeamConfig | None = None,
-                  now: datetime | None = None, marks: Palette = COLOUR) -> Text:
-    """The whole mention as inert text: body, link, author, engagement, why, history."""
+                  now: datetime | None = None, marks: Palette = COLOUR, *,
+                  own_contacts: Iterable[str | None] = ()) -> Text:
+    """The whole mention as inert text: body, link, author, engagement, why, history; under
+    its first line, a warning when the post shows private data (`own_contacts`, the brand's
+    support address and phone, are not private)."""
     m = d.mention
     out = Text()
     out.append(f"#{m.id} ", style="bold")
     out.append(m.flag or "unflagged", style=marks.flag(m.flag, "bold"))
     out.append(f"  priority {m.priority:.2f}  {m.source.name}\n")
+    found = privacy.private_data(f"{m.title or ''}\n{m.text or ''}", own_contacts)
+    if found:
+        out.append_text(private_data_line(found, marks))
     if m.title:
         out.append(one_line(m.title) + "\n", style="bold")
     out.append(safe(m.text) + "\n\n")
@@ -1012,6 +1050,18 @@ def render_detail(d: Detail, team: TeamConfig | None = None,
                 out.append("    we said: ", style="dim")
                 out.append(first_line(safe(s.text), 70) + "\n")
     return out
+
+
+def private_data_line(found: list[privacy.Finding], marks: Palette = COLOUR) -> Text:
+    """The warning over a public post that shows private data: what it is (masked, never
+    the value) and what to do about it. Said in words as well as marked: NO_COLOR keeps
+    only the words and the reverse."""
+    them = "it" if len({f.describe() for f in found}) == 1 else "them"
+    line = Text(f"⚠ this public post shows {privacy.describe(found)}: don't repeat {them} in "
+                "the reply; the private follow-up can ask them to delete the post",
+                style=marks.private_data)
+    line.append("\n")
+    return line
 
 
 def triage_line(m: Any, now: datetime, marks: Palette = COLOUR) -> Text:

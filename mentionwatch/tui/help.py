@@ -18,11 +18,15 @@ from textual.widgets import Footer, Static
 #: Longer explanations by action; a key without one shows its footer description.
 DETAILS = {
     "approve('reply')": "Approve the public reply as it stands in the draft (or give the "
-                        "second approval a crisis reply waits for); sent once, never twice.",
+                        "second approval a crisis reply waits for); sent once, never twice. "
+                        "A reply that shows an email address, a phone, order or card number "
+                        "(not the brand's own support contacts) is held: edit it out, or "
+                        "press again to post it anyway.",
     "outbox": "The outbox view: second approvals, failed and unknown sends (retry, edit, "
               "mark sent / not sent).",
     "approve('private')": "Approve the private follow-up (DM or e-mail) as drafted.",
-    "approve('both')": "Approve the public reply and the private follow-up.",
+    "approve('both')": "Approve the public reply and the private follow-up; while the reply "
+                       "shows private data, both are held as with a.",
     "dismiss('not relevant')": "Not relevant: off the queue (u brings it back).",
     "dismiss('spam')": "Dismiss as spam.",
     "replied_elsewhere": "Answered elsewhere (on the forum, by phone): off the queue, and "

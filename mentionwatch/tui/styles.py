@@ -29,6 +29,7 @@ class Palette:
     error: str  # a send's error message
     demo: str  # the "sending is simulated" notice
     read_only: str  # the "read-only store" mark
+    private_data: str  # "this public post shows a phone number": not to be repeated
 
     def flag(self, flag: str | None, default: str = "") -> str:
         return self.flags.get(flag or "", default)
@@ -45,6 +46,7 @@ COLOUR = Palette(
     states={"needs_approval": "bold yellow", "unknown": "bold magenta", "failed": "bold red",
             "approved": "cyan", "sending": "cyan", "sent": "green", "rejected": "dim"},
     error="red", demo="bold black on yellow", read_only="bold black on cyan",
+    private_data="bold black on yellow",
 )
 
 NO_COLOUR = Palette(
@@ -55,7 +57,7 @@ NO_COLOUR = Palette(
     states={"needs_approval": "bold reverse", "unknown": "bold underline",
             "failed": "bold reverse", "approved": "", "sending": "", "sent": "",
             "rejected": "dim"},
-    error="bold", demo="bold reverse", read_only="bold reverse",
+    error="bold", demo="bold reverse", read_only="bold reverse", private_data="bold reverse",
 )
 
 
