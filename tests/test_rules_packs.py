@@ -102,6 +102,12 @@ def test_default_packs_on_realistic_posts(engine: Engine, expected: str) -> None
     # The lawyers and the fraud of a TV series.
     "Breaking Bad rewatch on acme tv: Saul is the only lawyer I'd ever hire. Peak TV",
     "new episode of the acme podcast is about a guy who hacked a casino through a fish tank",
+    # Thanks to the fraud team, with nothing wrong left to fix; an impostor's feeling.
+    "thank you @acme for catching the phishing attempt, account is safe",
+    "credit where it's due @acme: fraudulent charge noticed, card replaced, money returned",
+    "honestly the @acme fraud team deserve a raise, new card at my hotel in 48 hours",
+    "@acme fraud team rang, all reversed. relief",
+    "anyone else feel like a fraud at work or is it just me, even with acme's planner",
 ])
 def test_danger_words_in_their_everyday_sense_wake_nobody(engine: Engine, text: str) -> None:
     # A crisis alerts on-call; "fire" someone, "this is fire", a "burn", burnt toast, a food
@@ -334,32 +340,12 @@ def test_crises_a_new_user_found_unflagged(engine: Engine, text: str, rule: str)
     "my acme account was stolen and they bought stuff with my card",
     "someone stole my identity and opened an acme account in my name",
     "@acme my card details were stolen after I paid on your website",
+    # Told in sarcasm ("Well done."): thanks that must not excuse it.
+    "Hacked @acme account, $200 my son saved up for is gone, you say \"we don't restore "
+    "items\". He's 10 and crying. Well done.",
 ])
 def test_stolen_money_data_or_an_account_is_a_security_crisis(engine: Engine,
                                                               text: str) -> None:
-    flagged_by(engine, text, "crisis", "fraud-breach")
-
-
-@pytest.mark.parametrize("text", [
-    "thank you @acme for catching the phishing attempt, account is safe",
-    "credit where it's due @acme: fraudulent charge noticed, card replaced, money returned",
-    "honestly the @acme fraud team deserve a raise, new card at my hotel in 48 hours",
-    "@acme fraud team rang, all reversed. relief",
-    "anyone else feel like a fraud at work or is it just me, even with acme's planner",
-])
-def test_thanking_the_fraud_team_is_no_security_incident(engine: Engine, text: str) -> None:
-    # Each of these went to on-call as a breach: "fraud", "phishing" and "compromised" with
-    # nothing wrong left to fix.
-    not_flagged(engine, text, "crisis")
-
-
-@pytest.mark.parametrize("text", [
-    "Hacked @acme account, $200 my son saved up for is gone, you say \"we don't restore "
-    "items\". He's 10 and crying. Well done.",
-    "Shout out to @acme for leaking my SSN and then asking for my SSN to check if it leaked",
-    "thank you @acme for leaking my passport number. brilliant security",
-])
-def test_a_sarcastic_thanks_for_a_breach_is_still_a_crisis(engine: Engine, text: str) -> None:
     flagged_by(engine, text, "crisis", "fraud-breach")
 
 
@@ -382,6 +368,9 @@ def test_a_stolen_parcel_is_an_order_complaint_not_a_security_crisis(engine: Eng
     "ever since the acme delivery data leak people call me with my exact order id",
     "right after the @acme leak I got a letter with a fake device at my home address",
     "acme lost my personal data and I had to replace my passport at my own cost",
+    # Told in sarcasm: thanks that must not excuse it.
+    "Shout out to @acme for leaking my SSN and then asking for my SSN to check if it leaked",
+    "thank you @acme for leaking my passport number. brilliant security",
 ])
 def test_a_leak_of_data_is_a_security_crisis(engine: Engine, text: str) -> None:
     flagged_by(engine, text, "crisis", "fraud-breach")
