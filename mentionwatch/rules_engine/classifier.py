@@ -304,11 +304,11 @@ def train_file(path: Path, lexicon: dict[str, str] | None = None, sentiment: boo
                teacher: Path | None = None, **options: float) -> Model:
     """Train on a CSV; `teacher`: a teacher file whose opinions soften the targets of the
     posts it knows (the others keep their labels)."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    from mentionwatch.rules_engine.sentiment import Sentiment
 
     rows = read_training(path)
     opinions = read_teacher(teacher) if teacher is not None else {}
-    vader = SentimentIntensityAnalyzer() if sentiment else None
+    vader = Sentiment() if sentiment else None
     blank = Model(0.0, {}, {}, dict(lexicon or {}))
     samples: list[tuple[set[str], float]] = []
     taught = 0
@@ -318,7 +318,7 @@ def train_file(path: Path, lexicon: dict[str, str] | None = None, sentiment: boo
         if opinion is not None:
             target = (1.0 - TEACHER_WEIGHT) * y + TEACHER_WEIGHT * opinion
             taught += 1
-        feats = blank.features(text, vader.polarity_scores(text)["compound"] if vader else None)
+        feats = blank.features(text, vader.compound(text) if vader else None)
         samples.append((feats, target))
     bias, weights = train(samples, **options)  # type: ignore[arg-type]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -24,13 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import regex
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from mentionwatch.errors import RuleError
 from mentionwatch.judgement import AT_HANDLE_KINDS, NO_DM_KINDS, Judgement, MentionFacts, RuleHit
 from mentionwatch.rules_engine import classifier, prefilter
 from mentionwatch.rules_engine.packs import Condition, Rule, RulePack, language_code
 from mentionwatch.rules_engine.sentence import SentenceScorer, combine
+from mentionwatch.rules_engine.sentiment import Sentiment
 from mentionwatch.rules_engine.templates import first_name, fit, render
 from mentionwatch.terms import TermMatcher, normalise_term
 
@@ -154,7 +154,7 @@ class Engine:
         self._reach_elsewhere = (f"email us at {brand.support_email}" if brand.support_email
                                  else f"call us on {brand.support_phone}" if brand.support_phone
                                  else "contact our support team")
-        self._vader = SentimentIntensityAnalyzer()
+        self._sentiment = Sentiment()
         #: The optional sentence model: complaint_score then combines both models' evidence.
         self.sentence = sentence
 
@@ -237,8 +237,8 @@ class Engine:
         text), feature by feature over the batch: each stage keeps its own tables warm in the
         CPU caches (VADER's lexicon, the term automaton). A new feature is one more stage."""
         texts = [_text(m) for m in mentions]
-        polarity = self._vader.polarity_scores
-        sentiments = [polarity(_sentiment_part(text))["compound"] for text in texts]
+        compound = self._sentiment.compound
+        sentiments = [compound(_sentiment_part(text)) for text in texts]
         find = self.matcher.find
         terms = [find(text) for text in texts]
         contexts = [

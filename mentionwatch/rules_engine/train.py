@@ -94,9 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.out}: {len(model.weights)} weights from {model.trained_on['rows']}"
               " posts")
         return 0
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    from mentionwatch.rules_engine.sentiment import Sentiment
 
-    sentiment = SentimentIntensityAnalyzer().polarity_scores(args.score)["compound"]
+    sentiment = Sentiment().compound(args.score)
     model = default_model()
     feats = model.features(args.score, sentiment)
     words = model.score(feats)
