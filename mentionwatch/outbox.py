@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from mentionwatch import privacy
 from mentionwatch.audit import record
 from mentionwatch.config import Config, TeamConfig
 from mentionwatch.connector import Connector, PostResult, StoredMentionRef
@@ -50,6 +51,18 @@ class OutboxError(MentionwatchError):
 
     exit_code = 1
     title = "Outbox"
+
+
+class ShowsPrivateData(OutboxError):
+    """A public reply that would post an email address, a phone, order or card number
+    (pasted in from the customer's post, say): refused where the caller asked for the check,
+    until a person approves it knowing what it shows."""
+
+    def __init__(self, mention_id: int, findings: list[privacy.Finding], hint: str) -> None:
+        super().__init__(f"Mention {mention_id} not approved: the public reply shows "
+                         f"{privacy.describe(findings)}.", hint=hint)
+        self.mention_id = mention_id
+        self.findings = findings
 
 
 class CannotPost(OutboxError):
@@ -108,7 +121,8 @@ def approve(store: Store, mention_id: int, action: str, *, operator: str,
 
 def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
                   text: str | None = None, team: TeamConfig | None = None,
-                  simulated: bool = False) -> Approval:
+                  simulated: bool = False, private_data: PrivateDataCheck | None = None
+                  ) -> Approval:
     """Approve a reply or private follow-up, or give the second approval of a waiting one.
 
     Uses the mention's draft unless `text` is given (an edit: saved to the draft with its
@@ -118,6 +132,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
     same kind of action is already approved, being sent, sent or of unknown outcome: nothing
     is sent twice. `simulated` (the demo) only marks the approval as one for the simulated
     sender: a source with no posting (a feed) is refused with CannotPost, as for real.
+    `private_data`: refuse (ShowsPrivateData) a public reply whose text shows private data;
+    None: not checked (the private follow-up never is: it goes to a private channel).
     """
     if action not in ACTIONS:
         raise OutboxError(f"Unknown action {action!r}; use 'reply' or 'private'.")
@@ -148,7 +164,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         ).first()
         if live is not None and live.state == NEEDS_APPROVAL:
             return _approve_waiting(conn, live, mention_id, mention.flag, action,
-                                    operator=operator, text=text, team=team)
+                                    operator=operator, text=text, team=team,
+                                    private_data=private_data)
         if live is not None:
             raise OutboxError(
                 f"Mention {mention_id} already has a {action} in state {live.state!r} "
@@ -165,6 +182,8 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
             raise OutboxError(f"Mention {mention_id} has no drafted {action}; pass the text.")
         if text is None:  # an edit was checked above
             _check_length(mention, body, action)
+        if private_data is not None and action == "reply":
+            private_data.check(mention_id, body)
         edited = body != drafted.strip()
         editor = operator if edited else _last_editor(conn, mention_id, action,
                                                       draft.edited_by if draft else None)
@@ -186,6 +205,21 @@ def take_approval(store: Store, mention_id: int, action: str, *, operator: str,
         conn.execute(update(Mention).where(Mention.id == mention_id, Mention.status == "new")
                      .values(status="open"))
     return Approval(action_id, state, waiting)
+
+
+@dataclass(frozen=True)
+class PrivateDataCheck:
+    """What `take_approval` needs to refuse a public reply that shows private data: the
+    brand's own support address and phone (no private data in a reply), and what the person
+    can do instead, in their tool's words."""
+
+    own: tuple[str | None, ...]
+    hint: str
+
+    def check(self, mention_id: int, body: str) -> None:
+        found = privacy.private_data(body, self.own)
+        if found:
+            raise ShowsPrivateData(mention_id, found, self.hint)
 
 
 def _check_length(mention: Any, body: str, action: str) -> None:
@@ -216,11 +250,15 @@ def mention_ref(mention: Any) -> StoredMentionRef:
 
 def _approve_waiting(conn: Connection, live: Any, mention_id: int, flag: str | None,
                      action: str, *, operator: str, text: str | None,
-                     team: TeamConfig | None) -> Approval:
+                     team: TeamConfig | None,
+                     private_data: PrivateDataCheck | None) -> Approval:
     """The second approval of a `needs_approval` action; or, with changed text, a fresh
-    approval of the new text by this operator (who then needs their own second person)."""
+    approval of the new text by this operator (who then needs their own second person).
+    The unchanged text was checked for private data at its first approval."""
     body = (text if text is not None else live.text).strip()
     if body and body != live.text.strip():
+        if private_data is not None and action == "reply":
+            private_data.check(mention_id, body)
         state = first_state(team, flag=flag, operator=operator, editor=operator)
         conn.execute(update(OutboxAction).where(OutboxAction.id == live.id).values(
             text=body, state=state, approved_by=operator, second_approver=None,

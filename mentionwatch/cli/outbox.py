@@ -24,23 +24,33 @@ from mentionwatch.text import strip_terminal_escapes
 @click.option("--text", help="Send this instead of the draft (recorded as an edit).")
 @click.option("--send", "send_now", is_flag=True, help="Send right away instead of at the "
               "next poll/run pass.")
+@click.option("--allow-private-data", is_flag=True,
+              help="Post a public reply even though it shows an email address, a phone, "
+              "order or card number (refused without this).")
 @pass_app
 def approve(app: AppContext, mention_id: int, public: bool, private: bool, text: str | None,
-            send_now: bool) -> None:
+            send_now: bool, allow_private_data: bool) -> None:
     """Approve the drafted reply (and/or private follow-up) of a mention for sending.
 
     Nothing is posted without this; nothing is posted twice. See the drafts with
     `mentionwatch mentions show ID`. A reply to a crisis-flagged mention may wait in
     `needs_approval` for a second person (see [team]); running `approve` on it again as
-    that person gives the second approval.
+    that person gives the second approval. A public reply that shows an email address, a
+    phone, order or card number (other than the brand's own support contacts) is refused,
+    masked, unless --allow-private-data says a person checked it.
     """
     operator = current_operator(app.config)
     wanted = [action for action, on in (("reply", public), ("private", private)) if on]
     if not wanted:
         raise click.UsageError("Nothing to approve: pass --public and/or --private.")
+    brand = app.config.brand
+    check = None if allow_private_data else outbox.PrivateDataCheck(
+        (brand.support_email, brand.support_phone),
+        hint=f"Edit it out (`--text`), or run `mentionwatch approve {mention_id} "
+        "--allow-private-data` to post it anyway. Nothing was approved.")
     for action in wanted:
         result = outbox.take_approval(app.store, mention_id, action, operator=operator,
-                                      text=text, team=app.config.team)
+                                      text=text, team=app.config.team, private_data=check)
         app.out.print(Text(result.describe(mention_id, action, operator)))
     if send_now:
         _send(app)

@@ -166,6 +166,9 @@ class OutboxScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.items: list[OutboxItem] = []
+        #: A public reply held back for the private data it shows: (action id, text). The
+        #: same key on the same text again approves it.
+        self.held_reply: tuple[int, str] | None = None
 
     @property
     def triage(self) -> TriageApp:
@@ -309,9 +312,12 @@ class OutboxScreen(Screen[None]):
         self.reload(next_item=True)
 
     def _attempt(self, step: Callable[[], object]) -> bool:
-        """Run one outbox step; a refusal is shown, not raised."""
+        """Run one outbox step; a refusal is shown, not raised (but for ShowsPrivateData,
+        which the approval holds back for a second press)."""
         try:
             step()
+        except outbox.ShowsPrivateData:
+            raise
         except outbox.OutboxError as exc:
             self.triage.notify_refusal(exc)
             return False
@@ -327,10 +333,22 @@ class OutboxScreen(Screen[None]):
             self.app.notify(f"Action {a.id} is {a.state}: nothing to approve.", markup=False)
             return
         text = self.query_one("#outbox-text", TextArea).text
+        confirmed = self.held_reply == (a.id, text)
+        check = None if confirmed else outbox.PrivateDataCheck(
+            self.triage.own_contacts(), hint="Edit it out (e), or press a again to post it "
+            "anyway.")
+        self.held_reply = None
         result: list[outbox.Approval] = []
-        if self._attempt(lambda: result.append(outbox.take_approval(
+        try:
+            approved = self._attempt(lambda: result.append(outbox.take_approval(
                 self.triage.store, a.mention_id, a.action, operator=self.triage.operator,
-                text=text, team=self.triage.config.team, simulated=self.triage.simulated))):
+                text=text, team=self.triage.config.team, simulated=self.triage.simulated,
+                private_data=check)))
+        except outbox.ShowsPrivateData as exc:
+            self.held_reply = (a.id, text)
+            self.app.notify(str(exc), severity="warning", markup=False, timeout=15)
+            return
+        if approved:
             self._done(result[0].describe(a.mention_id, a.action, self.triage.operator))
 
     @writes
@@ -408,7 +426,8 @@ _STATES_FOR: dict[str, frozenset[str]] = {
 #: What the outbox's keys do, for its help screen (?): by action, as help.DETAILS.
 OUTBOX_DETAILS = {
     "approve": "The second approval of a waiting crisis reply, or an edited text as a new "
-               "action.",
+               "action. A public reply whose text shows an email address, a phone, order "
+               "or card number (not the brand's own) is held: edit it out, or a again.",
     "retry": "Send a failed action again, as it is.",
     "edit": "Edit the action's text (Esc back); then a approves it as a new action.",
     "resolve(True)": "An unknown action that is there at the source: mark it as sent.",
