@@ -120,6 +120,72 @@ def test_compiled_tests_agree_with_the_condition_walk(tmp_path: Path) -> None:
     assert held > 100  # the corpus exercises rules that hold, not only ones that fail
 
 
+GATES = '''
+[pack]
+name = "gates"
+
+[[rules]]
+name = "g-any"
+flag = "complaint"
+[rules.when]
+any = ["Router"]
+
+[[rules]]
+name = "g-all-of"
+flag = "complaint"
+[rules.when]
+all_of = [{ sentiment_below = 0.5 }, { all = ["late", "bill"] }]
+
+[[rules]]
+name = "g-any-of"
+flag = "question"
+[rules.when]
+any_of = [{ any = ["modem"] }, { all = ["wifi"] }]
+
+[[rules]]
+name = "g-open"
+flag = "question"
+[rules.when]
+any_of = [{ any = ["modem"] }, { regex = ["wi-?fi"] }]
+
+[[rules]]
+name = "g-not"
+flag = "spam"
+[rules.when]
+not = { any = ["router"] }
+'''
+
+
+def test_a_rule_is_tested_only_for_a_mention_with_one_of_its_terms(tmp_path: Path) -> None:
+    (tmp_path / "gates.toml").write_text(GATES, encoding="utf-8")
+    engine = Engine(load_packs([tmp_path]), BrandFacts("Acme"), {})
+    gates = {rule.name: engine._gate(rule.when) for _, rule in engine.rules}
+    assert gates == {"g-any": {"router"}, "g-all-of": {"bill"}, "g-any-of": {"modem", "wifi"},
+                     "g-open": None, "g-not": None}
+
+    def tested(text: str) -> list[str]:
+        return [c.rule.name for c in engine._candidates(engine.matcher.find(text))]
+
+    assert tested("nothing here") == ["g-open", "g-not"]
+    assert tested("my ROUTER and modem, a late bill") == [  # in the pack's order
+        "g-any", "g-all-of", "g-any-of", "g-open", "g-not"]
+    assert tested("wifi") == ["g-any-of", "g-open", "g-not"]
+
+
+def test_testing_only_the_rules_a_mention_can_meet_changes_no_judgement(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "gates.toml").write_text(GATES, encoding="utf-8")
+    (tmp_path / "kinds.toml").write_text(ALL_KINDS, encoding="utf-8")
+    engine = Engine(load_packs([rules_dir(), tmp_path]), BrandFacts("Acme", "help@acme.example"),
+                    {"twitter": 280})
+    texts = [*_corpus(), "my ROUTER and modem, a late bill", "wi-fi down", "wifi"]
+    facts = [f for text in texts for f in _variants(text)]
+    gated = [engine.judge_one(f, now=NOW) for f in facts]
+    assert sum(1 for j in gated if j.hits) > 200
+    monkeypatch.setattr(engine, "_candidates", lambda terms: engine._compiled)
+    assert [engine.judge_one(f, now=NOW) for f in facts] == gated
+
+
 def count_searches(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The patterns the engine searches from now on, one entry per search."""
     import mentionwatch.rules_engine.engine as engine_module

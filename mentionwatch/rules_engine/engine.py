@@ -147,6 +147,16 @@ class Engine:
         self.history_days = max((r.when.history_days() for _, r in self.rules), default=0)
         self._compiled = [_CompiledRule(pack, rule, self._compile(rule.when))
                           for pack, rule in self.rules]
+        # A rule that cannot hold without one of its terms is tested only for a mention
+        # that has one: a brand with 500 product rules pays for the few a post names.
+        gates = [self._gate(rule.when) for _, rule in self.rules]
+        self._ungated = [i for i, gate in enumerate(gates) if gate is None]
+        self._ungated_rules = [self._compiled[i] for i in self._ungated]
+        self._gated_by: dict[str, list[int]] = {}
+        for i, gate in enumerate(gates):
+            for term in gate or ():
+                self._gated_by.setdefault(term, []).append(i)
+        self._gate_terms = frozenset(self._gated_by)
         self._by_name = {r.name: r for _, r in self.rules}
         self._contact = brand.contact()
         # Where a source has no direct messages (Hacker News, Google Alerts), a reply asks
@@ -185,10 +195,38 @@ class Engine:
     def judge_one(self, facts: MentionFacts, *, now: datetime | None = None) -> Judgement:
         return self._judge(self._contexts([facts], now or datetime.now(UTC))[0])
 
+    def _gate(self, cond: Condition) -> frozenset[str] | None:
+        """Terms one of which must be in a mention for `cond` to hold, or None."""
+        any_terms, all_terms, _ = self._term_sets(cond)
+        if any_terms:
+            return any_terms
+        if all_terms:
+            return frozenset([min(all_terms)])
+        for sub in cond.all_of:
+            gate = self._gate(sub)
+            if gate is not None:
+                return gate
+        if cond.any_of:
+            gates = [self._gate(sub) for sub in cond.any_of]
+            if all(gate is not None for gate in gates):
+                return frozenset().union(*(gate for gate in gates if gate is not None))
+        return None
+
+    def _candidates(self, terms: set[str]) -> list[_CompiledRule]:
+        """The rules that may hold for a mention with these terms, in the packs' order."""
+        compiled = self._compiled
+        named = self._gate_terms.intersection(terms)
+        if not named:
+            return self._ungated_rules
+        chosen = set(self._ungated)
+        for term in named:
+            chosen.update(self._gated_by[term])
+        return [compiled[i] for i in sorted(chosen)]
+
     def _judge(self, ctx: _Context) -> Judgement:
         facts, sentiment, now = ctx.facts, ctx.sentiment, ctx.now
         hits: list[RuleHit] = []
-        for compiled in self._compiled:
+        for compiled in self._candidates(ctx.terms):
             # The compiled test rejects most rules in a few comparisons; only a rule that
             # holds is walked again, the slow way, to say why.
             if not compiled.test(ctx):
