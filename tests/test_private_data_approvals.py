@@ -82,7 +82,7 @@ def test_cli_refuses_a_public_reply_with_the_customers_phone_until_told(
     assert code == 1
     assert (f"Mention {ids['edit']} not approved: the public reply shows a phone number "
             "(…0123).") in said
-    assert f"mentionwatch approve {ids['edit']} --allow-private-data" in said
+    assert "run the same command with --allow-private-data to post it anyway" in said
     assert "900123" not in said  # masked, in the refusal too
     assert approved(store) == []  # nor the follow-up asked for with it
     code, said = approve("edit", "--text", "Sorry! Please DM us your number.")

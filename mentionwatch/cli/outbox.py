@@ -46,8 +46,8 @@ def approve(app: AppContext, mention_id: int, public: bool, private: bool, text:
     brand = app.config.brand
     check = None if allow_private_data else outbox.PrivateDataCheck(
         (brand.support_email, brand.support_phone),
-        hint=f"Edit it out (`--text`), or run `mentionwatch approve {mention_id} "
-        "--allow-private-data` to post it anyway. Nothing was approved.")
+        hint="Edit it out (`--text`), or run the same command with --allow-private-data to "
+        "post it anyway. Nothing was approved.")
     for action in wanted:
         result = outbox.take_approval(app.store, mention_id, action, operator=operator,
                                       text=text, team=app.config.team, private_data=check)
