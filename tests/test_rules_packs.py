@@ -192,6 +192,7 @@ def test_a_short_outage_report_is_a_complaint(engine: Engine, text: str) -> None
     "@acme you can and should do better",
     "4 items missing from my acme order. You need better delivery drivers!!",
     "expected better from acme this time",
+    "@acme worst update yet",
 ])
 def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
                                                             text: str) -> None:
@@ -213,9 +214,29 @@ def test_a_verdict_on_the_brand_is_a_complaint_however_short(engine: Engine,
     "we'll do better next time team, acme cup final next week",
     "girl you can do better than him, he shops at acme",
     "acme coffee and a run, trying to do better this year",
+    # "worst" alone made these a customer leaving (it was a term of the leaving rule).
+    "@dan_ironside that's the worst penalty I've seen since 2006 and I was there for that one",
+    "@sam_k worst film i've ever seen at the acme cinema, i want my 2 hours back lol",
+    "after the worst week ever, @acme pizza on a friday night hits different",
 ])
 def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text: str) -> None:
     not_flagged(engine, text, "complaint", "crisis")
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    ("@acme raised 3 tickets for a damaged tv. no response in 10 days. worst experience",
+     "support-experience"),
+    ("@acme got home and there were 3 pieces not 6 in my bucket. worst takeaway in a long "
+     "time", "reads-as-complaint"),
+])
+def test_worst_alone_is_no_customer_leaving(engine: Engine, text: str, rule: str) -> None:
+    # "worst" was a term of the leaving rule, whose reply asks for a chance "before you
+    # decide": it answered every complaint that said worst, and flagged "worst penalty".
+    j = flagged_by(engine, text, "complaint", rule)
+    assert j.draft_rule != "leaving" and "before you decide" not in (j.public_draft or "")
+    left = flagged_by(engine, "@acme worst service ever. done with you, cancelling today",
+                      "complaint", "leaving")
+    assert left.draft_rule == "leaving"
 
 
 @pytest.mark.parametrize("text", [
