@@ -223,6 +223,43 @@ def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text:
     not_flagged(engine, text, "complaint", "crisis")
 
 
+@pytest.mark.parametrize("text", [
+    "Cancelled my acme subscription today, three price rises in a year",
+    "@acme still rubbish, still leaving",
+    "@acme third engineer visit for the same fault. not fixed by friday i'm switching to bt",
+    "first and last time i fly acme. 4 hours on the tarmac and no water",
+    "@acme I've cancelled my contract, 6 weeks without broadband is enough",
+])
+def test_a_customer_leaving_gets_the_leaving_reply(engine: Engine, text: str) -> None:
+    j = flagged_by(engine, text, "complaint", "leaving")
+    assert j.draft_rule == "leaving" and "before you decide" in (j.public_draft or "")
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    # The company's doing, not the customer's leaving: answered as the order problem it is.
+    ("@acme cancelled my order the day it was due. no reason given",
+     "order-or-product-problem"),
+    ("@acme your driver keeps leaving my parcel in the recycling bin",
+     "order-or-product-problem"),
+])
+def test_a_company_cancelling_or_leaving_a_parcel_is_no_customer_leaving(
+        engine: Engine, text: str, rule: str) -> None:
+    j = flagged_by(engine, text, "complaint", rule)
+    assert j.draft_rule != "leaving" and "before you decide" not in (j.public_draft or "")
+
+
+@pytest.mark.parametrize("text", [
+    "@acme the app crashes whenever I switch to portrait mode, version 7.3",
+    "why does acme charge extra for HD now? last time it was included in the package",
+    "leg day tomorrow at acme gym and i'm already scared. last time i couldn't walk for 2 days",
+    "the noise cancelling on these acme headphones is witchcraft",
+    "BREAKING: crash on the A38 by the acme depot, police on scene, avoid the area",
+])
+def test_leaving_words_in_other_senses_get_no_leaving_reply(engine: Engine,
+                                                            text: str) -> None:
+    assert judged(engine, text).draft_rule != "leaving"
+
+
 @pytest.mark.parametrize(("text", "rule"), [
     ("@acme raised 3 tickets for a damaged tv. no response in 10 days. worst experience",
      "support-experience"),
