@@ -183,7 +183,7 @@ class Model:
     def explain(self, feats: Iterable[str], top: int = 4) -> list[tuple[str, float]]:
         """The features that pushed the score most, strongest first, with their weights."""
         rank, weights = self.rank, self.weights
-        strongest = sorted((f for f in feats if f in rank), key=rank.__getitem__)[:top]
+        strongest = sorted(filter(rank.__contains__, feats), key=rank.__getitem__)[:top]
         return [(f, round(weights[f], 2)) for f in strongest]
 
     def to_json(self) -> str:

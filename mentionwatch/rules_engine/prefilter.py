@@ -61,8 +61,7 @@ def folded(text: str) -> str:
 
 def may_match(need: Requirement, text: str) -> bool:
     """False only when `text` holds none of the required strings."""
-    haystack = folded(text)
-    return any(word in haystack for word in need)
+    return any(map(folded(text).__contains__, need))  # map: no generator frame per word
 
 
 def _candidates(items: Iterable[tuple[Any, Any]]) -> list[Requirement]:
