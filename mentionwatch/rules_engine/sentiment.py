@@ -21,7 +21,6 @@ from __future__ import annotations
 import string
 
 from vaderSentiment.vaderSentiment import (
-    B_INCR,
     BOOSTER_DICT,
     C_INCR,
     N_SCALAR,
@@ -39,8 +38,6 @@ _BOOSTER_PAIRS = {k: v for k, v in BOOSTER_DICT.items() if " " in k}
 #: Every word of an idiom or a two-word booster: the idiom check can change nothing unless
 #: one of the words around a sentiment word is one of these.
 _IDIOM_WORDS = frozenset(w for k in (*SPECIAL_CASES, *_BOOSTER_PAIRS) for w in k.split())
-
-assert B_INCR > 0  # the booster's sign flips with the valence's, as in the library
 
 
 def _negated(word: str) -> bool:
