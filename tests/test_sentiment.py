@@ -130,3 +130,18 @@ def test_the_engine_s_sentiment_is_this_score(ours: Sentiment) -> None:
     engine = Engine(load_packs([rules_dir()]), BrandFacts("Acme"), {})
     for text in ["@acme router down AGAIN!!! worst service ever", "love it 😁 thanks acme"]:
         assert engine.judge_one(facts(text)).sentiment == ours.compound(text) != 0.0
+
+
+def test_an_ascii_character_in_the_emoji_lexicon_would_still_be_replaced() -> None:
+    """The shortcut for ASCII text holds only while no ASCII character is an emoji entry."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    theirs = SentimentIntensityAnalyzer()
+    theirs.emojis = {**theirs.emojis, "#": "sad"}
+    ours = Sentiment()
+    ours._emojis = theirs.emojis
+    ours._emoji_chars = ours._emoji_chars | {"#"}
+    ours._ascii_has_none = False
+    for text in ["my order # fail", "my order #fail", "# awful", "good#"]:
+        assert ours.compound(text) == theirs.polarity_scores(text)["compound"], text
+    assert ours.compound("my order # fail") == Sentiment().compound("my order sad fail") < 0

@@ -103,13 +103,12 @@ class Sentiment:
         self._emojis: dict[str, str] = analyzer.emojis
         # The library looks each character up, so only one-character entries can match.
         self._emoji_chars = frozenset(k for k in self._emojis if len(k) == 1)
-        if any(c.isascii() for c in self._emoji_chars):
-            raise RuntimeError("vaderSentiment's emoji lexicon now holds ASCII characters: "
-                               "mentionwatch's sentiment shortcut no longer applies")
+        # ASCII text holds no emoji, unless a later lexicon counts an ASCII character as one.
+        self._ascii_has_none = not any(c.isascii() for c in self._emoji_chars)
 
     def _no_emoji(self, text: str) -> str:
         """The text with each emoji replaced by its description, spaced as the library does."""
-        if text.isascii() or self._emoji_chars.isdisjoint(text):
+        if (self._ascii_has_none and text.isascii()) or self._emoji_chars.isdisjoint(text):
             return text
         emojis = self._emojis
         parts: list[str] = []
