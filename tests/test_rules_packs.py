@@ -223,6 +223,20 @@ def test_verdict_words_aimed_elsewhere_are_not_a_complaint(engine: Engine, text:
     not_flagged(engine, text, "complaint", "crisis")
 
 
+@pytest.mark.parametrize(("text", "rule"), [
+    ("@acme my phone key stops working every time it rains", "outage"),
+    ("we're the only people in the acme store and still can't get anyone to help us",
+     "support-experience"),
+    ("really poor experience at the acme store in leeds today", "support-experience"),
+    ("the acme website is so infuriating, it logged me out mid-checkout again",
+     "support-experience"),
+    ("@acme you fleeced me, £9 for a box with half the chips missing", "billing"),
+])
+def test_everyday_complaint_words_the_rules_had_missed(engine: Engine, text: str,
+                                                       rule: str) -> None:
+    flagged_by(engine, text, "complaint", rule)
+
+
 @pytest.mark.parametrize("text", [
     "Cancelled my acme subscription today, three price rises in a year",
     "@acme still rubbish, still leaving",
