@@ -123,6 +123,10 @@ class BrandConfig(StrictModel):
         """The brand's own account names on a platform, lower-cased and without '@'."""
         return {h.lower().lstrip("@") for h in self.own_accounts.get(platform, [])}
 
+    def own_contacts(self) -> tuple[str | None, ...]:
+        """The support address and phone: in a public reply they are no private data."""
+        return (self.support_email, self.support_phone)
+
 class DatabaseConfig(StrictModel):
     url: str | None = None
 

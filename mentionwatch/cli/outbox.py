@@ -43,9 +43,8 @@ def approve(app: AppContext, mention_id: int, public: bool, private: bool, text:
     wanted = [action for action, on in (("reply", public), ("private", private)) if on]
     if not wanted:
         raise click.UsageError("Nothing to approve: pass --public and/or --private.")
-    brand = app.config.brand
     check = None if allow_private_data else outbox.PrivateDataCheck(
-        (brand.support_email, brand.support_phone),
+        app.config.brand.own_contacts(),
         hint="Edit it out (`--text`), or run the same command with --allow-private-data to "
         "post it anyway. Nothing was approved.")
     for action in wanted:

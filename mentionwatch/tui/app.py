@@ -339,7 +339,7 @@ class TriageApp(App[None]):
             public.text = private.text = ""
             return
         box.update(render_detail(self.current, self.config.team, self.clock(), self.palette,
-                                 own_contacts=self.own_contacts()))
+                                 own_contacts=self.config.brand.own_contacts()))
         editing = keep_edits and (public.has_focus or private.has_focus)
         if not editing:
             kept = self.edits.get(self.current.mention.id, {})
@@ -436,16 +436,12 @@ class TriageApp(App[None]):
             self.send_approved()
             self.reload()
 
-    def own_contacts(self) -> tuple[str | None, ...]:
-        """The brand's own support address and phone: in a reply they are no private data."""
-        return (self.config.brand.support_email, self.config.brand.support_phone)
-
     def hold_private_reply(self, mention_id: int, text: str, which: str) -> bool:
         """Whether to hold back a public reply that shows private data (an email address, a
         phone, order or card number: what a customer posted, pasted into the reply): the
         first press says what it found, masked; the same key again on the same text posts
         it. The private follow-up is not checked: it goes to a private channel."""
-        found = privacy.private_data(text, self.own_contacts())
+        found = privacy.private_data(text, self.config.brand.own_contacts())
         if not found or self.held_reply == (mention_id, text):
             self.held_reply = None
             return False

@@ -312,12 +312,9 @@ class OutboxScreen(Screen[None]):
         self.reload(next_item=True)
 
     def _attempt(self, step: Callable[[], object]) -> bool:
-        """Run one outbox step; a refusal is shown, not raised (but for ShowsPrivateData,
-        which the approval holds back for a second press)."""
+        """Run one outbox step; a refusal is shown, not raised."""
         try:
             step()
-        except outbox.ShowsPrivateData:
-            raise
         except outbox.OutboxError as exc:
             self.triage.notify_refusal(exc)
             return False
@@ -335,21 +332,22 @@ class OutboxScreen(Screen[None]):
         text = self.query_one("#outbox-text", TextArea).text
         confirmed = self.held_reply == (a.id, text)
         check = None if confirmed else outbox.PrivateDataCheck(
-            self.triage.own_contacts(), hint="Edit it out (e), or press a again to post it "
-            "anyway.")
+            self.triage.config.brand.own_contacts(),
+            hint="Edit it out (e), or press a again to post it anyway.")
         self.held_reply = None
-        result: list[outbox.Approval] = []
         try:
-            approved = self._attempt(lambda: result.append(outbox.take_approval(
+            result = outbox.take_approval(
                 self.triage.store, a.mention_id, a.action, operator=self.triage.operator,
                 text=text, team=self.triage.config.team, simulated=self.triage.simulated,
-                private_data=check)))
-        except outbox.ShowsPrivateData as exc:
+                private_data=check)
+        except outbox.ShowsPrivateData as exc:  # held: the same key again approves it
             self.held_reply = (a.id, text)
             self.app.notify(str(exc), severity="warning", markup=False, timeout=15)
             return
-        if approved:
-            self._done(result[0].describe(a.mention_id, a.action, self.triage.operator))
+        except outbox.OutboxError as exc:
+            self.triage.notify_refusal(exc)
+            return
+        self._done(result.describe(a.mention_id, a.action, self.triage.operator))
 
     @writes
     def action_retry(self) -> None:
