@@ -23,15 +23,14 @@ from _common import ROOT, emit
 
 from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import BrandFacts, Engine, load_packs
+from mentionwatch.rules_engine.classifier import read_training
 from mentionwatch.rules_engine.sentiment import Sentiment
 
 
 def posts(extra: Path | None) -> list[str]:
-    with (ROOT / "rules" / "training" / "complaints.csv").open(encoding="utf-8") as f:
-        texts = [row["text"] for row in csv.DictReader(f)]
-    with (ROOT / "tests" / "fixtures" / "rules" / "written_posts.csv").open(
-            encoding="utf-8") as f:
-        texts += [row[0] for row in csv.reader(f)]
+    texts = [text for path in (rules_dir() / "training" / "complaints.csv",
+                               ROOT / "tests" / "fixtures" / "rules" / "written_posts.csv")
+             for text, _ in read_training(path)]
     if extra is not None:
         with extra.open(encoding="utf-8", newline="") as f:
             texts += [row[1] for row in csv.reader(f) if len(row) > 1]

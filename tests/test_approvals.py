@@ -196,12 +196,15 @@ def test_bad_team_config_names_the_key(team: dict[str, Any], message: str,
         make_config(db_url, [], team=team)
 
 
-def write_config(tmp_path: Path, db_url: str, sources: str) -> Path:
-    team = "".join(f'\n[[team.operators]]\nname = "{o["name"]}"\napprover = '
-                   f'{str(o.get("approver", False)).lower()}\n' for o in TEAM["operators"])
+def write_config(tmp_path: Path, db_url: str, sources: str, *, team: bool = True,
+                 brand: str = "") -> Path:
+    """A config file with TEAM (unless `team` is False); `brand`: more [brand] lines."""
+    operators = "".join(f'\n[[team.operators]]\nname = "{o["name"]}"\napprover = '
+                        f'{str(o.get("approver", False)).lower()}\n'
+                        for o in TEAM["operators"]) if team else ""
     path = tmp_path / "mentionwatch.toml"
-    path.write_text(f'[brand]\nname = "Acme"\nterms = ["acme"]\n[database]\nurl = "{db_url}"\n'
-                    f"{team}{sources}", encoding="utf-8")
+    path.write_text(f'[brand]\nname = "Acme"\nterms = ["acme"]\n{brand}[database]\n'
+                    f'url = "{db_url}"\n{operators}{sources}', encoding="utf-8")
     return path
 
 

@@ -19,6 +19,7 @@ from mentionwatch.store import Store
 from mentionwatch.tui.outbox_view import OutboxScreen
 from tests.conftest import BRAND, make_config
 from tests.test_approvals import TEAM
+from tests.test_approvals import write_config as approvals_config
 from tests.test_decisions import run_cli
 from tests.test_outbox import Receiver
 from tests.test_tui import make_app
@@ -29,16 +30,9 @@ OWN_PHONE = "+44 20 7946 0000"
 
 
 def write_config(tmp_path: Path, db_url: str, receiver: Receiver, team: bool = False) -> Path:
-    operators = "".join(f'\n[[team.operators]]\nname = "{o["name"]}"\napprover = '
-                        f'{str(o.get("approver", False)).lower()}\n'
-                        for o in TEAM["operators"]) if team else ""
-    path = tmp_path / "mentionwatch.toml"
-    path.write_text(
-        f'[brand]\nname = "Acme"\nterms = ["acme"]\nsupport_email = "help@acme.example"\n'
-        f'support_phone = "{OWN_PHONE}"\n[database]\nurl = "{db_url}"\n{operators}'
-        f'[[sources]]\nname = "box"\nkind = "postbox"\nurl = "{receiver.url}"\n',
-        encoding="utf-8")
-    return path
+    return approvals_config(
+        tmp_path, db_url, f'[[sources]]\nname = "box"\nkind = "postbox"\nurl = "{receiver.url}"\n',
+        team=team, brand=f'support_email = "help@acme.example"\nsupport_phone = "{OWN_PHONE}"\n')
 
 
 def seed(store: Store, config: Any, drafts: dict[str, tuple[str, str]],

@@ -243,6 +243,7 @@ def test_everyday_complaint_words_the_rules_had_missed(engine: Engine, text: str
     "@acme third engineer visit for the same fault. not fixed by friday i'm switching to bt",
     "first and last time i fly acme. 4 hours on the tarmac and no water",
     "@acme I've cancelled my contract, 6 weeks without broadband is enough",
+    "@acme worst service ever. done with you, cancelling today",
 ])
 def test_a_customer_leaving_gets_the_leaving_reply(engine: Engine, text: str) -> None:
     j = flagged_by(engine, text, "complaint", "leaving")
@@ -250,6 +251,12 @@ def test_a_customer_leaving_gets_the_leaving_reply(engine: Engine, text: str) ->
 
 
 @pytest.mark.parametrize(("text", "rule"), [
+    # "worst" was a term of the leaving rule, whose reply asks for a chance "before you
+    # decide": it answered every complaint that said worst, and flagged "worst penalty".
+    ("@acme raised 3 tickets for a damaged tv. no response in 10 days. worst experience",
+     "support-experience"),
+    ("@acme got home and there were 3 pieces not 6 in my bucket. worst takeaway in a long "
+     "time", "reads-as-complaint"),
     # The company's doing, not the customer's leaving: answered as the order problem it is.
     ("@acme cancelled my order the day it was due. no reason given",
      "order-or-product-problem"),
@@ -259,8 +266,8 @@ def test_a_customer_leaving_gets_the_leaving_reply(engine: Engine, text: str) ->
     ("@acme 'failed delivery - no access'. it's a house with a front door. i was in",
      "order-or-product-problem"),
 ])
-def test_the_company_s_doing_gets_the_order_reply(engine: Engine, text: str,
-                                                 rule: str) -> None:
+def test_a_complaint_with_nobody_leaving_gets_its_own_rule_s_reply(
+        engine: Engine, text: str, rule: str) -> None:
     j = flagged_by(engine, text, "complaint", rule)
     assert j.draft_rule == rule and "before you decide" not in (j.public_draft or "")
 
@@ -275,22 +282,6 @@ def test_the_company_s_doing_gets_the_order_reply(engine: Engine, text: str,
 def test_leaving_words_in_other_senses_get_no_leaving_reply(engine: Engine,
                                                             text: str) -> None:
     assert judged(engine, text).draft_rule != "leaving"
-
-
-@pytest.mark.parametrize(("text", "rule"), [
-    ("@acme raised 3 tickets for a damaged tv. no response in 10 days. worst experience",
-     "support-experience"),
-    ("@acme got home and there were 3 pieces not 6 in my bucket. worst takeaway in a long "
-     "time", "reads-as-complaint"),
-])
-def test_worst_alone_is_no_customer_leaving(engine: Engine, text: str, rule: str) -> None:
-    # "worst" was a term of the leaving rule, whose reply asks for a chance "before you
-    # decide": it answered every complaint that said worst, and flagged "worst penalty".
-    j = flagged_by(engine, text, "complaint", rule)
-    assert j.draft_rule != "leaving" and "before you decide" not in (j.public_draft or "")
-    left = flagged_by(engine, "@acme worst service ever. done with you, cancelling today",
-                      "complaint", "leaving")
-    assert left.draft_rule == "leaving"
 
 
 @pytest.mark.parametrize("text", [

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import random
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SPECIAL_CASES
 
+from mentionwatch.resources import rules_dir
 from mentionwatch.rules_engine import sentiment as fast
+from mentionwatch.rules_engine.classifier import read_training
 from mentionwatch.rules_engine.sentiment import Sentiment
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +29,10 @@ def ours() -> Sentiment:
 
 
 def _posts() -> list[str]:
-    with (ROOT / "rules" / "training" / "complaints.csv").open(encoding="utf-8") as f:
-        texts = [row["text"] for row in csv.DictReader(f)]
-    with (ROOT / "tests" / "fixtures" / "rules" / "written_posts.csv").open(
-            encoding="utf-8") as f:
-        texts += [row[0] for row in csv.reader(f)]
-    return texts
+    """The training posts and the written test posts."""
+    return [text for path in (rules_dir() / "training" / "complaints.csv",
+                              FIXTURES / "rules" / "written_posts.csv")
+            for text, _ in read_training(path)]
 
 
 def _generated(count: int, seed: int = 7) -> list[str]:
